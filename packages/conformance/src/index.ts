@@ -1,0 +1,6 @@
+export type {
+  AppConformanceOptions,
+  BrokerConformanceOptions,
+  ResultBackendConformanceOptions,
+  SkipList,
+} from './options.js'

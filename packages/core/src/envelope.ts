@@ -1,0 +1,173 @@
+import { z } from 'zod'
+import { DecodeError, PayloadTooLargeError } from './errors.js'
+
+/** Current version of the wire envelope. */
+export const ENVELOPE_VERSION = 1
+
+/** Per-signature send options carried on the wire. */
+export const wireOptionsSchema = z
+  .object({
+    queue: z.string().min(1).optional(),
+    priority: z.number().int().min(0).optional(),
+    countdownMs: z.number().int().min(0).optional(),
+    timeoutMs: z.number().int().positive().optional(),
+  })
+  .strict()
+
+/** A task, chain, group or chord, serialised. Ids are assigned when the canvas is sent. */
+export type WireNode =
+  | {
+      kind: 'task'
+      id: string
+      task: string
+      input?: unknown
+      /** Bound input that ignores the previous step's output (`.si()`). */
+      immutable?: boolean
+      options?: z.infer<typeof wireOptionsSchema>
+    }
+  | { kind: 'chain'; steps: WireNode[] }
+  | { kind: 'group'; id: string; members: WireNode[] }
+  | { kind: 'chord'; id: string; header: WireNode[]; body: WireNode; tolerant?: boolean }
+
+export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
+  z.discriminatedUnion('kind', [
+    z
+      .object({
+        kind: z.literal('task'),
+        id: z.string().min(1),
+        task: z.string().min(1),
+        input: z.unknown().optional(),
+        immutable: z.boolean().optional(),
+        options: wireOptionsSchema.optional(),
+      })
+      .strict(),
+    z.object({ kind: z.literal('chain'), steps: z.array(wireNodeSchema) }).strict(),
+    z.object({ kind: z.literal('group'), id: z.string().min(1), members: z.array(wireNodeSchema) }).strict(),
+    z
+      .object({
+        kind: z.literal('chord'),
+        id: z.string().min(1),
+        header: z.array(wireNodeSchema),
+        body: wireNodeSchema,
+        tolerant: z.boolean().optional(),
+      })
+      .strict(),
+  ]),
+) as z.ZodType<WireNode>
+
+/**
+ * What happens with a task's output, as a stack (last element first):
+ * - `next`: start `node` with the output as its input;
+ * - `join`: record the output as member `index` of group `group` (of `size`); the member that
+ *   completes the group goes on down the stack with the array of outputs (`tolerant`: the array
+ *   of outcomes, failures included);
+ * - `onError`: on a final failure, send `node` with `{ taskId, error }`; skipped on success.
+ */
+export type WireFrame =
+  | { t: 'next'; node: WireNode }
+  | { t: 'join'; group: string; index: number; size: number; tolerant?: boolean }
+  | { t: 'onError'; node: WireNode }
+
+export const wireFrameSchema: z.ZodType<WireFrame> = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('next'), node: wireNodeSchema }).strict(),
+  z
+    .object({
+      t: z.literal('join'),
+      group: z.string().min(1),
+      index: z.number().int().min(0),
+      size: z.number().int().positive(),
+      tolerant: z.boolean().optional(),
+    })
+    .strict(),
+  z.object({ t: z.literal('onError'), node: wireNodeSchema }).strict(),
+]) as z.ZodType<WireFrame>
+
+/**
+ * The versioned JSON envelope every message carries. A producer or worker in another language
+ * takes part by following this schema (published as JSON Schema in `wire-schema.json`).
+ */
+export const envelopeSchema = z
+  .object({
+    v: z.literal(ENVELOPE_VERSION),
+    /** Task id: results, cancellation and dedup are keyed by it. Stable across retries. */
+    id: z.string().min(1).max(200),
+    task: z.string().min(1).max(200),
+    input: z.unknown(),
+    queue: z.string().min(1).max(200),
+    /** 1 on the first run; core adds one per retry. */
+    attempt: z.number().int().min(1),
+    /** Not before this time (ms since epoch). */
+    eta: z.number().int().optional(),
+    /** Dead-letter as expired if first reached after this time (ms since epoch). */
+    expiresAt: z.number().int().optional(),
+    priority: z.number().int().min(0).optional(),
+    timeoutMs: z.number().int().positive().optional(),
+    /** Free-form string headers; W3C `traceparent` travels here. */
+    headers: z.record(z.string(), z.string()).optional(),
+    root: z.string().optional(),
+    parent: z.string().optional(),
+    /** Continuation stack, see {@link WireFrame}; the last element applies first. */
+    stack: z.array(wireFrameSchema).optional(),
+    createdAt: z.number().int(),
+  })
+  .strict()
+
+/** A decoded envelope. */
+export type Envelope = z.infer<typeof envelopeSchema>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** Default cap on an envelope's size when decoding: 10 MiB. */
+export const DEFAULT_MAX_ENVELOPE_BYTES = 10 * 1024 * 1024
+
+/** Serialise an envelope to UTF-8 JSON bytes. */
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  return encoder.encode(JSON.stringify(envelope))
+}
+
+function rejectProtoKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__') throw new DecodeError('envelope contains a "__proto__" key')
+  return value
+}
+
+/**
+ * Decode and validate bytes from a queue. Throws {@link DecodeError} (bad UTF-8, bad JSON,
+ * `__proto__` keys, unknown version, schema mismatch) or {@link PayloadTooLargeError}; the worker
+ * turns either into a dead letter with the reason, never a crash.
+ */
+export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOPE_BYTES): Envelope {
+  if (bytes.byteLength > maxBytes) throw new PayloadTooLargeError(bytes.byteLength, maxBytes)
+  let text: string
+  try {
+    text = decoder.decode(bytes)
+  } catch (cause) {
+    throw new DecodeError('message is not valid UTF-8', { cause })
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text, rejectProtoKeys)
+  } catch (cause) {
+    if (cause instanceof DecodeError) throw cause
+    throw new DecodeError(`message is not JSON: ${(cause as Error).message}`, { cause })
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new DecodeError('message is not a JSON object')
+  }
+  const version = (raw as { v?: unknown }).v
+  if (version !== ENVELOPE_VERSION) {
+    throw new DecodeError(`unknown envelope version ${JSON.stringify(version) ?? 'undefined'}`)
+  }
+  const parsed = envelopeSchema.safeParse(raw)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]
+    const where = first && first.path.length > 0 ? first.path.join('.') : '(root)'
+    throw new DecodeError(`envelope does not match its schema at ${where}: ${first?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
+
+/** The envelope's JSON Schema (draft 2020-12), for producers and workers in other languages. */
+export function envelopeJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(envelopeSchema, { unrepresentable: 'any' }) as Record<string, unknown>
+}

@@ -1,0 +1,2 @@
+/** Placeholder until the adapter lands. */
+export const ADAPTER = 'sqs'
