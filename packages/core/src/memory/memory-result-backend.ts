@@ -1,0 +1,179 @@
+import { ClosedError } from '../errors.js'
+import {
+  type GroupProgress,
+  type MemberOutcome,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from '../result-backend.js'
+import type { MemoryStore } from './memory-store.js'
+import { type MemoryResultBackendOptions, parseBackendOptions, selectStore } from './options.js'
+
+const ADAPTER = { adapter: 'memory' } as const
+const STATES: ReadonlySet<string> = new Set<TaskState>([
+  'PENDING',
+  'RECEIVED',
+  'STARTED',
+  'RETRY',
+  'SUCCESS',
+  'FAILURE',
+  'CANCELED',
+])
+
+/**
+ * A {@link ResultBackend} in this process. `waitFor` is pushed (a write of a final state wakes
+ * its waiters at once, also across backends on one store); records, group counters and claims
+ * expire `ttlMs` after their last write. Values are stored as JSON, so what comes back is what a
+ * real store would return (no `undefined` fields, no class instances).
+ *
+ * Defaults: the process-wide store `default` (`memory://<name>` or `name` picks another).
+ *
+ * @example
+ * ```ts
+ * const backend = new MemoryResultBackend({ url: 'memory://' })
+ * await backend.connect()
+ * await backend.setState({ id: 't1', state: 'SUCCESS', result: 42 }, { ttlMs: 60_000 })
+ * ```
+ */
+export class MemoryResultBackend implements ResultBackend {
+  readonly name = 'memory'
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  /** The store this backend works on. */
+  readonly store: MemoryStore
+  readonly #pending = new Set<(err: Error) => void>()
+  #closed = false
+
+  /** Throws `InvalidOptionError` naming the field when `options` are invalid. */
+  constructor(options: MemoryResultBackendOptions = {}) {
+    this.store = selectStore(parseBackendOptions(options))
+    this.store.attach()
+  }
+
+  /** Nothing to connect; rejects with `ERR_CLOSED` after `close()`. */
+  async connect(): Promise<void> {
+    this.#assertOpen()
+  }
+
+  /** Reject this backend's pending `waitFor` calls with `ERR_CLOSED`. Calling it again does nothing. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const error = new ClosedError('the result backend closed while waiting', ADAPTER)
+    for (const reject of [...this.#pending]) reject(error)
+    this.store.detach()
+  }
+
+  /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
+  async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
+    this.#assertOpen()
+    if (typeof record !== 'object' || record === null)
+      throw new TypeError('setState: record must be an object')
+    checkKey('record.id', record.id)
+    if (!STATES.has(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
+    const ttlMs = checkTtl(options?.ttlMs)
+    return this.store.results.setState(record, ttlMs)
+  }
+
+  /** The record of `id`, if present and not expired. */
+  async getState(id: string): Promise<TaskRecord | undefined> {
+    this.#assertOpen()
+    checkKey('id', id)
+    return this.store.results.getState(id)
+  }
+
+  /** Records of `ids` in the order asked, `undefined` where unknown. */
+  async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    this.#assertOpen()
+    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array')
+    for (const id of ids) checkKey('id', id)
+    return ids.map((id) => this.store.results.getState(id))
+  }
+
+  /**
+   * The record once its state is final (at once if it already is). Rejects with the signal's
+   * reason when it aborts, and with `ERR_CLOSED` when this backend closes first.
+   */
+  waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
+    return new Promise<TaskRecord>((resolve, reject) => {
+      this.#assertOpen()
+      checkKey('id', id)
+      const signal = options?.signal
+      signal?.throwIfAborted()
+      const cleanup = () => {
+        if (typeof subscription === 'function') subscription()
+        signal?.removeEventListener('abort', onAbort)
+        this.#pending.delete(fail)
+      }
+      const fail = (err: unknown) => {
+        cleanup()
+        reject(err)
+      }
+      const onAbort = () => fail(signal?.reason)
+      const subscription = this.store.results.onFinal(id, (json) => {
+        cleanup()
+        resolve(JSON.parse(json) as TaskRecord)
+      })
+      if (typeof subscription === 'string') {
+        resolve(JSON.parse(subscription) as TaskRecord)
+        return
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#pending.add(fail)
+    })
+  }
+
+  /** Record member `index` of group `groupId` and report progress (see `ResultBackend`). */
+  async completeGroupMember(
+    groupId: string,
+    index: number,
+    size: number,
+    outcome: MemberOutcome,
+    options: SetStateOptions,
+  ): Promise<GroupProgress> {
+    this.#assertOpen()
+    checkKey('groupId', groupId)
+    if (!Number.isInteger(size) || size < 1)
+      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
+    if (!Number.isInteger(index) || index < 0 || index >= size) {
+      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
+    }
+    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
+      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
+    }
+    return this.store.results.completeGroupMember(groupId, index, size, outcome, checkTtl(options?.ttlMs))
+  }
+
+  /** Set `key` to `value` unless present; true when this call set it. Expires after `ttlMs`. */
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.#assertOpen()
+    checkKey('key', key)
+    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
+    return this.store.results.setIfAbsent(key, value, checkTtl(ttlMs))
+  }
+
+  /** The value under `key`, if present and not expired. */
+  async getValue(key: string): Promise<string | undefined> {
+    this.#assertOpen()
+    checkKey('key', key)
+    return this.store.results.getValue(key)
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('the result backend is closed', ADAPTER)
+  }
+}
+
+function checkKey(what: string, value: unknown): void {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(`${what} must be a non-empty string`)
+}
+
+function checkTtl(ttlMs: unknown): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
+  }
+  return ttlMs
+}
