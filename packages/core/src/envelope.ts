@@ -24,10 +24,11 @@ export type WireNode =
       /** Bound input that ignores the previous step's output (`.si()`). */
       immutable?: boolean
       options?: z.infer<typeof wireOptionsSchema>
+      onError?: WireNode[]
     }
-  | { kind: 'chain'; steps: WireNode[] }
-  | { kind: 'group'; id: string; members: WireNode[] }
-  | { kind: 'chord'; id: string; header: WireNode[]; body: WireNode; tolerant?: boolean }
+  | { kind: 'chain'; steps: WireNode[]; onError?: WireNode[] }
+  | { kind: 'group'; id: string; members: WireNode[]; onError?: WireNode[] }
+  | { kind: 'chord'; id: string; header: WireNode[]; body: WireNode; tolerant?: boolean; onError?: WireNode[] }
 
 export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
   z.discriminatedUnion('kind', [
@@ -39,10 +40,20 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         input: z.unknown().optional(),
         immutable: z.boolean().optional(),
         options: wireOptionsSchema.optional(),
+        onError: z.array(wireNodeSchema).optional(),
       })
       .strict(),
-    z.object({ kind: z.literal('chain'), steps: z.array(wireNodeSchema) }).strict(),
-    z.object({ kind: z.literal('group'), id: z.string().min(1), members: z.array(wireNodeSchema) }).strict(),
+    z
+      .object({ kind: z.literal('chain'), steps: z.array(wireNodeSchema), onError: z.array(wireNodeSchema).optional() })
+      .strict(),
+    z
+      .object({
+        kind: z.literal('group'),
+        id: z.string().min(1),
+        members: z.array(wireNodeSchema),
+        onError: z.array(wireNodeSchema).optional(),
+      })
+      .strict(),
     z
       .object({
         kind: z.literal('chord'),
@@ -50,6 +61,7 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         header: z.array(wireNodeSchema),
         body: wireNodeSchema,
         tolerant: z.boolean().optional(),
+        onError: z.array(wireNodeSchema).optional(),
       })
       .strict(),
   ]),

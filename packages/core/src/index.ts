@@ -63,3 +63,43 @@ export {
   type TaskRecord,
   type TaskState,
 } from './result-backend.js'
+export { type AppOptions, App, appOptionsSchema, createApp, type DeadLetters, type SendOptions, type TransactionalBroker } from './app.js'
+export { type AsyncResult, type GetOptions, GroupResult, TaskResult } from './async-result.js'
+export {
+  type AnyCanvas,
+  Canvas,
+  Chain,
+  type ChainStepMismatch,
+  type CheckChain,
+  Chord,
+  type ChordBodyMismatch,
+  type ChordOptions,
+  chain,
+  chord,
+  type ErrorCallbackInput,
+  Group,
+  group,
+  type InputValidator,
+  type NeedOf,
+  type Outcome,
+  type OutcomesOf,
+  type OutputOf,
+  type OutputsOf,
+  type ReadyOf,
+  Signature,
+  type SignatureOptions,
+} from './canvas.js'
+export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
+export { ADAPTER_PACKAGES } from './resolve-adapter.js'
+export { type Backoff, backoffDelay, backoffSchema, type RetryPolicy, retryPolicySchema } from './retry.js'
+export {
+  type AnyTask,
+  defineTask,
+  Task,
+  type TaskContext,
+  type TaskDefinitionNoOutput,
+  type TaskDefinitionWithOutput,
+  type TaskHandler,
+} from './task.js'
+export { ShutdownError, Worker } from './worker.js'
+export { type ResolvedWorkerOptions, type TaskInfo, type WorkerHooks, type WorkerOptions, workerOptionsSchema } from './worker-options.js'

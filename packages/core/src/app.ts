@@ -1,0 +1,366 @@
+import { z } from 'zod'
+import { type AsyncResult, resultFor, TaskResult } from './async-result.js'
+import type { Broker, DeadLetter, ListDeadLettersOptions, OutgoingMessage, QueueStats } from './broker.js'
+import { type AnyCanvas, type Canvas, Chain, Chord, Group, type OutputOf, Signature } from './canvas.js'
+import { Dispatcher, NO_INPUT } from './dispatcher.js'
+import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope, type WireNode } from './envelope.js'
+import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
+import { newId } from './ids.js'
+import { consoleLogger, type Logger, maskingLogger } from './logger.js'
+import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
+import type { ResultBackend } from './result-backend.js'
+import type { Runtime } from './runtime.js'
+import type { AnyTask } from './task.js'
+import { parseOptions } from './validation.js'
+import { Worker } from './worker.js'
+import { type WorkerOptions, workerOptionsSchema } from './worker-options.js'
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
+const brokerLike = z.custom<Broker>(
+  (v) => isObject(v) && typeof v.publish === 'function' && typeof v.consume === 'function' && isObject(v.capabilities),
+  { message: 'expected a URL string or a Broker instance' },
+)
+const backendLike = z.custom<ResultBackend>(
+  (v) => isObject(v) && typeof v.setState === 'function' && typeof v.waitFor === 'function',
+  { message: 'expected a URL string or a ResultBackend instance' },
+)
+const taskLike = z.custom<AnyTask>((v) => isObject(v) && typeof v.name === 'string' && typeof v.handler === 'function', {
+  message: 'expected a task made by defineTask()',
+})
+
+/** Options of {@link createApp}. Unknown keys are refused, naming the key. */
+export const appOptionsSchema = z
+  .object({
+    /** A URL (`memory://`, `redis://…`, `amqp://…`, `sqs://…`, `postgres://…`) or a Broker. */
+    broker: z.union([z.string().min(1), brokerLike]),
+    /** Where results, groups, dedup keys and schedules live: a URL or a ResultBackend. Optional. */
+    backend: z.union([z.string().min(1), backendLike]).optional(),
+    /** Tasks this app sends and runs. */
+    tasks: z.array(taskLike).default([]),
+    /** Queue for tasks that name none. Default `default`. */
+    defaultQueue: z.string().min(1).default('default'),
+    /** How long results and workflow bookkeeping are kept. Default one day. */
+    resultTtlMs: z.number().int().positive().default(86_400_000),
+    /** Largest envelope a worker decodes; bigger ones are dead-lettered. Default 10 MiB. */
+    maxMessageBytes: z.number().int().positive().default(DEFAULT_MAX_ENVELOPE_BYTES),
+    /** Where logs go (credentials are masked). Default: warnings and errors to the console. */
+    logger: z
+      .custom<Logger>((v) => isObject(v) && typeof v.warn === 'function' && typeof v.error === 'function', {
+        message: 'expected a logger with debug/info/warn/error',
+      })
+      .optional(),
+  })
+  .strict()
+
+/** @see appOptionsSchema */
+export type AppOptions = z.input<typeof appOptionsSchema>
+
+/** Options of {@link App.send}. */
+export interface SendOptions {
+  /** Run no sooner than this many ms from now. */
+  readonly countdownMs?: number
+  /** Run no sooner than this time. */
+  readonly eta?: Date | number
+  /** Override the queue of the first task(s). */
+  readonly queue?: string
+  /** Override the priority of the first task(s). */
+  readonly priority?: number
+  /** Headers carried by every task of the workflow (e.g. W3C `traceparent`). */
+  readonly headers?: Readonly<Record<string, string>>
+  /** A second send with the same key within `dedupTtlMs` returns the first send's handle. */
+  readonly dedupKey?: string
+  /** Dedup window. Default one hour. */
+  readonly dedupTtlMs?: number
+  /**
+   * Enqueue inside the caller's transaction (e.g. a `pg` client in `BEGIN`): the tasks exist iff
+   * it commits. Needs a broker that supports it (`@errand/postgres`).
+   */
+  readonly tx?: unknown
+}
+
+/** A broker that can publish inside a caller's transaction. */
+export interface TransactionalBroker extends Broker {
+  publishInTransaction(tx: unknown, queue: string, messages: readonly OutgoingMessage[]): Promise<void>
+}
+
+function isTransactional(b: Broker): b is TransactionalBroker {
+  return typeof (b as Partial<TransactionalBroker>).publishInTransaction === 'function'
+}
+
+/**
+ * An Errand app: the tasks, a broker and optionally a result backend. Sends work, starts workers
+ * and schedulers, and reads results. Connects on first use (or `connect()`), once.
+ */
+export class App {
+  private readonly options: z.output<typeof appOptionsSchema>
+  private readonly tasks = new Map<string, AnyTask>()
+  private readonly logger: Logger
+  private runtime: Promise<Runtime> | undefined
+  private closed: Promise<void> | undefined
+  private readonly workers = new Set<Worker>()
+  private readonly stoppers = new Set<() => Promise<void>>()
+
+  /** @internal Use {@link createApp}. */
+  constructor(options: AppOptions) {
+    this.options = parseOptions(appOptionsSchema, options, '')
+    for (const t of this.options.tasks) {
+      if (this.tasks.has(t.name) && this.tasks.get(t.name) !== t) {
+        throw new InvalidOptionError('tasks', `two different tasks are named "${t.name}"`)
+      }
+      this.tasks.set(t.name, t)
+    }
+    this.logger = maskingLogger(this.options.logger ?? consoleLogger)
+  }
+
+  /** Connect the broker and backend (once; later calls share the first). */
+  connect(): Promise<Runtime> {
+    if (this.closed) return Promise.reject(new ClosedError('app is closed'))
+    this.runtime ??= this.open().catch((err) => {
+      this.runtime = undefined
+      throw err
+    })
+    return this.runtime
+  }
+
+  private async open(): Promise<Runtime> {
+    const broker = await resolveBroker(this.options.broker)
+    const backend = this.options.backend === undefined ? undefined : await resolveResultBackend(this.options.backend)
+    await broker.connect()
+    try {
+      await backend?.connect()
+    } catch (err) {
+      await broker.close().catch(() => {})
+      throw err
+    }
+    const dispatcher = new Dispatcher(broker, backend, this.tasks, {
+      defaultQueue: this.options.defaultQueue,
+      resultTtlMs: this.options.resultTtlMs,
+      publishChunk: 1000,
+    })
+    return {
+      broker,
+      backend,
+      dispatcher,
+      tasks: this.tasks,
+      logger: this.logger,
+      defaultQueue: this.options.defaultQueue,
+      resultTtlMs: this.options.resultTtlMs,
+      maxEnvelopeBytes: this.options.maxMessageBytes,
+    }
+  }
+
+  /**
+   * Send a task or a whole canvas. Bound inputs are validated here (`ERR_VALIDATION` names the
+   * bad field); the promise resolves once the broker has the message(s).
+   *
+   * @example
+   * ```ts
+   * const r = await app.send(resize.s({ url, width: 200 }))
+   * console.log(await r.get({ timeoutMs: 10_000 }))
+   * ```
+   */
+  async send<C extends Canvas<never, unknown, true>>(canvas: C, options: SendOptions = {}): Promise<AsyncResult<OutputOf<C>>> {
+    const [result] = await this.sendAll([canvas], options)
+    return result as AsyncResult<OutputOf<C>>
+  }
+
+  /** Send many signatures or canvases in as few broker calls as possible (one per queue and chunk). */
+  async sendMany<C extends Canvas<never, unknown, true>>(
+    canvases: readonly C[],
+    options: Omit<SendOptions, 'dedupKey' | 'dedupTtlMs'> = {},
+  ): Promise<AsyncResult<OutputOf<C>>[]> {
+    return (await this.sendAll(canvases, options)) as AsyncResult<OutputOf<C>>[]
+  }
+
+  private async sendAll(canvases: readonly AnyCanvas[], options: SendOptions): Promise<AsyncResult<unknown>[]> {
+    for (const c of canvases) validateCanvas(c, this.tasks)
+    const rt = await this.connect()
+    if (options.tx !== undefined && !isTransactional(rt.broker)) {
+      throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', { adapter: rt.broker.name })
+    }
+    if (options.dedupKey !== undefined && canvases.length !== 1) {
+      throw new InvalidOptionError('dedupKey', 'dedupKey applies to one send, not to sendMany()')
+    }
+    const envelopes: Envelope[] = []
+    const results: AsyncResult<unknown>[] = []
+    for (const canvas of canvases) {
+      const node = applySendOptions(canvas.toWire(newId), options)
+      const result = resultFor<unknown>(node, rt.backend)
+      if (options.dedupKey !== undefined) {
+        const first = await this.claimDedup(rt, options.dedupKey, result.id, options.dedupTtlMs ?? 3_600_000)
+        if (first !== result.id) return [new TaskResult(first, rt.backend)]
+      }
+      const headers = options.headers
+      await rt.dispatcher.plan(node, NO_INPUT, [], { headers }, envelopes)
+      results.push(result)
+    }
+    const tx = options.tx
+    await rt.dispatcher.publish(
+      envelopes,
+      tx === undefined ? undefined : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
+    )
+    return results
+  }
+
+  private async claimDedup(rt: Runtime, key: string, id: string, ttlMs: number): Promise<string> {
+    if (!rt.backend) throw new NotSupportedError('dedupKey needs a result backend: pass `backend` to createApp()')
+    for (let i = 0; i < 3; i++) {
+      if (await rt.backend.setIfAbsent(`dedup:${key}`, id, ttlMs)) return id
+      const existing = await rt.backend.getValue(`dedup:${key}`)
+      if (existing !== undefined) return existing
+    }
+    return id
+  }
+
+  /** A handle on a task id sent earlier (by this or another process). */
+  result<Out = unknown>(id: string): AsyncResult<Out> {
+    return new TaskResult<Out>(id, this.options.backend === undefined ? undefined : lazyBackend(this))
+  }
+
+  /**
+   * Cancel a task: a queued one is dead-lettered as `canceled` when a worker reaches it; a running
+   * one has its `ctx.signal` aborted within about a second. A canceled chord member fails its chord.
+   */
+  async cancel(id: string): Promise<void> {
+    const rt = await this.connect()
+    if (!rt.backend) throw new NotSupportedError('cancel() needs a result backend: pass `backend` to createApp()')
+    await rt.backend.setState({ id, state: 'CANCELED', finishedAt: Date.now() }, { ttlMs: rt.resultTtlMs })
+  }
+
+  /** A worker for this app's tasks. Call `start()` on it. */
+  worker(options: WorkerOptions = {}): Worker {
+    if (this.closed) throw new ClosedError('app is closed')
+    const { hooks: _validated, ...resolved } = parseOptions(workerOptionsSchema, options, 'worker')
+    const worker = new Worker(() => this.connect(), { ...resolved, ...(options.hooks && { hooks: options.hooks }) })
+    this.workers.add(worker)
+    return worker
+  }
+
+  /** @internal Register something to stop before the connections close (schedulers). */
+  onClose(stop: () => Promise<void>): () => void {
+    this.stoppers.add(stop)
+    return () => this.stoppers.delete(stop)
+  }
+
+  /** Counts for a queue. */
+  async stats(queue: string): Promise<QueueStats> {
+    return (await this.connect()).broker.stats(queue)
+  }
+
+  /** Remove ready and delayed messages of a queue. */
+  async purge(queue: string): Promise<number> {
+    return (await this.connect()).broker.purge(queue)
+  }
+
+  /** Dead letters of a queue: list, requeue, purge. */
+  deadLetters(queue: string): DeadLetters {
+    return {
+      list: async (options?: ListDeadLettersOptions) => (await this.connect()).broker.listDeadLetters(queue, options),
+      requeue: async (ids?: readonly string[]) => (await this.connect()).broker.requeueDeadLetters(queue, ids),
+      purge: async (ids?: readonly string[]) => (await this.connect()).broker.purgeDeadLetters(queue, ids),
+    }
+  }
+
+  /** Stop workers and schedulers of this app, then close the broker and backend. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      await Promise.allSettled([...this.stoppers].map((s) => s()))
+      await Promise.allSettled([...this.workers].map((w) => w.stop()))
+      const rt = await this.runtime?.catch(() => undefined)
+      if (rt) await Promise.allSettled([rt.broker.close(), rt.backend?.close()])
+    })()
+    return this.closed
+  }
+}
+
+/** Dead-letter admin for one queue. */
+export interface DeadLetters {
+  list(options?: ListDeadLettersOptions): Promise<DeadLetter[]>
+  /** Put back on the queue: all, or the given ids. */
+  requeue(ids?: readonly string[]): Promise<number>
+  /** Delete: all, or the given ids. */
+  purge(ids?: readonly string[]): Promise<number>
+}
+
+function lazyBackend(app: App): ResultBackend {
+  const get = async () => {
+    const b = (await app.connect()).backend
+    if (!b) throw new NotSupportedError('results need a result backend')
+    return b
+  }
+  return new Proxy({} as ResultBackend, {
+    get: (_t, prop) => {
+      return async (...args: unknown[]) => {
+        const b = await get()
+        return (b[prop as keyof ResultBackend] as (...a: unknown[]) => unknown).apply(b, args)
+      }
+    },
+  })
+}
+
+function applySendOptions(node: WireNode, options: SendOptions): WireNode {
+  const eta = options.eta instanceof Date ? options.eta.getTime() : options.eta
+  const countdownMs = eta !== undefined ? Math.max(0, eta - Date.now()) : options.countdownMs
+  if (countdownMs === undefined && options.queue === undefined && options.priority === undefined) return node
+  if (countdownMs !== undefined && !(Number.isFinite(countdownMs) && countdownMs >= 0)) {
+    throw new InvalidOptionError('countdownMs', `expected a number of ms >= 0, got ${countdownMs}`)
+  }
+  const apply = (n: WireNode): WireNode => {
+    switch (n.kind) {
+      case 'task':
+        return {
+          ...n,
+          options: {
+            ...n.options,
+            ...(countdownMs !== undefined && { countdownMs: Math.round(countdownMs) }),
+            ...(options.queue !== undefined && { queue: options.queue }),
+            ...(options.priority !== undefined && { priority: options.priority }),
+          },
+        }
+      case 'chain': {
+        const [first, ...rest] = n.steps
+        return first ? { ...n, steps: [apply(first), ...rest] } : n
+      }
+      case 'group':
+        return { ...n, members: n.members.map(apply) }
+      case 'chord':
+        return { ...n, header: n.header.map(apply) }
+    }
+  }
+  return apply(node)
+}
+
+/** Check bound inputs of every signature in a canvas against their task's schema. */
+function validateCanvas(canvas: AnyCanvas, tasks: ReadonlyMap<string, AnyTask>, first = true): void {
+  if (canvas instanceof Signature) {
+    const task = tasks.get(canvas.task) ?? canvas.validator
+    if (!canvas.bound) {
+      if (first) throw new TypeError(`signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`)
+    } else if (task) {
+      task.parseInput(canvas.input)
+    }
+  } else if (canvas instanceof Chain) {
+    canvas.steps.forEach((s, i) => validateCanvas(s, tasks, first && i === 0))
+  } else if (canvas instanceof Group) {
+    for (const m of canvas.members) validateCanvas(m, tasks, first)
+  } else if (canvas instanceof Chord) {
+    for (const m of canvas.header) validateCanvas(m, tasks, first)
+    validateCanvas(canvas.body, tasks, false)
+  }
+  for (const e of canvas.errbacks) validateCanvas(e, tasks, false)
+}
+
+/**
+ * Create an app.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ broker: process.env.ERRAND_BROKER_URL ?? 'memory://', backend: 'memory://', tasks: [resize] })
+ * const r = await app.send(resize.s({ url, width: 200 }))
+ * await app.worker({ concurrency: 16 }).start()
+ * console.log(await r.get({ timeoutMs: 10_000 }))
+ * ```
+ */
+export function createApp(options: AppOptions): App {
+  return new App(options)
+}

@@ -1,0 +1,157 @@
+import type { z } from 'zod'
+import { Signature, type SignatureOptions } from './canvas.js'
+import { InvalidOptionError } from './errors.js'
+import type { Logger } from './logger.js'
+import { type RetryPolicy, retryPolicySchema } from './retry.js'
+import { parseOrThrow } from './validation.js'
+
+/** What a handler gets besides its input. */
+export interface TaskContext {
+  /** The task id (stable across retries). */
+  readonly id: string
+  readonly task: string
+  /** 1 on the first run; grows with retries and with redeliveries after a lost worker. */
+  readonly attempt: number
+  /** Aborted on timeout, cancellation, or shutdown past the grace period. Pass it on to I/O. */
+  readonly signal: AbortSignal
+  readonly log: Logger
+  /** Headers sent with the task (W3C `traceparent` among them). */
+  readonly headers: Readonly<Record<string, string>>
+  /** First task of the workflow this task belongs to. */
+  readonly rootId: string | undefined
+  /** The task whose output started this one. */
+  readonly parentId: string | undefined
+  /** Extend the delivery's lease now. The worker also does this on its own while the task runs. */
+  heartbeat(): Promise<void>
+}
+
+/** How a handler is written. */
+export type TaskHandler<In, Out> = (input: In, ctx: TaskContext) => Out | Promise<Out>
+
+interface TaskDefinitionBase<I extends z.ZodType> {
+  /** Unique name, sent on the wire (`image.resize`). */
+  readonly name: string
+  /** Schema of the input: checked at send and again before the handler runs. */
+  readonly input: I
+  /** Attempts and backoff. Default: one attempt, no retries. */
+  readonly retry?: RetryPolicy
+  /** Abort `ctx.signal` and fail the attempt after this long. Default: no timeout. */
+  readonly timeoutMs?: number
+  /** Default queue. Default `default`. */
+  readonly queue?: string
+  /** Default priority (0..broker maxPriority). */
+  readonly priority?: number
+  /** Keep the result this long. Default: the app's `resultTtlMs`. */
+  readonly resultTtlMs?: number
+}
+
+/** A task definition whose output is checked by a schema. */
+export interface TaskDefinitionWithOutput<I extends z.ZodType, O extends z.ZodType> extends TaskDefinitionBase<I> {
+  /** Schema of the output, checked after the handler returns. */
+  readonly output: O
+  readonly handler: TaskHandler<z.output<I>, z.input<O>>
+}
+
+/** A task definition whose output type is what the handler returns. */
+export interface TaskDefinitionNoOutput<I extends z.ZodType, R> extends TaskDefinitionBase<I> {
+  readonly output?: undefined
+  readonly handler: TaskHandler<z.output<I>, R>
+}
+
+/**
+ * A defined task: a name, schemas, a handler, a policy. Make signatures from it with `s()` and
+ * `si()`; register it with `createApp({ tasks })`.
+ *
+ * `In` is what a sender passes, `Out` what a result reader gets.
+ */
+export class Task<In, Out> {
+  readonly name: string
+  readonly inputSchema: z.ZodType
+  readonly outputSchema: z.ZodType | undefined
+  readonly retry: { readonly attempts: number; readonly backoff?: RetryPolicy['backoff'] }
+  readonly timeoutMs: number | undefined
+  readonly queue: string | undefined
+  readonly priority: number | undefined
+  readonly resultTtlMs: number | undefined
+  /** @internal */
+  readonly handler: TaskHandler<unknown, unknown>
+
+  /** @internal Use {@link defineTask}. */
+  constructor(def: TaskDefinitionBase<z.ZodType> & { output?: z.ZodType | undefined; handler: TaskHandler<never, unknown> }) {
+    this.name = def.name
+    this.inputSchema = def.input
+    this.outputSchema = def.output
+    this.retry = def.retry ? parseOrThrow(retryPolicySchema, def.retry, `retry of task "${def.name}"`) : { attempts: 1 }
+    this.timeoutMs = def.timeoutMs
+    this.queue = def.queue
+    this.priority = def.priority
+    this.resultTtlMs = def.resultTtlMs
+    this.handler = def.handler as TaskHandler<unknown, unknown>
+  }
+
+  /**
+   * A signature with bound input (`s(input)`), or one that takes the previous step's output in a
+   * chain (`s()`).
+   */
+  s(): Signature<In, Out, false>
+  s(input: In, options?: SignatureOptions): Signature<never, Out, true>
+  s(input?: In, options?: SignatureOptions): Signature<never, Out, boolean> {
+    // biome-ignore lint/complexity/noArguments: s() and s(undefined) differ: the second binds the input `undefined`
+    if (arguments.length === 0) return new Signature(this.name, false, undefined, false, {}, [], this)
+    return new Signature(this.name, true, input, false, options ?? {}, [], this)
+  }
+
+  /** An immutable signature: runs with `input` and ignores the previous step's output. */
+  si(input: In, options?: SignatureOptions): Signature<unknown, Out, true> {
+    return new Signature(this.name, true, input, true, options ?? {}, [], this)
+  }
+
+  /** Validate input as at send; throws `ERR_VALIDATION` naming the bad field. */
+  parseInput(input: unknown): unknown {
+    return parseOrThrow(this.inputSchema, input, `input of task "${this.name}"`)
+  }
+}
+
+const NAME = /^[A-Za-z0-9_.:-]{1,200}$/
+
+/**
+ * Define a task.
+ *
+ * @example
+ * ```ts
+ * const resize = defineTask({
+ *   name: 'image.resize',
+ *   input: z.object({ url: z.string().url(), width: z.number().int() }),
+ *   output: z.object({ url: z.string() }),
+ *   retry: { attempts: 5, backoff: { type: 'exponential', delayMs: 1000, maxDelayMs: 60_000, jitter: true } },
+ *   timeoutMs: 30_000,
+ *   handler: async (input, ctx) => ({ url: await doResize(input, ctx.signal) }),
+ * })
+ * ```
+ */
+export function defineTask<I extends z.ZodType, O extends z.ZodType>(
+  def: TaskDefinitionWithOutput<I, O>,
+): Task<z.input<I>, z.output<O>>
+export function defineTask<I extends z.ZodType, R>(def: TaskDefinitionNoOutput<I, R>): Task<z.input<I>, Awaited<R>>
+export function defineTask(
+  def: TaskDefinitionBase<z.ZodType> & { output?: z.ZodType | undefined; handler: TaskHandler<never, unknown> },
+): Task<unknown, unknown> {
+  if (typeof def !== 'object' || def === null) throw new TypeError('defineTask() needs a definition object')
+  if (typeof def.name !== 'string' || !NAME.test(def.name)) {
+    throw new InvalidOptionError('name', `task names are 1-200 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(def.name)}`)
+  }
+  if (typeof def.handler !== 'function') throw new InvalidOptionError('handler', `task "${def.name}" needs a handler function`)
+  if (def.input === undefined || typeof (def.input as { safeParse?: unknown }).safeParse !== 'function') {
+    throw new InvalidOptionError('input', `task "${def.name}" needs a zod schema as input`)
+  }
+  if (def.timeoutMs !== undefined && !(Number.isInteger(def.timeoutMs) && def.timeoutMs > 0)) {
+    throw new InvalidOptionError('timeoutMs', `task "${def.name}": expected a positive integer, got ${def.timeoutMs}`)
+  }
+  if (def.priority !== undefined && !(Number.isInteger(def.priority) && def.priority >= 0)) {
+    throw new InvalidOptionError('priority', `task "${def.name}": expected an integer >= 0, got ${def.priority}`)
+  }
+  return new Task(def)
+}
+
+/** Any task (the top type), for registries. */
+export type AnyTask = Task<never, unknown>

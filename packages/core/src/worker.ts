@@ -1,0 +1,437 @@
+import type { Consumer, DeadLetterReason, Delivery } from './broker.js'
+import { decodeEnvelope, type Envelope } from './envelope.js'
+import {
+  CanceledError,
+  ErrandError,
+  RejectTaskError,
+  RetryTaskError,
+  type SerializedError,
+  serializeError,
+  TimeoutError,
+} from './errors.js'
+import { backoffDelay } from './retry.js'
+import type { Runtime } from './runtime.js'
+import type { AnyTask, TaskContext } from './task.js'
+import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
+
+/** Aborts a running task when the worker shuts down past its grace period. */
+export class ShutdownError extends ErrandError {
+  constructor() {
+    super('ERR_CLOSED', 'worker shut down before the task finished; it was returned to the queue')
+  }
+}
+
+interface Running {
+  readonly delivery: Delivery
+  readonly envelope: Envelope
+  readonly controller: AbortController
+  readonly startedAt: number
+  lastExtendedAt: number
+  /** Set when shutdown returned the delivery: the task's outcome must not settle it again. */
+  abandoned: boolean
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
+/**
+ * Consumes queues and runs handlers. Made by `app.worker()`.
+ *
+ * Per delivery: decode (garbage → dead letter), find the task (unknown → dead letter), hop if it
+ * is early, mark STARTED (a CANCELED task is dead-lettered here), validate input, run the handler
+ * under a timeout and lease extension, then store the outcome, publish what comes next, and only
+ * then ack. A failure retries (re-publish with backoff) or dead-letters and walks the workflow's
+ * failure path.
+ */
+export class Worker {
+  private readonly consumers: Consumer[] = []
+  private readonly buffer: Delivery[] = []
+  private readonly running = new Set<Running>()
+  private active = 0
+  private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle'
+  private leaseTimer: NodeJS.Timeout | undefined
+  private cancelTimer: NodeJS.Timeout | undefined
+  private drained: (() => void) | undefined
+  private runtime: Runtime | undefined
+
+  /** @internal Use `app.worker()`. */
+  constructor(
+    private readonly connect: () => Promise<Runtime>,
+    private readonly options: ResolvedWorkerOptions,
+  ) {}
+
+  /** Tasks running now. */
+  get activeCount(): number {
+    return this.active
+  }
+
+  /** Connect (if needed) and start consuming. Resolves once every queue's consumer is set up. */
+  async start(): Promise<this> {
+    if (this.state !== 'idle') throw new ErrandError('ERR_CLOSED', `worker cannot start: it is ${this.state}`)
+    this.state = 'starting'
+    const rt = await this.connect()
+    this.runtime = rt
+    const queues = this.options.queues ?? defaultQueues(rt)
+    const prefetch = this.options.prefetch ?? this.options.concurrency
+    try {
+      for (const queue of queues) {
+        this.consumers.push(
+          await rt.broker.consume(queue, (d) => this.onDelivery(d), { prefetch, leaseMs: this.options.leaseMs }),
+        )
+      }
+    } catch (err) {
+      await Promise.allSettled(this.consumers.map((c) => c.cancel()))
+      this.state = 'stopped'
+      throw err
+    }
+    if (rt.broker.capabilities.leases) {
+      this.leaseTimer = setInterval(() => this.extendLeases(), Math.max(50, Math.floor(this.options.leaseMs / 3)))
+      this.leaseTimer.unref()
+    }
+    if (rt.backend) {
+      this.cancelTimer = setInterval(() => void this.pollCancellations(), this.options.cancelPollMs)
+      this.cancelTimer.unref()
+    }
+    this.state = 'running'
+    return this
+  }
+
+  /**
+   * Stop gracefully: stop fetching, return deliveries not yet started to the queue at once, let
+   * running tasks finish within `shutdownGraceMs`, then abort the rest and return them too.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'idle') {
+      this.state = 'stopped'
+      return
+    }
+    if (this.state === 'stopping') return this.waitDrained()
+    this.state = 'stopping'
+    await Promise.allSettled(this.consumers.map((c) => c.cancel()))
+    const unstarted = this.buffer.splice(0)
+    await Promise.allSettled(unstarted.map((d) => d.nack()))
+    const drained = this.waitDrained()
+    let grace: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      grace = setTimeout(() => resolve('timeout'), this.options.shutdownGraceMs)
+    })
+    const outcome = await Promise.race([drained.then(() => 'drained' as const), timedOut])
+    clearTimeout(grace)
+    if (outcome === 'timeout') {
+      const left = [...this.running]
+      for (const r of left) {
+        r.abandoned = true
+        r.controller.abort(new ShutdownError())
+      }
+      await Promise.allSettled(left.map((r) => r.delivery.nack()))
+    }
+    clearInterval(this.leaseTimer)
+    clearInterval(this.cancelTimer)
+    this.state = 'stopped'
+  }
+
+  private waitDrained(): Promise<void> {
+    if (this.active === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const prev = this.drained
+      this.drained = () => {
+        prev?.()
+        resolve()
+      }
+    })
+  }
+
+  private onDelivery(d: Delivery): void {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      d.nack().catch((err) => this.runtime?.logger.warn('could not return a delivery at shutdown', { error: String(err) }))
+      return
+    }
+    if (this.active < this.options.concurrency) this.launch(d)
+    else this.buffer.push(d)
+  }
+
+  private launch(d: Delivery): void {
+    this.active++
+    this.process(d)
+      .catch(async (err) => {
+        this.runtime?.logger.error('could not settle a delivery; returning it to the queue', { error: String(err) })
+        await d.nack().catch(() => {})
+      })
+      .finally(() => {
+        this.active--
+        const next = this.state === 'running' || this.state === 'starting' ? this.buffer.shift() : undefined
+        if (next) this.launch(next)
+        else if (this.active === 0 && this.drained) {
+          const done = this.drained
+          this.drained = undefined
+          done()
+        }
+      })
+  }
+
+  private async process(d: Delivery): Promise<void> {
+    const rt = this.runtime as Runtime
+    let env: Envelope
+    try {
+      env = decodeEnvelope(d.body, rt.maxEnvelopeBytes)
+    } catch (err) {
+      return this.deadLetter(d, {}, 'undecodable', serializeError(err))
+    }
+    const info: TaskInfo = { id: env.id, task: env.task, queue: env.queue, attempt: env.attempt + d.attempt - 1 }
+    const task = rt.tasks.get(env.task)
+    if (!task) {
+      const error = serializeError(new ErrandError('ERR_UNKNOWN_TASK', `no task named "${env.task}" is registered on this worker`))
+      return this.finishFailed(d, env, info, 'unregistered', error)
+    }
+    const now = Date.now()
+    if (env.eta !== undefined && env.eta > now) {
+      // Early (a delay longer than the broker allows, or clock skew): hop again, never run early.
+      await rt.dispatcher.publish([env])
+      return d.ack()
+    }
+    if (env.expiresAt !== undefined && env.expiresAt < now) {
+      return this.finishFailed(d, env, info, 'expired', serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)))
+    }
+    if (d.attempt - 1 > this.options.maxRedeliveries) {
+      const error = serializeError(
+        new ErrandError('ERR_TIMEOUT', `delivered ${d.attempt} times without an outcome (workers died or lost the lease)`),
+      )
+      return this.finishFailed(d, env, info, 'exhausted', error)
+    }
+    if (rt.backend && this.options.trackStarted) {
+      const stored = await rt.backend.setState(
+        { id: env.id, state: 'STARTED', task: env.task, attempts: info.attempt, createdAt: env.createdAt, startedAt: now },
+        { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
+      )
+      if (stored === 'CANCELED') return this.finishCanceled(d, env, info)
+    }
+    let input: unknown
+    try {
+      input = task.parseInput(env.input)
+    } catch (err) {
+      return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
+    }
+    await this.hook('onStart', info)
+    const running: Running = {
+      delivery: d,
+      envelope: env,
+      controller: new AbortController(),
+      startedAt: now,
+      lastExtendedAt: now,
+      abandoned: false,
+    }
+    this.running.add(running)
+    let output: unknown
+    let failure: unknown
+    let ok = false
+    try {
+      output = await this.runHandler(task, input, env, info, running)
+      if (task.outputSchema) output = parseOutput(task, output)
+      ok = true
+    } catch (err) {
+      failure = err
+    } finally {
+      this.running.delete(running)
+    }
+    if (running.abandoned) return
+    if (ok) return this.finishSucceeded(d, env, info, task, output, now)
+    const reason = running.controller.signal.reason
+    if (reason instanceof CanceledError) return this.finishCanceled(d, env, info)
+    return this.finishAttemptFailed(d, env, info, task, failure)
+  }
+
+  private runHandler(task: AnyTask, input: unknown, env: Envelope, info: TaskInfo, running: Running): Promise<unknown> {
+    const rt = this.runtime as Runtime
+    const { controller, delivery } = running
+    const timeoutMs = env.timeoutMs ?? task.timeoutMs
+    const leaseMs = this.options.leaseMs
+    const ctx: TaskContext = {
+      id: env.id,
+      task: env.task,
+      attempt: info.attempt,
+      signal: controller.signal,
+      log: rt.logger,
+      headers: env.headers ?? NO_HEADERS,
+      rootId: env.root,
+      parentId: env.parent,
+      heartbeat: async () => {
+        running.lastExtendedAt = Date.now()
+        await delivery.extend?.(leaseMs)
+      },
+    }
+    const work = Promise.resolve().then(() => task.handler(input, ctx))
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(controller.signal.reason)
+      if (controller.signal.aborted) onAbort()
+      else controller.signal.addEventListener('abort', onAbort, { once: true })
+    })
+    aborted.catch(() => {})
+    let timer: NodeJS.Timeout | undefined
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => controller.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+    }
+    return Promise.race([work, aborted]).finally(() => clearTimeout(timer))
+  }
+
+  private async finishSucceeded(
+    d: Delivery,
+    env: Envelope,
+    info: TaskInfo,
+    task: AnyTask,
+    output: unknown,
+    startedAt: number,
+  ): Promise<void> {
+    const rt = this.runtime as Runtime
+    const next: Envelope[] = []
+    const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+    await Promise.all([
+      rt.backend?.setState(
+        {
+          id: env.id,
+          state: 'SUCCESS',
+          task: env.task,
+          result: output,
+          attempts: info.attempt,
+          createdAt: env.createdAt,
+          startedAt,
+          finishedAt: Date.now(),
+        },
+        { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
+      ),
+      env.stack && env.stack.length > 0
+        ? rt.dispatcher.advance(output, env.stack, lineage, next).then(() => rt.dispatcher.publish(next))
+        : undefined,
+    ])
+    await d.ack()
+    await this.hook('onSuccess', info, output)
+  }
+
+  private async finishAttemptFailed(d: Delivery, env: Envelope, info: TaskInfo, task: AnyTask, err: unknown): Promise<void> {
+    const rt = this.runtime as Runtime
+    const error = serializeError(err)
+    const rejected = err instanceof RejectTaskError
+    if (!rejected && info.attempt < task.retry.attempts) {
+      const delayMs =
+        err instanceof RetryTaskError && err.delayMs !== undefined ? err.delayMs : backoffDelay(task.retry.backoff, info.attempt)
+      const retry: Envelope = { ...env, attempt: info.attempt + 1 }
+      if (delayMs > 0) retry.eta = Date.now() + delayMs
+      else delete retry.eta
+      await Promise.all([
+        rt.dispatcher.publish([retry]),
+        rt.backend?.setState(
+          { id: env.id, state: 'RETRY', task: env.task, error, attempts: info.attempt, createdAt: env.createdAt },
+          { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
+        ),
+      ])
+      await d.ack()
+      await this.hook('onRetry', info, error, delayMs)
+      return
+    }
+    return this.finishFailed(d, env, info, rejected ? 'rejected' : 'exhausted', error)
+  }
+
+  /** A final failure: store FAILURE, walk the workflow's failure path, dead-letter the message. */
+  private async finishFailed(
+    d: Delivery,
+    env: Envelope,
+    info: TaskInfo,
+    reason: DeadLetterReason,
+    error: SerializedError,
+  ): Promise<void> {
+    const rt = this.runtime as Runtime
+    const ttlMs = rt.tasks.get(env.task)?.resultTtlMs ?? rt.resultTtlMs
+    const next: Envelope[] = []
+    const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+    await Promise.all([
+      rt.backend?.setState(
+        { id: env.id, state: 'FAILURE', task: env.task, error, attempts: info.attempt, createdAt: env.createdAt, finishedAt: Date.now() },
+        { ttlMs },
+      ),
+      env.stack && env.stack.length > 0
+        ? rt.dispatcher
+            .fail(error, { taskId: env.id, task: env.task }, env.stack, lineage, next)
+            .then(() => rt.dispatcher.publish(next))
+        : undefined,
+    ])
+    await this.deadLetter(d, info, reason, error)
+    await this.hook('onFailure', info, error)
+  }
+
+  private async finishCanceled(d: Delivery, env: Envelope, info: TaskInfo): Promise<void> {
+    const rt = this.runtime as Runtime
+    const error = serializeError(new CanceledError(env.id))
+    if (env.stack && env.stack.length > 0) {
+      const next: Envelope[] = []
+      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+      await rt.dispatcher.fail(error, { taskId: env.id, task: env.task }, env.stack, lineage, next)
+      await rt.dispatcher.publish(next)
+    }
+    await this.deadLetter(d, info, 'canceled', error)
+  }
+
+  private async deadLetter(d: Delivery, info: Partial<TaskInfo>, reason: DeadLetterReason, error: SerializedError): Promise<void> {
+    await d.deadLetter({ reason, error })
+    this.runtime?.logger.warn(`dead-lettered a message: ${reason}`, { task: info.task, id: info.id, error: error.message })
+    await this.hook('onDeadLetter', info, reason, error)
+  }
+
+  private async hook<K extends keyof NonNullable<ResolvedWorkerOptions['hooks']>>(
+    name: K,
+    ...args: Parameters<NonNullable<NonNullable<ResolvedWorkerOptions['hooks']>[K]>>
+  ): Promise<void> {
+    const fn = this.options.hooks?.[name] as ((...a: unknown[]) => unknown) | undefined
+    if (!fn) return
+    try {
+      await fn(...args)
+    } catch (err) {
+      this.runtime?.logger.error(`hook ${name} threw`, { error: String(err) })
+    }
+  }
+
+  private extendLeases(): void {
+    const now = Date.now()
+    const every = this.options.leaseMs / 3
+    for (const r of this.running) {
+      if (now - r.lastExtendedAt < every || !r.delivery.extend) continue
+      r.lastExtendedAt = now
+      r.delivery.extend(this.options.leaseMs).catch((err) => {
+        this.runtime?.logger.warn('could not extend a lease', { id: r.envelope.id, error: String(err) })
+      })
+    }
+  }
+
+  private async pollCancellations(): Promise<void> {
+    const rt = this.runtime
+    if (!rt?.backend || this.running.size === 0) return
+    const now = Date.now()
+    const candidates = [...this.running].filter((r) => now - r.startedAt >= this.options.cancelPollMs / 2)
+    if (candidates.length === 0) return
+    try {
+      const records = await rt.backend.getStates(candidates.map((r) => r.envelope.id))
+      records.forEach((rec, i) => {
+        if (rec?.state === 'CANCELED') candidates[i]?.controller.abort(new CanceledError(rec.id))
+      })
+    } catch (err) {
+      rt.logger.warn('could not check for cancellations', { error: String(err) })
+    }
+  }
+}
+
+function parseOutput(task: AnyTask, output: unknown): unknown {
+  const schema = task.outputSchema
+  if (!schema) return output
+  const parsed = schema.safeParse(output)
+  if (parsed.success) return parsed.data
+  const first = parsed.error.issues[0]
+  throw new RejectTaskError(
+    `output of task "${task.name}" does not match its schema at ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
+  )
+}
+
+function defaultQueues(rt: Runtime): string[] {
+  const queues = new Set<string>([rt.defaultQueue])
+  for (const t of rt.tasks.values()) if (t.queue) queues.add(t.queue)
+  return [...queues]
+}
