@@ -1,13 +1,37 @@
 import { defineConfig } from 'vitest/config'
 
+const report = process.env.ERRAND_TEST_REPORT
+
+// Fault tests restart the shared servers (Redis, PostgreSQL, RabbitMQ) or cut connections, so they
+// run after every other test, one file at a time, where they cannot disturb a neighbour.
 export default defineConfig({
   resolve: { conditions: ['source'] },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
-    typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    fileParallelism: true,
     maxWorkers: 2,
+    reporters: report ? ['default', 'json'] : ['default'],
+    outputFile: report ? { json: report } : {},
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          include: ['packages/*/test/**/*.test.ts'],
+          exclude: ['packages/*/test/**/*.fault.test.ts', '**/node_modules/**'],
+          typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'fault',
+          include: ['packages/*/test/**/*.fault.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 })

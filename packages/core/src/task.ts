@@ -81,7 +81,7 @@ export class Task<In, Out> {
     this.name = def.name
     this.inputSchema = def.input
     this.outputSchema = def.output
-    this.retry = def.retry ? parseOrThrow(retryPolicySchema, def.retry, `retry of task "${def.name}"`) : { attempts: 1 }
+    this.retry = def.retry ? parseOrThrow(retryPolicySchema, def.retry, `retry policy of task "${def.name}"`, 'retry') : { attempts: 1 }
     this.timeoutMs = def.timeoutMs
     this.queue = def.queue
     this.priority = def.priority

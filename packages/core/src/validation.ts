@@ -5,14 +5,14 @@ import { InvalidOptionError, ValidationError, type ValidationIssue } from './err
  * Parse `value` with `schema`; on failure throw {@link ValidationError} whose message names the
  * path of every bad field (`input.items[2].width: expected number`).
  */
-export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, root = 'input'): z.output<S> {
   const result = schema.safeParse(value)
   if (result.success) return result.data
   const issues: ValidationIssue[] = result.error.issues.map((i) => ({
     path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
     message: i.message,
   }))
-  const detail = issues.map((i) => `${formatPath(what, i.path)}: ${i.message}`).join('; ')
+  const detail = issues.map((i) => `${formatPath(root, i.path)}: ${i.message}`).join('; ')
   throw new ValidationError(`invalid ${what}: ${detail}`, issues)
 }
 
