@@ -1,0 +1,108 @@
+import { quoteSchema } from './migrations.js'
+
+/** Highest priority the broker accepts; the fetch probes each level from here down to 0. */
+export const MAX_PRIORITY = 9
+
+const MS = `* interval '1 millisecond'`
+
+/**
+ * Every statement the broker runs, for one schema. Values are always parameters; the only text
+ * interpolated is the validated, quoted schema name. Statements on the hot path carry a `name`
+ * so `pg` prepares them once per connection.
+ */
+export class BrokerSql {
+  readonly insertOne: string
+  readonly insertMany: string
+  readonly fetch: string
+  readonly nextDue: string
+  readonly ack: string
+  readonly nack: string
+  readonly deadLetter: string
+  readonly extend: string
+  readonly release: string
+  readonly stats: string
+  readonly purge: string
+  readonly listDead: string
+  readonly requeueDead: string
+  readonly purgeDead: string
+  readonly vacuum: string
+  /** Prefix of prepared statement names, unique per schema. */
+  readonly prefix: string
+
+  constructor(schema: string) {
+    const s = quoteSchema(schema)
+    const jobs = `${s}.jobs`
+    const dead = `${s}.dead_letters`
+    this.prefix = `errand_${schema}_`
+    // The NOTIFY is part of the statement, so it fires iff the insert commits (also inside a
+    // caller's transaction), and a delayed job wakes idle consumers to re-arm their timers.
+    this.insertOne = `WITH ins AS (
+        INSERT INTO ${jobs} (queue, priority, run_at, body) VALUES ($1, $2, now() + $3::float8 ${MS}, $4))
+      SELECT pg_notify($5, '')`
+    this.insertMany = `WITH ins AS (
+        INSERT INTO ${jobs} (queue, priority, run_at, body)
+        SELECT $1, t.p, now() + t.d ${MS}, t.b
+        FROM unnest($2::smallint[], $3::float8[], $4::bytea[]) WITH ORDINALITY AS t(p, d, b, n) ORDER BY t.n)
+      SELECT pg_notify($5, '')`
+    // One probe per priority level, highest first. Within a level, `run_at <= now()` is a range
+    // on the index, so delayed rows are never scanned; leased rows are skipped by the filter
+    // (there are at most as many as deliveries in flight). Rows are locked as they are pulled,
+    // so the outer LIMIT never over-locks.
+    this.fetch = `WITH c AS (
+        SELECT j.id FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
+        CROSS JOIN LATERAL (
+          SELECT id FROM ${jobs}
+          WHERE queue = $1 AND priority = p.p AND run_at <= now()
+            AND (locked_until IS NULL OR locked_until <= now())
+          ORDER BY run_at, id
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED
+        ) j
+        LIMIT $2)
+      UPDATE ${jobs} AS j SET deliveries = j.deliveries + 1, locked_until = now() + $3::float8 ${MS}
+      FROM c WHERE j.id = c.id
+      RETURNING j.id, j.deliveries, j.priority, j.body`
+    // When to look again: the earliest delayed row, or the earliest lease to run out (a holder
+    // that died). Milliseconds from the server's clock, so client clocks don't matter.
+    this.nextDue = `SELECT ceil(extract(epoch FROM (min(t) - now())) * 1000)::float8 AS wait_ms FROM (
+        SELECT (SELECT run_at FROM ${jobs} WHERE queue = $1 AND priority = p AND run_at > now()
+                ORDER BY run_at LIMIT 1) AS t
+        FROM generate_series(0, ${MAX_PRIORITY}) AS p
+        UNION ALL
+        SELECT min(locked_until) FROM ${jobs}
+        WHERE queue = $1 AND run_at <= now() AND locked_until > now()) AS x`
+    this.ack = `DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)
+      WHERE j.id = a.id AND j.deliveries = a.d`
+    this.nack = `WITH u AS (
+        UPDATE ${jobs} SET locked_until = NULL,
+          run_at = CASE WHEN $3::float8 > 0 THEN now() + $3::float8 ${MS} ELSE run_at END
+        WHERE id = $1 AND deliveries = $2 RETURNING 1)
+      SELECT pg_notify($4, '') FROM u`
+    this.deadLetter = `WITH d AS (
+        DELETE FROM ${jobs} WHERE id = $1 AND deliveries = $2 RETURNING queue, priority, deliveries, body)
+      INSERT INTO ${dead} (queue, priority, deliveries, reason, error, body)
+      SELECT queue, priority, deliveries, $3, $4, body FROM d`
+    this.extend = `UPDATE ${jobs} SET locked_until = now() + $3::float8 ${MS}
+      WHERE id = $1 AND deliveries = $2 AND locked_until IS NOT NULL`
+    this.release = `WITH u AS (
+        UPDATE ${jobs} AS j SET locked_until = NULL FROM unnest($1::bigint[], $2::int[]) AS a(id, d)
+        WHERE j.id = a.id AND j.deliveries = a.d RETURNING j.queue)
+      SELECT DISTINCT queue FROM u`
+    this.stats = `SELECT
+        count(*) FILTER (WHERE run_at <= now() AND (locked_until IS NULL OR locked_until <= now()))::int AS ready,
+        count(*) FILTER (WHERE run_at > now() AND (locked_until IS NULL OR locked_until <= now()))::int AS delayed,
+        count(*) FILTER (WHERE locked_until > now())::int AS in_flight,
+        (SELECT count(*) FROM ${dead} WHERE queue = $1)::int AS dead
+      FROM ${jobs} WHERE queue = $1`
+    this.purge = `DELETE FROM ${jobs} WHERE queue = $1 AND (locked_until IS NULL OR locked_until <= now())`
+    this.listDead = `SELECT id, reason, error, body, (extract(epoch FROM dead_at) * 1000)::float8 AS dead_at
+      FROM ${dead} WHERE queue = $1 ORDER BY id LIMIT $2`
+    this.requeueDead = `WITH d AS (
+        DELETE FROM ${dead} WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
+        RETURNING id, priority, body),
+      ins AS (INSERT INTO ${jobs} (queue, priority, body) SELECT $1, priority, body FROM d ORDER BY id RETURNING 1)
+      SELECT (SELECT count(*) FROM ins)::int AS n, pg_notify($3, '')`
+    this.purgeDead = `DELETE FROM ${dead} WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`
+    this.vacuum = `VACUUM ${jobs}`
+  }
+}

@@ -1,0 +1,117 @@
+import type { DeadLetterInfo, Delivery } from '@errand/core'
+
+/** What a delivery needs from its broker. */
+export interface DeliveryHost {
+  assertOpen(what: string): void
+  ackJob(id: string, deliveries: number): Promise<void>
+  nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void>
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void>
+  extendJob(id: string, deliveries: number, ms: number): Promise<void>
+  /** The delivery is settled (or given up on): stop tracking it. */
+  forget(delivery: PgDelivery): void
+}
+
+/** Told once per delivery when it stops counting against the prefetch. */
+export interface DeliveryOwner {
+  settled(): void
+}
+
+/**
+ * One leased row. Its lease token is the row's `deliveries` counter at fetch time: every new
+ * delivery increments it, so settling a delivery whose lease ran out and was handed to another
+ * consumer matches no row and leaves the new holder's copy alone.
+ */
+export class PgDelivery implements Delivery {
+  readonly messageId: string
+  readonly body: Uint8Array
+  readonly attempt: number
+  readonly queue: string
+  /** Set once a settle resolved, or failed for good (the lease then runs out on its own). */
+  private done = false
+  private settling = false
+  /** The prefetch slot was given back (exactly once). */
+  private slotFreed = false
+  private readonly host: DeliveryHost
+  private readonly owner: DeliveryOwner
+
+  constructor(
+    host: DeliveryHost,
+    owner: DeliveryOwner,
+    queue: string,
+    id: string,
+    deliveries: number,
+    body: Uint8Array,
+  ) {
+    this.host = host
+    this.owner = owner
+    this.queue = queue
+    this.messageId = id
+    this.attempt = deliveries
+    this.body = body
+  }
+
+  /** Key unique per delivery (id and lease token). */
+  get key(): string {
+    return `${this.messageId}:${this.attempt}`
+  }
+
+  ack(): Promise<void> {
+    return this.settle('ack', () => this.host.ackJob(this.messageId, this.attempt))
+  }
+
+  nack(options: { delayMs?: number } = {}): Promise<void> {
+    const delayMs = options.delayMs ?? 0
+    if (!Number.isFinite(delayMs) || delayMs < 0) {
+      return Promise.reject(new TypeError(`nack delayMs must be a finite number >= 0, got ${delayMs}`))
+    }
+    return this.settle('nack', () => this.host.nackJob(this.queue, this.messageId, this.attempt, delayMs))
+  }
+
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.settle('deadLetter', () => this.host.deadLetterJob(this.messageId, this.attempt, info))
+  }
+
+  async extend(ms: number): Promise<void> {
+    if (!Number.isFinite(ms) || ms <= 0) throw new TypeError(`extend ms must be a positive number, got ${ms}`)
+    this.host.assertOpen('extend')
+    // Racing a settle is normal (a heartbeat firing as the task ends): nothing to extend then.
+    if (this.done || this.settling) return
+    await this.host.extendJob(this.messageId, this.attempt, ms)
+  }
+
+  /** Marks the delivery as no longer held without touching the store (close() released it). */
+  abandon(): void {
+    this.finish()
+  }
+
+  private async settle(what: string, run: () => Promise<void>): Promise<void> {
+    this.host.assertOpen(what)
+    if (this.done || this.settling) throw new TypeError(`delivery ${this.messageId} is already settled`)
+    this.settling = true
+    try {
+      await run()
+    } catch (err) {
+      // Still ours to retry; but stop counting it against the prefetch, since the lease will
+      // bring it back if nobody settles it.
+      this.settling = false
+      this.freeSlot()
+      throw err
+    } finally {
+      if (this.settling) this.finish()
+    }
+  }
+
+  private finish(): void {
+    if (this.done) return
+    this.done = true
+    this.settling = false
+    this.host.forget(this)
+    this.freeSlot()
+  }
+
+  private freeSlot(): void {
+    if (this.slotFreed) return
+    this.slotFreed = true
+    this.owner.settled()
+  }
+}
