@@ -1,3 +1,4 @@
+export { runBrokerConformance } from './broker-suite.js'
 export type {
   AppConformanceOptions,
   BrokerConformanceOptions,

@@ -19,6 +19,11 @@ export interface BrokerConformanceOptions {
   readonly timeScale?: number
   /** Queue name prefix (default `conf`); each test appends a unique suffix. */
   readonly queuePrefix?: string
+  /**
+   * Messages in the competing-consumers test (default 10 000). Lower it only for a store whose
+   * throughput makes the default impractical, and say so in the variant's notes.
+   */
+  readonly stressMessages?: number
 }
 
 /** Options of {@link runResultBackendConformance}. */

@@ -54,6 +54,8 @@ export class MemoryBroker implements Broker {
   readonly store: MemoryStore
   readonly #leaseMs: number
   readonly #consumers = new Map<QueueConsumer, MemoryQueue>()
+  /** Every queue this broker consumed from: closing returns its deliveries there. */
+  readonly #consumed = new Set<MemoryQueue>()
   #closed = false
   #keepAlive: NodeJS.Timeout | undefined
 
@@ -86,11 +88,10 @@ export class MemoryBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const [consumer, queue] of this.#consumers) {
-      queue.removeConsumer(consumer)
-      queue.returnUnsettled(consumer)
-    }
+    for (const [consumer, queue] of this.#consumers) queue.removeConsumer(consumer)
     this.#consumers.clear()
+    for (const queue of this.#consumed) queue.returnUnsettled(this)
+    this.#consumed.clear()
     this.#updateKeepAlive()
     this.store.detach()
   }
@@ -127,6 +128,7 @@ export class MemoryBroker implements Broker {
     const leases = this.capabilities.leases
     const memoryQueue = this.store.queue(queue)
     const consumer: QueueConsumer = {
+      owner: this,
       prefetch,
       leaseMs: leases ? (leaseMs ?? this.#leaseMs) : Number.POSITIVE_INFINITY,
       unsettled: 0,
@@ -146,6 +148,7 @@ export class MemoryBroker implements Broker {
       },
     }
     this.#consumers.set(consumer, memoryQueue)
+    this.#consumed.add(memoryQueue)
     memoryQueue.addConsumer(consumer)
     this.#updateKeepAlive()
     return {

@@ -23,6 +23,8 @@ export interface NewMessage {
 
 /** A consumer as a queue sees it. The broker owns it and builds the `Delivery` objects. */
 export interface QueueConsumer {
+  /** The broker this consumer belongs to: its closing returns the consumer's deliveries. */
+  readonly owner: object
   /** Most deliveries held unsettled at once. */
   readonly prefetch: number
   /** Lease of each delivery in ms; `Infinity` for none. */
@@ -97,9 +99,12 @@ export class MemoryQueue {
     this.#consumers = this.#consumers.filter((c) => c !== consumer)
   }
 
-  /** Put every unsettled delivery of `consumer` back at the front of the queue, at once. */
-  returnUnsettled(consumer: QueueConsumer): void {
-    const entries = [...this.#inFlight.values()].filter((entry) => entry.consumer === consumer)
+  /**
+   * Put every unsettled delivery of `owner`'s consumers (canceled ones included) back at the
+   * front of the queue, at once.
+   */
+  returnUnsettled(owner: object): void {
+    const entries = [...this.#inFlight.values()].filter((entry) => entry.consumer.owner === owner)
     for (const entry of entries.reverse()) {
       this.#inFlight.delete(entry.token)
       this.#ready.unshift(entry.message)
