@@ -11,6 +11,7 @@ import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
 import type { Runtime } from './runtime.js'
 import type { AnyTask } from './task.js'
+import { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
 import { parseOptions } from './validation.js'
 import { Worker } from './worker.js'
 import { type WorkerOptions, workerOptionsSchema } from './worker-options.js'
@@ -225,6 +226,47 @@ export class App {
     const rt = await this.connect()
     if (!rt.backend) throw new NotSupportedError('cancel() needs a result backend: pass `backend` to createApp()')
     await rt.backend.setState({ id, state: 'CANCELED', finishedAt: Date.now() }, { ttlMs: rt.resultTtlMs })
+  }
+
+  /**
+   * Run `canvas` on a schedule from this process: a cron pattern (`'0 3 * * *'`, with
+   * `timezone`) or `{ everyMs }`. Any number of processes may run the same schedule: each tick is
+   * sent once (claimed in the backend). Resolves once it is armed; `app.close()` stops it.
+   *
+   * @example
+   * ```ts
+   * await app.schedule('nightly-report', '0 3 * * *', report.s({ kind: 'daily' }), { timezone: 'Europe/Paris' })
+   * ```
+   */
+  async schedule(
+    name: string,
+    when: ScheduleSpec,
+    canvas: Canvas<never, unknown, true>,
+    options: ScheduleOptions = {},
+  ): Promise<Schedule> {
+    if (this.closed) throw new ClosedError('app is closed')
+    validateCanvas(canvas, this.tasks)
+    const scheduler = new Scheduler(
+      name,
+      when,
+      canvas,
+      options,
+      async () => (await this.connect()).backend,
+      async (c) => {
+        await this.send(c)
+      },
+      this.logger,
+    )
+    const unregister = this.onClose(() => scheduler.stop())
+    await scheduler.start()
+    return {
+      name,
+      nextTick: () => scheduler.nextTick(),
+      stop: async () => {
+        unregister()
+        await scheduler.stop()
+      },
+    }
   }
 
   /** A worker for this app's tasks. Call `start()` on it. */

@@ -103,3 +103,17 @@ export {
 } from './task.js'
 export { ShutdownError, Worker } from './worker.js'
 export { type ResolvedWorkerOptions, type TaskInfo, type WorkerHooks, type WorkerOptions, workerOptionsSchema } from './worker-options.js'
+export { type Schedule, type ScheduleOptions, type ScheduleSpec, Scheduler } from './schedule.js'
+export {
+  createMemoryBroker,
+  createMemoryResultBackend,
+  DEFAULT_MEMORY_LEASE_MS,
+  MemoryBroker,
+  type MemoryBrokerOptions,
+  type MemoryCapabilityOverrides,
+  MemoryResultBackend,
+  type MemoryResultBackendOptions,
+  MemoryStore,
+  type MemoryStoreSelector,
+  parseMemoryUrl,
+} from './memory/index.js'

@@ -1,0 +1,140 @@
+import { chord, defineTask } from '@errand/core'
+import { expect } from 'vitest'
+import { z } from 'zod'
+import type { AppSuiteContext } from './app-harness.js'
+import { deferred, expectCode, sleep, withTimeout } from './helpers.js'
+
+/** Periodic tasks, dedup, cancellation. */
+export function registerAppControlTests({ test, h, soon }: AppSuiteContext): void {
+  test('a periodic tick fires once with three schedulers running the same schedule', async () => {
+    const queue = h.queue()
+    const ticks: number[] = []
+    const t = defineTask({ name: 'conf.tick', queue, input: z.object({ at: z.string() }), handler: () => void ticks.push(Date.now()) })
+    const apps = await Promise.all([h.app({ tasks: [t] }), h.app({ tasks: [t] }), h.app({ tasks: [t] })])
+    await apps[0]?.worker({ concurrency: 4 }).start()
+    const every = h.ms(250)
+    const name = `conf-${queue}`
+    const schedules = await Promise.all(apps.map((a) => a.schedule(name, { everyMs: every }, t.s({ at: 'now' }))))
+    const started = Date.now()
+    // Run for about four ticks, then stop every scheduler at once.
+    await sleep(every * 4 + every / 2)
+    await Promise.all(schedules.map((s) => s.stop()))
+    const elapsedTicks = Math.floor((Date.now() - started) / every)
+    await sleep(h.ms(300))
+    expect(ticks.length).toBeGreaterThanOrEqual(elapsedTicks - 1)
+    expect(ticks.length).toBeLessThanOrEqual(elapsedTicks + 1)
+    // Exactly once per tick: no two runs closer than a tick apart would come from one tick twice.
+    const fired = new Set(ticks.map((x) => Math.round(x / every)))
+    expect(fired.size).toBeGreaterThanOrEqual(ticks.length - 1)
+  })
+
+  test('a cron schedule with a bad pattern is refused naming the option', async () => {
+    const queue = h.queue()
+    const t = defineTask({ name: 'conf.cron', queue, input: z.null(), handler: () => null })
+    const app = await h.app({ tasks: [t] })
+    await expectCode(() => app.schedule('bad', 'not a cron', t.s(null)), 'ERR_INVALID_OPTION', 'a bad pattern')
+    const s = await app.schedule('nightly', '0 3 * * *', t.s(null), { timezone: 'Europe/Paris' })
+    const next = s.nextTick()
+    expect(next?.getTime()).toBeGreaterThan(Date.now())
+    await s.stop()
+  })
+
+  test('dedup: a second send with the same key within the window returns the first id', async () => {
+    const queue = h.queue()
+    let runs = 0
+    const t = defineTask({ name: 'conf.dedup', queue, input: z.number(), handler: (n) => ++runs + n * 0 })
+    const app = await h.app({ tasks: [t] })
+    const key = `k-${queue}`
+    const first = await app.send(t.s(1), { dedupKey: key, dedupTtlMs: h.ms(60_000) })
+    const second = await app.send(t.s(2), { dedupKey: key, dedupTtlMs: h.ms(60_000) })
+    expect(second.id).toBe(first.id)
+    const other = await app.send(t.s(3), { dedupKey: `${key}-other` })
+    expect(other.id).not.toBe(first.id)
+    await app.worker().start()
+    await first.get({ timeoutMs: soon })
+    await other.get({ timeoutMs: soon })
+    await sleep(h.ms(200))
+    expect(runs).toBe(2)
+  })
+
+  test('cancel: a queued task is dead-lettered as canceled when reached', async () => {
+    const queue = h.queue()
+    let runs = 0
+    const t = defineTask({ name: 'conf.cancel.queued', queue, input: z.null(), handler: () => ++runs })
+    const app = await h.app({ tasks: [t] })
+    const dead = deferred<string>()
+    const r = await app.send(t.s(null))
+    await app.cancel(r.id)
+    await app.worker({ hooks: { onDeadLetter: (_i, reason) => dead.resolve(reason) } }).start()
+    expect(await withTimeout(dead.promise, soon, 'the dead letter')).toBe('canceled')
+    await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_CANCELED', 'get() of a canceled task')
+    expect(runs).toBe(0)
+  })
+
+  test('cancel: a running task has its signal aborted within about a second', async () => {
+    const queue = h.queue()
+    const started = deferred()
+    const aborted = deferred<number>()
+    const t = defineTask({
+      name: 'conf.cancel.running',
+      queue,
+      input: z.null(),
+      handler: (_i, ctx) =>
+        new Promise((_, reject) => {
+          started.resolve()
+          ctx.signal.addEventListener('abort', () => {
+            aborted.resolve(Date.now())
+            reject(ctx.signal.reason)
+          })
+        }),
+    })
+    const app = await h.app({ tasks: [t] })
+    await app.worker({ cancelPollMs: 200 }).start()
+    const r = await app.send(t.s(null))
+    await withTimeout(started.promise, soon, 'the task to start')
+    const canceledAt = Date.now()
+    await app.cancel(r.id)
+    const at = await withTimeout(aborted.promise, soon, 'the abort')
+    expect(at - canceledAt).toBeLessThan(h.ms(1500))
+    await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_CANCELED', 'get() of a canceled task')
+    await withTimeout(
+      (async () => {
+        while ((await app.deadLetters(queue).list()).length === 0) await sleep(20)
+      })(),
+      soon,
+      'the dead letter',
+    )
+    expect((await app.deadLetters(queue).list())[0]?.reason).toBe('canceled')
+  })
+
+  test('cancel: a canceled chord member fails its chord', async () => {
+    const queue = h.queue()
+    const gate = deferred()
+    const member = defineTask({
+      name: 'conf.cancel.member',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: async (n) => {
+        await gate.promise
+        return n
+      },
+    })
+    let calls = 0
+    const total = defineTask({
+      name: 'conf.cancel.total',
+      queue,
+      input: z.array(z.number()),
+      handler: () => ++calls,
+    })
+    const app = await h.app({ tasks: [member, total] })
+    const r = await app.send(chord([member.s(1), member.s(2)], total.s()))
+    const victim = r.children[1]
+    if (!victim) throw new Error('chord has no second member')
+    await app.cancel(victim.id)
+    gate.resolve()
+    await app.worker({ concurrency: 2 }).start()
+    await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'the chord result')
+    expect(calls).toBe(0)
+  })
+}

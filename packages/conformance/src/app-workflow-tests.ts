@@ -1,0 +1,247 @@
+import { chain, chord, defineTask, type ErrorCallbackInput, group, type Outcome } from '@errand/core'
+import { expect } from 'vitest'
+import { z } from 'zod'
+import type { AppSuiteContext } from './app-harness.js'
+import { deferred, expectCode, withTimeout } from './helpers.js'
+
+function mathTasks(queue: string) {
+  const add = defineTask({
+    name: 'conf.wf.add',
+    queue,
+    input: z.object({ a: z.number(), b: z.number() }),
+    output: z.number(),
+    handler: ({ a, b }) => a + b,
+  })
+  const double = defineTask({ name: 'conf.wf.double', queue, input: z.number(), output: z.number(), handler: (n) => n * 2 })
+  const sum = defineTask({
+    name: 'conf.wf.sum',
+    queue,
+    input: z.array(z.number()),
+    output: z.number(),
+    handler: (xs) => xs.reduce((s, x) => s + x, 0),
+  })
+  const sleepy = defineTask({
+    name: 'conf.wf.sleepy',
+    queue,
+    input: z.object({ value: z.number(), ms: z.number() }),
+    output: z.number(),
+    handler: async ({ value, ms }) => {
+      await new Promise((r) => setTimeout(r, ms))
+      return value
+    },
+  })
+  const fail = defineTask({
+    name: 'conf.wf.fail',
+    queue,
+    input: z.unknown(),
+    output: z.number(),
+    handler: () => {
+      throw new Error('member failed on purpose')
+    },
+  })
+  return { add, double, sum, sleepy, fail }
+}
+
+/** Chains, groups, chords, nesting, failure paths, chord exactly-once under load. */
+export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): void {
+  test('chain passes each output on as the next input; .si() ignores it', async () => {
+    const queue = h.queue()
+    const { add, double } = mathTasks(queue)
+    const app = await h.app({ tasks: [add, double] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chain(add.s({ a: 1, b: 2 }), double.s(), double.s()))
+    expect(await r.get({ timeoutMs: soon })).toBe(12)
+    expect(r.children.map((c) => c.id)).toHaveLength(3)
+    expect(await r.children[0]?.get({ timeoutMs: soon })).toBe(3)
+    const si = await app.send(chain(add.s({ a: 1, b: 2 }), add.si({ a: 10, b: 10 }), double.s()))
+    expect(await si.get({ timeoutMs: soon })).toBe(40)
+  })
+
+  test('group yields results in signature order, not completion order', async () => {
+    const queue = h.queue()
+    const { sleepy } = mathTasks(queue)
+    const app = await h.app({ tasks: [sleepy] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(
+      group(
+        sleepy.s({ value: 1, ms: h.ms(150) }),
+        sleepy.s({ value: 2, ms: 0 }),
+        sleepy.s({ value: 3, ms: h.ms(60) }),
+      ),
+    )
+    expect(await r.get({ timeoutMs: soon })).toEqual([1, 2, 3])
+    expect(r.children).toHaveLength(3)
+  })
+
+  test('chord calls its callback once with all results in order', async () => {
+    const queue = h.queue()
+    const { add, sum } = mathTasks(queue)
+    const app = await h.app({ tasks: [add, sum] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chord([add.s({ a: 1, b: 1 }), add.s({ a: 2, b: 2 }), add.s({ a: 3, b: 3 })], sum.s()))
+    expect(await r.get({ timeoutMs: soon })).toBe(12)
+    expect(r.children).toHaveLength(3)
+  })
+
+  test('chord exactly once: 200 members finished by two workers at concurrency 20', async () => {
+    const queue = h.queue()
+    let callbacks = 0
+    const member = defineTask({ name: 'conf.stress.member', queue, input: z.number(), output: z.number(), handler: (n) => n })
+    const total = defineTask({
+      name: 'conf.stress.total',
+      queue,
+      input: z.array(z.number()),
+      handler: (xs) => {
+        callbacks++
+        return { count: xs.length, sum: xs.reduce((s, x) => s + x, 0), ordered: xs.every((x, i) => x === i) }
+      },
+    })
+    const a = await h.app({ tasks: [member, total] })
+    const b = await h.app({ tasks: [member, total] })
+    await a.worker({ concurrency: 20 }).start()
+    await b.worker({ concurrency: 20 }).start()
+    const started = Date.now()
+    const r = await a.send(chord(Array.from({ length: 200 }, (_, i) => member.s(i)), total.s()))
+    expect(await r.get({ timeoutMs: soon * 3 })).toEqual({ count: 200, sum: 19_900, ordered: true })
+    const elapsed = Date.now() - started
+    // Let any duplicate callback surface before counting.
+    await new Promise((res) => setTimeout(res, h.ms(300)))
+    expect(callbacks).toBe(1)
+    expect(elapsed).toBeGreaterThan(0)
+  })
+
+  test('canvases nest: a chain of groups, a group of chains, a chord whose header holds chains', async () => {
+    const queue = h.queue()
+    const { add, double, sum } = mathTasks(queue)
+    const nested = sumNested(queue)
+    const app = await h.app({ tasks: [add, double, sum, nested] })
+    await app.worker({ concurrency: 8 }).start()
+    // chain → group (each member gets 3) → sum → double
+    const a = await app.send(chain(add.s({ a: 1, b: 2 }), group(double.s(), double.s(), double.s()), sum.s(), double.s()))
+    expect(await a.get({ timeoutMs: soon })).toBe(36)
+    // group of chains
+    const b = await app.send(group(chain(add.s({ a: 1, b: 1 }), double.s()), chain(add.s({ a: 2, b: 2 }), double.s(), double.s())))
+    expect(await b.get({ timeoutMs: soon })).toEqual([4, 16])
+    // chord whose header holds chains, inside a chain
+    const c = await app.send(
+      chain(
+        chord([chain(add.s({ a: 1, b: 1 }), double.s()), add.s({ a: 5, b: 5 }), group(add.s({ a: 0, b: 1 }), add.s({ a: 0, b: 2 }))], nested.s()),
+        double.s(),
+      ),
+    )
+    expect(await c.get({ timeoutMs: soon })).toBe((4 + 10 + 3) * 2)
+  })
+
+  test('a failing step stops its chain and calls onError with the task id and error', async () => {
+    const queue = h.queue()
+    const { add, double, fail } = mathTasks(queue)
+    const seen = deferred<ErrorCallbackInput>()
+    let doubled = 0
+    const countingDouble = defineTask({
+      name: 'conf.wf.counting-double',
+      queue,
+      input: z.number(),
+      handler: (n) => {
+        doubled++
+        return n * 2
+      },
+    })
+    const report = defineTask({
+      name: 'conf.wf.report',
+      queue,
+      input: z.object({ taskId: z.string(), task: z.string(), error: z.object({ message: z.string() }).passthrough() }),
+      handler: (info) => void seen.resolve(info as ErrorCallbackInput),
+    })
+    const app = await h.app({ tasks: [add, double, fail, countingDouble, report] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chain(add.s({ a: 1, b: 2 }), fail.s(), countingDouble.s()).onError(report.s()))
+    await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'the chain result')
+    const info = await withTimeout(seen.promise, soon, 'the error callback')
+    expect(info.task).toBe('conf.wf.fail')
+    expect(info.taskId).toBe(r.children[1]?.id)
+    expect(info.error.message).toContain('member failed on purpose')
+    expect(doubled).toBe(0)
+  })
+
+  test('a chord with a failing member does not call back and reports FAILURE with the member error', async () => {
+    const queue = h.queue()
+    const { add, sum, fail } = mathTasks(queue)
+    let calls = 0
+    const counted = defineTask({
+      name: 'conf.wf.counted-sum',
+      queue,
+      input: z.array(z.number()),
+      handler: (xs) => {
+        calls++
+        return xs.length
+      },
+    })
+    const app = await h.app({ tasks: [add, sum, fail, counted] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chord([add.s({ a: 1, b: 1 }), fail.s(null), add.s({ a: 2, b: 2 })], counted.s()))
+    let error: unknown
+    try {
+      await r.get({ timeoutMs: soon })
+    } catch (err) {
+      error = err
+    }
+    expect((error as { code?: string }).code).toBe('ERR_TASK_FAILED')
+    expect(String((error as Error).message)).toContain('member failed on purpose')
+    expect(calls).toBe(0)
+  })
+
+  test('a chord with allowFailures calls back with every member outcome', async () => {
+    const queue = h.queue()
+    const { add, fail } = mathTasks(queue)
+    const tally = defineTask({
+      name: 'conf.wf.tally',
+      queue,
+      input: z.array(z.union([z.object({ ok: z.literal(true), value: z.number() }), z.object({ ok: z.literal(false), error: z.object({ message: z.string() }).passthrough() })])),
+      handler: (outcomes) => outcomes.map((o) => (o.ok ? o.value : `failed: ${o.error.message}`)),
+    })
+    const app = await h.app({ tasks: [add, fail, tally] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chord([add.s({ a: 1, b: 1 }), fail.s(null)], tally.s(), { allowFailures: true }))
+    expect(await r.get({ timeoutMs: soon })).toEqual([2, 'failed: member failed on purpose'])
+    const typed: Outcome<number>[] = [{ ok: true, value: 1 }]
+    expect(typed).toHaveLength(1)
+  })
+
+  test('a workflow goes on after its worker is stopped mid-chain', async () => {
+    const queue = h.queue()
+    const { add, double } = mathTasks(queue)
+    const gate = deferred()
+    const entered = deferred()
+    const slow = defineTask({
+      name: 'conf.wf.slow',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: async (n) => {
+        entered.resolve()
+        await gate.promise
+        return n + 1
+      },
+    })
+    const a = await h.app({ tasks: [add, double, slow] })
+    const b = await h.app({ tasks: [add, double, slow] })
+    const worker = await a.worker({ concurrency: 1, shutdownGraceMs: soon }).start()
+    const r = await a.send(chain(add.s({ a: 1, b: 1 }), slow.s(), double.s(), double.s()))
+    await withTimeout(entered.promise, soon, 'the slow step')
+    const stopping = worker.stop()
+    gate.resolve()
+    await stopping
+    await b.worker({ concurrency: 2 }).start()
+    expect(await r.get({ timeoutMs: soon })).toBe(12)
+  })
+}
+
+function sumNested(queue: string) {
+  return defineTask({
+    name: 'conf.wf.sum-nested',
+    queue,
+    input: z.tuple([z.number(), z.number(), z.array(z.number())]),
+    output: z.number(),
+    handler: ([a, b, cs]) => a + b + cs.reduce((s, x) => s + x, 0),
+  })
+}
