@@ -1,3 +1,5 @@
+export { runAppConformance } from './app-suite.js'
+export { runResultBackendConformance } from './backend-suite.js'
 export { runBrokerConformance } from './broker-suite.js'
 export type {
   AppConformanceOptions,
