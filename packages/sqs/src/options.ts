@@ -1,0 +1,232 @@
+import type { SQSClient } from '@aws-sdk/client-sqs'
+import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { z } from 'zod'
+
+const ADAPTER = 'sqs'
+
+/** Static AWS credentials. Without them the AWS SDK's usual provider chain is used. */
+export interface SqsCredentials {
+  readonly accessKeyId: string
+  readonly secretAccessKey: string
+  readonly sessionToken?: string
+}
+
+/**
+ * Options of {@link SqsBroker}. Every field is optional; defaults are listed per field.
+ *
+ * @example
+ * ```ts
+ * new SqsBroker({ region: 'eu-west-1' })                                   // AWS, default credentials chain
+ * new SqsBroker({ endpoint: 'http://127.0.0.1:4566', region: 'us-east-1',
+ *                 credentials: { accessKeyId: 'test', secretAccessKey: 'test' } })
+ * new SqsBroker({ client: mySqsClient })                                   // yours: not destroyed on close
+ * ```
+ */
+export interface SqsBrokerOptions {
+  /**
+   * An SQS client to use. The broker never destroys a client it was given; region, endpoint,
+   * credentials, maxAttempts and requestTimeoutMs are then ignored.
+   */
+  readonly client?: SQSClient
+  /** AWS region. Default: the SDK's chain (`AWS_REGION`, profile…). */
+  readonly region?: string
+  /** Endpoint URL (an emulator, a VPC endpoint). Default: the region's AWS endpoint. */
+  readonly endpoint?: string
+  /** Static credentials. Default: the SDK's provider chain. */
+  readonly credentials?: SqsCredentials
+  /** Create missing queues (with their dead-letter queue and redrive policy). Default true. */
+  readonly autoCreate?: boolean
+  /**
+   * Every queue of this broker is a FIFO queue: names are given without `.fifo` and the adapter
+   * appends it (a name that already ends in `.fifo` is taken as is). Sets
+   * `capabilities.orderedDelivery`. Default false: a name ending in `.fifo` is still a FIFO queue.
+   */
+  readonly fifo?: boolean
+  /**
+   * FIFO only: message group of messages without an `orderingKey`. Default: none, each such
+   * message gets a group of its own (no order between them, full parallelism). Set it to put
+   * all unkeyed messages of a queue in one total order (one message of the group in flight).
+   */
+  readonly defaultGroupId?: string
+  /** Long-poll wait of each receive, 0..20 s. Default 20. `close()` may wait this long. */
+  readonly waitTimeSeconds?: number
+  /** Lease (visibility timeout) of a delivery when `consume` names none, in ms. Default 30,000. */
+  readonly leaseMs?: number
+  /** Most receive loops per consumer; each asks for min(10, free prefetch). Default 10. */
+  readonly maxReceiveLoops?: number
+  /**
+   * Map priorities 1..N to queues `<name>-p<level>` (`<name>-p<level>.fifo`); consumers read
+   * higher levels first. Default 0: priorities are refused with `ERR_NOT_SUPPORTED`.
+   */
+  readonly priorityLevels?: number
+  /** With priorityLevels: how long an idle consumer waits on the base queue between scans, 1..20 s. Default 1. */
+  readonly priorityWaitSeconds?: number
+  /** `maxReceiveCount` of the redrive policy set on queues the adapter creates (a backstop). Default 1000. */
+  readonly maxReceiveCount?: number
+  /** How long acks, extends and nacks wait to share a batch call, in ms. Default 5. */
+  readonly batchWindowMs?: number
+  /** How long a publish keeps retrying throttling and network errors, in ms. Default 30,000. */
+  readonly retryTimeoutMs?: number
+  /** Long-poll wait of admin receives (dead-letter listing, purge), 0..20 s. Default 1. */
+  readonly adminWaitSeconds?: number
+  /** SDK attempts per call (its own retry strategy, with backoff). Default 3. */
+  readonly maxAttempts?: number
+  /** Timeout of one HTTP request other than a long poll, in ms. Default 30,000. */
+  readonly requestTimeoutMs?: number
+  /** Largest message body accepted, in bytes. Default 262,144 (256 KiB). */
+  readonly maxMessageBytes?: number
+  /** Most bytes (bodies and attributes) in one SendMessageBatch. Default 262,144. */
+  readonly maxBatchBytes?: number
+  /**
+   * Called with errors of background work (receive loops, hops, FIFO forwarding), which backs
+   * off and goes on. Default: a console warning at most every 10 s.
+   */
+  readonly onError?: (err: unknown) => void
+}
+
+const credentialsSchema = z
+  .object({
+    accessKeyId: z.string().min(1),
+    secretAccessKey: z.string().min(1),
+    sessionToken: z.string().min(1).optional(),
+  })
+  .strict()
+
+const optionsSchema = z
+  .object({
+    client: z.custom<SQSClient>((v) => typeof v === 'object' && v !== null && 'send' in v).optional(),
+    region: z.string().min(1).optional(),
+    endpoint: z.url().optional(),
+    credentials: credentialsSchema.optional(),
+    autoCreate: z.boolean().default(true),
+    fifo: z.boolean().default(false),
+    defaultGroupId: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters')
+      .optional(),
+    waitTimeSeconds: z.number().int().min(0).max(20).default(20),
+    leaseMs: z.number().int().min(1).max(43_200_000).default(30_000),
+    maxReceiveLoops: z.number().int().min(1).max(100).default(10),
+    priorityLevels: z.number().int().min(0).max(9).default(0),
+    priorityWaitSeconds: z.number().int().min(1).max(20).default(1),
+    maxReceiveCount: z.number().int().min(1).max(1000).default(1000),
+    batchWindowMs: z.number().int().min(0).max(1000).default(5),
+    retryTimeoutMs: z.number().int().min(0).default(30_000),
+    adminWaitSeconds: z.number().int().min(0).max(20).default(1),
+    maxAttempts: z.number().int().min(1).max(20).default(3),
+    requestTimeoutMs: z.number().int().min(1000).default(30_000),
+    maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
+    maxBatchBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
+    onError: z.custom<(err: unknown) => void>((v) => typeof v === 'function').optional(),
+  })
+  .strict()
+
+/** Options after validation, defaults filled. */
+export type ResolvedSqsOptions = z.output<typeof optionsSchema>
+
+/** Validate options; a bad one throws `InvalidOptionError` naming it. */
+export function resolveOptions(options: SqsBrokerOptions = {}): ResolvedSqsOptions {
+  const parsed = optionsSchema.safeParse(options)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const option = issue?.path.map(String).join('.') || 'options'
+    throw new InvalidOptionError(option, maskCredentials(issue?.message ?? 'invalid'), { adapter: ADAPTER })
+  }
+  return parsed.data
+}
+
+const NUMBER_PARAMS = [
+  'waitTimeSeconds',
+  'leaseMs',
+  'maxReceiveLoops',
+  'priorityLevels',
+  'priorityWaitSeconds',
+  'maxReceiveCount',
+  'batchWindowMs',
+  'retryTimeoutMs',
+  'adminWaitSeconds',
+  'maxAttempts',
+  'requestTimeoutMs',
+  'maxMessageBytes',
+  'maxBatchBytes',
+] as const
+const BOOLEAN_PARAMS = ['autoCreate', 'fifo'] as const
+const STRING_PARAMS = ['region', 'endpoint', 'defaultGroupId'] as const
+const CREDENTIAL_PARAMS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as const
+
+/**
+ * Parse an `sqs:` URL into options. Forms:
+ *
+ * - `sqs://?region=eu-west-1` — AWS, credentials from the SDK's chain;
+ * - `sqs://?region=us-east-1&endpoint=http://127.0.0.1:4566` — an emulator;
+ * - `sqs://AKID:SECRET@sqs.eu-west-1.amazonaws.com?region=eu-west-1` — explicit credentials; the
+ *   host is the endpoint (`https://`, or `http://` with `tls=false`).
+ *
+ * Any numeric or boolean option is a query parameter too (`waitTimeSeconds=5&fifo=true`), and so
+ * are `accessKeyId`, `secretAccessKey` and `sessionToken`. Errors mask credentials.
+ */
+export function parseSqsUrl(url: string): SqsBrokerOptions {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch (cause) {
+    throw new InvalidOptionError('url', `not a valid URL: ${maskCredentials(url)}`, {
+      adapter: ADAPTER,
+      cause,
+    })
+  }
+  if (parsed.protocol !== 'sqs:') {
+    throw new InvalidOptionError('url', `expected an sqs: URL, got ${maskCredentials(url)}`, {
+      adapter: ADAPTER,
+    })
+  }
+  const out: Record<string, unknown> = {}
+  const creds: Record<string, string> = {}
+  const known = new Set<string>([
+    ...NUMBER_PARAMS,
+    ...BOOLEAN_PARAMS,
+    ...STRING_PARAMS,
+    ...CREDENTIAL_PARAMS,
+    'tls',
+  ])
+  for (const [key, value] of parsed.searchParams) {
+    if (!known.has(key)) throw new InvalidOptionError(key, 'unknown URL parameter', { adapter: ADAPTER })
+    if ((NUMBER_PARAMS as readonly string[]).includes(key)) {
+      const n = Number(value)
+      if (value === '' || !Number.isFinite(n))
+        throw new InvalidOptionError(key, 'must be a number', { adapter: ADAPTER })
+      out[key] = n
+    } else if ((BOOLEAN_PARAMS as readonly string[]).includes(key)) {
+      if (value !== 'true' && value !== 'false') {
+        throw new InvalidOptionError(key, 'must be true or false', { adapter: ADAPTER })
+      }
+      out[key] = value === 'true'
+    } else if ((CREDENTIAL_PARAMS as readonly string[]).includes(key)) {
+      creds[key] = value
+    } else if (key !== 'tls') {
+      out[key] = value
+    }
+  }
+  const tls = parsed.searchParams.get('tls')
+  if (tls !== null && tls !== 'true' && tls !== 'false') {
+    throw new InvalidOptionError('tls', 'must be true or false', { adapter: ADAPTER })
+  }
+  if (parsed.host !== '' && out.endpoint === undefined) {
+    out.endpoint = `${tls === 'false' ? 'http' : 'https'}://${parsed.host}`
+  }
+  if (parsed.username !== '') creds.accessKeyId = decodeURIComponent(parsed.username)
+  if (parsed.password !== '') creds.secretAccessKey = decodeURIComponent(parsed.password)
+  if (Object.keys(creds).length > 0) {
+    if (creds.accessKeyId === undefined || creds.secretAccessKey === undefined) {
+      throw new InvalidOptionError(
+        'credentials',
+        'both an access key id and a secret access key are needed',
+        {
+          adapter: ADAPTER,
+        },
+      )
+    }
+    out.credentials = creds
+  }
+  return out as SqsBrokerOptions
+}

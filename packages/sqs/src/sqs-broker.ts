@@ -1,0 +1,329 @@
+import type { SQSClient } from '@aws-sdk/client-sqs'
+import {
+  type Broker,
+  type BrokerCapabilities,
+  brokerCapabilities,
+  ClosedError,
+  ConnectionError,
+  type ConsumeOptions,
+  type Consumer,
+  type DeadLetter,
+  type DeliveryHandler,
+  type ListDeadLettersOptions,
+  maskCredentials,
+  NotSupportedError,
+  type OutgoingMessage,
+  PayloadTooLargeError,
+  type QueueStats,
+} from '@errand/core'
+import { Admin, toDeadLetter } from './admin.js'
+import { createClient, isQueueMissing } from './client.js'
+import { encodeBody } from './codec.js'
+import { type ConsumerHost, SqsConsumer } from './consumer.js'
+import { MAX_VISIBILITY_SECONDS } from './delivery.js'
+import { Moves } from './moves.js'
+import { type QueueNames, queueNames } from './names.js'
+import { type ResolvedSqsOptions, resolveOptions, type SqsBrokerOptions } from './options.js'
+import { QueueRegistry } from './queues.js'
+import { MAX_DELAY_SECONDS, route } from './sending.js'
+import { Transport } from './transport.js'
+
+const ADAPTER = 'sqs'
+
+/**
+ * An Errand broker on Amazon SQS (or an SQS-compatible endpoint).
+ *
+ * - Leases are visibility timeouts: `extend` is ChangeMessageVisibility, `attempt` is
+ *   ApproximateReceiveCount, `nack({ delayMs })` sets the visibility (re-sent when over 12 h).
+ * - Delays up to 15 minutes per message (core hops longer ones); never early.
+ * - FIFO queues (`.fifo`, or every queue with `fifo: true`): `orderingKey` is the message group,
+ *   `dedupId` the deduplication id; delayed FIFO messages wait in a standard delay queue.
+ * - Dead letters go to `<name>-dead` with reason attributes.
+ * - Priorities only with `priorityLevels` (one queue per level).
+ *
+ * @example
+ * ```ts
+ * const broker = new SqsBroker({ region: 'eu-west-1' })
+ * await broker.connect()
+ * await broker.publish('emails', [{ body: new TextEncoder().encode('{"v":1}') }])
+ * ```
+ */
+export class SqsBroker implements Broker {
+  readonly name = ADAPTER
+  readonly capabilities: BrokerCapabilities
+  /** The SDK client (yours when passed in options). */
+  readonly client: SQSClient
+  /** SQS API calls made so far, by operation (receives, batches, admin calls). */
+  readonly calls: ReadonlyMap<string, number>
+  readonly #options: ResolvedSqsOptions
+  readonly #ownsClient: boolean
+  readonly #transport: Transport
+  readonly #registry: QueueRegistry
+  readonly #admin: Admin
+  readonly #moves: Moves
+  readonly #consumers = new Set<SqsConsumer>()
+  readonly #onError: (err: unknown) => void
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  constructor(options: SqsBrokerOptions = {}) {
+    this.#options = resolveOptions(options)
+    const o = this.#options
+    this.#ownsClient = o.client === undefined
+    this.client = o.client ?? createClient(o)
+    this.capabilities = brokerCapabilities({
+      maxDelayMs: MAX_DELAY_SECONDS * 1000,
+      maxPriority: o.priorityLevels,
+      leases: true,
+      maxMessageBytes: o.maxMessageBytes,
+      maxBatchSize: 10,
+      orderedDelivery: o.fifo,
+    })
+    this.#transport = new Transport(this.client, o)
+    this.calls = this.#transport.calls
+    this.#registry = new QueueRegistry(this.client, o)
+    this.#admin = new Admin(this.client, this.#transport, {
+      waitSeconds: o.adminWaitSeconds,
+      retryTimeoutMs: o.retryTimeoutMs,
+    })
+    this.#moves = new Moves(this.#transport, this.#registry, o)
+    this.#onError = o.onError ?? rateLimitedWarning()
+  }
+
+  /** Check the configuration (a region must resolve). Does not create queues. */
+  async connect(): Promise<void> {
+    this.#assertOpen()
+    try {
+      const region = await this.client.config.region()
+      if (!region) throw new Error('no region')
+    } catch (cause) {
+      throw new ConnectionError(
+        maskCredentials(
+          `no AWS region configured (set the region option, ?region= or AWS_REGION): ${String(cause)}`,
+        ),
+        { adapter: ADAPTER, cause },
+      )
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#consumers].map((c) => c.close()))
+      await this.#transport.drain()
+      if (this.#ownsClient) this.client.destroy()
+    })()
+    return this.#closing
+  }
+
+  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const { maxMessageBytes, priorityLevels, defaultGroupId } = this.#options
+    for (const m of messages) {
+      if (!(m.body instanceof Uint8Array)) throw new TypeError('message body must be a Uint8Array')
+      if (m.body.byteLength > maxMessageBytes) {
+        throw new PayloadTooLargeError(m.body.byteLength, maxMessageBytes, { adapter: ADAPTER })
+      }
+      const priority = m.priority ?? 0
+      if (!Number.isInteger(priority) || priority < 0) throw new TypeError(`invalid priority ${priority}`)
+      if (priority > priorityLevels) {
+        throw new NotSupportedError(
+          priorityLevels === 0
+            ? 'priorities are not supported on SQS unless mapped to queues with the priorityLevels option'
+            : `priority ${priority} is above the highest mapped level ${priorityLevels}`,
+          { adapter: ADAPTER },
+        )
+      }
+      if ((m.delayMs ?? 0) > this.capabilities.maxDelayMs) {
+        throw new NotSupportedError(
+          `a delay of ${m.delayMs} ms is over the SQS limit of ${this.capabilities.maxDelayMs} ms (core sends longer delays in hops)`,
+          { adapter: ADAPTER },
+        )
+      }
+    }
+    await Promise.all(
+      messages.map((m) => {
+        const { text, attrs } = encodeBody(m.body)
+        const routed = route(
+          names,
+          {
+            text,
+            attrs,
+            level: m.priority ?? 0,
+            delayMs: m.delayMs ?? 0,
+            base: 0,
+            dedupId: m.dedupId,
+            groupId: m.orderingKey,
+          },
+          defaultGroupId,
+        )
+        return this.#retryMissing(names, () => this.#moves.sendRouted(names, routed))
+      }),
+    )
+  }
+
+  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
+      throw new TypeError(`prefetch must be a positive integer, got ${options.prefetch}`)
+    }
+    const leaseMs = options.leaseMs ?? this.#options.leaseMs
+    const consumer = new SqsConsumer(
+      this.#consumerHost(),
+      {
+        names,
+        prefetch: options.prefetch,
+        leaseSeconds: Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(leaseMs / 1000))),
+        waitTimeSeconds: this.#options.waitTimeSeconds,
+        priorityWaitSeconds: Math.min(this.#options.priorityWaitSeconds, this.#options.waitTimeSeconds || 1),
+        maxReceiveLoops: this.#options.maxReceiveLoops,
+      },
+      onDelivery,
+    )
+    this.#consumers.add(consumer)
+    await consumer.start()
+    return { cancel: () => consumer.cancel() }
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const levels = await Promise.all(
+      (await this.#registry.levels(names)).map((url) => this.#admin.counts(url)),
+    )
+    const dead = await this.#admin.counts(await this.#registry.dead(names))
+    let ready = 0
+    let delayed = 0
+    let inFlight = 0
+    for (const c of levels) {
+      ready += c.visible
+      delayed += c.delayed
+      inFlight += c.inFlight
+    }
+    if (names.delay !== undefined) {
+      const d = await this.#admin.counts(await this.#registry.delay(names))
+      delayed += d.visible + d.delayed + d.inFlight
+    }
+    return { ready, delayed, inFlight, dead: dead.visible + dead.delayed + dead.inFlight }
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const urls = await this.#registry.levels(names)
+    if (names.delay !== undefined) urls.push(await this.#registry.delay(names))
+    const counts = await Promise.all(urls.map((url) => this.#admin.purge(url)))
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const limit = options.limit ?? 100
+    const out: DeadLetter[] = []
+    if (limit <= 0) return out
+    await this.#admin.scan(
+      await this.#registry.dead(names),
+      async (batch) => {
+        for (const m of batch) out.push(toDeadLetter(names.logical, m))
+        return batch
+      },
+      limit,
+    )
+    return out.slice(0, limit)
+  }
+
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const url = await this.#registry.dead(names)
+    const wanted = ids === undefined ? undefined : new Set(ids)
+    if (wanted?.size === 0) return 0
+    let count = 0
+    await this.#admin.scan(url, async (batch) => {
+      const keep = batch.filter((m) => wanted !== undefined && !wanted.has(m.MessageId))
+      await Promise.all(
+        batch
+          .filter((m) => !keep.includes(m))
+          .map(async (m) => {
+            await this.#moves.requeue(names, m)
+            await this.#transport.delete(url, m.ReceiptHandle, Date.now() + this.#options.retryTimeoutMs)
+            count++
+          }),
+      )
+      return keep
+    })
+    return count
+  }
+
+  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.#assertOpen()
+    const names = this.#names(queue)
+    const url = await this.#registry.dead(names)
+    const wanted = ids === undefined ? undefined : new Set(ids)
+    if (wanted?.size === 0) return 0
+    let count = 0
+    await this.#admin.scan(url, async (batch) => {
+      const keep = batch.filter((m) => wanted !== undefined && !wanted.has(m.MessageId))
+      await Promise.all(
+        batch
+          .filter((m) => !keep.includes(m))
+          .map(async (m) => {
+            await this.#transport.delete(url, m.ReceiptHandle, Date.now() + this.#options.retryTimeoutMs)
+            count++
+          }),
+      )
+      return keep
+    })
+    return count
+  }
+
+  #names(queue: string): QueueNames {
+    return queueNames(queue, this.#options)
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('broker is closed', { adapter: ADAPTER })
+  }
+
+  /** Run `fn`; if a queue turned out missing (deleted behind our back), forget its URL and retry once. */
+  async #retryMissing<T>(names: QueueNames, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isQueueMissing(err)) throw err
+      for (const name of [...names.levels, names.dead, names.delay]) if (name) this.#registry.invalidate(name)
+      return fn()
+    }
+  }
+
+  #consumerHost(): ConsumerHost {
+    return {
+      transport: this.#transport,
+      isClosed: () => this.#closed,
+      levelUrls: (names, fresh) => {
+        if (fresh) for (const name of names.levels) this.#registry.invalidate(name)
+        return this.#registry.levels(names)
+      },
+      delayUrl: (names) => this.#registry.delay(names),
+      hop: (url, message, notBefore) => this.#moves.hop(url, message, notBefore),
+      forward: (names, delayUrl, message) => this.#moves.forward(names, delayUrl, message),
+      resend: (names, delivery, delayMs) => this.#moves.resend(names, delivery, delayMs),
+      sendDeadLetter: (names, delivery, info) => this.#moves.deadLetter(names, delivery, info),
+      onError: (err) => this.#onError(err),
+    }
+  }
+}
+
+/** Default background-error report: one console warning per 10 s, credentials masked. */
+function rateLimitedWarning(): (err: unknown) => void {
+  let last = 0
+  return (err) => {
+    const now = Date.now()
+    if (now - last < 10_000) return
+    last = now
+    console.warn(maskCredentials(`[errand sqs] ${err instanceof Error ? err.message : String(err)}`))
+  }
+}
