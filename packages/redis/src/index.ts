@@ -1,2 +1,35 @@
-/** Placeholder until the adapter lands. */
-export const ADAPTER = 'redis'
+import type { Broker, ResultBackend } from '@errand/core'
+import { RedisBroker } from './redis-broker.js'
+import { RedisResultBackend } from './redis-result-backend.js'
+
+export {
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_LEASE_MS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PRIORITY,
+  type PassThroughRedisOptions,
+  type RedisBrokerOptions,
+  type RedisClient,
+  type RedisConnectionOptions,
+  type RedisResultBackendOptions,
+} from './options.js'
+export { RedisBroker } from './redis-broker.js'
+export { RedisDelivery } from './redis-delivery.js'
+export { RedisResultBackend } from './redis-result-backend.js'
+
+/**
+ * The broker for a `redis://` or `rediss://` URL, for core's `createApp` (does not connect).
+ *
+ * @example
+ * ```ts
+ * const broker = createBroker('redis://127.0.0.1:6379?keyPrefix=myapp')
+ * ```
+ */
+export function createBroker(url: string): Broker {
+  return new RedisBroker({ url })
+}
+
+/** The result backend for a `redis://` or `rediss://` URL, for core's `createApp` (does not connect). */
+export function createResultBackend(url: string): ResultBackend {
+  return new RedisResultBackend({ url })
+}

@@ -1,0 +1,125 @@
+import type { TaskRecord } from '@errand/core'
+import { isFinalState } from '@errand/core'
+import type { Connections } from './connection.js'
+import type { RedisClient } from './options.js'
+
+type Listener = (json: string) => void
+
+/**
+ * `waitFor` by pub/sub: one subscriber connection per backend, one channel per awaited task
+ * id (subscribed while at least one caller waits for it). A waiter subscribes first and reads
+ * the record second, so a final write racing the call is seen by one or the other. After a
+ * reconnect (the client re-subscribes by itself) every awaited record is read again, in case
+ * its final write happened while the connection was down.
+ */
+export class FinalWaiters {
+  readonly #conns: Connections
+  readonly #channel: (id: string) => string
+  readonly #read: (id: string) => Promise<string | null>
+  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #ids = new Map<string, string>()
+  readonly #rejects = new Set<(err: unknown) => void>()
+  #sub: RedisClient | undefined
+
+  constructor(
+    conns: Connections,
+    channel: (id: string) => string,
+    read: (id: string) => Promise<string | null>,
+  ) {
+    this.#conns = conns
+    this.#channel = channel
+    this.#read = read
+  }
+
+  /** Resolves with the record once final; rejects with the signal's reason on abort. */
+  wait(id: string, signal: AbortSignal | undefined): Promise<TaskRecord> {
+    return new Promise<TaskRecord>((resolve, reject) => {
+      signal?.throwIfAborted()
+      const channel = this.#channel(id)
+      let done = false
+      const finish = (err: unknown, record?: TaskRecord) => {
+        if (done) return
+        done = true
+        signal?.removeEventListener('abort', onAbort)
+        this.#rejects.delete(fail)
+        this.#unlisten(channel, listener)
+        if (record !== undefined) resolve(record)
+        else reject(err)
+      }
+      const fail = (err: unknown) => finish(err)
+      const onAbort = () => finish(signal?.reason)
+      const listener: Listener = (json) => {
+        const record = JSON.parse(json) as TaskRecord
+        if (isFinalState(record.state)) finish(undefined, record)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#rejects.add(fail)
+      this.#listen(channel, id, listener)
+        .then(() => (done ? null : this.#read(id)))
+        .then(
+          (json) => {
+            if (json !== null) listener(json)
+          },
+          (err) => finish(this.#conns.error(`waitFor "${id}"`, err)),
+        )
+    })
+  }
+
+  /** Reject every pending wait with `err` and drop the subscriber connection. */
+  close(err: Error): void {
+    for (const reject of [...this.#rejects]) reject(err)
+    if (this.#sub !== undefined) this.#conns.drop(this.#sub)
+    this.#sub = undefined
+  }
+
+  async #listen(channel: string, id: string, listener: Listener): Promise<void> {
+    let set = this.#listeners.get(channel)
+    if (set !== undefined) {
+      set.add(listener)
+      return
+    }
+    set = new Set([listener])
+    this.#listeners.set(channel, set)
+    this.#ids.set(channel, id)
+    await this.#subscriber().subscribe(channel)
+  }
+
+  #unlisten(channel: string, listener: Listener): void {
+    const set = this.#listeners.get(channel)
+    if (set === undefined) return
+    set.delete(listener)
+    if (set.size > 0) return
+    this.#listeners.delete(channel)
+    this.#ids.delete(channel)
+    this.#sub?.unsubscribe(channel).catch(() => {})
+  }
+
+  #subscriber(): RedisClient {
+    if (this.#sub !== undefined) return this.#sub
+    const sub = this.#conns.duplicate()
+    sub.on('message', (channel: string, json: string) => {
+      const set = this.#listeners.get(channel)
+      if (set !== undefined) for (const listener of [...set]) listener(json)
+    })
+    let connectedOnce = false
+    sub.on('ready', () => {
+      if (!connectedOnce) {
+        connectedOnce = true
+        return
+      }
+      // Reconnected: a final write may have happened while we were away.
+      for (const [channel, id] of this.#ids) {
+        this.#read(id).then(
+          (json) => {
+            if (json === null) return
+            const set = this.#listeners.get(channel)
+            if (set !== undefined) for (const listener of [...set]) listener(json)
+          },
+          () => {},
+        )
+      }
+    })
+    this.#sub = sub
+    return sub
+  }
+}

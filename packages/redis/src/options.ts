@@ -1,0 +1,264 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { z } from 'zod'
+
+const ADAPTER = { adapter: 'redis' } as const
+
+/**
+ * ioredis options we pass through. `replyMapping` is left out: the adapter reads replies in the
+ * default (`legacy`) shape, and with `exactOptionalPropertyTypes` ioredis' own type needs this.
+ */
+export type PassThroughRedisOptions = Omit<RedisOptions, 'replyMapping'>
+
+/** A client the caller owns: a standalone `Redis` or a `Cluster`. */
+export type RedisClient = Redis | Cluster
+
+/** How to reach Redis: give exactly one of `url` and `client`. */
+export interface RedisConnectionOptions {
+  /**
+   * `redis://[user:password@]host[:port][/db][?keyPrefix=…]` or `rediss://…` (TLS). Query
+   * parameters: `keyPrefix`, and for a broker `leaseMs` and `maxPriority`.
+   */
+  readonly url?: string
+  /**
+   * An existing client. The adapter never closes a client it did not create; it `duplicate()`s
+   * it for its blocking and subscriber connections and closes those duplicates on `close()`.
+   */
+  readonly client?: RedisClient
+  /** TLS options for `rediss://` (CA, client certificate, `servername`…). */
+  readonly tls?: TlsOptions
+  /** Extra ioredis options for the connections the adapter creates from `url`. */
+  readonly redisOptions?: PassThroughRedisOptions
+  /**
+   * Prefix of every key (default `errand`). Keys of one queue share the hash tag `{queue}`, so
+   * a queue lives on one Redis Cluster slot. No `{` or `}` allowed.
+   */
+  readonly keyPrefix?: string
+}
+
+/** Options of {@link RedisBroker}. */
+export interface RedisBrokerOptions extends RedisConnectionOptions {
+  /** Lease of a delivery when the consumer gives none, in ms (default 30 000). */
+  readonly leaseMs?: number
+  /** Highest priority accepted, 0..20 (default 9). Each level is one list per queue. */
+  readonly maxPriority?: number
+  /** Largest message body accepted, in bytes (default 10 MiB). */
+  readonly maxMessageBytes?: number
+}
+
+/** Options of {@link RedisResultBackend}. */
+export interface RedisResultBackendOptions extends RedisConnectionOptions {}
+
+/** Default lease of a delivery: 30 s. */
+export const DEFAULT_LEASE_MS = 30_000
+/** Default highest priority. */
+export const DEFAULT_MAX_PRIORITY = 9
+/** Default largest message body: 10 MiB (the envelope decoder's default cap). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+/** Default key prefix. */
+export const DEFAULT_KEY_PREFIX = 'errand'
+
+const isClient = (value: unknown): boolean => value instanceof Redis || value instanceof Cluster
+
+const connectionShape = {
+  url: z.string().optional(),
+  client: z
+    .custom<RedisClient>(isClient, { message: 'expected an ioredis Redis or Cluster instance' })
+    .optional(),
+  tls: z.record(z.string(), z.unknown()).optional(),
+  redisOptions: z.record(z.string(), z.unknown()).optional(),
+  keyPrefix: z
+    .string()
+    .min(1)
+    .regex(/^[^{}]*$/, 'must not contain "{" or "}"')
+    .optional(),
+}
+
+const brokerSchema = z
+  .object({
+    ...connectionShape,
+    leaseMs: z.number().int().positive().optional(),
+    maxPriority: z.number().int().min(0).max(20).optional(),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(512 * 1024 * 1024)
+      .optional(),
+  })
+  .strict()
+
+const backendSchema = z.object(connectionShape).strict()
+
+/** Broker options after validation, with the URL's query parameters applied. */
+export interface ParsedBrokerOptions {
+  readonly connection: ConnectionPlan
+  readonly keyPrefix: string
+  readonly leaseMs: number
+  readonly maxPriority: number
+  readonly maxMessageBytes: number
+}
+
+/** Backend options after validation. */
+export interface ParsedBackendOptions {
+  readonly connection: ConnectionPlan
+  readonly keyPrefix: string
+}
+
+/** Where the adapter's connections come from. */
+export type ConnectionPlan =
+  | { readonly kind: 'owned'; readonly options: PassThroughRedisOptions; readonly display: string }
+  | { readonly kind: 'borrowed'; readonly client: RedisClient; readonly display: string }
+
+/** Validates broker options; throws `InvalidOptionError` naming the field. */
+export function parseBrokerOptions(options: RedisBrokerOptions | string): ParsedBrokerOptions {
+  const raw = check(
+    brokerSchema,
+    typeof options === 'string' ? { url: options } : options,
+  ) as RedisBrokerOptions
+  const { plan, query } = connectionPlan(raw, ['keyPrefix', 'leaseMs', 'maxPriority'])
+  const fromQuery = {
+    leaseMs: queryInt(query, 'leaseMs', 1, Number.MAX_SAFE_INTEGER),
+    maxPriority: queryInt(query, 'maxPriority', 0, 20),
+  }
+  return {
+    connection: plan,
+    keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
+    leaseMs: raw.leaseMs ?? fromQuery.leaseMs ?? DEFAULT_LEASE_MS,
+    maxPriority: raw.maxPriority ?? fromQuery.maxPriority ?? DEFAULT_MAX_PRIORITY,
+    maxMessageBytes: raw.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+  }
+}
+
+/** Validates backend options; throws `InvalidOptionError` naming the field. */
+export function parseBackendOptions(options: RedisResultBackendOptions | string): ParsedBackendOptions {
+  const raw = check(
+    backendSchema,
+    typeof options === 'string' ? { url: options } : options,
+  ) as RedisResultBackendOptions
+  const { plan, query } = connectionPlan(raw, ['keyPrefix'])
+  return { connection: plan, keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX }
+}
+
+function connectionPlan(
+  raw: RedisConnectionOptions,
+  allowedQuery: readonly string[],
+): { plan: ConnectionPlan; query: URLSearchParams } {
+  if (raw.url !== undefined && raw.client !== undefined) {
+    throw new InvalidOptionError('client', 'give either url or client, not both', ADAPTER)
+  }
+  if (raw.client !== undefined) {
+    if (raw.tls !== undefined || raw.redisOptions !== undefined) {
+      const field = raw.tls !== undefined ? 'tls' : 'redisOptions'
+      throw new InvalidOptionError(
+        field,
+        'only applies to connections created from url, not to a given client',
+        ADAPTER,
+      )
+    }
+    return {
+      plan: { kind: 'borrowed', client: raw.client, display: 'the given client' },
+      query: new URLSearchParams(),
+    }
+  }
+  const url = raw.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const parsed = parseRedisUrl(url)
+  for (const key of parsed.query.keys()) {
+    if (!allowedQuery.includes(key)) {
+      throw new InvalidOptionError(
+        `url.${key}`,
+        `unknown query parameter; known: ${allowedQuery.join(', ')}`,
+        ADAPTER,
+      )
+    }
+  }
+  const options: PassThroughRedisOptions = {
+    ...parsed.options,
+    ...(raw.redisOptions as PassThroughRedisOptions),
+  }
+  if (raw.tls !== undefined) {
+    if (!parsed.tls) throw new InvalidOptionError('tls', 'only applies to rediss:// URLs', ADAPTER)
+    options.tls = { ...(parsed.options.tls ?? {}), ...raw.tls }
+  }
+  return { plan: { kind: 'owned', options, display: maskCredentials(url) }, query: parsed.query }
+}
+
+/** What a Redis URL says. */
+export interface ParsedRedisUrl {
+  readonly options: PassThroughRedisOptions
+  readonly tls: boolean
+  readonly query: URLSearchParams
+}
+
+/**
+ * Parses `redis://[user:password@]host[:port][/db]` and `rediss://…` into ioredis options.
+ * Throws `InvalidOptionError` for `url` (with the password masked) when malformed.
+ */
+export function parseRedisUrl(url: string): ParsedRedisUrl {
+  const invalid = (why: string, cause?: unknown) =>
+    new InvalidOptionError('url', `${why}, got "${maskCredentials(url)}"`, { ...ADAPTER, cause })
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch (cause) {
+    throw invalid('not a URL', cause)
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw invalid('expected redis:// or rediss://')
+  const tls = u.protocol === 'rediss:'
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
+  const port = u.port === '' ? 6379 : Number(u.port)
+  const options: PassThroughRedisOptions = { host, port }
+  try {
+    if (u.username !== '') options.username = decodeURIComponent(u.username)
+    if (u.password !== '') options.password = decodeURIComponent(u.password)
+  } catch (cause) {
+    throw invalid('credentials are not valid percent-encoding', cause)
+  }
+  const path = u.pathname.replace(/^\//, '')
+  if (path !== '') {
+    if (!/^\d+$/.test(path)) throw invalid('the path must be a database number')
+    options.db = Number(path)
+  }
+  if (tls) options.tls = { servername: host }
+  return { options, tls, query: u.searchParams }
+}
+
+function queryInt(query: URLSearchParams, key: string, min: number, max: number): number | undefined {
+  const value = query.get(key)
+  if (value === null) return undefined
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new InvalidOptionError(
+      `url.${key}`,
+      `expected an integer in [${min}, ${max}], got "${value}"`,
+      ADAPTER,
+    )
+  }
+  return n
+}
+
+function queryPrefix(query: URLSearchParams): string | undefined {
+  const value = query.get('keyPrefix')
+  if (value === null) return undefined
+  if (value === '' || /[{}]/.test(value)) {
+    throw new InvalidOptionError(
+      'url.keyPrefix',
+      'must be non-empty and must not contain "{" or "}"',
+      ADAPTER,
+    )
+  }
+  return value
+}
+
+function check(schema: z.ZodType, options: unknown): unknown {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionError('(options)', 'expected an object or a URL string', ADAPTER)
+  }
+  const parsed = schema.safeParse(options ?? {})
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  const unknownKey = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined
+  const field = unknownKey ?? (issue && issue.path.length > 0 ? issue.path.join('.') : '(options)')
+  throw new InvalidOptionError(field, maskCredentials(issue?.message ?? 'invalid'), ADAPTER)
+}

@@ -1,0 +1,275 @@
+import type { Consumer, DeadLetterInfo, DeliveryHandler } from '@errand/core'
+import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './broker-scripts.js'
+import { decodeItem } from './codec.js'
+import type { Connections } from './connection.js'
+import type { QueueKeys } from './keys.js'
+import type { RedisClient } from './options.js'
+import { type DeliveryOwner, RedisDelivery } from './redis-delivery.js'
+
+/** Most messages one round trip takes or settles (Lua's unpack has a stack limit). */
+const MAX_BATCH = 1000
+/** Longest blocking wait before looking again even when nothing is known to be due. */
+const MAX_WAIT_MS = 30_000
+/** Pause before trying again after a failed round trip. */
+const RETRY_MS = 250
+
+interface Pending {
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+}
+interface PendingAck extends Pending {
+  readonly delivery: RedisDelivery
+}
+interface PendingExtend extends Pending {
+  readonly lease: string
+  readonly ms: number
+}
+
+/** What a consumer needs from its broker. */
+export interface ConsumerContext {
+  readonly conns: Connections
+  readonly queue: string
+  readonly keys: QueueKeys
+  /** Every key of the queue, in the scripts' KEYS order. */
+  readonly keyList: readonly string[]
+  readonly maxDelayMs: number
+  readonly prefetch: number
+  readonly leaseMs: number
+  readonly onDelivery: DeliveryHandler
+  assertOpen(): void
+}
+
+/**
+ * One `consume()` call. A loop of single round trips (the CYCLE script) that each settle the
+ * acks and lease extensions collected since the last one and take up to the free prefetch
+ * in one go. When a round trip comes back short, the consumer parks on its own blocking
+ * connection (`BLMOVE ready ready RIGHT RIGHT timeout`: returns as soon as the ready list holds
+ * anything, without taking it) with a timeout at the next delayed message or lease deadline;
+ * an idle consumer costs one parked connection and no polling.
+ */
+export class RedisConsumer implements Consumer, DeliveryOwner {
+  readonly #ctx: ConsumerContext
+  /** Deliveries handed out and not settled yet, by lease member. */
+  readonly #held = new Map<string, RedisDelivery>()
+  #acks: PendingAck[] = []
+  #extends: PendingExtend[] = []
+  /** nack / deadLetter calls in flight (they hold their slot until they resolve). */
+  readonly #settling = new Set<Promise<unknown>>()
+  #active = true
+  #cycling: Promise<void> | undefined
+  #scheduled = false
+  #waiting = false
+  #blocking: RedisClient | undefined
+  #retry: NodeJS.Timeout | undefined
+  /** Backing off after a failed round trip. */
+  #pausing = false
+
+  constructor(ctx: ConsumerContext) {
+    this.#ctx = ctx
+  }
+
+  get maxDelayMs(): number {
+    return this.#ctx.maxDelayMs
+  }
+
+  /** Begin fetching. */
+  start(): void {
+    this.#schedule()
+  }
+
+  /** Stop fetching; resolves once no further delivery will be handed out. */
+  async cancel(): Promise<void> {
+    if (!this.#active) return
+    this.#active = false
+    clearTimeout(this.#retry)
+    this.#pausing = false
+    if (this.#blocking !== undefined) this.#ctx.conns.drop(this.#blocking)
+    this.#blocking = undefined
+    await this.#cycling
+  }
+
+  /**
+   * For the broker's close: stop, send the settles already asked for, then put every delivery
+   * still unsettled back at the front of the queue (its next delivery counts one more).
+   */
+  async shutdown(): Promise<void> {
+    await this.cancel()
+    while (
+      this.#cycling !== undefined ||
+      this.#acks.length > 0 ||
+      this.#extends.length > 0 ||
+      this.#settling.size > 0
+    ) {
+      if (this.#cycling === undefined && (this.#acks.length > 0 || this.#extends.length > 0)) this.#cycle()
+      await Promise.allSettled([this.#cycling, ...this.#settling])
+    }
+    const leases = [...this.#held.values()].filter((d) => !d.settled).map((d) => d.lease)
+    this.#held.clear()
+    for (let i = 0; i < leases.length; i += MAX_BATCH) {
+      await RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['1', ...leases.slice(i, i + MAX_BATCH)])
+    }
+  }
+
+  /** The connection came back: look again (a blocking wait is re-sent by the client itself). */
+  kick(): void {
+    if (!this.#active) return
+    clearTimeout(this.#retry)
+    this.#pausing = false
+    if (!this.#waiting) this.#schedule()
+  }
+
+  assertOpen(): void {
+    this.#ctx.assertOpen()
+  }
+
+  ack(delivery: RedisDelivery): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#acks.push({ delivery, resolve, reject })
+      this.#schedule()
+    })
+  }
+
+  extend(delivery: RedisDelivery, ms: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#extends.push({ lease: delivery.lease, ms, resolve, reject })
+      this.#schedule()
+    })
+  }
+
+  nack(delivery: RedisDelivery, delayMs: number): Promise<void> {
+    return this.#settle(
+      delivery,
+      'nack',
+      NACK.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, delayMs]),
+    )
+  }
+
+  deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void> {
+    const header = JSON.stringify({ reason: info.reason, error: info.error, deadAt: Date.now() })
+    const run = DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, header, Date.now()])
+    return this.#settle(delivery, 'deadLetter', run)
+  }
+
+  async #settle(delivery: RedisDelivery, what: string, run: Promise<unknown>): Promise<void> {
+    const tracked = run.finally(() => {
+      this.#settling.delete(tracked)
+      this.#held.delete(delivery.lease)
+      this.#schedule()
+    })
+    this.#settling.add(tracked)
+    try {
+      await tracked
+    } catch (err) {
+      throw this.#ctx.conns.error(`${what} on "${this.#ctx.queue}"`, err)
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#pausing || this.#cycling !== undefined) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      this.#cycle()
+    })
+  }
+
+  #cycle(): void {
+    if (this.#cycling !== undefined) return
+    const acks = this.#acks.length <= MAX_BATCH ? this.#acks : this.#acks.slice(0, MAX_BATCH)
+    this.#acks = acks === this.#acks ? [] : this.#acks.slice(MAX_BATCH)
+    const extensions = this.#extends.length <= MAX_BATCH ? this.#extends : this.#extends.slice(0, MAX_BATCH)
+    this.#extends = extensions === this.#extends ? [] : this.#extends.slice(MAX_BATCH)
+    const free = this.#ctx.prefetch - this.#held.size + acks.length
+    const want =
+      this.#active && this.#ctx.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
+    if (want === 0 && acks.length === 0 && extensions.length === 0) return
+    const args: (string | number)[] = [this.#ctx.leaseMs, want, acks.length, extensions.length]
+    for (const a of acks) args.push(a.delivery.lease)
+    for (const e of extensions) args.push(e.lease, e.ms)
+    this.#cycling = CYCLE.run(this.#ctx.conns.main, this.#ctx.keyList, args).then(
+      (reply) => this.#onReply(reply as [number, ...Buffer[]], want, acks, extensions),
+      (err) => this.#onError(err, acks, extensions),
+    )
+    void this.#cycling.finally(() => {
+      this.#cycling = undefined
+      if (this.#acks.length > 0 || this.#extends.length > 0 || (this.#active && !this.#waiting))
+        this.#schedule()
+    })
+  }
+
+  #onReply(
+    reply: [number, ...Buffer[]],
+    want: number,
+    acks: PendingAck[],
+    extensions: PendingExtend[],
+  ): void {
+    for (const a of acks) {
+      this.#held.delete(a.delivery.lease)
+      a.resolve()
+    }
+    for (const e of extensions) e.resolve()
+    const count = reply.length - 1
+    if (!this.#active) {
+      // Taken after cancel(): never handed out, so back they go without counting a delivery.
+      if (count > 0) {
+        const leases = reply.slice(1).map((item) => new RedisDelivery(this, decodeItem(item as Buffer)).lease)
+        void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch(() => {})
+      }
+      return
+    }
+    for (let i = 1; i <= count; i++) {
+      const delivery = new RedisDelivery(this, decodeItem(reply[i] as Buffer))
+      this.#held.set(delivery.lease, delivery)
+      try {
+        this.#ctx.onDelivery(delivery)
+      } catch (err) {
+        // A throwing handler is the caller's bug: surface it without stopping the loop.
+        queueMicrotask(() => {
+          throw err
+        })
+      }
+    }
+    if (want > 0 && count < want) this.#wait(reply[0])
+  }
+
+  #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
+    const error = this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err)
+    for (const a of acks) {
+      // The lease runs out and the message comes back: at-least-once, nothing lost.
+      this.#held.delete(a.delivery.lease)
+      a.reject(error)
+    }
+    for (const e of extensions) e.reject(error)
+    this.#backOff()
+  }
+
+  /** After a failure: try again in a moment (or at once when the connection comes back). */
+  #backOff(): void {
+    if (!this.#active) return
+    this.#pausing = true
+    clearTimeout(this.#retry)
+    this.#retry = setTimeout(() => {
+      this.#pausing = false
+      this.#schedule()
+    }, RETRY_MS)
+  }
+
+  /** Park until the ready list holds something or `waitMs` passes (-1: nothing is due). */
+  #wait(waitMs: number): void {
+    if (this.#waiting || !this.#active) return
+    this.#waiting = true
+    this.#blocking ??= this.#ctx.conns.duplicate()
+    const ms = waitMs < 0 ? MAX_WAIT_MS : Math.min(Math.max(waitMs, 1), MAX_WAIT_MS)
+    const ready = this.#ctx.keys.ready[0]!
+    this.#blocking.blmove(ready, ready, 'RIGHT', 'RIGHT', ms / 1000).then(
+      () => {
+        this.#waiting = false
+        this.#schedule()
+      },
+      () => {
+        this.#waiting = false
+        this.#backOff()
+      },
+    )
+  }
+}

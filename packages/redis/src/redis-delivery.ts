@@ -1,0 +1,92 @@
+import { type DeadLetterInfo, type Delivery, NotSupportedError } from '@errand/core'
+import type { DecodedItem } from './codec.js'
+
+/** What a delivery needs from the consumer that handed it out. */
+export interface DeliveryOwner {
+  readonly maxDelayMs: number
+  /** Throws `ERR_CLOSED` once the broker is closed. */
+  assertOpen(): void
+  ack(delivery: RedisDelivery): Promise<void>
+  nack(delivery: RedisDelivery, delayMs: number): Promise<void>
+  deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void>
+  extend(delivery: RedisDelivery, ms: number): Promise<void>
+}
+
+/**
+ * A delivery from a {@link RedisBroker}: delivery number `attempt` of message `messageId`, on a
+ * lease named `<id>:<attempt>`. The first of `ack`, `nack` or `deadLetter` settles it; later calls
+ * resolve without effect. Settling or extending after the lease ran out (the message went back
+ * to the queue, maybe to another consumer) touches nothing: the lease name no longer exists.
+ */
+export class RedisDelivery implements Delivery {
+  readonly messageId: string
+  readonly body: Uint8Array
+  readonly attempt: number
+  /** The lease member: `<id>:<attempt>`. */
+  readonly lease: string
+  readonly #owner: DeliveryOwner
+  #settled = false
+
+  constructor(owner: DeliveryOwner, item: DecodedItem) {
+    this.#owner = owner
+    this.messageId = item.id
+    this.body = item.body
+    this.attempt = item.deliveries + 1
+    this.lease = `${item.id}:${this.attempt}`
+  }
+
+  /** True once `ack`, `nack` or `deadLetter` was called. */
+  get settled(): boolean {
+    return this.#settled
+  }
+
+  /** Remove the message for good. Acks issued in the same tick go to Redis in one call. */
+  async ack(): Promise<void> {
+    if (!this.#claim()) return
+    return this.#owner.ack(this)
+  }
+
+  /** Return the message, redelivered after `delayMs` (default 0: at once, at the back). */
+  async nack(options: { delayMs?: number } = {}): Promise<void> {
+    const delayMs = options.delayMs ?? 0
+    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
+      throw new TypeError(`nack: delayMs must be a finite number >= 0, got ${String(delayMs)}`)
+    }
+    if (!this.#settled && delayMs > this.#owner.maxDelayMs) {
+      throw new NotSupportedError(
+        `nack delay of ${delayMs} ms is over maxDelayMs ${this.#owner.maxDelayMs}`,
+        {
+          adapter: 'redis',
+        },
+      )
+    }
+    if (!this.#claim()) return
+    return this.#owner.nack(this, Math.ceil(delayMs))
+  }
+
+  /** Move the message to the queue's dead letters, atomically with its removal. */
+  async deadLetter(info: DeadLetterInfo): Promise<void> {
+    if (typeof info !== 'object' || info === null || typeof info.reason !== 'string') {
+      throw new TypeError('deadLetter: info must be an object with a reason')
+    }
+    if (!this.#claim()) return
+    return this.#owner.deadLetter(this, info)
+  }
+
+  /** Lengthen the lease to `ms` from now. Without effect once settled or once the lease ran out. */
+  async extend(ms: number): Promise<void> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new TypeError(`extend: ms must be a finite number > 0, got ${String(ms)}`)
+    }
+    if (this.#settled) return
+    this.#owner.assertOpen()
+    return this.#owner.extend(this, Math.ceil(ms))
+  }
+
+  #claim(): boolean {
+    if (this.#settled) return false
+    this.#owner.assertOpen()
+    this.#settled = true
+    return true
+  }
+}

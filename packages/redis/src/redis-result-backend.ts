@@ -1,0 +1,219 @@
+import {
+  ClosedError,
+  type GroupProgress,
+  isFinalState,
+  type MemberOutcome,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from '@errand/core'
+import { COMPLETE_MEMBER, SET_STATE } from './backend-scripts.js'
+import { Connections } from './connection.js'
+import { FinalWaiters } from './final-waiters.js'
+import { type BackendKeys, backendKeys } from './keys.js'
+import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
+
+const ADAPTER = { adapter: 'redis' } as const
+const STATES: ReadonlySet<string> = new Set<TaskState>([
+  'PENDING',
+  'RECEIVED',
+  'STARTED',
+  'RETRY',
+  'SUCCESS',
+  'FAILURE',
+  'CANCELED',
+])
+
+/**
+ * A {@link ResultBackend} on Redis (standalone or Cluster).
+ *
+ * - Records are JSON strings under `<prefix>:result:<id>` with a TTL, written by one script that
+ *   refuses to overwrite CANCELED and PUBLISHes final records on `<prefix>:done:<id>`.
+ * - `waitFor` subscribes on one shared subscriber connection, then reads: pushed, no polling.
+ * - `completeGroupMember` is one script: HSETNX of the member's outcome, count, PEXPIRE.
+ * - `setIfAbsent` is `SET NX PX`.
+ * Keys of different tasks hash to different cluster slots; multi-key reads are split per key.
+ *
+ * @example
+ * ```ts
+ * const backend = new RedisResultBackend('redis://127.0.0.1:6379')
+ * await backend.connect()
+ * await backend.setState({ id: 't1', state: 'SUCCESS', result: 42 }, { ttlMs: 86_400_000 })
+ * ```
+ */
+export class RedisResultBackend implements ResultBackend {
+  readonly name = 'redis'
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  readonly #conns: Connections
+  readonly #keys: BackendKeys
+  readonly #waiters: FinalWaiters
+  #closed = false
+
+  /**
+   * Takes a URL string or options; does not connect. Throws `InvalidOptionError` naming the
+   * field when options are invalid. Without `url` or `client`, uses `REDIS_URL` or
+   * `redis://127.0.0.1:6379`.
+   */
+  constructor(options: RedisResultBackendOptions | string = {}) {
+    const parsed = parseBackendOptions(options)
+    this.#conns = new Connections(parsed.connection)
+    this.#keys = backendKeys(parsed.keyPrefix)
+    this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
+      this.#conns.main.get(this.#keys.record(id)),
+    )
+  }
+
+  /** Connect (a given client is only checked). Rejects with `ERR_CONNECTION` when unreachable. */
+  async connect(): Promise<void> {
+    this.#assertOpen()
+    await this.#conns.connect()
+  }
+
+  /** Reject pending `waitFor` calls with `ERR_CLOSED` and close the connections we created. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waiters.close(new ClosedError('the result backend closed while waiting', ADAPTER))
+    await this.#conns.close()
+  }
+
+  /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
+  async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
+    this.#assertOpen()
+    if (typeof record !== 'object' || record === null)
+      throw new TypeError('setState: record must be an object')
+    checkKey('record.id', record.id)
+    if (!STATES.has(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
+    const ttlMs = checkTtl(options?.ttlMs)
+    // The state goes first so the script can recognise CANCELED by a prefix, without decoding.
+    const { state, ...rest } = record
+    const json = JSON.stringify({ state, ...rest })
+    const final = isFinalState(record.state) ? '1' : '0'
+    const args = [json, ttlMs, final, this.#keys.channel(record.id), record.state]
+    const stored = await this.#call('setState', () =>
+      SET_STATE.run(this.#conns.main, [this.#keys.record(record.id)], args),
+    )
+    return String(stored) as TaskState
+  }
+
+  /** The record of `id`, if present and not expired. */
+  async getState(id: string): Promise<TaskRecord | undefined> {
+    this.#assertOpen()
+    checkKey('id', id)
+    const json = await this.#call('getState', () => this.#conns.main.get(this.#keys.record(id)))
+    return json === null ? undefined : (JSON.parse(json) as TaskRecord)
+  }
+
+  /**
+   * Records of `ids` in the order asked, `undefined` where unknown: one MGET on a standalone
+   * server; on a cluster, one GET per key sent together (the keys live on different slots).
+   */
+  async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    this.#assertOpen()
+    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array')
+    for (const id of ids) checkKey('id', id)
+    if (ids.length === 0) return []
+    const keys = ids.map((id) => this.#keys.record(id))
+    const main = this.#conns.main
+    const values = await this.#call('getStates', () =>
+      this.#conns.cluster ? Promise.all(keys.map((key) => main.get(key))) : main.mget(...keys),
+    )
+    return values.map((json) => (json === null ? undefined : (JSON.parse(json) as TaskRecord)))
+  }
+
+  /**
+   * The record once its state is final (at once if it already is), pushed by pub/sub. Rejects
+   * with the signal's reason when it aborts, and with `ERR_CLOSED` when this backend closes first.
+   */
+  async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
+    this.#assertOpen()
+    checkKey('id', id)
+    return this.#waiters.wait(id, options?.signal)
+  }
+
+  /** Record member `index` of group `groupId` and report progress (see `ResultBackend`). */
+  async completeGroupMember(
+    groupId: string,
+    index: number,
+    size: number,
+    outcome: MemberOutcome,
+    options: SetStateOptions,
+  ): Promise<GroupProgress> {
+    this.#assertOpen()
+    checkKey('groupId', groupId)
+    if (!Number.isInteger(size) || size < 1)
+      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
+    if (!Number.isInteger(index) || index < 0 || index >= size) {
+      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
+    }
+    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
+      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
+    }
+    const ttlMs = checkTtl(options?.ttlMs)
+    const key = this.#keys.group(groupId)
+    let reply: [number, Buffer[]?]
+    try {
+      const args = [index, size, JSON.stringify(outcome), ttlMs]
+      reply = (await COMPLETE_MEMBER.run(this.#conns.main, [key], args)) as [number, Buffer[]?]
+    } catch (err) {
+      const match = err instanceof Error ? /^SIZE (\d+)/.exec(err.message) : null
+      if (match) throw new TypeError(`group ${groupId} has size ${match[1]}, not ${size}`)
+      throw this.#conns.error('completeGroupMember', err)
+    }
+    const [completed, fields] = reply
+    if (fields === undefined) return { completed, done: false }
+    const outcomes: MemberOutcome[] = new Array(size)
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const field = fields[i]!.toString()
+      if (field !== 'size') outcomes[Number(field)] = JSON.parse(fields[i + 1]!.toString()) as MemberOutcome
+    }
+    return { completed, done: true, outcomes }
+  }
+
+  /** `SET key value NX PX ttlMs`: true when this call set it. */
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.#assertOpen()
+    checkKey('key', key)
+    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
+    const ttl = checkTtl(ttlMs)
+    const reply = await this.#call('setIfAbsent', () =>
+      this.#conns.main.set(this.#keys.value(key), value, 'PX', ttl, 'NX'),
+    )
+    return reply === 'OK'
+  }
+
+  /** The value under `key`, if present and not expired. */
+  async getValue(key: string): Promise<string | undefined> {
+    this.#assertOpen()
+    checkKey('key', key)
+    const value = await this.#call('getValue', () => this.#conns.main.get(this.#keys.value(key)))
+    return value ?? undefined
+  }
+
+  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } catch (err) {
+      throw this.#conns.error(what, err)
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('the result backend is closed', ADAPTER)
+  }
+}
+
+function checkKey(what: string, value: unknown): void {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(`${what} must be a non-empty string`)
+}
+
+function checkTtl(ttlMs: unknown): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
+  }
+  return Math.ceil(ttlMs)
+}
