@@ -1,4 +1,8 @@
-import { MemoryBroker } from '../../core/src/memory/index.js'
-import { runBrokerConformance } from '../src/index.js'
+import { MemoryBroker, MemoryResultBackend } from '../../core/src/memory/index.js'
+import { runBrokerConformance, runResultBackendConformance } from '../src/index.js'
 
 runBrokerConformance({ name: 'memory', factory: () => new MemoryBroker({ name: 'conformance' }) })
+runResultBackendConformance({
+  name: 'memory',
+  factory: () => new MemoryResultBackend({ name: 'conformance' }),
+})

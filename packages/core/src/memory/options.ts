@@ -118,6 +118,9 @@ function check(schema: z.ZodType, options: unknown): unknown {
   const parsed = schema.safeParse(options ?? {})
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]
-  const field = issue && issue.path.length > 0 ? issue.path.join('.') : '(options)'
+  const path = issue === undefined ? [] : [...issue.path]
+  // An unknown key is named itself, so that a typo points at the typo.
+  if (issue?.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0])
+  const field = path.length > 0 ? path.join('.') : '(options)'
   throw new InvalidOptionError(field, issue?.message ?? 'invalid', { adapter: 'memory' })
 }
