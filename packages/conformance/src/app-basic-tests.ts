@@ -81,7 +81,11 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
       },
     })
     const app = await h.app({ tasks: [ok, bad] })
-    const tag = (name: string) => (info: Partial<TaskInfo>) => events.push(`${name}:${info.task}`)
+    const tag =
+      (name: string) =>
+      (info: Partial<TaskInfo>): void => {
+        events.push(`${name}:${info.task}`)
+      }
     await app
       .worker({
         hooks: {

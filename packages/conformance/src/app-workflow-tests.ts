@@ -149,8 +149,8 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const report = defineTask({
       name: 'conf.wf.report',
       queue,
-      input: z.object({ taskId: z.string(), task: z.string(), error: z.object({ message: z.string() }).passthrough() }),
-      handler: (info) => void seen.resolve(info as ErrorCallbackInput),
+      input: z.object({ taskId: z.string(), task: z.string(), error: z.object({ name: z.string(), message: z.string() }) }),
+      handler: (info: ErrorCallbackInput) => void seen.resolve(info),
     })
     const app = await h.app({ tasks: [add, double, fail, countingDouble, report] })
     await app.worker({ concurrency: 4 }).start()
@@ -196,7 +196,7 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const tally = defineTask({
       name: 'conf.wf.tally',
       queue,
-      input: z.array(z.union([z.object({ ok: z.literal(true), value: z.number() }), z.object({ ok: z.literal(false), error: z.object({ message: z.string() }).passthrough() })])),
+      input: z.array(z.union([z.object({ ok: z.literal(true), value: z.number() }), z.object({ ok: z.literal(false), error: z.object({ name: z.string(), message: z.string() }) })])),
       handler: (outcomes) => outcomes.map((o) => (o.ok ? o.value : `failed: ${o.error.message}`)),
     })
     const app = await h.app({ tasks: [add, fail, tally] })
