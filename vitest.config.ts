@@ -19,7 +19,11 @@ export default defineConfig({
           name: 'main',
           include: ['packages/*/test/**/*.test.ts'],
           exclude: ['packages/*/test/**/*.fault.test.ts', '**/node_modules/**'],
-          typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.typetest.json' },
+          typecheck: {
+            enabled: true,
+            include: ['packages/*/test/**/*.test-d.ts'],
+            tsconfig: './tsconfig.typetest.json',
+          },
           sequence: { groupOrder: 0 },
         },
       },

@@ -26,7 +26,8 @@ const sizes: BenchSizes = {
   bulkBatch: Number(values.batch),
 }
 const workloads = (values.workloads ?? '').split(',').filter(Boolean) as WorkloadName[]
-for (const w of workloads) if (!ALL.includes(w)) throw new Error(`unknown workload "${w}"; known: ${ALL.join(', ')}`)
+for (const w of workloads)
+  if (!ALL.includes(w)) throw new Error(`unknown workload "${w}"; known: ${ALL.join(', ')}`)
 
 const mod = (await import(`./contenders/${values.store}.js`)) as { contenders: ContenderSet }
 let contenders = await mod.contenders()
@@ -44,7 +45,10 @@ for (const workload of workloads) {
       if (c.unsupported?.includes(workload)) continue
       const r = await runWorkload(c, workload, sizes)
       results.push(r)
-      const figure = r.perSecond !== undefined ? `${Math.round(r.perSecond)} jobs/s` : `p50 ${r.p50Ms?.toFixed(3)} ms  p99 ${r.p99Ms?.toFixed(3)} ms`
+      const figure =
+        r.perSecond !== undefined
+          ? `${Math.round(r.perSecond)} jobs/s`
+          : `p50 ${r.p50Ms?.toFixed(3)} ms  p99 ${r.p99Ms?.toFixed(3)} ms`
       console.error(`${workload.padEnd(13)} ${c.name.padEnd(34)} ${figure}`)
     }
   }
@@ -55,7 +59,11 @@ const best = new Map<string, BenchResult>()
 for (const r of results) {
   const key = `${r.workload}\u0000${r.contender}`
   const prev = best.get(key)
-  const better = prev === undefined || (r.perSecond !== undefined ? r.perSecond > (prev.perSecond ?? 0) : (r.p50Ms ?? Infinity) < (prev.p50Ms ?? Infinity))
+  const better =
+    prev === undefined ||
+    (r.perSecond !== undefined
+      ? r.perSecond > (prev.perSecond ?? 0)
+      : (r.p50Ms ?? Infinity) < (prev.p50Ms ?? Infinity))
   if (better) best.set(key, r)
 }
 const rows = [...best.values()]
@@ -68,6 +76,13 @@ for (const r of rows) {
 }
 const out = values.out ?? `results/${values.store}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
 await mkdir(new URL('../results/', import.meta.url), { recursive: true })
-await writeFile(new URL(`../${out}`, import.meta.url), JSON.stringify({ store: values.store, sizes, node: process.version, at: new Date().toISOString(), results: rows }, null, 2))
+await writeFile(
+  new URL(`../${out}`, import.meta.url),
+  JSON.stringify(
+    { store: values.store, sizes, node: process.version, at: new Date().toISOString(), results: rows },
+    null,
+    2,
+  ),
+)
 console.log(`\nwritten to bench/${out}`)
 process.exit(0)

@@ -144,7 +144,11 @@ async function latency(c: Contender, n: number): Promise<BenchResult> {
 }
 
 /** Run one workload on one contender. */
-export async function runWorkload(c: Contender, workload: WorkloadName, sizes: BenchSizes): Promise<BenchResult> {
+export async function runWorkload(
+  c: Contender,
+  workload: WorkloadName,
+  sizes: BenchSizes,
+): Promise<BenchResult> {
   switch (workload) {
     case 'enqueue-one':
       return enqueueOne(c, sizes.enqueue)

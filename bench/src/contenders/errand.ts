@@ -1,4 +1,12 @@
-import { type App, type Broker, createApp, defineTask, type ResultBackend, silentLogger, type Worker } from '@errand/core'
+import {
+  type App,
+  type Broker,
+  createApp,
+  defineTask,
+  type ResultBackend,
+  silentLogger,
+  type Worker,
+} from '@errand/core'
 import { z } from 'zod'
 import type { BenchPayload, Contender } from '../contender.js'
 

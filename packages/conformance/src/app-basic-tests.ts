@@ -13,7 +13,9 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
       queue,
       input: z.object({ name: z.string(), times: z.number().int().default(2) }),
       output: z.object({ text: z.string() }),
-      handler: ({ name, times }, ctx) => ({ text: `${'hi '.repeat(times)}${name} #${ctx.attempt} ${ctx.id.length > 0}` }),
+      handler: ({ name, times }, ctx) => ({
+        text: `${'hi '.repeat(times)}${name} #${ctx.attempt} ${ctx.id.length > 0}`,
+      }),
     })
     const app = await h.app({ tasks: [greet] })
     const result = await app.send(greet.s({ name: 'ada' }))
@@ -133,7 +135,11 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     }
     expect((error as { code?: string }).code).toBe('ERR_INVALID_OPTION')
     expect(String((error as Error).message)).toContain('concurrency')
-    await expectCode(async () => app.worker({ concurency: 3 } as never), 'ERR_INVALID_OPTION', 'a misspelt option')
+    await expectCode(
+      async () => app.worker({ concurency: 3 } as never),
+      'ERR_INVALID_OPTION',
+      'a misspelt option',
+    )
   })
 
   test('headers travel with the task', async () => {
@@ -156,7 +162,20 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
   })
 
   test('the encoded envelope is plain versioned JSON', async () => {
-    const bytes = encodeEnvelope({ v: 1, id: 'x', task: 't', input: { a: 1 }, queue: 'q', attempt: 1, createdAt: 1 })
-    expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({ v: 1, id: 'x', task: 't', input: { a: 1 } })
+    const bytes = encodeEnvelope({
+      v: 1,
+      id: 'x',
+      task: 't',
+      input: { a: 1 },
+      queue: 'q',
+      attempt: 1,
+      createdAt: 1,
+    })
+    expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({
+      v: 1,
+      id: 'x',
+      task: 't',
+      input: { a: 1 },
+    })
   })
 }

@@ -9,12 +9,19 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
   test('a periodic tick fires once with three schedulers running the same schedule', async () => {
     const queue = h.queue()
     const ticks: number[] = []
-    const t = defineTask({ name: 'conf.tick', queue, input: z.object({ at: z.string() }), handler: () => void ticks.push(Date.now()) })
+    const t = defineTask({
+      name: 'conf.tick',
+      queue,
+      input: z.object({ at: z.string() }),
+      handler: () => void ticks.push(Date.now()),
+    })
     const apps = await Promise.all([h.app({ tasks: [t] }), h.app({ tasks: [t] }), h.app({ tasks: [t] })])
     await apps[0]?.worker({ concurrency: 4 }).start()
     const every = h.ms(250)
     const name = `conf-${queue}`
-    const schedules = await Promise.all(apps.map((a) => a.schedule(name, { everyMs: every }, t.s({ at: 'now' }))))
+    const schedules = await Promise.all(
+      apps.map((a) => a.schedule(name, { everyMs: every }, t.s({ at: 'now' }))),
+    )
     const started = Date.now()
     // Run for about four ticks, then stop every scheduler at once.
     await sleep(every * 4 + every / 2)
@@ -32,7 +39,11 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     const queue = h.queue()
     const t = defineTask({ name: 'conf.cron', queue, input: z.null(), handler: () => null })
     const app = await h.app({ tasks: [t] })
-    await expectCode(() => app.schedule('bad', 'not a cron', t.s(null)), 'ERR_INVALID_OPTION', 'a bad pattern')
+    await expectCode(
+      () => app.schedule('bad', 'not a cron', t.s(null)),
+      'ERR_INVALID_OPTION',
+      'a bad pattern',
+    )
     const s = await app.schedule('nightly', '0 3 * * *', t.s(null), { timezone: 'Europe/Paris' })
     const next = s.nextTick()
     expect(next?.getTime()).toBeGreaterThan(Date.now())

@@ -39,7 +39,9 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
       const expected = { fixed: [1, 1, 1], exponential: [1, 2, 4], fibonacci: [1, 1, 2] }[type]
       for (let i = 1; i < times.length; i++) {
         const gap = (times[i] as number) - (times[i - 1] as number)
-        expect(gap, `gap before attempt ${i + 1}`).toBeGreaterThanOrEqual((expected[i - 1] as number) * base - 5)
+        expect(gap, `gap before attempt ${i + 1}`).toBeGreaterThanOrEqual(
+          (expected[i - 1] as number) * base - 5,
+        )
       }
       expect((await r.info())?.attempts).toBe(4)
     })
@@ -143,12 +145,17 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     await app.worker().start()
     const r = await app.send(t.s(null))
     expect(await r.get({ timeoutMs: soon })).toBe('second attempt is quick')
-    expect((await aborted.promise as { code?: string }).code).toBe('ERR_TIMEOUT')
+    expect(((await aborted.promise) as { code?: string }).code).toBe('ERR_TIMEOUT')
   })
 
   test('dead letters: undecodable bytes, unregistered task and invalid input, and the worker goes on', async () => {
     const queue = h.queue()
-    const ok = defineTask({ name: 'conf.dl.ok', queue, input: z.object({ n: z.number() }), handler: ({ n }) => n })
+    const ok = defineTask({
+      name: 'conf.dl.ok',
+      queue,
+      input: z.object({ n: z.number() }),
+      handler: ({ n }) => n,
+    })
     const app = await h.app({ tasks: [ok] })
     const reasons: DeadLetterReason[] = []
     const three = deferred()
@@ -164,7 +171,15 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
       .start()
     const raw = await h.broker()
     const envelope = (task: string, input: unknown) =>
-      encodeEnvelope({ v: ENVELOPE_VERSION, id: `id-${task}`, task, input, queue, attempt: 1, createdAt: Date.now() })
+      encodeEnvelope({
+        v: ENVELOPE_VERSION,
+        id: `id-${task}`,
+        task,
+        input,
+        queue,
+        attempt: 1,
+        createdAt: Date.now(),
+      })
     await raw.publish(queue, [
       { body: encode('{"v":1,"id":"x","__proto__":{"polluted":true}}') },
       { body: envelope('conf.nobody', {}) },

@@ -9,8 +9,8 @@ import {
   silentLogger,
 } from '@errand/core'
 import { afterEach, beforeEach } from 'vitest'
-import { uniqueName } from './helpers.js'
 import type { Register } from './harness.js'
+import { uniqueName } from './helpers.js'
 
 /** Options for one app made by the harness. */
 export interface HarnessAppOptions {
@@ -82,7 +82,10 @@ export function appHarness(
     queues = []
   })
   afterEach(async () => {
-    const closing = await Promise.allSettled([...apps.map((a) => a.close()), ...brokers.map((b) => b.close())])
+    const closing = await Promise.allSettled([
+      ...apps.map((a) => a.close()),
+      ...brokers.map((b) => b.close()),
+    ])
     if (queues.length > 0) {
       const cleaner = await brokerFactory()
       await cleaner.connect()

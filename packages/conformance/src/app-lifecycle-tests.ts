@@ -62,7 +62,9 @@ export function registerAppLifecycleTests({ test, h, soon }: AppSuiteContext): v
     const worker = await a.worker({ shutdownGraceMs: h.ms(100) }).start()
     await withTimeout(started.promise, soon, 'the task to start')
     await worker.stop()
-    expect((await withTimeout(aborted.promise, soon, 'the abort') as { code?: string }).code).toBe('ERR_CLOSED')
+    expect(((await withTimeout(aborted.promise, soon, 'the abort')) as { code?: string }).code).toBe(
+      'ERR_CLOSED',
+    )
     await b.worker().start()
     expect(await r.get({ timeoutMs: soon })).toMatch(/^rerun \d+$/)
   })

@@ -9,7 +9,12 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
   test('countdownMs delays a task: never early, on time within a tolerance', async () => {
     const queue = h.queue()
     const ran = deferred<number>()
-    const t = defineTask({ name: 'conf.delay', queue, input: z.null(), handler: () => void ran.resolve(Date.now()) })
+    const t = defineTask({
+      name: 'conf.delay',
+      queue,
+      input: z.null(),
+      handler: () => void ran.resolve(Date.now()),
+    })
     const app = await h.app({ tasks: [t] })
     await app.worker().start()
     const delay = h.ms(400)
@@ -23,7 +28,12 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
   test('a delay longer than the broker allows is hopped and still never runs early', async () => {
     const queue = h.queue()
     const ran = deferred<number>()
-    const t = defineTask({ name: 'conf.hop', queue, input: z.null(), handler: () => void ran.resolve(Date.now()) })
+    const t = defineTask({
+      name: 'conf.hop',
+      queue,
+      input: z.null(),
+      handler: () => void ran.resolve(Date.now()),
+    })
     // Core sees a broker that allows 150 ms at most, so a 700 ms delay takes several hops.
     const app = await h.app({ tasks: [t], capabilities: { maxDelayMs: h.ms(150) } })
     await app.worker().start()
@@ -51,7 +61,11 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
     const app = await h.app({ tasks: [t] })
     const max = (await app.connect()).broker.capabilities.maxPriority
     if (max === 0) {
-      await expectCode(() => app.send(t.s(1, { priority: 1 })), 'ERR_NOT_SUPPORTED', 'a priority on a broker without')
+      await expectCode(
+        () => app.send(t.s(1, { priority: 1 })),
+        'ERR_NOT_SUPPORTED',
+        'a priority on a broker without',
+      )
       return
     }
     await app.send(t.s(0))
@@ -60,6 +74,10 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
     await app.worker({ concurrency: 1 }).start()
     await withTimeout(all.promise, soon, 'three tasks')
     expect(order).toEqual([2, 1, 0])
-    await expectCode(() => app.send(t.s(3, { priority: max + 1 })), 'ERR_NOT_SUPPORTED', 'a priority above the maximum')
+    await expectCode(
+      () => app.send(t.s(3, { priority: max + 1 })),
+      'ERR_NOT_SUPPORTED',
+      'a priority above the maximum',
+    )
   })
 }

@@ -12,7 +12,13 @@ function mathTasks(queue: string) {
     output: z.number(),
     handler: ({ a, b }) => a + b,
   })
-  const double = defineTask({ name: 'conf.wf.double', queue, input: z.number(), output: z.number(), handler: (n) => n * 2 })
+  const double = defineTask({
+    name: 'conf.wf.double',
+    queue,
+    input: z.number(),
+    output: z.number(),
+    handler: (n) => n * 2,
+  })
   const sum = defineTask({
     name: 'conf.wf.sum',
     queue,
@@ -78,7 +84,9 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const { add, sum } = mathTasks(queue)
     const app = await h.app({ tasks: [add, sum] })
     await app.worker({ concurrency: 4 }).start()
-    const r = await app.send(chord([add.s({ a: 1, b: 1 }), add.s({ a: 2, b: 2 }), add.s({ a: 3, b: 3 })], sum.s()))
+    const r = await app.send(
+      chord([add.s({ a: 1, b: 1 }), add.s({ a: 2, b: 2 }), add.s({ a: 3, b: 3 })], sum.s()),
+    )
     expect(await r.get({ timeoutMs: soon })).toBe(12)
     expect(r.children).toHaveLength(3)
   })
@@ -86,7 +94,13 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
   test('chord exactly once: 200 members finished by two workers at concurrency 20', async () => {
     const queue = h.queue()
     let callbacks = 0
-    const member = defineTask({ name: 'conf.stress.member', queue, input: z.number(), output: z.number(), handler: (n) => n })
+    const member = defineTask({
+      name: 'conf.stress.member',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: (n) => n,
+    })
     const total = defineTask({
       name: 'conf.stress.total',
       queue,
@@ -101,7 +115,12 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     await a.worker({ concurrency: 20 }).start()
     await b.worker({ concurrency: 20 }).start()
     const started = Date.now()
-    const r = await a.send(chord(Array.from({ length: 200 }, (_, i) => member.s(i)), total.s()))
+    const r = await a.send(
+      chord(
+        Array.from({ length: 200 }, (_, i) => member.s(i)),
+        total.s(),
+      ),
+    )
     expect(await r.get({ timeoutMs: soon * 3 })).toEqual({ count: 200, sum: 19_900, ordered: true })
     const elapsed = Date.now() - started
     // Let any duplicate callback surface before counting.
@@ -117,15 +136,26 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const app = await h.app({ tasks: [add, double, sum, nested] })
     await app.worker({ concurrency: 8 }).start()
     // chain → group (each member gets 3) → sum → double
-    const a = await app.send(chain(add.s({ a: 1, b: 2 }), group(double.s(), double.s(), double.s()), sum.s(), double.s()))
+    const a = await app.send(
+      chain(add.s({ a: 1, b: 2 }), group(double.s(), double.s(), double.s()), sum.s(), double.s()),
+    )
     expect(await a.get({ timeoutMs: soon })).toBe(36)
     // group of chains
-    const b = await app.send(group(chain(add.s({ a: 1, b: 1 }), double.s()), chain(add.s({ a: 2, b: 2 }), double.s(), double.s())))
+    const b = await app.send(
+      group(chain(add.s({ a: 1, b: 1 }), double.s()), chain(add.s({ a: 2, b: 2 }), double.s(), double.s())),
+    )
     expect(await b.get({ timeoutMs: soon })).toEqual([4, 16])
     // chord whose header holds chains, inside a chain
     const c = await app.send(
       chain(
-        chord([chain(add.s({ a: 1, b: 1 }), double.s()), add.s({ a: 5, b: 5 }), group(add.s({ a: 0, b: 1 }), add.s({ a: 0, b: 2 }))], nested.s()),
+        chord(
+          [
+            chain(add.s({ a: 1, b: 1 }), double.s()),
+            add.s({ a: 5, b: 5 }),
+            group(add.s({ a: 0, b: 1 }), add.s({ a: 0, b: 2 })),
+          ],
+          nested.s(),
+        ),
         double.s(),
       ),
     )
@@ -149,7 +179,11 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const report = defineTask({
       name: 'conf.wf.report',
       queue,
-      input: z.object({ taskId: z.string(), task: z.string(), error: z.object({ name: z.string(), message: z.string() }) }),
+      input: z.object({
+        taskId: z.string(),
+        task: z.string(),
+        error: z.object({ name: z.string(), message: z.string() }),
+      }),
       handler: (info: ErrorCallbackInput) => void seen.resolve(info),
     })
     const app = await h.app({ tasks: [add, double, fail, countingDouble, report] })
@@ -196,7 +230,12 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const tally = defineTask({
       name: 'conf.wf.tally',
       queue,
-      input: z.array(z.union([z.object({ ok: z.literal(true), value: z.number() }), z.object({ ok: z.literal(false), error: z.object({ name: z.string(), message: z.string() }) })])),
+      input: z.array(
+        z.union([
+          z.object({ ok: z.literal(true), value: z.number() }),
+          z.object({ ok: z.literal(false), error: z.object({ name: z.string(), message: z.string() }) }),
+        ]),
+      ),
       handler: (outcomes) => outcomes.map((o) => (o.ok ? o.value : `failed: ${o.error.message}`)),
     })
     const app = await h.app({ tasks: [add, fail, tally] })

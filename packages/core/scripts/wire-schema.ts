@@ -2,4 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { envelopeJsonSchema } from '../src/envelope.js'
 
-writeFileSync(new URL('../wire-schema.json', import.meta.url), `${JSON.stringify(envelopeJsonSchema(), null, 2)}\n`)
+writeFileSync(
+  new URL('../wire-schema.json', import.meta.url),
+  `${JSON.stringify(envelopeJsonSchema(), null, 2)}\n`,
+)

@@ -10,24 +10,31 @@ import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
 import type { Runtime } from './runtime.js'
-import type { AnyTask } from './task.js'
 import { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
+import type { AnyTask } from './task.js'
 import { parseOptions } from './validation.js'
 import { Worker } from './worker.js'
 import { type WorkerOptions, workerOptionsSchema } from './worker-options.js'
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
 const brokerLike = z.custom<Broker>(
-  (v) => isObject(v) && typeof v.publish === 'function' && typeof v.consume === 'function' && isObject(v.capabilities),
+  (v) =>
+    isObject(v) &&
+    typeof v.publish === 'function' &&
+    typeof v.consume === 'function' &&
+    isObject(v.capabilities),
   { message: 'expected a URL string or a Broker instance' },
 )
 const backendLike = z.custom<ResultBackend>(
   (v) => isObject(v) && typeof v.setState === 'function' && typeof v.waitFor === 'function',
   { message: 'expected a URL string or a ResultBackend instance' },
 )
-const taskLike = z.custom<AnyTask>((v) => isObject(v) && typeof v.name === 'string' && typeof v.handler === 'function', {
-  message: 'expected a task made by defineTask()',
-})
+const taskLike = z.custom<AnyTask>(
+  (v) => isObject(v) && typeof v.name === 'string' && typeof v.handler === 'function',
+  {
+    message: 'expected a task made by defineTask()',
+  },
+)
 
 /** Options of {@link createApp}. Unknown keys are refused, naming the key. */
 export const appOptionsSchema = z
@@ -125,7 +132,8 @@ export class App {
 
   private async open(): Promise<Runtime> {
     const broker = await resolveBroker(this.options.broker)
-    const backend = this.options.backend === undefined ? undefined : await resolveResultBackend(this.options.backend)
+    const backend =
+      this.options.backend === undefined ? undefined : await resolveResultBackend(this.options.backend)
     await broker.connect()
     try {
       await backend?.connect()
@@ -160,7 +168,10 @@ export class App {
    * console.log(await r.get({ timeoutMs: 10_000 }))
    * ```
    */
-  async send<C extends Canvas<never, unknown, true>>(canvas: C, options: SendOptions = {}): Promise<AsyncResult<OutputOf<C>>> {
+  async send<C extends Canvas<never, unknown, true>>(
+    canvas: C,
+    options: SendOptions = {},
+  ): Promise<AsyncResult<OutputOf<C>>> {
     const [result] = await this.sendAll([canvas], options)
     return result as AsyncResult<OutputOf<C>>
   }
@@ -173,11 +184,16 @@ export class App {
     return (await this.sendAll(canvases, options)) as AsyncResult<OutputOf<C>>[]
   }
 
-  private async sendAll(canvases: readonly AnyCanvas[], options: SendOptions): Promise<AsyncResult<unknown>[]> {
+  private async sendAll(
+    canvases: readonly AnyCanvas[],
+    options: SendOptions,
+  ): Promise<AsyncResult<unknown>[]> {
     for (const c of canvases) validateCanvas(c, this.tasks)
     const rt = await this.connect()
     if (options.tx !== undefined && !isTransactional(rt.broker)) {
-      throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', { adapter: rt.broker.name })
+      throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', {
+        adapter: rt.broker.name,
+      })
     }
     if (options.dedupKey !== undefined && canvases.length !== 1) {
       throw new InvalidOptionError('dedupKey', 'dedupKey applies to one send, not to sendMany()')
@@ -198,13 +214,16 @@ export class App {
     const tx = options.tx
     await rt.dispatcher.publish(
       envelopes,
-      tx === undefined ? undefined : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
+      tx === undefined
+        ? undefined
+        : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
     )
     return results
   }
 
   private async claimDedup(rt: Runtime, key: string, id: string, ttlMs: number): Promise<string> {
-    if (!rt.backend) throw new NotSupportedError('dedupKey needs a result backend: pass `backend` to createApp()')
+    if (!rt.backend)
+      throw new NotSupportedError('dedupKey needs a result backend: pass `backend` to createApp()')
     for (let i = 0; i < 3; i++) {
       if (await rt.backend.setIfAbsent(`dedup:${key}`, id, ttlMs)) return id
       const existing = await rt.backend.getValue(`dedup:${key}`)
@@ -224,7 +243,8 @@ export class App {
    */
   async cancel(id: string): Promise<void> {
     const rt = await this.connect()
-    if (!rt.backend) throw new NotSupportedError('cancel() needs a result backend: pass `backend` to createApp()')
+    if (!rt.backend)
+      throw new NotSupportedError('cancel() needs a result backend: pass `backend` to createApp()')
     await rt.backend.setState({ id, state: 'CANCELED', finishedAt: Date.now() }, { ttlMs: rt.resultTtlMs })
   }
 
@@ -273,7 +293,10 @@ export class App {
   worker(options: WorkerOptions = {}): Worker {
     if (this.closed) throw new ClosedError('app is closed')
     const { hooks: _validated, ...resolved } = parseOptions(workerOptionsSchema, options, 'worker')
-    const worker = new Worker(() => this.connect(), { ...resolved, ...(options.hooks && { hooks: options.hooks }) })
+    const worker = new Worker(() => this.connect(), {
+      ...resolved,
+      ...(options.hooks && { hooks: options.hooks }),
+    })
     this.workers.add(worker)
     return worker
   }
@@ -297,8 +320,10 @@ export class App {
   /** Dead letters of a queue: list, requeue, purge. */
   deadLetters(queue: string): DeadLetters {
     return {
-      list: async (options?: ListDeadLettersOptions) => (await this.connect()).broker.listDeadLetters(queue, options),
-      requeue: async (ids?: readonly string[]) => (await this.connect()).broker.requeueDeadLetters(queue, ids),
+      list: async (options?: ListDeadLettersOptions) =>
+        (await this.connect()).broker.listDeadLetters(queue, options),
+      requeue: async (ids?: readonly string[]) =>
+        (await this.connect()).broker.requeueDeadLetters(queue, ids),
       purge: async (ids?: readonly string[]) => (await this.connect()).broker.purgeDeadLetters(queue, ids),
     }
   }
@@ -377,12 +402,17 @@ function validateCanvas(canvas: AnyCanvas, tasks: ReadonlyMap<string, AnyTask>, 
   if (canvas instanceof Signature) {
     const task = tasks.get(canvas.task) ?? canvas.validator
     if (!canvas.bound) {
-      if (first) throw new TypeError(`signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`)
+      if (first)
+        throw new TypeError(
+          `signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`,
+        )
     } else if (task) {
       task.parseInput(canvas.input)
     }
   } else if (canvas instanceof Chain) {
-    canvas.steps.forEach((s, i) => validateCanvas(s, tasks, first && i === 0))
+    canvas.steps.forEach((s, i) => {
+      validateCanvas(s, tasks, first && i === 0)
+    })
   } else if (canvas instanceof Group) {
     for (const m of canvas.members) validateCanvas(m, tasks, first)
   } else if (canvas instanceof Chord) {

@@ -44,7 +44,12 @@ function waitSignal(options: GetOptions, id: string): { signal: AbortSignal; dis
     )
     signals.push(ctrl.signal)
   }
-  const signal = signals.length === 0 ? new AbortController().signal : signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals)
+  const signal =
+    signals.length === 0
+      ? new AbortController().signal
+      : signals.length === 1
+        ? (signals[0] as AbortSignal)
+        : AbortSignal.any(signals)
   return { signal, dispose: () => clearTimeout(timer) }
 }
 
@@ -116,7 +121,10 @@ function unwrap<T>(record: TaskRecord): T {
     case 'CANCELED':
       throw new CanceledError(record.id)
     default:
-      throw new TaskFailedError(record.id, record.error ?? { name: 'Error', message: `task ended in state ${record.state}` })
+      throw new TaskFailedError(
+        record.id,
+        record.error ?? { name: 'Error', message: `task ended in state ${record.state}` },
+      )
   }
 }
 
@@ -132,10 +140,17 @@ export function resultFor<T>(node: WireNode, backend: ResultBackend | undefined)
       return new Delegating<T>(last as AsyncResult<T>, children)
     }
     case 'group':
-      return new GroupResult<T>(node.id, backend, node.members.map((m) => resultFor<unknown>(m, backend)))
+      return new GroupResult<T>(
+        node.id,
+        backend,
+        node.members.map((m) => resultFor<unknown>(m, backend)),
+      )
     case 'chord': {
       const body = resultFor<T>(node.body, backend)
-      return new Delegating<T>(body, node.header.map((m) => resultFor<unknown>(m, backend)))
+      return new Delegating<T>(
+        body,
+        node.header.map((m) => resultFor<unknown>(m, backend)),
+      )
     }
   }
 }

@@ -22,7 +22,9 @@ export interface ErrorCallbackInput {
 }
 
 /** The outcome of one chord member when the chord tolerates failures. */
-export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: SerializedError }
+export type Outcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: SerializedError }
 
 declare const phantom: unique symbol
 
@@ -134,7 +136,12 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
     if (this.bound) node.input = this.input
     if (this.immutable) node.immutable = true
     const o = this.options
-    if (o.queue !== undefined || o.priority !== undefined || o.countdownMs !== undefined || o.timeoutMs !== undefined) {
+    if (
+      o.queue !== undefined ||
+      o.priority !== undefined ||
+      o.countdownMs !== undefined ||
+      o.timeoutMs !== undefined
+    ) {
       node.options = {
         ...(o.queue !== undefined && { queue: o.queue }),
         ...(o.priority !== undefined && { priority: o.priority }),
@@ -196,7 +203,12 @@ export class Chord<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
   readonly tolerant: boolean
 
   /** @internal Use {@link chord}. */
-  constructor(header: readonly AnyCanvas[], body: AnyCanvas, tolerant: boolean, errbacks: readonly AnyCanvas[] = []) {
+  constructor(
+    header: readonly AnyCanvas[],
+    body: AnyCanvas,
+    tolerant: boolean,
+    errbacks: readonly AnyCanvas[] = [],
+  ) {
     super(errbacks)
     this.header = header
     this.body = body
@@ -241,7 +253,9 @@ type AllReady<T extends readonly unknown[]> = T extends readonly [infer H, ...in
     ? AllReady<R>
     : false
   : true
-type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void
+  ? I
+  : never
 type GroupNeed<T extends readonly unknown[]> = [T[number]] extends [never]
   ? unknown
   : UnionToIntersection<NeedOf<T[number]>>
@@ -252,7 +266,10 @@ export type OutcomesOf<T extends readonly unknown[]> = { -readonly [K in keyof T
 
 /** Shown by the compiler where a chord callback cannot take the header's outputs. */
 export interface ChordBodyMismatch<Outputs, Need> {
-  readonly 'error: the chord callback cannot take the group outputs': { groupOutputs: Outputs; callbackAccepts: Need }
+  readonly 'error: the chord callback cannot take the group outputs': {
+    groupOutputs: Outputs
+    callbackAccepts: Need
+  }
 }
 
 /**
@@ -291,14 +308,18 @@ export function group<const T extends readonly AnyCanvas[]>(
 
 type HeaderOf<G> = G extends Group<never, unknown, boolean> ? G['members'] : G
 type ChordHeader = Group<never, unknown, boolean> | readonly AnyCanvas[]
-type MembersTuple<G> = G extends Group<infer _N, infer O, boolean> ? O : G extends readonly unknown[] ? OutputsOf<G> : never
-type OutcomesTuple<G> = G extends Group<infer _N, infer O, boolean>
-  ? { -readonly [K in keyof O]: Outcome<O[K]> }
-  : G extends readonly unknown[]
-    ? OutcomesOf<G>
-    : never
-type HeaderNeed<G> = G extends Group<infer N, unknown, boolean> ? N : G extends readonly unknown[] ? GroupNeed<G> : never
-type HeaderReady<G> = G extends Group<never, unknown, infer R> ? R : G extends readonly unknown[] ? AllReady<G> : never
+type MembersTuple<G> =
+  G extends Group<infer _N, infer O, boolean> ? O : G extends readonly unknown[] ? OutputsOf<G> : never
+type OutcomesTuple<G> =
+  G extends Group<infer _N, infer O, boolean>
+    ? { -readonly [K in keyof O]: Outcome<O[K]> }
+    : G extends readonly unknown[]
+      ? OutcomesOf<G>
+      : never
+type HeaderNeed<G> =
+  G extends Group<infer N, unknown, boolean> ? N : G extends readonly unknown[] ? GroupNeed<G> : never
+type HeaderReady<G> =
+  G extends Group<never, unknown, infer R> ? R : G extends readonly unknown[] ? AllReady<G> : never
 
 /** Options of {@link chord}. */
 export interface ChordOptions {
@@ -316,16 +337,19 @@ export interface ChordOptions {
  */
 export function chord<const G extends ChordHeader, B extends AnyCanvas>(
   header: G,
-  callback: B & ([MembersTuple<G>] extends [NeedOf<B>] ? unknown : ChordBodyMismatch<MembersTuple<G>, NeedOf<B>>),
+  callback: B &
+    ([MembersTuple<G>] extends [NeedOf<B>] ? unknown : ChordBodyMismatch<MembersTuple<G>, NeedOf<B>>),
   options?: { readonly allowFailures?: false },
 ): Chord<HeaderNeed<G>, OutputOf<B>, HeaderReady<G>>
 export function chord<const G extends ChordHeader, B extends AnyCanvas>(
   header: G,
-  callback: B & ([OutcomesTuple<G>] extends [NeedOf<B>] ? unknown : ChordBodyMismatch<OutcomesTuple<G>, NeedOf<B>>),
+  callback: B &
+    ([OutcomesTuple<G>] extends [NeedOf<B>] ? unknown : ChordBodyMismatch<OutcomesTuple<G>, NeedOf<B>>),
   options: { readonly allowFailures: true },
 ): Chord<HeaderNeed<G>, OutputOf<B>, HeaderReady<G>>
 export function chord(header: ChordHeader, callback: AnyCanvas, options: ChordOptions = {}): AnyCanvas {
-  const members: readonly AnyCanvas[] = header instanceof Group ? header.members : (header as readonly AnyCanvas[])
+  const members: readonly AnyCanvas[] =
+    header instanceof Group ? header.members : (header as readonly AnyCanvas[])
   return new Chord(members, callback, options.allowFailures === true)
 }
 

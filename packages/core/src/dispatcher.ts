@@ -42,22 +42,39 @@ export class Dispatcher {
   ) {}
 
   /** Add to `out` the envelopes that start `node`, on top of `stack`. */
-  async plan(node: WireNode, upstream: Upstream, stack: readonly WireFrame[], lineage: Lineage, out: Envelope[]): Promise<void> {
-    const base = node.onError?.length ? [...stack, ...node.onError.map((n): WireFrame => ({ t: 'onError', node: n }))] : stack
+  async plan(
+    node: WireNode,
+    upstream: Upstream,
+    stack: readonly WireFrame[],
+    lineage: Lineage,
+    out: Envelope[],
+  ): Promise<void> {
+    const base = node.onError?.length
+      ? [...stack, ...node.onError.map((n): WireFrame => ({ t: 'onError', node: n }))]
+      : stack
     switch (node.kind) {
       case 'task':
         out.push(this.envelopeFor(node, upstream, base, lineage))
         return
       case 'chain': {
         const [first, ...rest] = node.steps
-        if (first === undefined) return this.advance(upstream.has ? upstream.value : undefined, base, lineage, out)
+        if (first === undefined)
+          return this.advance(upstream.has ? upstream.value : undefined, base, lineage, out)
         const frames = rest.reverse().map((n): WireFrame => ({ t: 'next', node: n }))
         return this.plan(first, upstream, [...base, ...frames], lineage, out)
       }
       case 'group':
         return this.planGroup(node.id, node.members, false, upstream, base, lineage, out)
       case 'chord':
-        return this.planGroup(node.id, node.header, node.tolerant === true, upstream, [...base, { t: 'next', node: node.body }], lineage, out)
+        return this.planGroup(
+          node.id,
+          node.header,
+          node.tolerant === true,
+          upstream,
+          [...base, { t: 'next', node: node.body }],
+          lineage,
+          out,
+        )
     }
   }
 
@@ -74,13 +91,20 @@ export class Dispatcher {
     this.requireBackend('groups and chords')
     const size = members.length
     for (let index = 0; index < size; index++) {
-      const join: WireFrame = tolerant ? { t: 'join', group: id, index, size, tolerant } : { t: 'join', group: id, index, size }
+      const join: WireFrame = tolerant
+        ? { t: 'join', group: id, index, size, tolerant }
+        : { t: 'join', group: id, index, size }
       await this.plan(members[index] as WireNode, upstream, [...stack, join], lineage, out)
     }
   }
 
   /** Success walk: hand `value` to the top of `stack`, adding what it starts to `out`. */
-  async advance(value: unknown, stack: readonly WireFrame[], lineage: Lineage, out: Envelope[]): Promise<void> {
+  async advance(
+    value: unknown,
+    stack: readonly WireFrame[],
+    lineage: Lineage,
+    out: Envelope[],
+  ): Promise<void> {
     let current = value
     for (let i = stack.length - 1; i >= 0; i--) {
       const frame = stack[i] as WireFrame
@@ -159,10 +183,17 @@ export class Dispatcher {
   }
 
   /** The envelope of a task node, with its input and defaults resolved. */
-  envelopeFor(node: Extract<WireNode, { kind: 'task' }>, upstream: Upstream, stack: readonly WireFrame[], lineage: Lineage): Envelope {
+  envelopeFor(
+    node: Extract<WireNode, { kind: 'task' }>,
+    upstream: Upstream,
+    stack: readonly WireFrame[],
+    lineage: Lineage,
+  ): Envelope {
     const bound = Object.hasOwn(node, 'input')
     if (!bound && !upstream.has) {
-      throw new TypeError(`signature of task "${node.task}" has no input: use .s(input) or put it after another step`)
+      throw new TypeError(
+        `signature of task "${node.task}" has no input: use .s(input) or put it after another step`,
+      )
     }
     const def = this.tasks.get(node.task)
     const opts = node.options
@@ -228,7 +259,9 @@ export class Dispatcher {
     let delayMs: number | undefined
     if (env.eta !== undefined && env.eta > now) {
       if (caps.maxDelayMs <= 0) {
-        throw new NotSupportedError(`task "${env.task}": this broker cannot delay messages`, { adapter: this.broker.name })
+        throw new NotSupportedError(`task "${env.task}": this broker cannot delay messages`, {
+          adapter: this.broker.name,
+        })
       }
       delayMs = Math.min(env.eta - now, caps.maxDelayMs)
     }
@@ -249,7 +282,8 @@ export class Dispatcher {
   }
 
   private requireBackend(feature: string): ResultBackend {
-    if (!this.backend) throw new NotSupportedError(`${feature} need a result backend: pass \`backend\` to createApp()`)
+    if (!this.backend)
+      throw new NotSupportedError(`${feature} need a result backend: pass \`backend\` to createApp()`)
     return this.backend
   }
 }

@@ -28,7 +28,14 @@ export type WireNode =
     }
   | { kind: 'chain'; steps: WireNode[]; onError?: WireNode[] }
   | { kind: 'group'; id: string; members: WireNode[]; onError?: WireNode[] }
-  | { kind: 'chord'; id: string; header: WireNode[]; body: WireNode; tolerant?: boolean; onError?: WireNode[] }
+  | {
+      kind: 'chord'
+      id: string
+      header: WireNode[]
+      body: WireNode
+      tolerant?: boolean
+      onError?: WireNode[]
+    }
 
 export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
   z.discriminatedUnion('kind', [
@@ -44,7 +51,11 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
       })
       .strict(),
     z
-      .object({ kind: z.literal('chain'), steps: z.array(wireNodeSchema), onError: z.array(wireNodeSchema).optional() })
+      .object({
+        kind: z.literal('chain'),
+        steps: z.array(wireNodeSchema),
+        onError: z.array(wireNodeSchema).optional(),
+      })
       .strict(),
     z
       .object({

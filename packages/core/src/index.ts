@@ -1,9 +1,21 @@
 export type { AdapterModule } from './adapter.js'
 export {
+  App,
+  type AppOptions,
+  appOptionsSchema,
+  createApp,
+  type DeadLetters,
+  type SendOptions,
+  type TransactionalBroker,
+} from './app.js'
+export { type AsyncResult, type GetOptions, GroupResult, TaskResult } from './async-result.js'
+export {
   type Broker,
   type BrokerCapabilities,
-  type Consumer,
+  brokerCapabilities,
   type ConsumeOptions,
+  type Consumer,
+  DEFAULT_BROKER_CAPABILITIES,
   type DeadLetter,
   type DeadLetterInfo,
   type DeadLetterReason,
@@ -12,9 +24,31 @@ export {
   type ListDeadLettersOptions,
   type OutgoingMessage,
   type QueueStats,
-  brokerCapabilities,
-  DEFAULT_BROKER_CAPABILITIES,
 } from './broker.js'
+export {
+  type AnyCanvas,
+  Canvas,
+  Chain,
+  type ChainStepMismatch,
+  type CheckChain,
+  Chord,
+  type ChordBodyMismatch,
+  type ChordOptions,
+  chain,
+  chord,
+  type ErrorCallbackInput,
+  Group,
+  group,
+  type InputValidator,
+  type NeedOf,
+  type Outcome,
+  type OutcomesOf,
+  type OutputOf,
+  type OutputsOf,
+  type ReadyOf,
+  Signature,
+  type SignatureOptions,
+} from './canvas.js'
 export {
   DEFAULT_MAX_ENVELOPE_BYTES,
   decodeEnvelope,
@@ -49,61 +83,7 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js'
-export { maskCredentials } from './redact.js'
-export {
-  DEFAULT_RESULT_BACKEND_CAPABILITIES,
-  FINAL_STATES,
-  type GroupProgress,
-  isFinalState,
-  type MemberOutcome,
-  type ResultBackend,
-  type ResultBackendCapabilities,
-  resultBackendCapabilities,
-  type SetStateOptions,
-  type TaskRecord,
-  type TaskState,
-} from './result-backend.js'
-export { type AppOptions, App, appOptionsSchema, createApp, type DeadLetters, type SendOptions, type TransactionalBroker } from './app.js'
-export { type AsyncResult, type GetOptions, GroupResult, TaskResult } from './async-result.js'
-export {
-  type AnyCanvas,
-  Canvas,
-  Chain,
-  type ChainStepMismatch,
-  type CheckChain,
-  Chord,
-  type ChordBodyMismatch,
-  type ChordOptions,
-  chain,
-  chord,
-  type ErrorCallbackInput,
-  Group,
-  group,
-  type InputValidator,
-  type NeedOf,
-  type Outcome,
-  type OutcomesOf,
-  type OutputOf,
-  type OutputsOf,
-  type ReadyOf,
-  Signature,
-  type SignatureOptions,
-} from './canvas.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
-export { ADAPTER_PACKAGES } from './resolve-adapter.js'
-export { type Backoff, backoffDelay, backoffSchema, type RetryPolicy, retryPolicySchema } from './retry.js'
-export {
-  type AnyTask,
-  defineTask,
-  Task,
-  type TaskContext,
-  type TaskDefinitionNoOutput,
-  type TaskDefinitionWithOutput,
-  type TaskHandler,
-} from './task.js'
-export { ShutdownError, Worker } from './worker.js'
-export { type ResolvedWorkerOptions, type TaskInfo, type WorkerHooks, type WorkerOptions, workerOptionsSchema } from './worker-options.js'
-export { type Schedule, type ScheduleOptions, type ScheduleSpec, Scheduler } from './schedule.js'
 export {
   createMemoryBroker,
   createMemoryResultBackend,
@@ -117,3 +97,37 @@ export {
   type MemoryStoreSelector,
   parseMemoryUrl,
 } from './memory/index.js'
+export { maskCredentials } from './redact.js'
+export { ADAPTER_PACKAGES } from './resolve-adapter.js'
+export {
+  DEFAULT_RESULT_BACKEND_CAPABILITIES,
+  FINAL_STATES,
+  type GroupProgress,
+  isFinalState,
+  type MemberOutcome,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from './result-backend.js'
+export { type Backoff, backoffDelay, backoffSchema, type RetryPolicy, retryPolicySchema } from './retry.js'
+export { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
+export {
+  type AnyTask,
+  defineTask,
+  Task,
+  type TaskContext,
+  type TaskDefinitionNoOutput,
+  type TaskDefinitionWithOutput,
+  type TaskHandler,
+} from './task.js'
+export { ShutdownError, Worker } from './worker.js'
+export {
+  type ResolvedWorkerOptions,
+  type TaskInfo,
+  type WorkerHooks,
+  type WorkerOptions,
+  workerOptionsSchema,
+} from './worker-options.js'

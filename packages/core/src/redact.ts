@@ -1,5 +1,6 @@
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]*)(:[^/@\s]*)?@/gi
-const QUERY_SECRETS = /([?&](?:password|pass|secret|token|access_?key|secret_?access_?key|session_?token)=)[^&\s]*/gi
+const QUERY_SECRETS =
+  /([?&](?:password|pass|secret|token|access_?key|secret_?access_?key|session_?token)=)[^&\s]*/gi
 
 /**
  * Masks credentials in any text that may contain URLs: `redis://user:hunter2@host` becomes

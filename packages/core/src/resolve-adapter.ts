@@ -24,14 +24,20 @@ function parseScheme(url: string, option: string): string {
   try {
     parsed = new URL(url)
   } catch {
-    throw new InvalidOptionError(option, `not a URL: "${maskCredentials(url)}" (expected e.g. redis://127.0.0.1:6379)`)
+    throw new InvalidOptionError(
+      option,
+      `not a URL: "${maskCredentials(url)}" (expected e.g. redis://127.0.0.1:6379)`,
+    )
   }
   return parsed.protocol
 }
 
 function isModuleNotFound(err: unknown, pkg: string): boolean {
   const code = (err as { code?: unknown }).code
-  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(pkg)
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    String((err as Error).message).includes(pkg)
+  )
 }
 
 async function importAdapter(pkg: string, scheme: string): Promise<AdapterModule> {
@@ -60,7 +66,11 @@ export async function resolveBroker(spec: string | Broker): Promise<Broker> {
   const scheme = parseScheme(spec, 'broker')
   if (scheme === 'memory:') return new MemoryBroker({ name: memoryName(spec) })
   const pkg = ADAPTER_PACKAGES[scheme]
-  if (!pkg) throw new InvalidOptionError('broker', `unknown scheme "${scheme}" (known: memory:, ${Object.keys(ADAPTER_PACKAGES).join(', ')})`)
+  if (!pkg)
+    throw new InvalidOptionError(
+      'broker',
+      `unknown scheme "${scheme}" (known: memory:, ${Object.keys(ADAPTER_PACKAGES).join(', ')})`,
+    )
   const mod = await importAdapter(pkg, scheme)
   if (typeof mod.createBroker !== 'function') throw new InvalidOptionError('broker', `${pkg} has no broker`)
   return mod.createBroker(spec)
@@ -72,10 +82,17 @@ export async function resolveResultBackend(spec: string | ResultBackend): Promis
   const scheme = parseScheme(spec, 'backend')
   if (scheme === 'memory:') return new MemoryResultBackend({ name: memoryName(spec) })
   const pkg = ADAPTER_PACKAGES[scheme]
-  if (!pkg) throw new InvalidOptionError('backend', `unknown scheme "${scheme}" (known: memory:, ${Object.keys(ADAPTER_PACKAGES).join(', ')})`)
+  if (!pkg)
+    throw new InvalidOptionError(
+      'backend',
+      `unknown scheme "${scheme}" (known: memory:, ${Object.keys(ADAPTER_PACKAGES).join(', ')})`,
+    )
   const mod = await importAdapter(pkg, scheme)
   if (typeof mod.createResultBackend !== 'function') {
-    throw new InvalidOptionError('backend', `${pkg} has no result backend (it is a broker only): use redis://, postgres:// or memory://`)
+    throw new InvalidOptionError(
+      'backend',
+      `${pkg} has no result backend (it is a broker only): use redis://, postgres:// or memory://`,
+    )
   }
   return mod.createResultBackend(spec)
 }

@@ -55,7 +55,9 @@ export interface ResultBackendCapabilities {
 }
 
 /** Defaults for every backend capability. */
-export const DEFAULT_RESULT_BACKEND_CAPABILITIES: ResultBackendCapabilities = Object.freeze({ pushWait: false })
+export const DEFAULT_RESULT_BACKEND_CAPABILITIES: ResultBackendCapabilities = Object.freeze({
+  pushWait: false,
+})
 
 /** Fills unspecified flags with defaults. */
 export function resultBackendCapabilities(

@@ -41,7 +41,11 @@ function fibonacci(n: number): number {
  * Delay before the run that follows failed run number `attempt` (1-based).
  * fixed: d; exponential: d·2^(attempt-1); fibonacci: d·fib(attempt) (1, 1, 2, 3, 5…).
  */
-export function backoffDelay(backoff: Backoff | undefined, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  backoff: Backoff | undefined,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const b = backoff ?? DEFAULT_BACKOFF
   let delay: number
   switch (b.type) {

@@ -44,12 +44,15 @@ function ticker(spec: ScheduleSpec, timezone: string | undefined): NextTick {
     // Aligned on the epoch, so every scheduler process computes the same tick times.
     return (after) => new Date((Math.floor(after.getTime() / every) + 1) * every)
   }
-  if (typeof spec !== 'string') throw new InvalidOptionError('schedule', 'expected a cron pattern or { everyMs }')
+  if (typeof spec !== 'string')
+    throw new InvalidOptionError('schedule', 'expected a cron pattern or { everyMs }')
   let cron: Cron
   try {
     cron = new Cron(spec, { paused: true, ...(timezone !== undefined ? { timezone } : { timezone: 'UTC' }) })
   } catch (err) {
-    throw new InvalidOptionError('schedule', `bad cron pattern "${spec}": ${(err as Error).message}`, { cause: err })
+    throw new InvalidOptionError('schedule', `bad cron pattern "${spec}": ${(err as Error).message}`, {
+      cause: err,
+    })
   }
   return (after) => cron.nextRun(after) ?? undefined
 }
@@ -76,7 +79,8 @@ export class Scheduler implements Schedule {
     private readonly send: TickSender,
     private readonly logger: Logger,
   ) {
-    if (!NAME.test(name)) throw new InvalidOptionError('name', `schedule names are 1-200 characters of [A-Za-z0-9_.:-]`)
+    if (!NAME.test(name))
+      throw new InvalidOptionError('name', `schedule names are 1-200 characters of [A-Za-z0-9_.:-]`)
     this.nextAfter = ticker(spec, options.timezone)
     const catchUp = options.catchUp ?? 'skip'
     if (catchUp !== 'skip' && !(Number.isInteger(catchUp.withinMs) && catchUp.withinMs > 0)) {
@@ -87,7 +91,10 @@ export class Scheduler implements Schedule {
   /** Claim the ticks to catch up, then arm the timer. */
   async start(): Promise<void> {
     const backend = await this.backend()
-    if (!backend) throw new NotSupportedError('schedules need a result backend to claim ticks: pass `backend` to createApp()')
+    if (!backend)
+      throw new NotSupportedError(
+        'schedules need a result backend to claim ticks: pass `backend` to createApp()',
+      )
     const now = new Date()
     const catchUp = this.options.catchUp ?? 'skip'
     if (catchUp !== 'skip') {
@@ -127,11 +134,18 @@ export class Scheduler implements Schedule {
     try {
       const backend = await this.backend()
       if (!backend) return
-      const ttlMs = Math.max(3_600_000, (this.options.catchUp !== 'skip' && this.options.catchUp?.withinMs) || 0) * 2
-      const claimed = await backend.setIfAbsent(`schedule:${this.name}:${tick.getTime()}`, String(Date.now()), ttlMs)
+      const ttlMs =
+        Math.max(3_600_000, (this.options.catchUp !== 'skip' && this.options.catchUp?.withinMs) || 0) * 2
+      const claimed = await backend.setIfAbsent(
+        `schedule:${this.name}:${tick.getTime()}`,
+        String(Date.now()),
+        ttlMs,
+      )
       if (claimed) await this.send(this.canvas, tick)
     } catch (err) {
-      this.logger.error(`schedule ${this.name}: could not fire the tick of ${tick.toISOString()}`, { error: String(err) })
+      this.logger.error(`schedule ${this.name}: could not fire the tick of ${tick.toISOString()}`, {
+        error: String(err),
+      })
     }
   }
 }

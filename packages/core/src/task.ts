@@ -46,7 +46,8 @@ interface TaskDefinitionBase<I extends z.ZodType> {
 }
 
 /** A task definition whose output is checked by a schema. */
-export interface TaskDefinitionWithOutput<I extends z.ZodType, O extends z.ZodType> extends TaskDefinitionBase<I> {
+export interface TaskDefinitionWithOutput<I extends z.ZodType, O extends z.ZodType>
+  extends TaskDefinitionBase<I> {
   /** Schema of the output, checked after the handler returns. */
   readonly output: O
   readonly handler: TaskHandler<z.output<I>, z.input<O>>
@@ -77,11 +78,18 @@ export class Task<In, Out> {
   readonly handler: TaskHandler<unknown, unknown>
 
   /** @internal Use {@link defineTask}. */
-  constructor(def: TaskDefinitionBase<z.ZodType> & { output?: z.ZodType | undefined; handler: TaskHandler<never, unknown> }) {
+  constructor(
+    def: TaskDefinitionBase<z.ZodType> & {
+      output?: z.ZodType | undefined
+      handler: TaskHandler<never, unknown>
+    },
+  ) {
     this.name = def.name
     this.inputSchema = def.input
     this.outputSchema = def.output
-    this.retry = def.retry ? parseOrThrow(retryPolicySchema, def.retry, `retry policy of task "${def.name}"`, 'retry') : { attempts: 1 }
+    this.retry = def.retry
+      ? parseOrThrow(retryPolicySchema, def.retry, `retry policy of task "${def.name}"`, 'retry')
+      : { attempts: 1 }
     this.timeoutMs = def.timeoutMs
     this.queue = def.queue
     this.priority = def.priority
@@ -132,23 +140,38 @@ const NAME = /^[A-Za-z0-9_.:-]{1,200}$/
 export function defineTask<I extends z.ZodType, O extends z.ZodType>(
   def: TaskDefinitionWithOutput<I, O>,
 ): Task<z.input<I>, z.output<O>>
-export function defineTask<I extends z.ZodType, R>(def: TaskDefinitionNoOutput<I, R>): Task<z.input<I>, Awaited<R>>
+export function defineTask<I extends z.ZodType, R>(
+  def: TaskDefinitionNoOutput<I, R>,
+): Task<z.input<I>, Awaited<R>>
 export function defineTask(
-  def: TaskDefinitionBase<z.ZodType> & { output?: z.ZodType | undefined; handler: TaskHandler<never, unknown> },
+  def: TaskDefinitionBase<z.ZodType> & {
+    output?: z.ZodType | undefined
+    handler: TaskHandler<never, unknown>
+  },
 ): Task<unknown, unknown> {
   if (typeof def !== 'object' || def === null) throw new TypeError('defineTask() needs a definition object')
   if (typeof def.name !== 'string' || !NAME.test(def.name)) {
-    throw new InvalidOptionError('name', `task names are 1-200 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(def.name)}`)
+    throw new InvalidOptionError(
+      'name',
+      `task names are 1-200 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(def.name)}`,
+    )
   }
-  if (typeof def.handler !== 'function') throw new InvalidOptionError('handler', `task "${def.name}" needs a handler function`)
+  if (typeof def.handler !== 'function')
+    throw new InvalidOptionError('handler', `task "${def.name}" needs a handler function`)
   if (def.input === undefined || typeof (def.input as { safeParse?: unknown }).safeParse !== 'function') {
     throw new InvalidOptionError('input', `task "${def.name}" needs a zod schema as input`)
   }
   if (def.timeoutMs !== undefined && !(Number.isInteger(def.timeoutMs) && def.timeoutMs > 0)) {
-    throw new InvalidOptionError('timeoutMs', `task "${def.name}": expected a positive integer, got ${def.timeoutMs}`)
+    throw new InvalidOptionError(
+      'timeoutMs',
+      `task "${def.name}": expected a positive integer, got ${def.timeoutMs}`,
+    )
   }
   if (def.priority !== undefined && !(Number.isInteger(def.priority) && def.priority >= 0)) {
-    throw new InvalidOptionError('priority', `task "${def.name}": expected an integer >= 0, got ${def.priority}`)
+    throw new InvalidOptionError(
+      'priority',
+      `task "${def.name}": expected an integer >= 0, got ${def.priority}`,
+    )
   }
   return new Task(def)
 }

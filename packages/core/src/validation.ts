@@ -5,7 +5,12 @@ import { InvalidOptionError, ValidationError, type ValidationIssue } from './err
  * Parse `value` with `schema`; on failure throw {@link ValidationError} whose message names the
  * path of every bad field (`input.items[2].width: expected number`).
  */
-export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, root = 'input'): z.output<S> {
+export function parseOrThrow<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  root = 'input',
+): z.output<S> {
   const result = schema.safeParse(value)
   if (result.success) return result.data
   const issues: ValidationIssue[] = result.error.issues.map((i) => ({
@@ -36,9 +41,14 @@ export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, wha
     .map((i) => {
       const keys = (i as { keys?: string[] }).keys
       const where = [what, ...i.path.map(String)].filter(Boolean).join('.')
-      return keys ? `unknown option${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${where ? `${where}.` : ''}${k}"`).join(', ')}` : `${where}: ${i.message}`
+      return keys
+        ? `unknown option${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${where ? `${where}.` : ''}${k}"`).join(', ')}`
+        : `${where}: ${i.message}`
     })
     .join('; ')
   const unknownKeys = (first as { keys?: string[] } | undefined)?.keys
-  throw new InvalidOptionError(unknownKeys?.[0] ? [option, unknownKeys[0]].filter(Boolean).join('.') : option || what, detail)
+  throw new InvalidOptionError(
+    unknownKeys?.[0] ? [option, unknownKeys[0]].filter(Boolean).join('.') : option || what,
+    detail,
+  )
 }

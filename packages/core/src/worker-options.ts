@@ -18,10 +18,16 @@ export interface WorkerHooks {
   onFailure?(info: TaskInfo, error: SerializedError): void | Promise<void>
   onRetry?(info: TaskInfo, error: SerializedError, delayMs: number): void | Promise<void>
   /** A message went to the dead letters; `info` is partial when the message could not be decoded. */
-  onDeadLetter?(info: Partial<TaskInfo>, reason: DeadLetterReason, error: SerializedError | undefined): void | Promise<void>
+  onDeadLetter?(
+    info: Partial<TaskInfo>,
+    reason: DeadLetterReason,
+    error: SerializedError | undefined,
+  ): void | Promise<void>
 }
 
-const hookFn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { message: 'expected a function' })
+const hookFn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
+  message: 'expected a function',
+})
 
 /** Options of `app.worker()`. Unknown keys are refused, naming the key. */
 export const workerOptionsSchema = z
@@ -56,6 +62,10 @@ export const workerOptionsSchema = z
   .strict()
 
 /** @see workerOptionsSchema */
-export type WorkerOptions = Omit<z.input<typeof workerOptionsSchema>, 'hooks'> & { readonly hooks?: WorkerHooks }
+export type WorkerOptions = Omit<z.input<typeof workerOptionsSchema>, 'hooks'> & {
+  readonly hooks?: WorkerHooks
+}
 /** Options after defaults. */
-export type ResolvedWorkerOptions = Omit<z.output<typeof workerOptionsSchema>, 'hooks'> & { readonly hooks?: WorkerHooks }
+export type ResolvedWorkerOptions = Omit<z.output<typeof workerOptionsSchema>, 'hooks'> & {
+  readonly hooks?: WorkerHooks
+}

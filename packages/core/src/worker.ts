@@ -75,7 +75,10 @@ export class Worker {
     try {
       for (const queue of queues) {
         this.consumers.push(
-          await rt.broker.consume(queue, (d) => this.onDelivery(d), { prefetch, leaseMs: this.options.leaseMs }),
+          await rt.broker.consume(queue, (d) => this.onDelivery(d), {
+            prefetch,
+            leaseMs: this.options.leaseMs,
+          }),
         )
       }
     } catch (err) {
@@ -84,7 +87,10 @@ export class Worker {
       throw err
     }
     if (rt.broker.capabilities.leases) {
-      this.leaseTimer = setInterval(() => this.extendLeases(), Math.max(50, Math.floor(this.options.leaseMs / 3)))
+      this.leaseTimer = setInterval(
+        () => this.extendLeases(),
+        Math.max(50, Math.floor(this.options.leaseMs / 3)),
+      )
       this.leaseTimer.unref()
     }
     if (rt.backend) {
@@ -142,7 +148,9 @@ export class Worker {
 
   private onDelivery(d: Delivery): void {
     if (this.state === 'stopping' || this.state === 'stopped') {
-      d.nack().catch((err) => this.runtime?.logger.warn('could not return a delivery at shutdown', { error: String(err) }))
+      d.nack().catch((err) =>
+        this.runtime?.logger.warn('could not return a delivery at shutdown', { error: String(err) }),
+      )
       return
     }
     if (this.active < this.options.concurrency) this.launch(d)
@@ -153,7 +161,9 @@ export class Worker {
     this.active++
     this.process(d)
       .catch(async (err) => {
-        this.runtime?.logger.error('could not settle a delivery; returning it to the queue', { error: String(err) })
+        this.runtime?.logger.error('could not settle a delivery; returning it to the queue', {
+          error: String(err),
+        })
         await d.nack().catch(() => {})
       })
       .finally(() => {
@@ -176,10 +186,17 @@ export class Worker {
     } catch (err) {
       return this.deadLetter(d, {}, 'undecodable', serializeError(err))
     }
-    const info: TaskInfo = { id: env.id, task: env.task, queue: env.queue, attempt: env.attempt + d.attempt - 1 }
+    const info: TaskInfo = {
+      id: env.id,
+      task: env.task,
+      queue: env.queue,
+      attempt: env.attempt + d.attempt - 1,
+    }
     const task = rt.tasks.get(env.task)
     if (!task) {
-      const error = serializeError(new ErrandError('ERR_UNKNOWN_TASK', `no task named "${env.task}" is registered on this worker`))
+      const error = serializeError(
+        new ErrandError('ERR_UNKNOWN_TASK', `no task named "${env.task}" is registered on this worker`),
+      )
       return this.finishFailed(d, env, info, 'unregistered', error)
     }
     const now = Date.now()
@@ -189,17 +206,33 @@ export class Worker {
       return d.ack()
     }
     if (env.expiresAt !== undefined && env.expiresAt < now) {
-      return this.finishFailed(d, env, info, 'expired', serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)))
+      return this.finishFailed(
+        d,
+        env,
+        info,
+        'expired',
+        serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)),
+      )
     }
     if (d.attempt - 1 > this.options.maxRedeliveries) {
       const error = serializeError(
-        new ErrandError('ERR_TIMEOUT', `delivered ${d.attempt} times without an outcome (workers died or lost the lease)`),
+        new ErrandError(
+          'ERR_TIMEOUT',
+          `delivered ${d.attempt} times without an outcome (workers died or lost the lease)`,
+        ),
       )
       return this.finishFailed(d, env, info, 'exhausted', error)
     }
     if (rt.backend && this.options.trackStarted) {
       const stored = await rt.backend.setState(
-        { id: env.id, state: 'STARTED', task: env.task, attempts: info.attempt, createdAt: env.createdAt, startedAt: now },
+        {
+          id: env.id,
+          state: 'STARTED',
+          task: env.task,
+          attempts: info.attempt,
+          createdAt: env.createdAt,
+          startedAt: now,
+        },
         { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
       )
       if (stored === 'CANCELED') return this.finishCanceled(d, env, info)
@@ -239,7 +272,13 @@ export class Worker {
     return this.finishAttemptFailed(d, env, info, task, failure)
   }
 
-  private runHandler(task: AnyTask, input: unknown, env: Envelope, info: TaskInfo, running: Running): Promise<unknown> {
+  private runHandler(
+    task: AnyTask,
+    input: unknown,
+    env: Envelope,
+    info: TaskInfo,
+    running: Running,
+  ): Promise<unknown> {
     const rt = this.runtime as Runtime
     const { controller, delivery } = running
     const timeoutMs = env.timeoutMs ?? task.timeoutMs
@@ -268,7 +307,8 @@ export class Worker {
     let timer: NodeJS.Timeout | undefined
     if (timeoutMs !== undefined) {
       timer = setTimeout(
-        () => controller.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
+        () =>
+          controller.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
         timeoutMs,
       )
     }
@@ -308,20 +348,35 @@ export class Worker {
     await this.hook('onSuccess', info, output)
   }
 
-  private async finishAttemptFailed(d: Delivery, env: Envelope, info: TaskInfo, task: AnyTask, err: unknown): Promise<void> {
+  private async finishAttemptFailed(
+    d: Delivery,
+    env: Envelope,
+    info: TaskInfo,
+    task: AnyTask,
+    err: unknown,
+  ): Promise<void> {
     const rt = this.runtime as Runtime
     const error = serializeError(err)
     const rejected = err instanceof RejectTaskError
     if (!rejected && info.attempt < task.retry.attempts) {
       const delayMs =
-        err instanceof RetryTaskError && err.delayMs !== undefined ? err.delayMs : backoffDelay(task.retry.backoff, info.attempt)
+        err instanceof RetryTaskError && err.delayMs !== undefined
+          ? err.delayMs
+          : backoffDelay(task.retry.backoff, info.attempt)
       const retry: Envelope = { ...env, attempt: info.attempt + 1 }
       if (delayMs > 0) retry.eta = Date.now() + delayMs
       else delete retry.eta
       await Promise.all([
         rt.dispatcher.publish([retry]),
         rt.backend?.setState(
-          { id: env.id, state: 'RETRY', task: env.task, error, attempts: info.attempt, createdAt: env.createdAt },
+          {
+            id: env.id,
+            state: 'RETRY',
+            task: env.task,
+            error,
+            attempts: info.attempt,
+            createdAt: env.createdAt,
+          },
           { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
         ),
       ])
@@ -346,7 +401,15 @@ export class Worker {
     const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
     await Promise.all([
       rt.backend?.setState(
-        { id: env.id, state: 'FAILURE', task: env.task, error, attempts: info.attempt, createdAt: env.createdAt, finishedAt: Date.now() },
+        {
+          id: env.id,
+          state: 'FAILURE',
+          task: env.task,
+          error,
+          attempts: info.attempt,
+          createdAt: env.createdAt,
+          finishedAt: Date.now(),
+        },
         { ttlMs },
       ),
       env.stack && env.stack.length > 0
@@ -371,9 +434,18 @@ export class Worker {
     await this.deadLetter(d, info, 'canceled', error)
   }
 
-  private async deadLetter(d: Delivery, info: Partial<TaskInfo>, reason: DeadLetterReason, error: SerializedError): Promise<void> {
+  private async deadLetter(
+    d: Delivery,
+    info: Partial<TaskInfo>,
+    reason: DeadLetterReason,
+    error: SerializedError,
+  ): Promise<void> {
     await d.deadLetter({ reason, error })
-    this.runtime?.logger.warn(`dead-lettered a message: ${reason}`, { task: info.task, id: info.id, error: error.message })
+    this.runtime?.logger.warn(`dead-lettered a message: ${reason}`, {
+      task: info.task,
+      id: info.id,
+      error: error.message,
+    })
     await this.hook('onDeadLetter', info, reason, error)
   }
 

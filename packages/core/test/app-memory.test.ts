@@ -1,5 +1,5 @@
-import { MemoryBroker, MemoryResultBackend } from '../src/index.js'
 import { runAppConformance } from '../../conformance/src/app-suite.js'
+import { MemoryBroker, MemoryResultBackend } from '../src/index.js'
 
 runAppConformance({
   name: 'memory',

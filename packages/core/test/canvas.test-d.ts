@@ -1,6 +1,15 @@
 import { describe, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
-import { type AsyncResult, chain, chord, createApp, defineTask, group, type Outcome, type Task } from '../src/index.js'
+import {
+  type AsyncResult,
+  chain,
+  chord,
+  createApp,
+  defineTask,
+  group,
+  type Outcome,
+  type Task,
+} from '../src/index.js'
 
 const fetchImage = defineTask({
   name: 't.fetch',
@@ -13,10 +22,18 @@ const resize = defineTask({
   input: z.object({ bytes: z.number() }),
   handler: ({ bytes }) => ({ width: bytes }),
 })
-const upload = defineTask({ name: 't.upload', input: z.object({ width: z.number() }), handler: () => 'https://cdn/x' })
+const upload = defineTask({
+  name: 't.upload',
+  input: z.object({ width: z.number() }),
+  handler: () => 'https://cdn/x',
+})
 const count = defineTask({ name: 't.count', input: z.number(), handler: (n) => n })
 const total = defineTask({ name: 't.total', input: z.array(z.number()), handler: (xs) => xs.length })
-const pair = defineTask({ name: 't.pair', input: z.tuple([z.number(), z.string()]), handler: ([n, s]) => `${n}${s}` })
+const pair = defineTask({
+  name: 't.pair',
+  input: z.tuple([z.number(), z.string()]),
+  handler: ([n, s]) => `${n}${s}`,
+})
 const label = defineTask({ name: 't.label', input: z.string(), handler: (s) => s })
 const outcomes = defineTask({
   name: 't.outcomes',

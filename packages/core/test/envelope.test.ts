@@ -1,8 +1,22 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_MAX_ENVELOPE_BYTES, decodeEnvelope, type Envelope, encodeEnvelope, envelopeJsonSchema } from '../src/index.js'
+import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+  envelopeJsonSchema,
+} from '../src/index.js'
 
 const enc = new TextEncoder()
-const base: Envelope = { v: 1, id: 'id-1', task: 't', input: { a: [1, 'ü'] }, queue: 'q', attempt: 1, createdAt: 1 }
+const base: Envelope = {
+  v: 1,
+  id: 'id-1',
+  task: 't',
+  input: { a: [1, 'ü'] },
+  queue: 'q',
+  attempt: 1,
+  createdAt: 1,
+}
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -26,7 +40,8 @@ describe('wire envelope', () => {
   })
 
   it('refuses __proto__ keys, also when spelt with a unicode escape', () => {
-    const plain = '{"v":1,"id":"x","task":"t","input":{"__proto__":{"polluted":1}},"queue":"q","attempt":1,"createdAt":1}'
+    const plain =
+      '{"v":1,"id":"x","task":"t","input":{"__proto__":{"polluted":1}},"queue":"q","attempt":1,"createdAt":1}'
     const escaped = plain.replace('__proto__', '\\u005f_proto__')
     expect(codeOf(() => decodeEnvelope(enc.encode(plain)))).toBe('ERR_DECODE')
     expect(codeOf(() => decodeEnvelope(enc.encode(escaped)))).toBe('ERR_DECODE')
@@ -52,7 +67,11 @@ describe('wire envelope', () => {
 
   it('publishes a JSON Schema naming the fields', () => {
     const schema = envelopeJsonSchema() as { properties: Record<string, unknown>; required: string[] }
-    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['v', 'id', 'task', 'input', 'stack']))
-    expect(schema.required).toEqual(expect.arrayContaining(['v', 'id', 'task', 'queue', 'attempt', 'createdAt']))
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['v', 'id', 'task', 'input', 'stack']),
+    )
+    expect(schema.required).toEqual(
+      expect.arrayContaining(['v', 'id', 'task', 'queue', 'attempt', 'createdAt']),
+    )
   })
 })

@@ -8,7 +8,11 @@ const add = defineTask({
   handler: ({ a, b }) => a + b,
 })
 const double = defineTask({ name: 'smoke.double', input: z.number(), handler: (n) => n * 2 })
-const sum = defineTask({ name: 'smoke.sum', input: z.array(z.number()), handler: (xs) => xs.reduce((s, x) => s + x, 0) })
+const sum = defineTask({
+  name: 'smoke.sum',
+  input: z.array(z.number()),
+  handler: (xs) => xs.reduce((s, x) => s + x, 0),
+})
 
 describe('smoke', () => {
   it('sends, runs and returns', async () => {
