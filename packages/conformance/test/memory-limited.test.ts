@@ -1,4 +1,4 @@
-import { MemoryBroker } from '../../core/src/memory/index.js'
+import { MemoryBroker } from '@errand/core'
 import { runBrokerConformance } from '../src/index.js'
 
 // The memory broker made to look like smaller stores, so that every capability-gated branch of

@@ -1,4 +1,4 @@
-import { MemoryBroker, MemoryResultBackend } from '../../core/src/memory/index.js'
+import { MemoryBroker, MemoryResultBackend } from '@errand/core'
 import { runBrokerConformance, runResultBackendConformance } from '../src/index.js'
 
 runBrokerConformance({ name: 'memory', factory: () => new MemoryBroker({ name: 'conformance' }) })
