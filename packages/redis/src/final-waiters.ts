@@ -19,6 +19,7 @@ export class FinalWaiters {
   readonly #listeners = new Map<string, Set<Listener>>()
   readonly #ids = new Map<string, string>()
   readonly #rejects = new Set<(err: unknown) => void>()
+  readonly #aborts = new WeakMap<AbortSignal, { callbacks: Set<() => void>; handler: () => void }>()
   #sub: RedisClient | undefined
 
   constructor(
@@ -40,19 +41,18 @@ export class FinalWaiters {
       const finish = (err: unknown, record?: TaskRecord) => {
         if (done) return
         done = true
-        signal?.removeEventListener('abort', onAbort)
+        stopAbort()
         this.#rejects.delete(fail)
         this.#unlisten(channel, listener)
         if (record !== undefined) resolve(record)
         else reject(err)
       }
       const fail = (err: unknown) => finish(err)
-      const onAbort = () => finish(signal?.reason)
       const listener: Listener = (json) => {
         const record = JSON.parse(json) as TaskRecord
         if (isFinalState(record.state)) finish(undefined, record)
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
+      const stopAbort = signal === undefined ? () => {} : this.#onAbort(signal, () => finish(signal.reason))
       this.#rejects.add(fail)
       this.#listen(channel, id, listener)
         .then(() => (done ? null : this.#read(id)))
@@ -70,6 +70,32 @@ export class FinalWaiters {
     for (const reject of [...this.#rejects]) reject(err)
     if (this.#sub !== undefined) this.#conns.drop(this.#sub)
     this.#sub = undefined
+  }
+
+  /**
+   * One 'abort' listener per signal however many waits share it (a caller may wait for a whole
+   * group with one signal). Returns the unregister function.
+   */
+  #onAbort(signal: AbortSignal, callback: () => void): () => void {
+    let entry = this.#aborts.get(signal)
+    if (entry === undefined) {
+      const callbacks = new Set<() => void>()
+      const handler = () => {
+        for (const cb of [...callbacks]) cb()
+      }
+      signal.addEventListener('abort', handler, { once: true })
+      entry = { callbacks, handler }
+      this.#aborts.set(signal, entry)
+    }
+    const { callbacks, handler } = entry
+    callbacks.add(callback)
+    return () => {
+      callbacks.delete(callback)
+      if (callbacks.size === 0) {
+        signal.removeEventListener('abort', handler)
+        this.#aborts.delete(signal)
+      }
+    }
   }
 
   async #listen(channel: string, id: string, listener: Listener): Promise<void> {

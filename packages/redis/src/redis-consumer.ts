@@ -8,8 +8,10 @@ import { type DeliveryOwner, RedisDelivery } from './redis-delivery.js'
 
 /** Most messages one round trip takes or settles (Lua's unpack has a stack limit). */
 const MAX_BATCH = 1000
-/** Longest blocking wait before looking again even when nothing is known to be due. */
+/** Longest blocking wait before looking again even when nothing is known to be due (a safety net). */
 const MAX_WAIT_MS = 30_000
+/** Longest timer Node takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** Pause before trying again after a failed round trip. */
 const RETRY_MS = 250
 
@@ -61,6 +63,8 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   #waiting = false
   #blocking: RedisClient | undefined
   #retry: NodeJS.Timeout | undefined
+  /** Fires when the next delayed message or lease deadline is due. */
+  #due: NodeJS.Timeout | undefined
   /** Backing off after a failed round trip. */
   #pausing = false
 
@@ -74,6 +78,9 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
 
   /** Begin fetching. */
   start(): void {
+    // Connect the blocking connection now, so the first wait is parked without delay.
+    this.#blocking = this.#ctx.conns.duplicate()
+    this.#blocking.connect().catch(() => {})
     this.#schedule()
   }
 
@@ -82,6 +89,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     if (!this.#active) return
     this.#active = false
     clearTimeout(this.#retry)
+    clearTimeout(this.#due)
     this.#pausing = false
     if (this.#blocking !== undefined) this.#ctx.conns.drop(this.#blocking)
     this.#blocking = undefined
@@ -229,7 +237,10 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
         })
       }
     }
-    if (want > 0 && count < want) this.#wait(reply[0])
+    if (want > 0 && count < want) {
+      this.#wakeIn(reply[0])
+      this.#park()
+    }
   }
 
   #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
@@ -254,14 +265,31 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     }, RETRY_MS)
   }
 
-  /** Park until the ready list holds something or `waitMs` passes (-1: nothing is due). */
-  #wait(waitMs: number): void {
+  /**
+   * Look again in `waitMs` (the next delayed message or lease deadline; -1: none). A timer of our
+   * own rather than the blocking command's timeout: a parked command cannot be shortened when a
+   * later round trip learns of an earlier due time.
+   */
+  #wakeIn(waitMs: number): void {
+    clearTimeout(this.#due)
+    this.#due = undefined
+    if (waitMs < 0) return
+    this.#due = setTimeout(
+      () => {
+        this.#due = undefined
+        this.#schedule()
+      },
+      Math.min(waitMs, MAX_TIMER_MS),
+    )
+  }
+
+  /** Park on the blocking connection until the ready list holds something. */
+  #park(): void {
     if (this.#waiting || !this.#active) return
     this.#waiting = true
     this.#blocking ??= this.#ctx.conns.duplicate()
-    const ms = waitMs < 0 ? MAX_WAIT_MS : Math.min(Math.max(waitMs, 1), MAX_WAIT_MS)
     const ready = this.#ctx.keys.ready[0]!
-    this.#blocking.blmove(ready, ready, 'RIGHT', 'RIGHT', ms / 1000).then(
+    this.#blocking.blmove(ready, ready, 'RIGHT', 'RIGHT', MAX_WAIT_MS / 1000).then(
       () => {
         this.#waiting = false
         this.#schedule()
