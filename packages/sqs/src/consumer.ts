@@ -12,12 +12,14 @@ export interface ConsumerHost {
   isClosed(): boolean
   /** URLs of the queue's priority levels, main first (re-resolved after a queue went missing). */
   levelUrls(names: QueueNames, fresh: boolean): Promise<string[]>
-  /** URL of a FIFO queue's delay queue. */
+  /** URL of the queue's delay queue. */
   delayUrl(names: QueueNames): Promise<string>
-  /** A message received before its not-before time: hop it on, unseen. */
+  /** A delay-queue message due later than the hold window: hide it again by visibility. */
   hop(url: string, message: Message & { ReceiptHandle: string }, notBefore: number): Promise<void>
-  /** Move a due message from the delay queue into its FIFO queue. */
+  /** Move a due message from the delay queue into its queue. */
   forward(names: QueueNames, delayUrl: string, message: Message & { ReceiptHandle: string }): Promise<void>
+  /** Give back a message received after the consumer stopped, without counting a delivery. */
+  giveBack(names: QueueNames, url: string, message: Message & { ReceiptHandle: string }): Promise<void>
   resend(names: QueueNames, delivery: SqsDelivery, delayMs: number): Promise<void>
   sendDeadLetter(names: QueueNames, delivery: SqsDelivery, info: DeadLetterInfo): Promise<void>
   /** Report a background failure (the loop backs off and goes on). */
@@ -36,18 +38,24 @@ export interface ConsumerSettings {
 
 type Received = Message & { ReceiptHandle: string }
 
+/** Delayed messages due within this long are held in memory and forwarded on time. */
+const HOLD_MS = 2_000
+
 /**
  * Receive loops for one queue. Each loop reserves min(10, free prefetch) slots, long-polls for
  * that many, and hands the messages out; a slot frees when its delivery is settled. Failed
  * receives back off and go on. Cancel stops new polls without aborting the ones in flight (an
  * aborted long poll still takes messages server-side, hiding them for a visibility timeout):
- * what they bring after the cancel goes straight back with visibility 0.
+ * what they bring after the cancel goes straight back. One more loop forwards due messages from
+ * the queue's delay queue.
  */
 export class SqsConsumer implements Consumer, DeliveryHost {
   readonly #host: ConsumerHost
   readonly #settings: ConsumerSettings
   readonly #onDelivery: DeliveryHandler
   readonly #held = new Set<SqsDelivery>()
+  /** Delay-queue messages held until due: their timers and give-back. */
+  readonly #holds = new Map<NodeJS.Timeout, () => Promise<void>>()
   readonly #stop = new AbortController()
   #free: number
   #slotWaiters: (() => void)[] = []
@@ -70,7 +78,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     const urls = await this.#host.levelUrls(names, false)
     const loops = Math.max(1, Math.min(maxReceiveLoops, Math.ceil(prefetch / 10)))
     for (let i = 0; i < loops; i++) this.#loops.push(this.#loop(urls))
-    if (names.delay !== undefined) this.#loops.push(this.#forwardLoop())
+    this.#loops.push(this.#forwardLoop())
   }
 
   cancel(): Promise<void> {
@@ -79,11 +87,24 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     return Promise.resolve()
   }
 
-  /** Wait until every loop ended (polls in flight included), then hand back what is unsettled. */
+  /**
+   * Stop, and hand back at once every unsettled delivery and held delayed message. Polls in
+   * flight are not waited for (see {@link finished}).
+   */
   async close(): Promise<void> {
     await this.cancel()
-    await Promise.allSettled(this.#loops)
-    await Promise.allSettled([...this.#held].map((d) => d.release()))
+    const holds = [...this.#holds]
+    this.#holds.clear()
+    for (const [timer] of holds) clearTimeout(timer)
+    await Promise.allSettled([
+      ...[...this.#held].map((d) => d.release()),
+      ...holds.map(([, giveBack]) => giveBack()),
+    ])
+  }
+
+  /** Resolves when every loop has ended: the polls in flight returned and gave back what they brought. */
+  finished(): Promise<void> {
+    return Promise.allSettled(this.#loops).then(() => undefined)
   }
 
   isClosed(): boolean {
@@ -168,20 +189,11 @@ export class SqsConsumer implements Consumer, DeliveryHost {
   }
 
   #handle(url: string, level: number, message: Received, startedAt: number, leaseSeconds: number): void {
-    const giveBack = (): void => {
-      this.#unreserve(1)
-      void this.#host.transport
-        .changeVisibility(url, message.ReceiptHandle, 0, Date.now() + 5_000)
-        .catch((err: unknown) => this.#host.onError(err))
-    }
     if (this.#stopped) {
-      giveBack()
-      return
-    }
-    const notBefore = readNumber(message.MessageAttributes, ATTR.notBefore)
-    if (notBefore !== undefined && notBefore > Date.now()) {
       this.#unreserve(1)
-      void this.#host.hop(url, message, notBefore).catch((err: unknown) => this.#host.onError(err))
+      void this.#host
+        .giveBack(this.#settings.names, url, message)
+        .catch((err: unknown) => this.#host.onError(err))
       return
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1')
@@ -204,7 +216,10 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     }
   }
 
-  /** FIFO only: move due messages from the delay queue into the FIFO queue. */
+  /**
+   * Move due messages from the delay queue into the queue: those due within {@link HOLD_MS} wait
+   * in a timer (never early), later ones hop on by visibility.
+   */
   async #forwardLoop(): Promise<void> {
     const { names, waitTimeSeconds } = this.#settings
     let failures = 0
@@ -212,18 +227,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     while (!this.#stopped) {
       try {
         delayUrl ??= await this.#host.delayUrl(names)
-        const messages = await this.#host.transport.receive(delayUrl, 10, waitTimeSeconds, 60, false)
-        failures = 0
         const url = delayUrl
+        const messages = await this.#host.transport.receive(url, 10, waitTimeSeconds, 60, false)
+        failures = 0
         await Promise.all(
           messages
             .filter((m): m is Received => m.ReceiptHandle !== undefined)
-            .map((m) => {
-              const notBefore = readNumber(m.MessageAttributes, ATTR.notBefore)
-              return notBefore !== undefined && notBefore > Date.now()
-                ? this.#host.hop(url, m, notBefore)
-                : this.#host.forward(names, url, m)
-            }),
+            .map((m) => this.#scheduleForward(url, m)),
         )
       } catch (err) {
         if (this.#stopped) break
@@ -232,5 +242,21 @@ export class SqsConsumer implements Consumer, DeliveryHost {
         await sleep(backoffMs(failures++, 500, 30_000), this.#stop.signal)
       }
     }
+  }
+
+  async #scheduleForward(url: string, message: Received): Promise<void> {
+    const { names } = this.#settings
+    const release = () =>
+      this.#host.transport.changeVisibility(url, message.ReceiptHandle, 0, Date.now() + 5_000)
+    if (this.#stopped) return release()
+    const notBefore = readNumber(message.MessageAttributes, ATTR.notBefore) ?? 0
+    const remaining = notBefore - Date.now()
+    if (remaining <= 0) return this.#host.forward(names, url, message)
+    if (remaining > HOLD_MS) return this.#host.hop(url, message, notBefore)
+    const timer = setTimeout(() => {
+      this.#holds.delete(timer)
+      void this.#host.forward(names, url, message).catch((err: unknown) => this.#host.onError(err))
+    }, remaining + 1)
+    this.#holds.set(timer, release)
   }
 }

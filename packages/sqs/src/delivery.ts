@@ -42,6 +42,7 @@ export class SqsDelivery implements Delivery {
   readonly #host: DeliveryHost
   readonly #leaseSeconds: number
   #state: State = 'open'
+  #settling: Promise<void> | undefined
   #abandonTimer: NodeJS.Timeout | undefined
 
   constructor(init: {
@@ -157,19 +158,25 @@ export class SqsDelivery implements Delivery {
     }
   }
 
-  async #settle(kind: string, run: () => Promise<void>): Promise<void> {
-    if (this.#host.isClosed()) throw new ClosedError(`cannot ${kind}: broker is closed`, { adapter: 'sqs' })
-    if (this.#state !== 'open') throw new TypeError(`cannot ${kind}: delivery already settled`)
-    this.#state = 'settling'
-    try {
-      await run()
-    } catch (err) {
-      // Left unsettled: the caller may settle again; the slot frees when the lease runs out.
-      this.#state = 'open'
-      this.#abandonAtLeaseEnd()
-      throw err
+  /** Settle once: later calls (or calls while one runs) share the first one's outcome. */
+  #settle(kind: string, run: () => Promise<void>): Promise<void> {
+    if (this.#host.isClosed()) {
+      return Promise.reject(new ClosedError(`cannot ${kind}: broker is closed`, { adapter: 'sqs' }))
     }
-    this.#finish()
+    if (this.#state === 'settled') return Promise.resolve()
+    if (this.#settling !== undefined) return this.#settling
+    this.#state = 'settling'
+    this.#settling = run().then(
+      () => this.#finish(),
+      (err: unknown) => {
+        // Left unsettled: the caller may settle again; the slot frees when the lease runs out.
+        this.#state = 'open'
+        this.#settling = undefined
+        this.#abandonAtLeaseEnd()
+        throw err
+      },
+    )
+    return this.#settling
   }
 
   #abandonAtLeaseEnd(): void {

@@ -4,7 +4,7 @@ import { ATTR, type Attributes, bodyAttributes, num, readNumber, readString, str
 import type { SqsDelivery } from './delivery.js'
 import type { QueueNames } from './names.js'
 import type { QueueRegistry } from './queues.js'
-import { fifoId, MAX_DELAY_SECONDS, type Routed, route } from './sending.js'
+import { fifoId, type Routed, route } from './sending.js'
 import type { Transport } from './transport.js'
 
 type Received = Message & { ReceiptHandle: string }
@@ -57,41 +57,51 @@ export class Moves {
   }
 
   /**
-   * A message received before its not-before time. Due within 15 minutes: re-sent with the
-   * exact remaining delay (a fresh receive count) and deleted. Later: hidden again by visibility
-   * until about 15 minutes before it is due.
+   * Hide a delay-queue message again until about when it is due (visibility, at most 12 h per
+   * hop). Its receive count there does not matter: it is forwarded as a new message.
    */
   async hop(url: string, message: Received, notBefore: number): Promise<void> {
-    const remainingMs = notBefore - Date.now()
-    if (remainingMs <= MAX_DELAY_SECONDS * 1000) {
-      const entry = {
-        text: message.Body ?? '-',
-        attrs: copyAttributes(message),
-        delaySeconds: Math.max(0, Math.ceil(remainingMs / 1000)),
-      }
-      await this.#transport.send(url, entry, this.#deadline())
-      await this.#transport.delete(url, message.ReceiptHandle, this.#deadline())
-      return
-    }
-    const seconds = Math.min(43_199, Math.ceil((remainingMs - MAX_DELAY_SECONDS * 1000) / 1000) + 1)
+    const seconds = Math.min(43_199, Math.max(1, Math.floor((notBefore - Date.now()) / 1000)))
     await this.#transport.changeVisibility(url, message.ReceiptHandle, seconds, this.#deadline())
   }
 
-  /** Move a due message from a FIFO queue's delay queue into the FIFO queue. */
+  /** Move a due message from a delay queue into its queue (FIFO: with its group and dedup id). */
   async forward(names: QueueNames, delayUrl: string, message: Received): Promise<void> {
     const attrs = message.MessageAttributes
-    const level = readNumber(attrs, ATTR.level) ?? 0
-    const groupId = readString(attrs, ATTR.group) ?? fifoId(message.MessageId ?? message.ReceiptHandle)
-    const dedupId = readString(attrs, ATTR.dedup) ?? fifoId(message.MessageId ?? message.ReceiptHandle)
-    const url = await this.#registry.level(names, Math.min(level, names.levels.length - 1))
-    const entry = {
-      text: message.Body ?? '-',
-      attrs: copyAttributes(message, [ATTR.group, ATTR.dedup, ATTR.level, ATTR.notBefore]),
-      groupId,
-      dedupId,
-    }
+    const level = Math.min(readNumber(attrs, ATTR.level) ?? 0, names.levels.length - 1)
+    const url = await this.#registry.level(names, level)
+    const text = message.Body ?? '-'
+    const copied = copyAttributes(message, [ATTR.group, ATTR.dedup, ATTR.level, ATTR.notBefore])
+    const id = message.MessageId ?? message.ReceiptHandle
+    const entry = names.fifo
+      ? {
+          text,
+          attrs: copied,
+          groupId: readString(attrs, ATTR.group) ?? fifoId(id),
+          dedupId: readString(attrs, ATTR.dedup) ?? fifoId(id),
+        }
+      : { text, attrs: copied }
     await this.#transport.send(url, entry, this.#deadline())
     await this.#transport.delete(delayUrl, message.ReceiptHandle, this.#deadline())
+  }
+
+  /**
+   * Give back a message that a poll brought after its consumer stopped. On a standard queue it is
+   * re-sent with its delivery count carried over and the received copy deleted, so the receive
+   * that nobody saw does not count as an attempt; on a FIFO queue (where a re-send would lose
+   * its place in the group) it is made visible again, which counts one receive.
+   */
+  async giveBack(names: QueueNames, url: string, message: Received): Promise<void> {
+    if (names.fifo) {
+      await this.#transport.changeVisibility(url, message.ReceiptHandle, 0, this.#deadline())
+      return
+    }
+    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1') || 1
+    const base = (readNumber(message.MessageAttributes, ATTR.base) ?? 0) + receives - 1
+    const attrs = copyAttributes(message, [ATTR.base])
+    if (base > 0) attrs[ATTR.base] = num(base)
+    await this.#transport.send(url, { text: message.Body ?? '-', attrs }, this.#deadline())
+    await this.#transport.delete(url, message.ReceiptHandle, this.#deadline())
   }
 
   /** Re-send a delivery as a new message due in `delayMs` (nack longer than visibility allows). */

@@ -20,8 +20,8 @@ export interface QueueNames {
   readonly levels: readonly string[]
   /** The dead-letter queue, `<base>-dead` (`<base>-dead.fifo`). */
   readonly dead: string
-  /** FIFO only: the standard queue that holds delayed messages until due, `<base>-delay`. */
-  readonly delay: string | undefined
+  /** The standard queue that holds delayed messages until due, `<base>-delay`. */
+  readonly delay: string
 }
 
 /**
@@ -58,6 +58,6 @@ export function queueNames(logical: string, options: { fifo: boolean; priorityLe
     main: `${base}${sfx}`,
     levels,
     dead: `${base}-dead${sfx}`,
-    delay: fifo ? `${base}-delay` : undefined,
+    delay: `${base}-delay`,
   }
 }

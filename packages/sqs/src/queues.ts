@@ -73,9 +73,8 @@ export class QueueRegistry {
     })
   }
 
-  /** URL of the FIFO queue's delay queue (a standard queue). */
+  /** URL of the queue's delay queue (a standard queue, also for a FIFO queue). */
   delay(names: QueueNames): Promise<string> {
-    if (names.delay === undefined) throw new TypeError(`${names.logical} is not a FIFO queue`)
     return this.#resolve(names.delay, async () => ({
       MaximumMessageSize: MAX_QUEUE_MESSAGE_BYTES,
       MessageRetentionPeriod: MAX_RETENTION_SECONDS,

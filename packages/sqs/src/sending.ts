@@ -12,7 +12,7 @@ export function fifoId(value: string): string {
   return FIFO_ID.test(value) ? value : createHash('sha256').update(value).digest('hex')
 }
 
-/** Where a message goes: a priority level's queue, or (FIFO, delayed) the delay queue. */
+/** Where a message goes: a priority level's queue, or (delayed) the queue's delay queue. */
 export interface Routed {
   readonly target: { readonly kind: 'level'; readonly level: number } | { readonly kind: 'delay' }
   readonly entry: SendEntry
@@ -33,39 +33,33 @@ export interface RouteInput {
 /**
  * Decide queue and SendMessage fields for one message.
  *
- * - Standard queue: `DelaySeconds` = the delay rounded up (never early). Past 15 minutes (only
- *   re-sends do that; core hops publishes) the message carries a not-before time and hops on
- *   when received early.
- * - FIFO queue without delay: group = `groupId` (else the default group, else a group of its
- *   own), dedup id = `dedupId` (else random: no deduplication).
- * - FIFO queue with a delay: SQS refuses per-message delays on FIFO queues, so the message goes
- *   to the queue's standard delay queue with the group, dedup id and level as attributes; the
- *   FIFO queue's consumer forwards it when due. Order within a group is the order in which
- *   delayed messages fall due, after the messages already in the group.
+ * - No delay: straight to the queue of its priority level. On a FIFO queue the group is
+ *   `groupId` (else the default group, else a group of its own) and the dedup id `dedupId`
+ *   (else random: no deduplication).
+ * - A delay: to the queue's standard delay queue `<base>-delay`, with `DelaySeconds` = the whole
+ *   seconds of the delay (at most 15 minutes) and the exact due time as an attribute; the
+ *   queue's consumers forward it when due (holding the last fraction of a second, hopping by
+ *   visibility past 15 minutes). Why not `DelaySeconds` on the queue itself: FIFO queues refuse
+ *   per-message delays, and delayed messages cannot be received, so `purge` could not remove
+ *   them without also removing messages in flight. Order within a FIFO group is the order in
+ *   which delayed messages fall due, after the messages already in the group.
  */
 export function route(names: QueueNames, input: RouteInput, defaultGroupId: string | undefined): Routed {
   const attrs: Attributes = { ...input.attrs }
   if (input.base > 0) attrs[ATTR.base] = num(input.base)
-  let delaySeconds = Math.ceil(Math.max(0, input.delayMs) / 1000)
-  if (delaySeconds > MAX_DELAY_SECONDS) {
-    attrs[ATTR.notBefore] = num(Date.now() + input.delayMs)
-    delaySeconds = MAX_DELAY_SECONDS
-  }
-  if (!names.fifo) {
+  const groupId = names.fifo ? fifoId(input.groupId ?? defaultGroupId ?? randomUUID()) : undefined
+  const dedupId = names.fifo ? fifoId(input.dedupId ?? randomUUID()) : undefined
+  if (input.delayMs <= 0) {
     const entry: SendEntry =
-      delaySeconds > 0 ? { text: input.text, attrs, delaySeconds } : { text: input.text, attrs }
+      groupId !== undefined && dedupId !== undefined
+        ? { text: input.text, attrs, groupId, dedupId }
+        : { text: input.text, attrs }
     return { target: { kind: 'level', level: input.level }, entry }
   }
-  const groupId = fifoId(input.groupId ?? defaultGroupId ?? randomUUID())
-  const dedupId = fifoId(input.dedupId ?? randomUUID())
-  if (delaySeconds === 0) {
-    return {
-      target: { kind: 'level', level: input.level },
-      entry: { text: input.text, attrs, groupId, dedupId },
-    }
-  }
-  attrs[ATTR.group] = str(groupId)
-  attrs[ATTR.dedup] = str(dedupId)
+  attrs[ATTR.notBefore] = num(Date.now() + input.delayMs)
+  if (groupId !== undefined) attrs[ATTR.group] = str(groupId)
+  if (dedupId !== undefined) attrs[ATTR.dedup] = str(dedupId)
   if (input.level > 0) attrs[ATTR.level] = num(input.level)
+  const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.floor(input.delayMs / 1000))
   return { target: { kind: 'delay' }, entry: { text: input.text, attrs, delaySeconds } }
 }

@@ -35,9 +35,11 @@ const ADAPTER = 'sqs'
  *
  * - Leases are visibility timeouts: `extend` is ChangeMessageVisibility, `attempt` is
  *   ApproximateReceiveCount, `nack({ delayMs })` sets the visibility (re-sent when over 12 h).
- * - Delays up to 15 minutes per message (core hops longer ones); never early.
+ * - Delays up to 15 minutes per message (core hops longer ones), to the millisecond, never
+ *   early: delayed messages wait in the queue's standard delay queue `<name>-delay` and the
+ *   queue's consumers forward them when due.
  * - FIFO queues (`.fifo`, or every queue with `fifo: true`): `orderingKey` is the message group,
- *   `dedupId` the deduplication id; delayed FIFO messages wait in a standard delay queue.
+ *   `dedupId` the deduplication id.
  * - Dead letters go to `<name>-dead` with reason attributes.
  * - Priorities only with `priorityLevels` (one queue per level).
  *
@@ -65,6 +67,7 @@ export class SqsBroker implements Broker {
   readonly #onError: (err: unknown) => void
   #closed = false
   #closing: Promise<void> | undefined
+  #background: Promise<void> | undefined
 
   constructor(options: SqsBrokerOptions = {}) {
     this.#options = resolveOptions(options)
@@ -106,14 +109,32 @@ export class SqsBroker implements Broker {
     }
   }
 
+  /**
+   * Stop consuming, hand back unsettled deliveries (visibility 0) and flush pending batches.
+   * Long polls in flight are not aborted (SQS would still take messages for a cut poll and hide
+   * them for their visibility timeout): they finish in the background within `waitTimeSeconds`,
+   * give back whatever they bring, and then the client (if the broker made it) is destroyed.
+   * Let the process exit by itself rather than calling `process.exit()` right after `close()`.
+   */
   async close(): Promise<void> {
     this.#closed = true
     this.#closing ??= (async () => {
-      await Promise.allSettled([...this.#consumers].map((c) => c.close()))
+      const consumers = [...this.#consumers]
+      await Promise.allSettled(consumers.map((c) => c.close()))
       await this.#transport.drain()
-      if (this.#ownsClient) this.client.destroy()
+      this.#background = Promise.allSettled(consumers.map((c) => c.finished()))
+        .then(() => this.#transport.drain())
+        .then(() => {
+          if (this.#ownsClient) this.client.destroy()
+        })
     })()
     return this.#closing
+  }
+
+  /** Resolves once the background work left by `close()` (polls in flight) is done. */
+  async closed(): Promise<void> {
+    await this.#closing
+    await this.#background
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
@@ -202,10 +223,8 @@ export class SqsBroker implements Broker {
       delayed += c.delayed
       inFlight += c.inFlight
     }
-    if (names.delay !== undefined) {
-      const d = await this.#admin.counts(await this.#registry.delay(names))
-      delayed += d.visible + d.delayed + d.inFlight
-    }
+    const d = await this.#admin.counts(await this.#registry.delay(names))
+    delayed += d.visible + d.delayed + d.inFlight
     return { ready, delayed, inFlight, dead: dead.visible + dead.delayed + dead.inFlight }
   }
 
@@ -213,8 +232,10 @@ export class SqsBroker implements Broker {
     this.#assertOpen()
     const names = this.#names(queue)
     const urls = await this.#registry.levels(names)
-    if (names.delay !== undefined) urls.push(await this.#registry.delay(names))
-    const counts = await Promise.all(urls.map((url) => this.#admin.purge(url)))
+    const counts = await Promise.all([
+      ...urls.map((url) => this.#admin.purge(url)),
+      this.#admin.purgeAll(await this.#registry.delay(names)),
+    ])
     return counts.reduce((a, b) => a + b, 0)
   }
 
@@ -294,7 +315,7 @@ export class SqsBroker implements Broker {
       return await fn()
     } catch (err) {
       if (!isQueueMissing(err)) throw err
-      for (const name of [...names.levels, names.dead, names.delay]) if (name) this.#registry.invalidate(name)
+      for (const name of [...names.levels, names.dead, names.delay]) this.#registry.invalidate(name)
       return fn()
     }
   }
@@ -310,6 +331,7 @@ export class SqsBroker implements Broker {
       delayUrl: (names) => this.#registry.delay(names),
       hop: (url, message, notBefore) => this.#moves.hop(url, message, notBefore),
       forward: (names, delayUrl, message) => this.#moves.forward(names, delayUrl, message),
+      giveBack: (names, url, message) => this.#moves.giveBack(names, url, message),
       resend: (names, delivery, delayMs) => this.#moves.resend(names, delivery, delayMs),
       sendDeadLetter: (names, delivery, info) => this.#moves.deadLetter(names, delivery, info),
       onError: (err) => this.#onError(err),

@@ -1,0 +1,18 @@
+import { runBrokerConformance } from '@errand/conformance'
+import { afterAll } from 'vitest'
+import { SqsBroker } from '../src/index.js'
+import { startSqs, testOptions } from './fauxqs.js'
+
+const sqs = await startSqs()
+afterAll(() => sqs.stop())
+
+runBrokerConformance({
+  name: 'sqs',
+  factory: () => new SqsBroker(testOptions(sqs.endpoint)),
+})
+
+// Every queue of this broker is a FIFO queue: the adapter appends `.fifo` to the suite's names.
+runBrokerConformance({
+  name: 'sqs-fifo',
+  factory: () => new SqsBroker(testOptions(sqs.endpoint, { fifo: true })),
+})
