@@ -1,3 +1,4 @@
+import { Buffer, isUtf8 } from 'node:buffer'
 import { z } from 'zod'
 import { DecodeError, PayloadTooLargeError } from './errors.js'
 
@@ -138,15 +139,14 @@ export const envelopeSchema = z
 /** A decoded envelope. */
 export type Envelope = z.infer<typeof envelopeSchema>
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** Default cap on an envelope's size when decoding: 10 MiB. */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 10 * 1024 * 1024
 
 /** Serialise an envelope to UTF-8 JSON bytes. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  return encoder.encode(JSON.stringify(envelope))
+  // Buffer is a Uint8Array; Buffer.from is several times faster than TextEncoder for small strings.
+  return Buffer.from(JSON.stringify(envelope), 'utf8')
 }
 
 function rejectProtoKeys(key: string, value: unknown): unknown {
@@ -161,12 +161,8 @@ function rejectProtoKeys(key: string, value: unknown): unknown {
  */
 export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOPE_BYTES): Envelope {
   if (bytes.byteLength > maxBytes) throw new PayloadTooLargeError(bytes.byteLength, maxBytes)
-  let text: string
-  try {
-    text = decoder.decode(bytes)
-  } catch (cause) {
-    throw new DecodeError('message is not valid UTF-8', { cause })
-  }
+  if (!isUtf8(bytes)) throw new DecodeError('message is not valid UTF-8')
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
   let raw: unknown
   try {
     // A reviver makes JSON.parse several times slower: only pay for it when the key may be there
