@@ -20,7 +20,11 @@ async function deadLetterAll(
   await consumer.cancel()
   for (const { delivery } of inbox.received) await delivery.deadLetter({ reason: 'rejected' })
   const listed = await broker.listDeadLetters(queue)
-  return new Map(listed.map((dead) => [decode(dead.body), dead.id]))
+  const ids = new Map(listed.map((dead) => [decode(dead.body), dead.id]))
+  expect([...ids.keys()].sort(), 'listDeadLetters right after deadLetter resolved').toEqual(
+    [...bodies].sort(),
+  )
+  return ids
 }
 
 /** Dead letters, stats, purge and the closed state. */

@@ -48,7 +48,9 @@ const KEEP_ALIVE_MS = 2 ** 31 - 1
  * ```
  */
 export class MemoryBroker implements Broker {
+  /** Adapter name in errors and logs. */
   readonly name = 'memory'
+  /** What this instance does natively (see the class summary for the defaults). */
   readonly capabilities: BrokerCapabilities
   /** The store this broker works on. */
   readonly store: MemoryStore

@@ -39,7 +39,9 @@ const STATES: ReadonlySet<string> = new Set<TaskState>([
  * ```
  */
 export class MemoryResultBackend implements ResultBackend {
+  /** Adapter name in errors and logs. */
   readonly name = 'memory'
+  /** What this instance does natively (see the class summary for the defaults). */
   readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
   /** The store this backend works on. */
   readonly store: MemoryStore
