@@ -29,11 +29,23 @@ export class BrokerSql {
   /** Prefix of prepared statement names, unique per schema. */
   readonly prefix: string
 
-  constructor(schema: string) {
+  /**
+   * `asyncSettle`: leases and settles (fetch, ack, nack, extend, dead-letter, release) commit
+   * without waiting for the WAL flush (`synchronous_commit = off` for that transaction only,
+   * set inside the statement). Publishes always wait for it.
+   */
+  constructor(schema: string, asyncSettle: boolean) {
     const s = quoteSchema(schema)
+    // A one-row CTE joined into the statement, so set_config runs before commit.
+    const cfgCte = asyncSettle ? `cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v)` : ''
+    const withCfg = asyncSettle ? `WITH ${cfgCte}` : ''
+    const andCfg = asyncSettle ? `${cfgCte},` : ''
+    const joinCfg = asyncSettle ? ', cfg' : ''
+    const fromCfg = asyncSettle ? 'FROM cfg' : ''
+    const usingCfg = asyncSettle ? 'USING cfg' : ''
     const jobs = `${s}.jobs`
     const dead = `${s}.dead_letters`
-    this.prefix = `errand_${schema}_`
+    this.prefix = `errand_${schema}_${asyncSettle ? 'a' : 'd'}_`
     // The NOTIFY is part of the statement, so it fires iff the insert commits (also inside a
     // caller's transaction), and a delayed job wakes idle consumers to re-arm their timers.
     this.insertOne = `WITH ins AS (
@@ -48,7 +60,7 @@ export class BrokerSql {
     // on the index, so delayed rows are never scanned; leased rows are skipped by the filter
     // (there are at most as many as deliveries in flight). Rows are locked as they are pulled,
     // so the outer LIMIT never over-locks.
-    this.fetch = `WITH c AS (
+    this.fetch = `WITH ${andCfg} c AS (
         SELECT j.id FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
         CROSS JOIN LATERAL (
           SELECT id FROM ${jobs}
@@ -60,7 +72,7 @@ export class BrokerSql {
         ) j
         LIMIT $2)
       UPDATE ${jobs} AS j SET deliveries = j.deliveries + 1, locked_until = now() + $3::float8 ${MS}
-      FROM c WHERE j.id = c.id
+      FROM c${joinCfg} WHERE j.id = c.id
       RETURNING j.id, j.deliveries, j.priority, j.body`
     // When to look again: the earliest delayed row, or the earliest lease to run out (a holder
     // that died). Milliseconds from the server's clock, so client clocks don't matter.
@@ -71,21 +83,21 @@ export class BrokerSql {
         UNION ALL
         SELECT min(locked_until) FROM ${jobs}
         WHERE queue = $1 AND run_at <= now() AND locked_until > now()) AS x`
-    this.ack = `DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)
+    this.ack = `${withCfg} DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
       WHERE j.id = a.id AND j.deliveries = a.d`
-    this.nack = `WITH u AS (
+    this.nack = `WITH ${andCfg} u AS (
         UPDATE ${jobs} SET locked_until = NULL,
           run_at = CASE WHEN $3::float8 > 0 THEN now() + $3::float8 ${MS} ELSE run_at END
-        WHERE id = $1 AND deliveries = $2 RETURNING 1)
+        ${fromCfg} WHERE id = $1 AND deliveries = $2 RETURNING 1)
       SELECT pg_notify($4, '') FROM u`
-    this.deadLetter = `WITH d AS (
-        DELETE FROM ${jobs} WHERE id = $1 AND deliveries = $2 RETURNING queue, priority, deliveries, body)
+    this.deadLetter = `WITH ${andCfg} d AS (
+        DELETE FROM ${jobs} ${usingCfg} WHERE id = $1 AND deliveries = $2 RETURNING queue, priority, deliveries, body)
       INSERT INTO ${dead} (queue, priority, deliveries, reason, error, body)
       SELECT queue, priority, deliveries, $3, $4, body FROM d`
-    this.extend = `UPDATE ${jobs} SET locked_until = now() + $3::float8 ${MS}
-      WHERE id = $1 AND deliveries = $2 AND locked_until IS NOT NULL`
-    this.release = `WITH u AS (
-        UPDATE ${jobs} AS j SET locked_until = NULL FROM unnest($1::bigint[], $2::int[]) AS a(id, d)
+    this.extend = `${withCfg} UPDATE ${jobs} SET locked_until = now() + $3::float8 ${MS}
+      ${fromCfg} WHERE id = $1 AND deliveries = $2 AND locked_until IS NOT NULL`
+    this.release = `WITH ${andCfg} u AS (
+        UPDATE ${jobs} AS j SET locked_until = NULL FROM unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
         WHERE j.id = a.id AND j.deliveries = a.d RETURNING j.queue)
       SELECT DISTINCT queue FROM u`
     this.stats = `SELECT

@@ -28,7 +28,7 @@ export class PgDelivery implements Delivery {
   readonly queue: string
   /** Set once a settle resolved, or failed for good (the lease then runs out on its own). */
   private done = false
-  private settling = false
+  private inFlight: Promise<void> | undefined
   /** The prefetch slot was given back (exactly once). */
   private slotFreed = false
   private readonly host: DeliveryHost
@@ -75,7 +75,7 @@ export class PgDelivery implements Delivery {
     if (!Number.isFinite(ms) || ms <= 0) throw new TypeError(`extend ms must be a positive number, got ${ms}`)
     this.host.assertOpen('extend')
     // Racing a settle is normal (a heartbeat firing as the task ends): nothing to extend then.
-    if (this.done || this.settling) return
+    if (this.done || this.inFlight !== undefined) return
     await this.host.extendJob(this.messageId, this.attempt, ms)
   }
 
@@ -84,27 +84,34 @@ export class PgDelivery implements Delivery {
     this.finish()
   }
 
-  private async settle(what: string, run: () => Promise<void>): Promise<void> {
-    this.host.assertOpen(what)
-    if (this.done || this.settling) throw new TypeError(`delivery ${this.messageId} is already settled`)
-    this.settling = true
+  private settle(what: string, run: () => Promise<void>): Promise<void> {
     try {
-      await run()
+      this.host.assertOpen(what)
     } catch (err) {
-      // Still ours to retry; but stop counting it against the prefetch, since the lease will
-      // bring it back if nobody settles it.
-      this.settling = false
-      this.freeSlot()
-      throw err
-    } finally {
-      if (this.settling) this.finish()
+      return Promise.reject(err)
     }
+    // Settling twice is harmless: the second call does nothing (waits for the first, if running).
+    if (this.done) return Promise.resolve()
+    if (this.inFlight !== undefined) return this.inFlight.then(() => undefined)
+    this.inFlight = run().then(
+      () => {
+        this.inFlight = undefined
+        this.finish()
+      },
+      (err: unknown) => {
+        // Still ours to retry; but stop counting it against the prefetch, since the lease will
+        // bring it back if nobody settles it.
+        this.inFlight = undefined
+        this.freeSlot()
+        throw err
+      },
+    )
+    return this.inFlight
   }
 
   private finish(): void {
     if (this.done) return
     this.done = true
-    this.settling = false
     this.host.forget(this)
     this.freeSlot()
   }

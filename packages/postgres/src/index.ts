@@ -1,14 +1,13 @@
-import type { Broker } from '@errand/core'
+import type { Broker, ResultBackend } from '@errand/core'
 import { PostgresBroker } from './postgres-broker.js'
+import { PostgresResultBackend } from './postgres-result-backend.js'
 
 export { isConnectionError } from './connection.js'
 export { SCHEMA_VERSION } from './migrations.js'
-export type {
-  PostgresConnectionOptions,
-  PostgresLogger,
-} from './options.js'
+export type { PostgresConnectionOptions, PostgresLogger } from './options.js'
 export type { PgNotification, PgPool, PgPoolClient, PgQuery, PgQueryable, PgResult } from './pg-types.js'
 export { PostgresBroker, type PostgresBrokerOptions } from './postgres-broker.js'
+export { PostgresResultBackend, type PostgresResultBackendOptions } from './postgres-result-backend.js'
 
 /**
  * Opens a {@link PostgresBroker} from a `postgres://` or `postgresql://` URL (core's `createApp`
@@ -21,4 +20,17 @@ export { PostgresBroker, type PostgresBrokerOptions } from './postgres-broker.js
  */
 export function createBroker(url: string): Broker {
   return new PostgresBroker({ url })
+}
+
+/**
+ * Opens a {@link PostgresResultBackend} from a `postgres://` or `postgresql://` URL (core's
+ * `createApp` calls this). Does not connect.
+ *
+ * @example
+ * ```ts
+ * const backend = createResultBackend('postgres://app@127.0.0.1:5432/app')
+ * ```
+ */
+export function createResultBackend(url: string): ResultBackend {
+  return new PostgresResultBackend({ url })
 }

@@ -16,7 +16,7 @@ import {
   type SerializedError,
 } from '@errand/core'
 import { z } from 'zod'
-import { AckBatcher } from './ack-batcher.js'
+import { Batcher } from './batcher.js'
 import { BrokerSql, MAX_PRIORITY } from './broker-sql.js'
 import { Db } from './connection.js'
 import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
@@ -46,6 +46,13 @@ export interface PostgresBrokerOptions extends PostgresConnectionOptions {
    * (default 20000; 0 = never, leave it to autovacuum). One process at a time, in the background.
    */
   readonly vacuumAfterDeletes?: number
+  /**
+   * Wait for the WAL flush on leases and settles too (fetch, ack, nack, extend, dead-letter).
+   * Default false: those commit asynchronously (publishes always wait). A crash of the server
+   * (not a clean restart) can then forget the last few hundred ms of acks and leases: those
+   * messages are delivered again, never lost, which at-least-once delivery allows anyway.
+   */
+  readonly durableSettle?: boolean
 }
 
 const optionsSchema = z
@@ -60,6 +67,7 @@ const optionsSchema = z
       .max(512 * 1024 * 1024)
       .optional(),
     vacuumAfterDeletes: z.number().int().min(0).optional(),
+    durableSettle: z.boolean().optional(),
   })
   .strict()
 
@@ -86,7 +94,7 @@ export class PostgresBroker implements Broker, ConsumerHost {
   private readonly sql: BrokerSql
   private readonly options: z.infer<typeof optionsSchema>
   private readonly migrateOnConnect: boolean
-  private readonly acks: AckBatcher
+  private readonly acks: Batcher<{ id: string; deliveries: number }, undefined>
   private readonly consumers = new Set<PgConsumer>()
   private readonly held = new Map<string, PgDelivery>()
   private readonly channels = new Map<string, string>()
@@ -100,9 +108,9 @@ export class PostgresBroker implements Broker, ConsumerHost {
     const resolved = resolveConnection(this.options)
     this.migrateOnConnect = resolved.migrate
     this.db = new Db(resolved)
-    this.sql = new BrokerSql(resolved.schema)
+    this.sql = new BrokerSql(resolved.schema, !(this.options.durableSettle ?? false))
     this.listener = new Listener(this.db)
-    this.acks = new AckBatcher((ids, deliveries) => this.flushAcks(ids, deliveries))
+    this.acks = new Batcher((items) => this.flushAcks(items))
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
       maxPriority: MAX_PRIORITY,
@@ -123,7 +131,7 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** Migrates (unless disabled) and opens the LISTEN connection. Idempotent. */
-  connect(): Promise<void> {
+  async connect(): Promise<void> {
     this.db.assertOpen('connect')
     this.connected ??= (async () => {
       if (this.migrateOnConnect) await this.db.migrate()
@@ -134,11 +142,11 @@ export class PostgresBroker implements Broker, ConsumerHost {
       this.listener.reopen()
       throw this.db.wrap(err)
     })
-    return this.connected
+    await this.connected
   }
 
   /** Applies pending schema migrations; safe to run from many processes at once. */
-  migrate(): Promise<number[]> {
+  async migrate(): Promise<number[]> {
     this.db.assertOpen('migrate')
     return this.db.migrate()
   }
@@ -350,8 +358,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
     this.held.delete(delivery.key)
   }
 
-  ackJob(id: string, deliveries: number): Promise<void> {
-    return this.acks.add(id, deliveries)
+  async ackJob(id: string, deliveries: number): Promise<void> {
+    await this.acks.add({ id, deliveries })
   }
 
   async nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void> {
@@ -386,12 +394,18 @@ export class PostgresBroker implements Broker, ConsumerHost {
     )
   }
 
-  private async flushAcks(ids: string[], deliveries: number[]): Promise<void> {
+  /** One DELETE for every ack of the batch (matching each lease token). */
+  private async flushAcks(items: { id: string; deliveries: number }[]): Promise<undefined[]> {
     const res = await this.db.query(
-      { name: `${this.sql.prefix}ack`, text: this.sql.ack, values: [ids, deliveries] },
+      {
+        name: `${this.sql.prefix}ack`,
+        text: this.sql.ack,
+        values: [items.map((a) => a.id), items.map((a) => a.deliveries)],
+      },
       'idempotent',
     )
     this.deleted(res.rowCount ?? 0)
+    return []
   }
 
   // ---- internals ----

@@ -1,0 +1,241 @@
+/**
+ * PostgreSQL contenders, side by side in database `test`, each in its own schema:
+ * - `errand pg broker`: @errand/postgres's PostgresBroker driven directly (publish/consume/ack);
+ * - `pg-boss 10.4.2`, tuned for throughput (batch fetch, shortest polling interval);
+ * - `graphile-worker 0.17.3`, default and with its local queue (the settings of its performance page);
+ * - raw `pg` SKIP LOCKED loops: one job per query, and 50 per query (delete-on-fetch, no ack).
+ *
+ * Run: cd bench && pnpm exec tsx --conditions=source src/cli.ts --store postgres
+ */
+import { PostgresBroker } from '@errand/postgres'
+import { Logger, makeWorkerUtils, type Runner, run, type WorkerUtils } from 'graphile-worker'
+import pg from 'pg'
+import PgBoss from 'pg-boss'
+import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const silentLogger = { warn: () => {} }
+const quiet = new Logger(() => () => {})
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+function withSchema(schema: string): string {
+  const url = new URL(DATABASE_URL)
+  url.searchParams.set('schema', schema)
+  return url.toString()
+}
+
+/** @errand/postgres's broker on its own, until the shared Errand contender lands. */
+function errandBroker(): Contender {
+  let broker: PostgresBroker | undefined
+  let queue = ''
+  let consumer: { cancel(): Promise<void> } | undefined
+  return {
+    name: 'errand pg broker',
+    async open(q) {
+      queue = q
+      broker = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
+      await broker.connect()
+    },
+    async enqueueOne(p) {
+      await broker!.publish(queue, [{ body: encoder.encode(JSON.stringify(p)) }])
+    },
+    async enqueueBulk(ps) {
+      await broker!.publish(
+        queue,
+        ps.map((p) => ({ body: encoder.encode(JSON.stringify(p)) })),
+      )
+    },
+    async startWorker(concurrency, onJob) {
+      consumer = await broker!.consume(
+        queue,
+        (d) => {
+          onJob(JSON.parse(decoder.decode(d.body)) as BenchPayload)
+          void d.ack()
+        },
+        { prefetch: concurrency },
+      )
+    },
+    async stopWorker() {
+      await consumer?.cancel()
+    },
+    async close() {
+      await broker!.purge(queue)
+      await broker!.close()
+    },
+  }
+}
+
+/** pg-boss: one worker per 50 of concurrency, each fetching a batch; polling at its 0.5 s minimum. */
+function pgBoss(): Contender {
+  let boss: PgBoss | undefined
+  let queue = ''
+  return {
+    name: 'pg-boss 10.4.2',
+    async open(q) {
+      queue = q
+      boss = new PgBoss({ connectionString: DATABASE_URL, schema: 'bench_pgboss', max: 20, schedule: false })
+      boss.on('error', () => {})
+      await boss.start()
+      await boss.createQueue(queue)
+    },
+    async enqueueOne(p) {
+      await boss!.send(queue, p)
+    },
+    async enqueueBulk(ps) {
+      await boss!.insert(ps.map((data) => ({ name: queue, data })))
+    },
+    async startWorker(concurrency, onJob) {
+      // Its documented throughput knobs: batchSize (jobs per fetch, completed together) and the
+      // polling interval (0.5 s minimum, skipped while fetches return work). Several workers let
+      // fetches overlap; a handful of batch workers was the fastest shape we found.
+      const workers = concurrency === 1 ? 1 : 5
+      const batchSize = Math.max(1, Math.ceil(concurrency / workers))
+      for (let i = 0; i < workers; i++) {
+        await boss!.work<BenchPayload>(queue, { batchSize, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+          for (const job of jobs) onJob(job.data)
+        })
+      }
+    },
+    async stopWorker() {
+      await boss!.offWork(queue)
+    },
+    async close() {
+      await boss!.purgeQueue(queue)
+      await boss!.deleteQueue(queue).catch(() => {})
+      await boss!.stop({ graceful: false, wait: true })
+    },
+  }
+}
+
+/** graphile-worker: the task identifier is the bench queue (its "queue_name" would serialise jobs). */
+function graphileWorker(localQueue: boolean): Contender {
+  let utils: WorkerUtils | undefined
+  let runner: Runner | undefined
+  let queue = ''
+  const schema = 'bench_graphile'
+  return {
+    name: localQueue ? 'graphile-worker 0.17.3 localQueue' : 'graphile-worker 0.17.3',
+    async open(q) {
+      queue = q
+      utils = await makeWorkerUtils({ connectionString: DATABASE_URL, schema })
+      await utils.migrate()
+    },
+    async enqueueOne(p) {
+      await utils!.addJob(queue, p)
+    },
+    async enqueueBulk(ps) {
+      await utils!.addJobs(ps.map((payload) => ({ identifier: queue, payload })))
+    },
+    async startWorker(concurrency, onJob) {
+      runner = await run({
+        connectionString: DATABASE_URL,
+        schema,
+        concurrency,
+        noHandleSignals: true,
+        pollInterval: 2000,
+        logger: quiet,
+        taskList: {
+          [queue]: async (payload) => {
+            onJob(payload as BenchPayload)
+          },
+        },
+        preset: {
+          worker: {
+            maxPoolSize: Math.max(10, concurrency + 2),
+            ...(localQueue
+              ? { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 }
+              : {}),
+          },
+        },
+      })
+    },
+    async stopWorker() {
+      await runner?.stop()
+      runner = undefined
+    },
+    async close() {
+      await utils!.withPgClient((client) =>
+        client.query(
+          `DELETE FROM ${schema}._private_jobs j USING ${schema}._private_tasks t
+          WHERE j.task_id = t.id AND t.identifier = $1`,
+          [queue],
+        ),
+      )
+      await utils!.release()
+    },
+  }
+}
+
+/**
+ * Raw `pg`: INSERT to enqueue; workers loop on `DELETE … WHERE id IN (SELECT … FOR UPDATE SKIP
+ * LOCKED LIMIT n) RETURNING` (delete on fetch: no lease, no ack, at-most-once), polling every
+ * millisecond when empty. `perQuery` 1: one loop per unit of concurrency; 50: one loop per 50.
+ */
+function raw(perQuery: number): Contender {
+  const schema = 'bench_raw'
+  let pool: pg.Pool | undefined
+  let queue = ''
+  let running = false
+  let loops: Promise<void>[] = []
+  return {
+    name: `raw pg SKIP LOCKED ${perQuery}/query`,
+    async open(q) {
+      queue = q
+      pool = new pg.Pool({ connectionString: DATABASE_URL, max: 60 })
+      await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch(() => {})
+      await pool
+        .query(
+          `CREATE TABLE IF NOT EXISTS ${schema}.jobs (id bigserial PRIMARY KEY, queue text NOT NULL, body bytea NOT NULL)`,
+        )
+        .catch(() => {})
+      await pool.query(`CREATE INDEX IF NOT EXISTS jobs_queue ON ${schema}.jobs (queue, id)`).catch(() => {})
+    },
+    async enqueueOne(p) {
+      await pool!.query({
+        name: 'raw_insert',
+        text: `INSERT INTO ${schema}.jobs (queue, body) VALUES ($1, $2)`,
+        values: [queue, Buffer.from(JSON.stringify(p))],
+      })
+    },
+    async enqueueBulk(ps) {
+      await pool!.query(
+        `INSERT INTO ${schema}.jobs (queue, body) SELECT $1, b FROM unnest($2::bytea[]) AS b`,
+        [queue, ps.map((p) => Buffer.from(JSON.stringify(p)))],
+      )
+    },
+    async startWorker(concurrency, onJob) {
+      running = true
+      const count = perQuery === 1 ? concurrency : Math.max(1, Math.ceil(concurrency / perQuery))
+      const loop = async () => {
+        while (running) {
+          const res = await pool!.query<{ body: Buffer }>({
+            name: `raw_take_${perQuery}`,
+            text: `DELETE FROM ${schema}.jobs WHERE id IN (
+                SELECT id FROM ${schema}.jobs WHERE queue = $1 ORDER BY id LIMIT ${perQuery} FOR UPDATE SKIP LOCKED)
+              RETURNING body`,
+            values: [queue],
+          })
+          for (const row of res.rows) onJob(JSON.parse(row.body.toString()) as BenchPayload)
+          if (res.rows.length === 0) await sleep(1)
+        }
+      }
+      loops = Array.from({ length: count }, loop)
+    },
+    async stopWorker() {
+      running = false
+      await Promise.all(loops)
+    },
+    async close() {
+      await pool!.query(`DELETE FROM ${schema}.jobs WHERE queue = $1`, [queue])
+      await pool!.end()
+    },
+  }
+}
+
+/** Every PostgreSQL contender, in one run. */
+export const contenders: ContenderSet = () => {
+  return [errandBroker(), pgBoss(), graphileWorker(false), graphileWorker(true), raw(1), raw(50)]
+}

@@ -1,0 +1,299 @@
+import {
+  type GroupProgress,
+  isFinalState,
+  type MemberOutcome,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from '@errand/core'
+import { z } from 'zod'
+import { Batcher } from './batcher.js'
+import { Db } from './connection.js'
+import { Listener } from './listener.js'
+import { resultChannel } from './migrations.js'
+import {
+  ADAPTER,
+  connectionOptionsShape,
+  type PostgresConnectionOptions,
+  parseOptions,
+  resolveConnection,
+} from './options.js'
+import { ResultSql } from './result-sql.js'
+import { Waiters } from './waiters.js'
+
+/** Options of {@link PostgresResultBackend}. */
+export interface PostgresResultBackendOptions extends PostgresConnectionOptions {
+  /**
+   * Expired rows are deleted in the background, in batches of 1000, at most this often (ms,
+   * default 60000), triggered by writes: no cron job needed. 0 = never (clean up yourself).
+   */
+  readonly cleanupIntervalMs?: number
+}
+
+const optionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    cleanupIntervalMs: z.number().int().min(0).optional(),
+  })
+  .strict()
+
+const CLEANUP_BATCH = 1000
+const MAX_ID = 1000
+
+interface StateWrite {
+  readonly record: TaskRecord
+  readonly ttlMs: number
+}
+
+/**
+ * A ResultBackend on PostgreSQL: records, group counters and claims in tables of the schema,
+ * each with an `expires_at` that reads filter on and a background sweep deletes. `waitFor` is
+ * pushed by LISTEN/NOTIFY on one shared connection; writes from one process are coalesced into
+ * one statement (and one commit) per round trip.
+ *
+ * @example
+ * ```ts
+ * const backend = new PostgresResultBackend({ url: 'postgres://app@db/app' })
+ * await backend.connect()
+ * ```
+ */
+export class PostgresResultBackend implements ResultBackend {
+  readonly name = ADAPTER
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  private readonly db: Db
+  private readonly sql: ResultSql
+  private readonly listener: Listener
+  private readonly channel: string
+  private readonly migrateOnConnect: boolean
+  private readonly cleanupIntervalMs: number
+  private readonly writes: Batcher<StateWrite, TaskState>
+  private readonly waiters: Waiters
+  private connected: Promise<void> | undefined
+  private closing: Promise<void> | undefined
+  private lastCleanup = 0
+  private cleaning = false
+
+  constructor(options: PostgresResultBackendOptions) {
+    const parsed = parseOptions(optionsSchema, options)
+    const resolved = resolveConnection(parsed)
+    this.migrateOnConnect = resolved.migrate
+    this.cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
+    this.db = new Db(resolved)
+    this.sql = new ResultSql(resolved.schema)
+    this.listener = new Listener(this.db)
+    this.channel = resultChannel(resolved.schema)
+    // One batch at a time keeps two writes to one id in call order.
+    this.writes = new Batcher((items) => this.flushStates(items), {
+      maxInFlight: 1,
+      maxBatch: 500,
+      key: (w) => w.record.id,
+    })
+    this.waiters = new Waiters((ids) => this.getStates(ids))
+  }
+
+  /** Migrates (unless disabled) and LISTENs for final states. Idempotent. */
+  async connect(): Promise<void> {
+    this.db.assertOpen('connect')
+    this.connected ??= (async () => {
+      if (this.migrateOnConnect) await this.db.migrate()
+      await this.listener.start()
+      await this.listener.listen(this.channel, (id) => this.waiters.notify(id))
+    })().catch(async (err: unknown) => {
+      this.connected = undefined
+      await this.listener.close()
+      this.listener.reopen()
+      throw this.db.wrap(err)
+    })
+    await this.connected
+  }
+
+  /** Applies pending schema migrations; safe to run from many processes at once. */
+  async migrate(): Promise<number[]> {
+    this.db.assertOpen('migrate')
+    return this.db.migrate()
+  }
+
+  /** Rejects pending waits with ERR_CLOSED, finishes queued writes, closes connections. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.waiters.closeAll()
+      await this.writes.drained()
+      await this.listener.close()
+      await this.db.close()
+    })()
+    return this.closing
+  }
+
+  async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
+    this.db.assertOpen('setState')
+    checkId(record?.id, 'record.id')
+    checkTtl(options?.ttlMs)
+    const state = await this.writes.add({ record, ttlMs: options.ttlMs })
+    this.maybeCleanup()
+    return state
+  }
+
+  async getState(id: string): Promise<TaskRecord | undefined> {
+    this.db.assertOpen('getState')
+    checkId(id, 'id')
+    const res = await this.db.query<{ record: string }>(
+      { name: `${this.sql.prefix}get`, text: this.sql.getState, values: [id] },
+      'idempotent',
+    )
+    const row = res.rows[0]
+    return row === undefined ? undefined : (JSON.parse(row.record) as TaskRecord)
+  }
+
+  async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    this.db.assertOpen('getStates')
+    if (!Array.isArray(ids)) throw new TypeError('ids must be an array of strings')
+    if (ids.length === 0) return []
+    for (const id of ids) checkId(id, 'ids[]')
+    const res = await this.db.query<{ id: string; record: string }>(
+      { name: `${this.sql.prefix}get_many`, text: this.sql.getStates, values: [[...new Set(ids)]] },
+      'idempotent',
+    )
+    const byId = new Map(res.rows.map((r) => [r.id, r.record]))
+    return ids.map((id) => {
+      const text = byId.get(id)
+      return text === undefined ? undefined : (JSON.parse(text) as TaskRecord)
+    })
+  }
+
+  async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
+    this.db.assertOpen('waitFor')
+    checkId(id, 'id')
+    await this.connected
+    return this.waiters.wait(id, options.signal)
+  }
+
+  async completeGroupMember(
+    groupId: string,
+    index: number,
+    size: number,
+    outcome: MemberOutcome,
+    options: SetStateOptions,
+  ): Promise<GroupProgress> {
+    this.db.assertOpen('completeGroupMember')
+    checkId(groupId, 'groupId')
+    if (!Number.isInteger(size) || size < 1) throw new TypeError(`size must be an integer >= 1, got ${size}`)
+    if (!Number.isInteger(index) || index < 0 || index >= size) {
+      throw new TypeError(`index must be an integer in [0, ${size}), got ${index}`)
+    }
+    checkTtl(options?.ttlMs)
+    // Not retried on a lost connection: a second run would not count twice (the member row
+    // exists), but could answer done to a call that did not complete the group.
+    const res = await this.db.query<{ completed: number; size: number }>(
+      {
+        name: `${this.sql.prefix}member`,
+        text: this.sql.completeMember,
+        values: [groupId, index, JSON.stringify(outcome), size, options.ttlMs],
+      },
+      'connect',
+    )
+    const row = res.rows[0]
+    const completed = Number(row?.completed ?? 0)
+    const total = Number(row?.size ?? size)
+    this.maybeCleanup()
+    if (completed < total) return { completed, done: false }
+    // A new statement (a new snapshot) sees every member committed before our counter update.
+    const members = await this.db.query<{ idx: number; outcome: string }>(
+      { name: `${this.sql.prefix}outcomes`, text: this.sql.groupOutcomes, values: [groupId] },
+      'idempotent',
+    )
+    const outcomes: MemberOutcome[] = new Array(total)
+    for (const m of members.rows) if (m.idx < total) outcomes[m.idx] = JSON.parse(m.outcome) as MemberOutcome
+    return { completed, done: true, outcomes }
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.db.assertOpen('setIfAbsent')
+    checkId(key, 'key')
+    if (typeof value !== 'string') throw new TypeError('value must be a string')
+    checkTtl(ttlMs)
+    const res = await this.db.query(
+      { name: `${this.sql.prefix}claim`, text: this.sql.setIfAbsent, values: [key, value, ttlMs] },
+      'connect',
+    )
+    this.maybeCleanup()
+    return res.rows.length > 0
+  }
+
+  async getValue(key: string): Promise<string | undefined> {
+    this.db.assertOpen('getValue')
+    checkId(key, 'key')
+    const res = await this.db.query<{ value: string }>(
+      { name: `${this.sql.prefix}value`, text: this.sql.getValue, values: [key] },
+      'idempotent',
+    )
+    return res.rows[0]?.value
+  }
+
+  /** Deletes expired rows now (a batch of each kind); returns how many of each. */
+  async cleanup(): Promise<{ results: number; kv: number; groups: number }> {
+    this.db.assertOpen('cleanup')
+    const res = await this.db.query<{ results: number; kv: number; groups: number }>(
+      { text: this.sql.cleanup, values: [CLEANUP_BATCH] },
+      'idempotent',
+    )
+    return res.rows[0] ?? { results: 0, kv: 0, groups: 0 }
+  }
+
+  private async flushStates(items: StateWrite[]): Promise<TaskState[]> {
+    const durable = items.some((w) => isFinalState(w.record.state))
+    const res = await this.db.query<{ id: string; state: TaskState }>(
+      {
+        name: `${this.sql.prefix}set`,
+        text: this.sql.setStates,
+        values: [
+          durable ? 'on' : 'off',
+          items.map((w) => w.record.id),
+          items.map((w) => w.record.state),
+          items.map((w) => w.ttlMs),
+          items.map((w) => JSON.stringify(w.record)),
+          this.channel,
+        ],
+      },
+      // Replaying a batch writes the same records again: harmless.
+      'idempotent',
+    )
+    const stored = new Map(res.rows.map((r) => [r.id, r.state]))
+    // A row not written was CANCELED (and not expired): the call leaves it.
+    return items.map((w) => stored.get(w.record.id) ?? 'CANCELED')
+  }
+
+  private maybeCleanup(): void {
+    if (this.cleanupIntervalMs === 0 || this.cleaning || this.db.isClosed) return
+    const now = Date.now()
+    if (now - this.lastCleanup < this.cleanupIntervalMs) return
+    this.lastCleanup = now
+    this.cleaning = true
+    this.cleanup()
+      .then((n) => {
+        // A full batch means more is waiting: allow the next write to sweep again at once.
+        if (n.results >= CLEANUP_BATCH || n.kv >= CLEANUP_BATCH || n.groups >= CLEANUP_BATCH)
+          this.lastCleanup = 0
+      })
+      .catch((err: unknown) =>
+        this.db.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
+      )
+      .finally(() => {
+        this.cleaning = false
+      })
+  }
+}
+
+function checkId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) {
+    throw new TypeError(`${what} must be a non-empty string of at most ${MAX_ID} characters`)
+  }
+}
+
+function checkTtl(ttlMs: unknown): void {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new TypeError(`ttlMs must be a positive number, got ${String(ttlMs)}`)
+  }
+}
