@@ -68,27 +68,46 @@ export async function startLocalCluster(): Promise<LocalCluster> {
   try {
     ports = await freePorts()
     for (const port of ports) {
-      const server = spawn('redis-server', [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout', '5000',
-        '--dir', dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--logfile', join(dir, `${port}.log`),
-      ], { stdio: 'ignore' })
+      const server = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '5000',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--logfile',
+          join(dir, `${port}.log`),
+        ],
+        { stdio: 'ignore' },
+      )
       server.on('error', () => {})
       servers.push(server)
     }
     for (const port of ports) {
-      await until(async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG', 10_000, `node ${port}`)
+      await until(
+        async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG',
+        10_000,
+        `node ${port}`,
+      )
     }
     await run('redis-cli', [
-      '--cluster', 'create',
+      '--cluster',
+      'create',
       ...ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas', '0',
+      '--cluster-replicas',
+      '0',
       '--cluster-yes',
     ])
     for (const port of ports) {

@@ -11,13 +11,21 @@ const run = promisify(execFile)
 
 /** The command that started the shared server (docs: TOOLCHAIN.md); it restarts it too. */
 const START = [
-  '--daemonize', 'yes',
-  '--bind', '127.0.0.1', '-::1',
-  '--port', '6379',
-  '--save', '',
-  '--appendonly', 'no',
-  '--dir', '/var/lib/redis',
-  '--logfile', '/var/log/redis/ci.log',
+  '--daemonize',
+  'yes',
+  '--bind',
+  '127.0.0.1',
+  '-::1',
+  '--port',
+  '6379',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  '/var/lib/redis',
+  '--logfile',
+  '/var/log/redis/ci.log',
 ]
 
 const local = new URL(REDIS_URL).port === '6379' || new URL(REDIS_URL).port === ''
@@ -71,15 +79,22 @@ describe.runIf(available && local)('Redis restart mid-run', () => {
     await broker.connect()
     const q = 'restart'
     const acked = new Set<string>()
-    await broker.consume(q, (d) => {
-      d.ack().then(
-        () => acked.add(str(d.body)),
-        () => {},
-      )
-    }, { prefetch: 10 })
+    await broker.consume(
+      q,
+      (d) => {
+        d.ack().then(
+          () => acked.add(str(d.body)),
+          () => {},
+        )
+      },
+      { prefetch: 10 },
+    )
     try {
       const before = Array.from({ length: 200 }, (_, i) => `before-${i}`)
-      await broker.publish(q, before.map((b) => ({ body: text(b) })))
+      await broker.publish(
+        q,
+        before.map((b) => ({ body: text(b) })),
+      )
       await until(() => before.every((b) => acked.has(b)), 10_000, 'messages before the restart')
 
       await stopRedis()
@@ -89,8 +104,15 @@ describe.runIf(available && local)('Redis restart mid-run', () => {
       await startRedis()
       await pending
       const after = Array.from({ length: 200 }, (_, i) => `after-${i}`)
-      await broker.publish(q, after.map((b) => ({ body: text(b), ...(after.indexOf(b) % 2 ? { priority: 1 } : {}) })))
-      await until(() => [...during, ...after].every((b) => acked.has(b)), 15_000, 'messages after the restart')
+      await broker.publish(
+        q,
+        after.map((b) => ({ body: text(b), ...(after.indexOf(b) % 2 ? { priority: 1 } : {}) })),
+      )
+      await until(
+        () => [...during, ...after].every((b) => acked.has(b)),
+        15_000,
+        'messages after the restart',
+      )
       expect(await broker.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 })
     } finally {
       await startRedis()
@@ -116,7 +138,9 @@ describe.runIf(available && local)('Redis restart mid-run', () => {
     try {
       await app.worker({ concurrency: 8 }).start()
       const first = await Promise.all(Array.from({ length: 50 }, (_, i) => app.send(double.s(i))))
-      expect(await Promise.all(first.map((r) => r.get({ timeoutMs: 10_000 })))).toEqual(first.map((_, i) => i * 2))
+      expect(await Promise.all(first.map((r) => r.get({ timeoutMs: 10_000 })))).toEqual(
+        first.map((_, i) => i * 2),
+      )
 
       await stopRedis()
       const sending = Promise.all(Array.from({ length: 20 }, (_, i) => app.send(double.s(100 + i))))
