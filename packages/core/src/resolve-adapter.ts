@@ -56,15 +56,11 @@ async function importAdapter(pkg: string, scheme: string): Promise<AdapterModule
   }
 }
 
-function memoryName(url: string): string {
-  return new URL(url).host || 'default'
-}
-
 /** A broker from a URL (resolving the adapter package by scheme) or an instance as it is. */
 export async function resolveBroker(spec: string | Broker): Promise<Broker> {
   if (typeof spec !== 'string') return spec
   const scheme = parseScheme(spec, 'broker')
-  if (scheme === 'memory:') return new MemoryBroker({ name: memoryName(spec) })
+  if (scheme === 'memory:') return new MemoryBroker({ url: spec })
   const pkg = ADAPTER_PACKAGES[scheme]
   if (!pkg)
     throw new InvalidOptionError(
@@ -80,7 +76,7 @@ export async function resolveBroker(spec: string | Broker): Promise<Broker> {
 export async function resolveResultBackend(spec: string | ResultBackend): Promise<ResultBackend> {
   if (typeof spec !== 'string') return spec
   const scheme = parseScheme(spec, 'backend')
-  if (scheme === 'memory:') return new MemoryResultBackend({ name: memoryName(spec) })
+  if (scheme === 'memory:') return new MemoryResultBackend({ url: spec })
   const pkg = ADAPTER_PACKAGES[scheme]
   if (!pkg)
     throw new InvalidOptionError(
