@@ -289,6 +289,43 @@ export class App {
     }
   }
 
+  /**
+   * Start a worker and close the app gracefully on SIGTERM or SIGINT (running tasks get
+   * `shutdownGraceMs` to finish, the rest go back to the queue, connections close). A second
+   * signal exits at once. For worker processes.
+   *
+   * @example
+   * ```ts
+   * await app.runWorker({ concurrency: 16 })
+   * ```
+   */
+  async runWorker(
+    options: WorkerOptions & { readonly signals?: readonly NodeJS.Signals[] } = {},
+  ): Promise<Worker> {
+    const { signals = ['SIGTERM', 'SIGINT'], ...workerOptions } = options
+    const worker = await this.worker(workerOptions).start()
+    let closing = false
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (closing) {
+        this.logger.warn(`${signal} again: exiting without waiting`)
+        process.exit(1)
+      }
+      closing = true
+      this.logger.info(`${signal}: stopping the worker gracefully`)
+      this.close().then(
+        () => {
+          for (const s of signals) process.off(s, onSignal)
+        },
+        (err) => this.logger.error('could not close cleanly', { error: String(err) }),
+      )
+    }
+    for (const s of signals) process.on(s, onSignal)
+    this.onClose(async () => {
+      for (const s of signals) process.off(s, onSignal)
+    })
+    return worker
+  }
+
   /** A worker for this app's tasks. Call `start()` on it. */
   worker(options: WorkerOptions = {}): Worker {
     if (this.closed) throw new ClosedError('app is closed')

@@ -139,7 +139,6 @@ export const envelopeSchema = z
 /** A decoded envelope. */
 export type Envelope = z.infer<typeof envelopeSchema>
 
-
 /** Default cap on an envelope's size when decoding: 10 MiB. */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 10 * 1024 * 1024
 

@@ -56,12 +56,18 @@ async function importAdapter(pkg: string, scheme: string): Promise<AdapterModule
   }
 }
 
-/** A broker from a URL (resolving the adapter package by scheme) or an instance as it is. */
-export async function resolveBroker(spec: string | Broker): Promise<Broker> {
+/**
+ * A broker from a URL (resolving the adapter package by scheme) or an instance as it is.
+ * `packages` maps schemes to packages (tests pass their own).
+ */
+export async function resolveBroker(
+  spec: string | Broker,
+  packages: Readonly<Record<string, string>> = ADAPTER_PACKAGES,
+): Promise<Broker> {
   if (typeof spec !== 'string') return spec
   const scheme = parseScheme(spec, 'broker')
   if (scheme === 'memory:') return new MemoryBroker({ url: spec })
-  const pkg = ADAPTER_PACKAGES[scheme]
+  const pkg = packages[scheme]
   if (!pkg)
     throw new InvalidOptionError(
       'broker',
