@@ -97,6 +97,7 @@ export {
   type MemoryStoreSelector,
   parseMemoryUrl,
 } from './memory/index.js'
+export { type CheckedMessage, checkOutgoing } from './outgoing.js'
 export { maskCredentials } from './redact.js'
 export { ADAPTER_PACKAGES } from './resolve-adapter.js'
 export {
