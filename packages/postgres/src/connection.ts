@@ -40,6 +40,22 @@ export type RetryMode =
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /**
+ * `pg` emits 'error' on a checked-out client whose server goes away between two queries (a
+ * FATAL can arrive in the same packet as the last reply), and pg-pool listens only while the
+ * client is idle: without a listener of ours that would crash the process. The failure itself
+ * reaches us through the next query, so the listener only has to exist.
+ */
+const guarded = new WeakSet<object>()
+const ignore = (): void => {}
+function guard(client: PgPoolClient): PgPoolClient {
+  if (!guarded.has(client)) {
+    guarded.add(client)
+    client.on('error', ignore)
+  }
+  return client
+}
+
+/**
  * A pool plus the rules around it: who owns it, how long to retry while the server is away, and
  * how errors are turned into Errand errors. Shared by the broker and the result backend.
  */
@@ -64,7 +80,7 @@ export class Db {
         max: config.poolSize,
         idleTimeoutMillis: 10_000,
         keepAlive: true,
-        application_name: 'errand',
+        application_name: `errand:${config.schema}`,
       })
       // An idle client whose server went away emits here; without a listener node would crash.
       own.on('error', (err) => this.logger.warn(`idle connection lost: ${err.message}`))
@@ -84,21 +100,16 @@ export class Db {
 
   /** A new dedicated client for LISTEN: our own connection, or one held from the caller's pool. */
   async dedicatedClient(): Promise<PgPoolClient> {
-    if (!this.owned) return this.pool.connect()
+    if (!this.owned) return guard(await this.pool.connect())
     const client = new pg.Client({
       connectionString: this.config.connectionString,
       keepAlive: true,
-      application_name: 'errand-listen',
+      application_name: `errand-listen:${this.config.schema}`,
     })
     const wrapped = client as unknown as PgPoolClient & { connect(): Promise<void>; end(): Promise<void> }
-    // Attach before connecting so a failing connect cannot surface as an unhandled 'error'.
-    const swallow = (): void => {}
-    client.on('error', swallow)
-    try {
-      await wrapped.connect()
-    } finally {
-      client.removeListener('error', swallow)
-    }
+    // Before connecting, so a failing connect cannot surface as an unhandled 'error' either.
+    guard(wrapped)
+    await wrapped.connect()
     // Release = end, so callers treat both kinds alike.
     Object.defineProperty(wrapped, 'release', {
       value: () => {
@@ -120,7 +131,7 @@ export class Db {
     let delay = 50
     for (;;) {
       try {
-        return await this.pool.connect()
+        return guard(await this.pool.connect())
       } catch (err) {
         if (!isConnectionError(err) || this.closed || Date.now() + delay > deadline) {
           throw this.wrap(err, true)

@@ -53,3 +53,9 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 5))
   }
 }
+
+/** A logger that keeps warnings for assertions instead of printing them. */
+export function collectingLogger(): { warn(message: string): void; readonly lines: string[] } {
+  const lines: string[] = []
+  return { warn: (message: string) => void lines.push(message), lines }
+}
