@@ -1,2 +1,33 @@
-/** Placeholder until the adapter lands. */
-export const ADAPTER = 'amqp'
+import type { Broker } from '@errand/core'
+import { AmqpBroker } from './amqp-broker.js'
+
+export { AmqpBroker } from './amqp-broker.js'
+export { attemptOf, messageIdOf } from './headers.js'
+export {
+  checkQueueName,
+  deadQueueName,
+  delayQueueName,
+  MAX_DELAY_LEVELS,
+  MAX_QUEUE_NAME_BYTES,
+} from './names.js'
+export {
+  type AmqpBrokerOptions,
+  type AmqpQueueType,
+  DEFAULT_DELAY_LEVELS,
+  DEFAULT_MAX_PRIORITY,
+  DEFAULT_RECONNECT_WAIT_MS,
+} from './options.js'
+
+/**
+ * The broker for an `amqp://` or `amqps://` URL, as `createApp({ broker: url })` calls it.
+ * Validates the URL (throws `ERR_INVALID_OPTION`); connects only on `connect()`. RabbitMQ has
+ * no result store: pair it with a Redis or Postgres result backend.
+ *
+ * @example
+ * ```ts
+ * const broker = createBroker('amqp://guest:guest@127.0.0.1:5672/?maxPriority=5')
+ * ```
+ */
+export function createBroker(url: string): Broker {
+  return new AmqpBroker(url)
+}

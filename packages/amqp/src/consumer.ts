@@ -1,0 +1,223 @@
+import { type Consumer, type DeliveryHandler, isErrandError, type Logger } from '@errand/core'
+import type { ConsumeMessage } from 'amqplib'
+import type { ConnectionManager } from './connection.js'
+import { AmqpDelivery, type DeliveryHost, type Lane } from './delivery.js'
+import { closeQuietly, serverCode, type Topology } from './topology.js'
+
+/** What a consumer needs from its broker. */
+export interface ConsumerHost {
+  readonly conn: ConnectionManager
+  readonly topology: Topology
+  readonly logger: Logger
+  /** The broker's side of settling; `queue` and `release` are the consumer's. */
+  readonly settling: Omit<DeliveryHost, 'queue' | 'release'>
+  readonly retryInitialMs: number
+  readonly retryMaxMs: number
+}
+
+const CONSUMER_TIMEOUT = /acknowledgement .*timed out/i
+
+/**
+ * One `basic.consume` on a channel of its own, with `basic.qos(prefetch)`. When the channel
+ * closes under it — connection lost, RabbitMQ restarted, or the server's `consumer_timeout`
+ * fired — RabbitMQ puts the unsettled messages back, the deliveries handed out from that channel
+ * turn into no-ops, and the consumer re-subscribes on a new channel (waiting for the reconnect
+ * if needed), with backoff, until cancelled.
+ */
+export class AmqpConsumer implements Consumer {
+  readonly #host: ConsumerHost
+  readonly #queue: string
+  readonly #onDelivery: DeliveryHandler
+  readonly #prefetch: number
+  readonly #deliveryHost: DeliveryHost
+  #lane: Lane | undefined
+  /** Every channel of this consumer not closed yet (a cancelled one stays open for settling). */
+  readonly #lanes = new Set<Lane>()
+  #cancelled = false
+  #recovering = false
+  #retryTimer: NodeJS.Timeout | undefined
+
+  constructor(host: ConsumerHost, queue: string, onDelivery: DeliveryHandler, prefetch: number) {
+    this.#host = host
+    this.#queue = queue
+    this.#onDelivery = onDelivery
+    this.#prefetch = prefetch
+    const settling = host.settling
+    this.#deliveryHost = {
+      queue,
+      maxDelayMs: settling.maxDelayMs,
+      assertOpen: () => settling.assertOpen(),
+      republish: (q, m, n, d) => settling.republish(q, m, n, d),
+      deadLetter: (q, m, i, a) => settling.deadLetter(q, m, i, a),
+      release: (lane, message) => this.#release(lane, message),
+    }
+  }
+
+  /** True once cancelled and every channel is closed: the broker can forget this consumer. */
+  get finished(): boolean {
+    return this.#cancelled && this.#lanes.size === 0
+  }
+
+  /** Subscribe. Rejects when the first subscription fails (nothing is retried then). */
+  start(): Promise<void> {
+    return this.#open()
+  }
+
+  /**
+   * Stop receiving. Deliveries already handed out stay valid: the channel stays open until the
+   * last of them is settled, then closes.
+   */
+  async cancel(): Promise<void> {
+    if (this.#cancelled) return
+    this.#cancelled = true
+    clearTimeout(this.#retryTimer)
+    const lane = this.#lane
+    if (lane === undefined || !lane.alive) return
+    await this.#unsubscribe(lane)
+    if (lane.outstanding === 0) await closeQuietly(lane.ch)
+  }
+
+  /**
+   * The broker is closing: stop now and give every unsettled delivery back to the queue. The
+   * channel is closed with a handshake, so acks sent before are applied first (closing the
+   * connection alone may overtake them).
+   */
+  async shutdown(): Promise<void> {
+    this.#cancelled = true
+    clearTimeout(this.#retryTimer)
+    const lanes = [...this.#lanes]
+    this.#lane = undefined
+    await Promise.all(
+      lanes.map(async (lane) => {
+        lane.alive = false
+        lane.consuming = false
+        await closeQuietly(lane.ch)
+      }),
+    )
+  }
+
+  /** Ack on the lane's channel; close a cancelled lane once its last delivery is settled. */
+  #release(lane: Lane, message: ConsumeMessage): void {
+    if (!lane.alive) return
+    lane.outstanding--
+    try {
+      lane.ch.ack(message)
+    } catch {
+      // The channel closed a moment ago: RabbitMQ has the message back; nothing to ack.
+      return
+    }
+    if (!lane.consuming && lane.outstanding === 0) void closeQuietly(lane.ch)
+  }
+
+  async #open(): Promise<void> {
+    const session = await this.#host.conn.session()
+    await this.#host.topology.ensureQueue(this.#queue)
+    const ch = await session.openChannel()
+    const lane: Lane = { ch, alive: true, consuming: true, outstanding: 0, tag: undefined }
+    let closeError: Error | undefined
+    ch.on('error', (err: Error) => {
+      closeError = err
+    })
+    this.#lanes.add(lane)
+    ch.on('close', () => this.#onClosed(lane, closeError))
+    try {
+      await ch.prefetch(this.#prefetch)
+      if (this.#cancelled) throw new Error('cancelled')
+      this.#lane = lane
+      const { consumerTag } = await ch.consume(this.#queue, (message) => this.#onMessage(lane, message), {
+        noAck: false,
+      })
+      lane.tag = consumerTag
+      if (this.#cancelled) {
+        await this.#unsubscribe(lane)
+        if (lane.outstanding === 0) await closeQuietly(ch)
+      }
+    } catch (err) {
+      lane.consuming = false
+      await closeQuietly(ch)
+      if (this.#cancelled) return
+      throw err
+    }
+  }
+
+  #onMessage(lane: Lane, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // basic.cancel from the server: the queue was deleted (or, in a cluster, moved).
+      this.#host.logger.warn(`[amqp] RabbitMQ cancelled the consumer of "${this.#queue}"; subscribing again`)
+      lane.consuming = false
+      this.#host.topology.forget(this.#queue)
+      if (this.#lane === lane) this.#lane = undefined
+      if (lane.outstanding === 0) void closeQuietly(lane.ch)
+      this.#recover()
+      return
+    }
+    // Arrived between our basic.cancel and its reply: not handed out, returned when the channel closes.
+    if (!lane.consuming) return
+    lane.outstanding++
+    try {
+      this.#onDelivery(new AmqpDelivery(this.#deliveryHost, lane, message))
+    } catch (err) {
+      this.#host.logger.error(`[amqp] delivery handler of "${this.#queue}" threw: ${(err as Error)?.message}`)
+    }
+  }
+
+  #onClosed(lane: Lane, err: Error | undefined): void {
+    this.#lanes.delete(lane)
+    const held = lane.outstanding
+    const wasAlive = lane.alive
+    lane.alive = false
+    lane.consuming = false
+    if (err !== undefined && serverCode(err) === 406 && CONSUMER_TIMEOUT.test(err.message)) {
+      this.#host.logger.warn(
+        `[amqp] consumer_timeout: RabbitMQ closed the channel of a consumer of "${this.#queue}" because a ` +
+          `delivery stayed unacknowledged longer than its consumer_timeout. ${held} unsettled deliveries go back ` +
+          'to the queue and will be delivered again (attempt + 1); settling the old ones does nothing. Raise ' +
+          'consumer_timeout (rabbitmq.conf) above your longest task.',
+        { queue: this.#queue, unsettled: held, error: err.message },
+      )
+    } else if (err !== undefined && wasAlive) {
+      this.#host.logger.warn(`[amqp] consumer channel of "${this.#queue}" closed: ${err.message}`)
+    }
+    if (this.#lane !== lane) return
+    this.#lane = undefined
+    if (!this.#cancelled && wasAlive) this.#recover()
+  }
+
+  /** Subscribe again on a new channel, with backoff, until it works or the consumer is cancelled. */
+  #recover(attempt = 1): void {
+    if (this.#cancelled || this.#host.conn.closed || (this.#recovering && attempt === 1)) return
+    this.#recovering = true
+    const delay =
+      attempt === 1 ? 0 : Math.min(this.#host.retryMaxMs, this.#host.retryInitialMs * 2 ** (attempt - 2))
+    this.#retryTimer = setTimeout(() => {
+      this.#open().then(
+        () => {
+          this.#recovering = false
+        },
+        (err: unknown) => {
+          if (this.#cancelled || this.#host.conn.closed || isErrandError(err, 'ERR_CLOSED')) {
+            this.#recovering = false
+            return
+          }
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.#host.logger.warn(
+              `[amqp] consumer of "${this.#queue}" could not resubscribe yet: ${(err as Error).message}`,
+            )
+          }
+          this.#recover(attempt + 1)
+        },
+      )
+    }, delay)
+  }
+
+  async #unsubscribe(lane: Lane): Promise<void> {
+    if (!lane.consuming) return
+    lane.consuming = false
+    if (lane.tag === undefined) return
+    try {
+      await lane.ch.cancel(lane.tag)
+    } catch {
+      // The channel is closing anyway: the subscription ends with it.
+    }
+  }
+}

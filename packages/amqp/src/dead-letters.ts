@@ -1,0 +1,126 @@
+import type { DeadLetter, DeadLetterReason } from '@errand/core'
+import type { Channel, ConfirmChannel, GetMessage, Options } from 'amqplib'
+import type { Session } from './connection.js'
+import { carriedHeaders, H_DEAD_AT, H_REASON, messageIdOf, parseErrorHeader } from './headers.js'
+import { deadQueueName } from './names.js'
+import { closeQuietly } from './topology.js'
+
+/**
+ * Dead letters live in `<queue>.dead`, one message each, the original bytes as the body and the
+ * reason, error and time in headers. AMQP has no "peek" and no "delete by id", so every
+ * operation here reads the queue with `basic.get` on a channel of its own, holding what it reads
+ * unacknowledged: acking removes a message, closing the channel puts the rest back (in their
+ * places). Cost: one round trip per dead letter read; while a scan runs, the messages it holds
+ * are invisible to a concurrent scan.
+ */
+
+const REASONS: ReadonlySet<string> = new Set<DeadLetterReason>([
+  'exhausted',
+  'rejected',
+  'undecodable',
+  'invalid-input',
+  'unregistered',
+  'canceled',
+  'expired',
+])
+
+/** The first `limit` dead letters of `queue`, oldest first, left in place. */
+export async function listDeadLetters(session: Session, queue: string, limit: number): Promise<DeadLetter[]> {
+  const dead = deadQueueName(queue)
+  const ch = await session.openChannel()
+  try {
+    const out: DeadLetter[] = []
+    while (out.length < limit) {
+      const message = await ch.get(dead, { noAck: false })
+      if (message === false) break
+      out.push(toDeadLetter(queue, message))
+    }
+    return out
+  } finally {
+    await closeQuietly(ch)
+  }
+}
+
+/**
+ * Move dead letters (all, or those whose id is in `ids`) back to `queue`: each is published
+ * anew (original bytes, headers without the dead-letter ones, delivery count reset) on a
+ * confirm channel, and acked in `<queue>.dead` once every copy is confirmed.
+ */
+export async function requeueDeadLetters(
+  session: Session,
+  queue: string,
+  ids?: readonly string[],
+): Promise<number> {
+  const ch = (await session.openChannel(true)) as ConfirmChannel
+  try {
+    const taken = await scan(ch, queue, ids, (message) => {
+      const options: Options.Publish = {
+        persistent: true,
+        mandatory: true,
+        messageId: messageIdOf(message),
+        headers: carriedHeaders(message),
+      }
+      if (typeof message.properties.priority === 'number') options.priority = message.properties.priority
+      ch.sendToQueue(queue, message.content, options)
+    })
+    if (taken.length === 0) return 0
+    await ch.waitForConfirms()
+    for (const message of taken) ch.ack(message)
+    return taken.length
+  } finally {
+    await closeQuietly(ch)
+  }
+}
+
+/** Delete the dead letters of `queue` whose id is in `ids`. */
+export async function purgeDeadLettersById(
+  session: Session,
+  queue: string,
+  ids: readonly string[],
+): Promise<number> {
+  const ch = await session.openChannel()
+  try {
+    const taken = await scan(ch, queue, ids, () => {})
+    for (const message of taken) ch.ack(message)
+    return taken.length
+  } finally {
+    await closeQuietly(ch)
+  }
+}
+
+/** Read the whole dead-letter queue once (as long as it was when the scan began), picking by id. */
+async function scan(
+  ch: Channel,
+  queue: string,
+  ids: readonly string[] | undefined,
+  onPick: (message: GetMessage) => void,
+): Promise<GetMessage[]> {
+  const dead = deadQueueName(queue)
+  const wanted = ids === undefined ? undefined : new Set(ids)
+  if (wanted !== undefined && wanted.size === 0) return []
+  const { messageCount } = await ch.checkQueue(dead)
+  const taken: GetMessage[] = []
+  for (let i = 0; i < messageCount; i++) {
+    const message = await ch.get(dead, { noAck: false })
+    if (message === false) break
+    if (wanted === undefined || wanted.has(messageIdOf(message))) {
+      onPick(message)
+      taken.push(message)
+    }
+  }
+  return taken
+}
+
+function toDeadLetter(queue: string, message: GetMessage): DeadLetter {
+  const headers = message.properties.headers ?? {}
+  const reason = headers[H_REASON]
+  const deadAt = headers[H_DEAD_AT]
+  return {
+    id: messageIdOf(message),
+    queue,
+    reason: typeof reason === 'string' && REASONS.has(reason) ? (reason as DeadLetterReason) : 'rejected',
+    error: parseErrorHeader(headers['x-errand-error']),
+    body: message.content,
+    deadAt: typeof deadAt === 'number' ? deadAt : 0,
+  }
+}

@@ -1,0 +1,288 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import { DEFAULT_MAX_ENVELOPE_BYTES, InvalidOptionError, type Logger, maskCredentials } from '@errand/core'
+import type { ChannelModel } from 'amqplib'
+import { z } from 'zod'
+import { MAX_DELAY_LEVELS } from './names.js'
+
+const ADAPTER = { adapter: 'amqp' } as const
+
+/** Queue type of the work and dead-letter queues (delay queues are always classic). */
+export type AmqpQueueType = 'classic' | 'quorum'
+
+/**
+ * How to reach RabbitMQ and how to lay out queues. Give exactly one of `url` and `connection`.
+ *
+ * @example
+ * ```ts
+ * new AmqpBroker({ url: 'amqp://guest:guest@127.0.0.1:5672', maxPriority: 5 })
+ * new AmqpBroker({ url: 'amqps://user:pw@rabbit.example.com', tls: { ca: [readFileSync('ca.pem')] } })
+ * ```
+ */
+export interface AmqpBrokerOptions {
+  /**
+   * `amqp://[user:password@]host[:port][/vhost][?…]` or `amqps://…` (TLS). amqplib's own query
+   * parameters (`heartbeat`, `frameMax`, `channelMax`, `locale`, `maxFrameSize`) pass through;
+   * `queueType`, `maxPriority`, `delayLevels`, `maxMessageBytes`, `reconnectWaitMs` and
+   * `queueExpiresMs` set the options of the same name. Any other parameter is refused.
+   */
+  readonly url?: string
+  /**
+   * An amqplib connection (`ChannelModel`) the caller owns: never closed by the adapter, and not
+   * reconnected (when it drops, calls reject with `ERR_CONNECTION`). Or a function that opens a
+   * connection: the adapter owns what it returns, closes it, and calls it again to reconnect.
+   */
+  readonly connection?: ChannelModel | (() => Promise<ChannelModel>)
+  /** TLS options for `amqps://` (CA, client certificate and key, `servername`…). */
+  readonly tls?: TlsOptions
+  /**
+   * `classic` (default) or `quorum` for the work and dead-letter queues. Quorum queues on
+   * RabbitMQ 3.x have no priorities, so `maxPriority` must be 0 with them.
+   */
+  readonly queueType?: AmqpQueueType
+  /**
+   * Highest priority, 0..255 (default 9 on classic queues, 0 on quorum ones): the work queue is
+   * declared with `x-max-priority`. RabbitMQ fixes it when the queue is first declared; a
+   * different value later is refused with `ERR_INVALID_OPTION` naming the queue.
+   */
+  readonly maxPriority?: number
+  /**
+   * Number of delay queues per work queue, 1..31 (default 28): queue `n` holds messages for
+   * 2^n ms, so the longest delay is 2^delayLevels − 1 ms (28: about 3.1 days). Core re-publishes
+   * longer delays in hops.
+   */
+  readonly delayLevels?: number
+  /** Largest message body accepted, in bytes (default 10 MiB, at most 128 MiB). */
+  readonly maxMessageBytes?: number
+  /**
+   * How long a call waits for a lost connection to come back before it rejects with
+   * `ERR_CONNECTION` (default 30 000 ms). Publishes in flight when the connection dropped are
+   * sent again once it is back (they may then arrive twice, never zero times).
+   */
+  readonly reconnectWaitMs?: number
+  /** Backoff between reconnect attempts (default 100 ms doubling to 5 000 ms, ±20 % jitter). */
+  readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number }
+  /** AMQP heartbeat in seconds (default: the server's proposal, 60 on RabbitMQ). */
+  readonly heartbeatSeconds?: number
+  /**
+   * Declare every queue with `x-expires` (ms): RabbitMQ deletes a queue unused that long, with
+   * its messages. For tests and throw-away queues only; off by default.
+   */
+  readonly queueExpiresMs?: number
+  /** Name of the connection in the RabbitMQ management UI (default `errand`). */
+  readonly connectionName?: string
+  /** Where warnings go (reconnects, consumer timeouts). Default: core's console logger. */
+  readonly logger?: Logger
+}
+
+/** Options after validation, with the URL's query parameters applied. */
+export interface ParsedAmqpOptions {
+  readonly connection: ConnectionPlan
+  readonly queueType: AmqpQueueType
+  readonly maxPriority: number
+  readonly delayLevels: number
+  readonly maxMessageBytes: number
+  readonly reconnectWaitMs: number
+  readonly reconnectInitialDelayMs: number
+  readonly reconnectMaxDelayMs: number
+  readonly queueExpiresMs: number | undefined
+  readonly logger: Logger | undefined
+}
+
+/** Where connections come from. `display` is safe to print (password masked). */
+export type ConnectionPlan =
+  | {
+      readonly kind: 'url'
+      readonly url: string
+      readonly socketOptions: Record<string, unknown>
+      readonly display: string
+    }
+  | { readonly kind: 'factory'; readonly open: () => Promise<ChannelModel>; readonly display: string }
+  | { readonly kind: 'borrowed'; readonly model: ChannelModel; readonly display: string }
+
+/** Default highest priority of classic queues. */
+export const DEFAULT_MAX_PRIORITY = 9
+/** Default number of delay levels: delays up to 2^28 − 1 ms (about 3.1 days). */
+export const DEFAULT_DELAY_LEVELS = 28
+/** Default wait for a lost connection: 30 s. */
+export const DEFAULT_RECONNECT_WAIT_MS = 30_000
+/** Largest body RabbitMQ accepts by default (`max_message_size`, 128 MiB). */
+export const MAX_MESSAGE_BYTES_LIMIT = 128 * 1024 * 1024
+
+const AMQPLIB_QUERY = new Set(['heartbeat', 'frameMax', 'channelMax', 'locale', 'maxFrameSize'])
+const OWN_QUERY = [
+  'queueType',
+  'maxPriority',
+  'delayLevels',
+  'maxMessageBytes',
+  'reconnectWaitMs',
+  'queueExpiresMs',
+]
+
+const isModel = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && typeof (v as ChannelModel).createConfirmChannel === 'function'
+const isLogger = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max)
+
+const schema = z
+  .object({
+    url: z.string().min(1).optional(),
+    connection: z
+      .custom<AmqpBrokerOptions['connection']>((v) => typeof v === 'function' || isModel(v), {
+        message: 'expected an amqplib ChannelModel or a function returning one',
+      })
+      .optional(),
+    tls: z.record(z.string(), z.unknown()).optional(),
+    queueType: z.enum(['classic', 'quorum']).optional(),
+    maxPriority: int(0, 255).optional(),
+    delayLevels: int(1, MAX_DELAY_LEVELS).optional(),
+    maxMessageBytes: int(1, MAX_MESSAGE_BYTES_LIMIT).optional(),
+    reconnectWaitMs: int(0, 24 * 3600_000).optional(),
+    reconnect: z
+      .object({ initialDelayMs: int(1, 600_000).optional(), maxDelayMs: int(1, 600_000).optional() })
+      .strict()
+      .optional(),
+    heartbeatSeconds: int(0, 3600).optional(),
+    queueExpiresMs: int(1, 2 ** 31 - 1).optional(),
+    connectionName: z.string().min(1).max(200).optional(),
+    logger: z
+      .custom<Logger>(isLogger, { message: 'expected a Logger (debug, info, warn, error)' })
+      .optional(),
+  })
+  .strict()
+
+type Raw = z.output<typeof schema>
+
+/** Validates options (or a URL); throws `InvalidOptionError` naming the field. */
+export function parseOptions(options: AmqpBrokerOptions | string): ParsedAmqpOptions {
+  const raw = check(typeof options === 'string' ? { url: options } : options)
+  if ((raw.url === undefined) === (raw.connection === undefined)) {
+    throw new InvalidOptionError('url', 'give exactly one of "url" and "connection"', ADAPTER)
+  }
+  const fromQuery: Partial<Record<string, string>> = {}
+  const connection = raw.url !== undefined ? urlPlan(raw, fromQuery) : functionOrModelPlan(raw.connection!)
+  const queueType = raw.queueType ?? queryEnum(fromQuery, 'queueType', ['classic', 'quorum']) ?? 'classic'
+  const maxPriority =
+    raw.maxPriority ??
+    queryInt(fromQuery, 'maxPriority', 0, 255) ??
+    (queueType === 'quorum' ? 0 : DEFAULT_MAX_PRIORITY)
+  if (queueType === 'quorum' && maxPriority > 0) {
+    throw new InvalidOptionError(
+      'maxPriority',
+      'quorum queues have no priorities on RabbitMQ 3.x: use 0 or queueType classic',
+      ADAPTER,
+    )
+  }
+  const initial = raw.reconnect?.initialDelayMs ?? 100
+  return {
+    connection,
+    queueType,
+    maxPriority,
+    delayLevels:
+      raw.delayLevels ?? queryInt(fromQuery, 'delayLevels', 1, MAX_DELAY_LEVELS) ?? DEFAULT_DELAY_LEVELS,
+    maxMessageBytes:
+      raw.maxMessageBytes ??
+      queryInt(fromQuery, 'maxMessageBytes', 1, MAX_MESSAGE_BYTES_LIMIT) ??
+      DEFAULT_MAX_ENVELOPE_BYTES,
+    reconnectWaitMs:
+      raw.reconnectWaitMs ??
+      queryInt(fromQuery, 'reconnectWaitMs', 0, 24 * 3600_000) ??
+      DEFAULT_RECONNECT_WAIT_MS,
+    reconnectInitialDelayMs: initial,
+    reconnectMaxDelayMs: Math.max(initial, raw.reconnect?.maxDelayMs ?? 5_000),
+    queueExpiresMs: raw.queueExpiresMs ?? queryInt(fromQuery, 'queueExpiresMs', 1, 2 ** 31 - 1),
+    logger: raw.logger,
+  }
+}
+
+function check(input: unknown): Raw {
+  if (typeof input !== 'object' || input === null) {
+    throw new InvalidOptionError('options', 'expected an object or a URL string', ADAPTER)
+  }
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  if (issue.code === 'unrecognized_keys') {
+    throw new InvalidOptionError(issue.keys[0] ?? 'options', 'unknown option', ADAPTER)
+  }
+  const path = issue.path.length > 0 ? issue.path.join('.') : 'options'
+  throw new InvalidOptionError(path, maskCredentials(issue.message), ADAPTER)
+}
+
+function urlPlan(raw: Raw, fromQuery: Partial<Record<string, string>>): ConnectionPlan {
+  const text = raw.url!
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new InvalidOptionError('url', `not a URL: "${maskCredentials(text)}"`, ADAPTER)
+  }
+  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
+    throw new InvalidOptionError('url', `expected amqp:// or amqps://, got "${url.protocol}//"`, ADAPTER)
+  }
+  for (const key of [...url.searchParams.keys()]) {
+    if (OWN_QUERY.includes(key)) {
+      fromQuery[key] = url.searchParams.get(key) ?? ''
+      url.searchParams.delete(key)
+    } else if (!AMQPLIB_QUERY.has(key)) {
+      throw new InvalidOptionError(
+        'url',
+        `unknown query parameter "${key}" (known: ${[...AMQPLIB_QUERY, ...OWN_QUERY].join(', ')})`,
+        ADAPTER,
+      )
+    }
+  }
+  if (raw.heartbeatSeconds !== undefined) url.searchParams.set('heartbeat', String(raw.heartbeatSeconds))
+  const socketOptions: Record<string, unknown> = {
+    ...(raw.tls ?? {}),
+    noDelay: true,
+    clientProperties: { connection_name: raw.connectionName ?? 'errand' },
+  }
+  const plain = url.toString()
+  return { kind: 'url', url: plain, socketOptions, display: maskCredentials(plain) }
+}
+
+function functionOrModelPlan(connection: NonNullable<AmqpBrokerOptions['connection']>): ConnectionPlan {
+  if (typeof connection === 'function')
+    return { kind: 'factory', open: connection, display: 'a connection factory' }
+  return { kind: 'borrowed', model: connection, display: 'a caller-owned connection' }
+}
+
+function queryInt(
+  query: Partial<Record<string, string>>,
+  key: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const text = query[key]
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new InvalidOptionError(
+      key,
+      `URL parameter must be an integer in ${min}..${max}, got "${text}"`,
+      ADAPTER,
+    )
+  }
+  return n
+}
+
+function queryEnum<T extends string>(
+  query: Partial<Record<string, string>>,
+  key: string,
+  values: readonly T[],
+): T | undefined {
+  const text = query[key]
+  if (text === undefined) return undefined
+  if (!(values as readonly string[]).includes(text)) {
+    throw new InvalidOptionError(
+      key,
+      `URL parameter must be one of ${values.join(', ')}, got "${text}"`,
+      ADAPTER,
+    )
+  }
+  return text as T
+}

@@ -1,0 +1,58 @@
+import { runAppConformance, runBrokerConformance } from '@errand/conformance'
+import { MemoryResultBackend } from '@errand/core'
+import { RedisResultBackend } from '@errand/redis'
+import { afterAll, describe } from 'vitest'
+import { AmqpBroker } from '../src/index.js'
+import { AMQP_URL, BrokerPool, quietLogger, rabbitAvailable, TEST_QUEUE_EXPIRES_MS } from './helpers.js'
+
+const available = await rabbitAvailable()
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const redisPrefix = `amqp-conf-${Date.now().toString(36)}`
+
+async function redisAvailable(): Promise<boolean> {
+  const probe = new RedisResultBackend({ url: REDIS_URL, keyPrefix: redisPrefix })
+  try {
+    await probe.connect()
+    return true
+  } catch (err) {
+    if (process.env.CI === 'true') throw new Error(`Redis is not reachable at REDIS_URL (${String(err)})`)
+    return false
+  } finally {
+    await probe.close().catch(() => {})
+  }
+}
+const withRedis = available && (await redisAvailable())
+
+const pool = new BrokerPool()
+const classic = () =>
+  pool.track(new AmqpBroker({ url: AMQP_URL, queueExpiresMs: TEST_QUEUE_EXPIRES_MS, logger: quietLogger() }))
+const quorum = () =>
+  pool.track(
+    new AmqpBroker({
+      url: AMQP_URL,
+      queueType: 'quorum',
+      queueExpiresMs: TEST_QUEUE_EXPIRES_MS,
+      logger: quietLogger(),
+    }),
+  )
+
+describe.runIf(available)('amqp (RabbitMQ)', () => {
+  afterAll(() => pool.cleanup(), 120_000)
+  runBrokerConformance({ name: 'amqp classic', factory: classic, queuePrefix: 'conf-amqp' })
+  runBrokerConformance({ name: 'amqp quorum', factory: quorum, queuePrefix: 'conf-amqpq' })
+  runAppConformance({
+    name: 'amqp broker + memory backend',
+    broker: classic,
+    backend: () => new MemoryResultBackend(),
+    queuePrefix: 'app-amqp',
+  })
+  describe.runIf(withRedis)('with redis results', () => {
+    // Result records, groups and claims are written with TTLs: the unique prefix expires on its own.
+    runAppConformance({
+      name: 'amqp broker + redis backend',
+      broker: classic,
+      backend: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix: redisPrefix }),
+      queuePrefix: 'app-amqpr',
+    })
+  })
+})
