@@ -38,6 +38,9 @@ export interface ConsumerSettings {
 
 type Received = Message & { ReceiptHandle: string }
 
+/** How long a priority level found empty is skipped by a receive loop. */
+const PRIORITY_RESCAN_MS = 50
+
 /** Delayed messages due within this long are held in memory and forwarded on time. */
 const HOLD_MS = 2_000
 
@@ -149,6 +152,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
   async #loop(initialUrls: string[]): Promise<void> {
     let urls = initialUrls
     let failures = 0
+    const emptyUntil: number[] = []
     const { leaseSeconds, waitTimeSeconds, priorityWaitSeconds, names } = this.#settings
     while (!this.#stopped) {
       const n = await this.#reserve()
@@ -161,9 +165,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
           messages = await this.#receive(urls[0] as string, n, waitTimeSeconds)
         } else {
           // Highest level first; the main queue last, with a short long-poll when all are empty.
+          // A level found empty is skipped for a moment, so a busy lower level does not pay a
+          // round trip per higher level on every receive.
           for (level = urls.length - 1; level >= 0; level--) {
+            if (level > 0 && (emptyUntil[level] ?? 0) > Date.now()) continue
             messages = await this.#receive(urls[level] as string, n, level === 0 ? priorityWaitSeconds : 0)
             if (messages.length > 0) break
+            emptyUntil[level] = Date.now() + PRIORITY_RESCAN_MS
           }
           level = Math.max(0, level)
         }
@@ -173,7 +181,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
         if (this.#stopped) break
         this.#host.onError(err)
         if (isQueueMissing(err)) urls = await this.#host.levelUrls(names, true).catch(() => urls)
-        await sleep(backoffMs(failures++, 200, 10_000), this.#stop.signal)
+        await sleep(backoffMs(failures++, 200, 5_000), this.#stop.signal)
         continue
       }
       this.#unreserve(n - messages.length)
@@ -239,7 +247,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
         if (this.#stopped) break
         this.#host.onError(err)
         if (isQueueMissing(err)) delayUrl = undefined
-        await sleep(backoffMs(failures++, 500, 30_000), this.#stop.signal)
+        await sleep(backoffMs(failures++, 200, 5_000), this.#stop.signal)
       }
     }
   }

@@ -10,9 +10,3 @@ runBrokerConformance({
   name: 'sqs',
   factory: () => new SqsBroker(testOptions(sqs.endpoint)),
 })
-
-// Every queue of this broker is a FIFO queue: the adapter appends `.fifo` to the suite's names.
-runBrokerConformance({
-  name: 'sqs-fifo',
-  factory: () => new SqsBroker(testOptions(sqs.endpoint, { fifo: true })),
-})
