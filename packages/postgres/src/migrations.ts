@@ -96,6 +96,46 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX kv_expires ON ${s}.kv (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'complete_group_member(): an expired group starts over',
+    // One call records a member and counts it, atomically. A group whose bookkeeping expired
+    // is dropped first (under its row lock), so a late member starts a new count. Each
+    // statement of a VOLATILE function reads a fresh snapshot: the final read sees every
+    // member committed before our counter update, so the completing call gets all outcomes.
+    sql: (s) => `
+      CREATE FUNCTION ${s}.complete_group_member(
+        p_group text, p_idx integer, p_outcome text, p_size integer, p_ttl_ms float8)
+      RETURNS TABLE (completed integer, size integer, idxs integer[], outcomes text[])
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      DECLARE
+        v_inserted integer;
+        v_completed integer;
+        v_size integer;
+        v_expires timestamptz := now() + p_ttl_ms * interval '1 millisecond';
+      BEGIN
+        PERFORM 1 FROM ${s}.groups WHERE id = p_group AND expires_at <= now() FOR UPDATE;
+        IF FOUND THEN
+          DELETE FROM ${s}.group_members WHERE group_id = p_group;
+          DELETE FROM ${s}.groups WHERE id = p_group;
+        END IF;
+        INSERT INTO ${s}.group_members (group_id, idx, outcome) VALUES (p_group, p_idx, p_outcome)
+        ON CONFLICT (group_id, idx) DO NOTHING;
+        GET DIAGNOSTICS v_inserted = ROW_COUNT;
+        INSERT INTO ${s}.groups AS g (id, size, completed, expires_at)
+        VALUES (p_group, p_size, v_inserted, v_expires)
+        ON CONFLICT (id) DO UPDATE SET completed = g.completed + v_inserted, expires_at = v_expires
+        RETURNING g.completed, g.size INTO v_completed, v_size;
+        IF v_completed < v_size THEN
+          RETURN QUERY SELECT v_completed, v_size, NULL::integer[], NULL::text[];
+        ELSE
+          RETURN QUERY SELECT v_completed, v_size, array_agg(m.idx ORDER BY m.idx), array_agg(m.outcome ORDER BY m.idx)
+            FROM ${s}.group_members m WHERE m.group_id = p_group;
+        END IF;
+      END
+      $fn$;
+    `,
+  },
 ]
 
 /** The schema version this package expects. */

@@ -4,14 +4,13 @@ import {
   brokerCapabilities,
   type ConsumeOptions,
   type Consumer,
+  checkOutgoing,
   type DeadLetter,
   type DeadLetterInfo,
   type DeadLetterReason,
   type DeliveryHandler,
   type ListDeadLettersOptions,
-  NotSupportedError,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type QueueStats,
   type SerializedError,
 } from '@errand/core'
@@ -427,35 +426,14 @@ export class PostgresBroker implements Broker, ConsumerHost {
     checkQueue(queue)
     if (!Array.isArray(messages)) throw new TypeError('publish needs an array of messages')
     if (messages.length === 0) return undefined
-    const max = this.capabilities.maxMessageBytes
     const priorities: number[] = []
     const delays: number[] = []
     const bodies: Buffer[] = []
-    for (const m of messages) {
-      if (!(m.body instanceof Uint8Array)) throw new TypeError('message body must be a Uint8Array')
-      if (m.body.byteLength > max)
-        throw new PayloadTooLargeError(m.body.byteLength, max, { adapter: ADAPTER })
-      const delay = m.delayMs ?? 0
-      if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
-        throw new TypeError(`delayMs must be a finite number >= 0, got ${delay}`)
-      }
-      if (delay > MAX_DELAY_MS) {
-        throw new NotSupportedError(`delay of ${delay} ms is over the limit of ${MAX_DELAY_MS} ms`, {
-          adapter: ADAPTER,
-        })
-      }
-      const priority = m.priority ?? 0
-      if (!Number.isInteger(priority) || priority < 0) {
-        throw new TypeError(`priority must be an integer >= 0, got ${priority}`)
-      }
-      if (priority > MAX_PRIORITY) {
-        throw new NotSupportedError(`priority ${priority} is over the maximum of ${MAX_PRIORITY}`, {
-          adapter: ADAPTER,
-        })
-      }
-      priorities.push(priority)
-      delays.push(delay)
-      bodies.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength))
+    for (const [i, m] of messages.entries()) {
+      const checked = checkOutgoing(m, i, this.capabilities, ADAPTER)
+      priorities.push(checked.priority)
+      delays.push(checked.delayMs)
+      bodies.push(Buffer.from(checked.body.buffer, checked.body.byteOffset, checked.body.byteLength))
     }
     const channel = this.channel(queue)
     if (messages.length === 1) {

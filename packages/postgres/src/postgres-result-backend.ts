@@ -186,7 +186,12 @@ export class PostgresResultBackend implements ResultBackend {
     checkTtl(options?.ttlMs)
     // Not retried on a lost connection: a second run would not count twice (the member row
     // exists), but could answer done to a call that did not complete the group.
-    const res = await this.db.query<{ completed: number; size: number }>(
+    const res = await this.db.query<{
+      completed: number
+      size: number
+      idxs: number[] | null
+      outcomes: string[] | null
+    }>(
       {
         name: `${this.sql.prefix}member`,
         text: this.sql.completeMember,
@@ -198,14 +203,11 @@ export class PostgresResultBackend implements ResultBackend {
     const completed = Number(row?.completed ?? 0)
     const total = Number(row?.size ?? size)
     this.maybeCleanup()
-    if (completed < total) return { completed, done: false }
-    // A new statement (a new snapshot) sees every member committed before our counter update.
-    const members = await this.db.query<{ idx: number; outcome: string }>(
-      { name: `${this.sql.prefix}outcomes`, text: this.sql.groupOutcomes, values: [groupId] },
-      'idempotent',
-    )
+    if (completed < total || row?.idxs == null || row.outcomes == null) return { completed, done: false }
     const outcomes: MemberOutcome[] = new Array(total)
-    for (const m of members.rows) if (m.idx < total) outcomes[m.idx] = JSON.parse(m.outcome) as MemberOutcome
+    for (const [i, idx] of row.idxs.entries()) {
+      if (idx < total) outcomes[idx] = JSON.parse(row.outcomes[i]!) as MemberOutcome
+    }
     return { completed, done: true, outcomes }
   }
 

@@ -12,7 +12,6 @@ export class ResultSql {
   readonly getState: string
   readonly getStates: string
   readonly completeMember: string
-  readonly groupOutcomes: string
   readonly setIfAbsent: string
   readonly getValue: string
   readonly cleanup: string
@@ -37,19 +36,8 @@ export class ResultSql {
       SELECT w.id, w.state, CASE WHEN w.state IN ${FINAL} THEN pg_notify($6, w.id) END AS notified FROM w`
     this.getState = `SELECT record FROM ${s}.results WHERE id = $1 AND expires_at > now()`
     this.getStates = `SELECT id, record FROM ${s}.results WHERE id = ANY($1::text[]) AND expires_at > now()`
-    // One statement: the member row (once per index) and the counter, which counts the member
-    // only when its row was new. Concurrent calls serialise on the group row's lock.
-    this.completeMember = `WITH ins AS (
-        INSERT INTO ${s}.group_members (group_id, idx, outcome) VALUES ($1, $2, $3)
-        ON CONFLICT (group_id, idx) DO NOTHING RETURNING 1),
-      g AS (
-        INSERT INTO ${s}.groups AS g (id, size, completed, expires_at)
-        VALUES ($1, $4, (SELECT count(*) FROM ins), now() + $5::float8 ${MS})
-        ON CONFLICT (id) DO UPDATE
-          SET completed = g.completed + (SELECT count(*) FROM ins), expires_at = EXCLUDED.expires_at
-        RETURNING g.completed, g.size)
-      SELECT completed, size FROM g`
-    this.groupOutcomes = `SELECT idx, outcome FROM ${s}.group_members WHERE group_id = $1 ORDER BY idx`
+    // See migration 2: member row, counter and (when complete) the outcomes, in one call.
+    this.completeMember = `SELECT completed, size, idxs, outcomes FROM ${s}.complete_group_member($1, $2, $3, $4, $5)`
     // Set unless a live row exists; an expired row is replaced.
     this.setIfAbsent = `INSERT INTO ${s}.kv AS k (key, value, expires_at) VALUES ($1, $2, now() + $3::float8 ${MS})
       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
