@@ -210,16 +210,15 @@ export class AmqpBroker implements Broker {
   /** Remove the ready and delayed messages of `queue`; returns how many. */
   async purge(queue: string): Promise<number> {
     await this.#admitAdmin(queue)
-    let n = await this.#topology.admin(async (ch) => (await ch.purgeQueue(queue)).messageCount)
+    const ready = await this.#topology.admin(async (ch) => (await ch.purgeQueue(queue)).messageCount)
     const levels = [...(await this.#topology.existingLevels(queue)).keys()]
-    if (levels.length > 0) {
-      n += await this.#topology.admin(async (ch) => {
-        let m = 0
-        for (const level of levels) m += (await ch.purgeQueue(delayQueueName(queue, level))).messageCount
-        return m
-      })
-    }
-    return n
+    if (levels.length === 0) return ready
+    const delayed = await this.#topology.admin(async (ch) => {
+      let m = 0
+      for (const level of levels) m += (await ch.purgeQueue(delayQueueName(queue, level))).messageCount
+      return m
+    })
+    return ready + delayed
   }
 
   /** The first `limit` (default 100) dead letters of `queue`, oldest first. */
@@ -263,7 +262,8 @@ export class AmqpBroker implements Broker {
     for (let level = 0; level < MAX_DELAY_LEVELS; level++) names.push(delayQueueName(queue, level))
     await this.#topology.fanOut(
       names.map((name) => async (ch) => {
-        n += (await ch.deleteQueue(name)).messageCount
+        const { messageCount } = await ch.deleteQueue(name)
+        n += messageCount
       }),
     )
     this.#topology.forget(queue)

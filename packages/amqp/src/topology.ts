@@ -53,6 +53,7 @@ export class Topology {
   /** Per queue: the binding from level 0's exchange home. */
   readonly #arrivals = new Map<string, Promise<void>>()
   #exchanges: Promise<void> | undefined
+  #exchangesTop = -1
 
   constructor(conn: ConnectionManager, settings: TopologySettings) {
     this.#conn = conn
@@ -102,7 +103,7 @@ export class Topology {
 
   async #declareLevels(queue: string, mask: number): Promise<void> {
     await this.ensureQueue(queue)
-    await this.#ensureExchanges()
+    await this.#ensureExchanges(31 - Math.clz32(mask))
     const generation = this.#generation
     const pending: Promise<unknown>[] = []
     const tasks: ChannelTask[] = []
@@ -246,27 +247,43 @@ export class Topology {
     return { durable: true, arguments: args }
   }
 
-  #ensureExchanges(): Promise<void> {
-    const levels = Array.from({ length: this.#settings.delayLevels }, (_, level) => level)
-    this.#exchanges ??= (async () => {
-      await this.fanOut(
-        levels.map(
-          (level) => (ch) => ch.assertExchange(delayExchangeName(level), 'topic', { durable: true }),
-        ),
-      )
-      await this.fanOut(
-        levels
-          .filter((level) => level > 0)
-          .map(
-            (level) => (ch) =>
-              ch.bindExchange(delayExchangeName(level - 1), delayExchangeName(level), passDownPattern(level)),
+  /** The shared exchanges of levels 0..`top` and the bindings between them, once per connection. */
+  #ensureExchanges(top: number): Promise<void> {
+    let declaring = this.#exchanges
+    if (declaring === undefined || this.#exchangesTop < top) {
+      const from = declaring === undefined ? 0 : this.#exchangesTop + 1
+      const previous = declaring ?? Promise.resolve()
+      this.#exchangesTop = top
+      const levels = Array.from({ length: top - from + 1 }, (_, i) => from + i)
+      declaring = (async () => {
+        await previous
+        await this.fanOut(
+          levels.map(
+            (level) => (ch) => ch.assertExchange(delayExchangeName(level), 'topic', { durable: true }),
           ),
-      )
-    })().catch((err: unknown) => {
-      this.#exchanges = undefined
-      throw err
-    })
-    return this.#exchanges
+        )
+        await this.fanOut(
+          levels
+            .filter((level) => level > 0)
+            .map(
+              (level) => (ch) =>
+                ch.bindExchange(
+                  delayExchangeName(level - 1),
+                  delayExchangeName(level),
+                  passDownPattern(level),
+                ),
+            ),
+        )
+      })()
+      declaring.catch(() => {
+        if (this.#exchanges === declaring) {
+          this.#exchanges = undefined
+          this.#exchangesTop = -1
+        }
+      })
+      this.#exchanges = declaring
+    }
+    return declaring
   }
 
   /**
@@ -312,6 +329,7 @@ export class Topology {
     this.#levelMask.clear()
     this.#arrivals.clear()
     this.#exchanges = undefined
+    this.#exchangesTop = -1
   }
 }
 
