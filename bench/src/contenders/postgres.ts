@@ -1,17 +1,20 @@
 /**
  * PostgreSQL contenders, side by side in database `test`, each in its own schema:
- * - `errand pg broker`: @errand/postgres's PostgresBroker driven directly (publish/consume/ack);
+ * - `errand postgres`: Errand's app + worker over @errand/postgres's PostgresBroker, no results;
+ * - `errand postgres + results`: the same with every result stored in PostgresResultBackend;
+ * - `errand pg broker`: the PostgresBroker alone (publish / consume / ack), the adapter's floor;
  * - `pg-boss 10.4.2`, tuned for throughput (batch fetch, shortest polling interval);
  * - `graphile-worker 0.17.3`, default and with its local queue (the settings of its performance page);
  * - raw `pg` SKIP LOCKED loops: one job per query, and 50 per query (delete-on-fetch, no ack).
  *
  * Run: cd bench && pnpm exec tsx --conditions=source src/cli.ts --store postgres
  */
-import { PostgresBroker } from '@errand/postgres'
+import { PostgresBroker, PostgresResultBackend } from '@errand/postgres'
 import { Logger, makeWorkerUtils, type Runner, run, type WorkerUtils } from 'graphile-worker'
 import pg from 'pg'
 import PgBoss from 'pg-boss'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { errandContender } from './errand.js'
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const encoder = new TextEncoder()
@@ -235,7 +238,38 @@ function raw(perQuery: number): Contender {
   }
 }
 
+/** Empties the bench schema's result tables between runs (only the bench uses this schema). */
+async function dropResults(): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(
+      'TRUNCATE bench_errand.results, bench_errand.groups, bench_errand.group_members, bench_errand.kv',
+    )
+  } finally {
+    await client.end()
+  }
+}
+
 /** Every PostgreSQL contender, in one run. */
 export const contenders: ContenderSet = () => {
-  return [errandBroker(), pgBoss(), graphileWorker(false), graphileWorker(true), raw(1), raw(50)]
+  const url = withSchema('bench_errand')
+  return [
+    errandContender({
+      name: 'errand postgres',
+      broker: () => new PostgresBroker({ url, logger: silentLogger }),
+    }),
+    errandContender({
+      name: 'errand postgres + results',
+      broker: () => new PostgresBroker({ url, logger: silentLogger }),
+      backend: () => new PostgresResultBackend({ url, logger: silentLogger }),
+      cleanup: dropResults,
+    }),
+    errandBroker(),
+    pgBoss(),
+    graphileWorker(false),
+    graphileWorker(true),
+    raw(1),
+    raw(50),
+  ]
 }

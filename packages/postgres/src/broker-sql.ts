@@ -14,6 +14,7 @@ export class BrokerSql {
   readonly insertOne: string
   readonly insertMany: string
   readonly fetch: string
+  readonly ackFetch: string
   readonly nextDue: string
   readonly ack: string
   readonly nack: string
@@ -60,20 +61,27 @@ export class BrokerSql {
     // on the index, so delayed rows are never scanned; leased rows are skipped by the filter
     // (there are at most as many as deliveries in flight). Rows are locked as they are pulled,
     // so the outer LIMIT never over-locks.
-    this.fetch = `WITH ${andCfg} c AS (
+    const lease = (q: string, limit: string, ms: string): string => `c AS (
         SELECT j.id FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
         CROSS JOIN LATERAL (
           SELECT id FROM ${jobs}
-          WHERE queue = $1 AND priority = p.p AND run_at <= now()
+          WHERE queue = ${q} AND priority = p.p AND run_at <= now()
             AND (locked_until IS NULL OR locked_until <= now())
           ORDER BY run_at, id
-          LIMIT $2
+          LIMIT ${limit}
           FOR UPDATE SKIP LOCKED
         ) j
-        LIMIT $2)
-      UPDATE ${jobs} AS j SET deliveries = j.deliveries + 1, locked_until = now() + $3::float8 ${MS}
+        LIMIT ${limit})
+      UPDATE ${jobs} AS j SET deliveries = j.deliveries + 1, locked_until = now() + ${ms}::float8 ${MS}
       FROM c${joinCfg} WHERE j.id = c.id
       RETURNING j.id, j.deliveries, j.priority, j.body`
+    this.fetch = `WITH ${andCfg} ${lease('$1', '$2', '$3')}`
+    // Acks and the next fetch of the consumer they free slots for, in one round trip and one
+    // commit. The rows being deleted are leased, so the fetch part skips them.
+    this.ackFetch = `WITH ${andCfg} d AS (
+        DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
+        WHERE j.id = a.id AND j.deliveries = a.d),
+      ${lease('$3', '$4', '$5')}`
     // When to look again: the earliest delayed row, or the earliest lease to run out (a holder
     // that died). Milliseconds from the server's clock, so client clocks don't matter.
     this.nextDue = `SELECT ceil(extract(epoch FROM (min(t) - now())) * 1000)::float8 AS wait_ms FROM (

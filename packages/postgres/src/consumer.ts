@@ -33,19 +33,26 @@ export interface ConsumerSettings {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1
+/** Fetches in flight at once per consumer: one can run while the rows of the other are worked. */
+const MAX_LANES = 2
 
 /**
  * Fetches up to the free prefetch in one statement whenever it may find work: on a NOTIFY for
- * its queue, when slots free up after a full fetch, at the earliest `run_at` or lease expiry it
- * knows of, and on a slow safety poll. An idle consumer runs no query until one of those.
+ * its queue, when slots free up after a full fetch (then usually together with the acks that
+ * freed them, see {@link reserveWithAcks}), at the earliest `run_at` or lease expiry it knows
+ * of, and on a slow safety poll. An idle consumer runs no query until one of those.
+ *
+ * Slots: `held` deliveries are unsettled, `reserved` are promised to fetches in flight; new
+ * rows never take `held` past the prefetch.
  */
 export class PgConsumer implements Consumer, DeliveryOwner {
+  readonly settings: ConsumerSettings
   private readonly host: ConsumerHost
-  private readonly settings: ConsumerSettings
   private readonly onDelivery: DeliveryHandler
   private held = 0
-  private fetching: Promise<void> | undefined
-  /** Something happened during a fetch that the fetch may not have seen: look again. */
+  private reserved = 0
+  private readonly lanes = new Set<Promise<void>>()
+  /** A NOTIFY (or poll) came while fetching: the fetch may not have seen it, look again. */
   private dirty = false
   /** The queue may hold more ready rows than we had room for. */
   private backlog = false
@@ -77,7 +84,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     clearTimeout(this.dueTimer)
     clearTimeout(this.retryTimer)
     await this.host.listener.unlisten(this.settings.channel, this.onNotify)
-    await this.fetching
+    while (this.lanes.size > 0) await Promise.allSettled([...this.lanes])
   }
 
   /** A delivery of ours stopped counting against the prefetch. */
@@ -93,59 +100,107 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     }
   }
 
+  /**
+   * The broker is about to send `freed` of our acks: may it fetch for us in the same statement?
+   * Answers how many rows to fetch (0: no), counting the slots those acks will free. The rows
+   * come back through the returned `landed` once the acks have settled.
+   */
+  reserveWithAcks(
+    freed: number,
+  ): { limit: number; landed: (rows: FetchedRow[] | undefined) => void } | undefined {
+    if (this.canceled || this.retryTimer !== undefined || !this.backlog || this.lanes.size >= MAX_LANES)
+      return
+    const limit = this.settings.prefetch - this.held - this.reserved + freed
+    if (limit <= 0) return
+    this.reserved += limit
+    let finish!: () => void
+    const lane = new Promise<void>((resolve) => {
+      finish = resolve
+    })
+    this.lanes.add(lane)
+    return {
+      limit,
+      landed: (rows) => {
+        // After the acks' own settles (they free the slots these rows take).
+        setImmediate(() => {
+          this.reserved -= limit
+          this.lanes.delete(lane)
+          const done = rows === undefined ? this.afterFailure() : this.land(rows, limit)
+          done.finally(finish)
+        })
+      },
+    }
+  }
+
   private readonly onNotify = (): void => this.kick()
 
   private kick(): void {
     if (this.canceled || this.retryTimer !== undefined) return
-    if (this.fetching) {
-      this.dirty = true
-      return
-    }
-    if (this.held >= this.settings.prefetch) {
+    const free = this.settings.prefetch - this.held - this.reserved
+    if (free <= 0) {
       this.backlog = true
       return
     }
-    this.fetching = this.run().finally(() => {
-      this.fetching = undefined
-      if (this.dirty) this.kick()
-    })
-  }
-
-  private async run(): Promise<void> {
-    const { queue, prefetch, leaseMs } = this.settings
-    while (!this.canceled) {
-      this.dirty = false
-      const free = prefetch - this.held
-      if (free <= 0) {
-        this.backlog = true
-        return
-      }
-      let rows: FetchedRow[]
-      try {
-        rows = await this.host.fetchJobs(queue, free, leaseMs)
-        this.failures = 0
-      } catch (err) {
-        this.backoff(err)
-        return
-      }
-      if (this.canceled) {
-        if (rows.length > 0) await this.host.releaseRows(rows).catch(() => undefined)
-        return
-      }
-      this.deliver(rows)
-      if (rows.length >= free) continue
-      this.backlog = false
-      if (this.dirty) continue
-      let wait: number | undefined
-      try {
-        wait = await this.host.nextDue(queue)
-      } catch {
-        wait = undefined // the safety poll covers it
-      }
-      if (this.dirty) continue
-      this.arm(wait)
+    // A second lane only for a worthwhile batch; else wait for the one in flight.
+    if (
+      this.lanes.size >= MAX_LANES ||
+      (this.lanes.size > 0 && free < Math.ceil(this.settings.prefetch / 4))
+    ) {
+      this.dirty = true
       return
     }
+    this.dirty = false
+    clearTimeout(this.dueTimer)
+    this.dueTimer = undefined
+    this.reserved += free
+    const lane: Promise<void> = this.host.fetchJobs(this.settings.queue, free, this.settings.leaseMs).then(
+      (rows) => {
+        this.reserved -= free
+        this.lanes.delete(lane)
+        this.failures = 0
+        return this.land(rows, free)
+      },
+      (err: unknown) => {
+        this.reserved -= free
+        this.lanes.delete(lane)
+        this.backoff(err)
+      },
+    )
+    this.lanes.add(lane)
+  }
+
+  /** Rows arrived for a fetch of `asked`: deliver them and decide what to do next. */
+  private async land(rows: FetchedRow[], asked: number): Promise<void> {
+    if (this.canceled) {
+      if (rows.length > 0) await this.host.releaseRows(rows).catch(() => undefined)
+      return
+    }
+    this.deliver(rows)
+    if (rows.length >= asked) {
+      this.backlog = true
+      this.kick()
+      return
+    }
+    this.backlog = false
+    if (this.dirty) {
+      this.kick()
+      return
+    }
+    if (this.lanes.size > 0) return
+    // Drained for now: arm a timer for the next due row or lease expiry.
+    let wait: number | undefined
+    try {
+      wait = await this.host.nextDue(this.settings.queue)
+    } catch {
+      wait = undefined // the safety poll covers it
+    }
+    if (this.dirty || this.backlog) this.kick()
+    else if (this.lanes.size === 0) this.arm(wait)
+  }
+
+  private async afterFailure(): Promise<void> {
+    // The acks failed, so did our fetch; their settles freed the slots: look again.
+    this.kick()
   }
 
   private deliver(rows: FetchedRow[]): void {
@@ -183,6 +238,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     this.host.logger.warn(
       `fetch from queue "${this.settings.queue}" failed (${(err as Error).message}); retrying in ${delay} ms`,
     )
+    clearTimeout(this.retryTimer)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
       this.kick()

@@ -3,7 +3,7 @@ import type { DeadLetterInfo, Delivery } from '@errand/core'
 /** What a delivery needs from its broker. */
 export interface DeliveryHost {
   assertOpen(what: string): void
-  ackJob(id: string, deliveries: number): Promise<void>
+  ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<void>
   nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void>
   deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void>
   extendJob(id: string, deliveries: number, ms: number): Promise<void>
@@ -50,13 +50,8 @@ export class PgDelivery implements Delivery {
     this.body = body
   }
 
-  /** Key unique per delivery (id and lease token). */
-  get key(): string {
-    return `${this.messageId}:${this.attempt}`
-  }
-
   ack(): Promise<void> {
-    return this.settle('ack', () => this.host.ackJob(this.messageId, this.attempt))
+    return this.settle('ack', () => this.host.ackJob(this.messageId, this.attempt, this.owner))
   }
 
   nack(options: { delayMs?: number } = {}): Promise<void> {
