@@ -7,6 +7,10 @@ const ADAPTER = 'redis'
 /** Reconnect backoff of the connections we create: 50 ms growing to 1 s, forever. */
 const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
 
+function autoPipelined(client: RedisClient): boolean {
+  return client.options.enableAutoPipelining === true
+}
+
 /**
  * The connections of one broker or backend: a main client for commands (created from the URL,
  * or the caller's), plus duplicates for blocking waits and pub/sub. We close what we created and
@@ -22,11 +26,25 @@ export class Connections {
 
   constructor(plan: ConnectionPlan) {
     this.#display = plan.display
-    if (plan.kind === 'borrowed') {
+    if (plan.kind === 'borrowed' && !autoPipelined(plan.client)) {
       this.main = plan.client
       this.#owned = false
+    } else if (plan.kind === 'borrowed') {
+      // ioredis 6's auto-pipelining drops the command name of Buffer-reply commands, which the
+      // scripts need: use a duplicate of the given client without it (ours, closed by us).
+      this.main =
+        plan.client instanceof Cluster
+          ? plan.client.duplicate(undefined, { lazyConnect: true, enableAutoPipelining: false })
+          : plan.client.duplicate({ lazyConnect: true, enableAutoPipelining: false })
+      this.#owned = true
+      this.main.on('error', () => {})
     } else {
-      this.main = new Redis({ retryStrategy, ...plan.options, lazyConnect: true })
+      this.main = new Redis({
+        retryStrategy,
+        ...plan.options,
+        lazyConnect: true,
+        enableAutoPipelining: false,
+      })
       this.#owned = true
       this.main.on('error', () => {})
     }
@@ -61,9 +79,14 @@ export class Connections {
     this.assertOpen()
     let client: RedisClient
     if (this.main instanceof Cluster) {
-      client = this.main.duplicate(undefined, { lazyConnect: true })
+      client = this.main.duplicate(undefined, { lazyConnect: true, enableAutoPipelining: false })
     } else {
-      client = this.main.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, retryStrategy })
+      client = this.main.duplicate({
+        lazyConnect: true,
+        maxRetriesPerRequest: null,
+        retryStrategy,
+        enableAutoPipelining: false,
+      })
     }
     client.on('error', () => {})
     this.#duplicates.add(client)

@@ -252,24 +252,27 @@ describe.runIf(available)('RedisBroker on Redis', () => {
     expect(await b1.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 })
   })
 
-  it('uses a given client without closing it', async () => {
-    const client = new Redis(REDIS_URL)
-    const b = new RedisBroker({ client, keyPrefix: prefix })
-    await b.connect()
-    const q = queue()
-    const seen: string[] = []
-    await b.consume(
-      q,
-      (d) => {
-        seen.push(str(d.body))
-        void d.ack()
-      },
-      { prefetch: 1 },
-    )
-    await b.publish(q, [{ body: text('hi') }])
-    await until(() => seen.length === 1)
-    await b.close()
-    expect(await client.ping()).toBe('PONG')
-    client.disconnect()
-  })
+  it.each([false, true])(
+    'uses a given client without closing it (auto-pipelining %s)',
+    async (autoPipelining) => {
+      const client = new Redis(REDIS_URL, { enableAutoPipelining: autoPipelining })
+      const b = new RedisBroker({ client, keyPrefix: prefix })
+      await b.connect()
+      const q = queue()
+      const seen: string[] = []
+      await b.consume(
+        q,
+        (d) => {
+          seen.push(str(d.body))
+          void d.ack()
+        },
+        { prefetch: 1 },
+      )
+      await b.publish(q, [{ body: text('hi') }])
+      await until(() => seen.length === 1)
+      await b.close()
+      expect(await client.ping()).toBe('PONG')
+      client.disconnect()
+    },
+  )
 })
