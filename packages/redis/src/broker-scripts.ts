@@ -96,13 +96,22 @@ local lease_ms, want = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n_acks, n_ext = tonumber(ARGV[3]), tonumber(ARGV[4])
 local i = 5
 if n_acks > 0 then
-  local ids = {}
+  -- Three calls for the whole batch: which leases are still ours, drop those, drop their items.
+  local members = {}
+  for k = 1, n_acks do members[k] = ARGV[i + k - 1] end
+  i = i + n_acks
+  local scores = redis.call('ZMSCORE', LEASES, unpack(members))
+  local held, ids = {}, {}
   for k = 1, n_acks do
-    local m = ARGV[i]
-    i = i + 1
-    if redis.call('ZREM', LEASES, m) == 1 then ids[#ids + 1] = split_member(m) end
+    if scores[k] then
+      held[#held + 1] = members[k]
+      ids[#ids + 1] = split_member(members[k])
+    end
   end
-  if #ids > 0 then redis.call('HDEL', INFLIGHT, unpack(ids)) end
+  if #held > 0 then
+    redis.call('ZREM', LEASES, unpack(held))
+    redis.call('HDEL', INFLIGHT, unpack(ids))
+  end
 end
 for k = 1, n_ext do
   redis.call('ZADD', LEASES, 'XX', now + tonumber(ARGV[i + 1]), ARGV[i])
@@ -128,28 +137,29 @@ local got = 0
 if want > 0 then
   local deadline = now + lease_ms
   local hargs, zargs = {}, {}
-  local level = LEVELS - 1
-  while level >= 0 and got < want do
-    local need = want - got
-    local items = redis.call('RPOP', KEYS[6 + level], need)
-    local popped = 0
-    if items then
-      popped = #items
-      for _, item in ipairs(items) do
-        if item ~= '!' then
-          local a = string.find(item, ':', 1, true)
-          local b = string.find(item, ':', a + 1, true)
-          local id = string.sub(item, 1, a - 1)
-          hargs[#hargs + 1] = id
-          hargs[#hargs + 1] = item
-          zargs[#zargs + 1] = deadline
-          zargs[#zargs + 1] = id .. ':' .. (tonumber(string.sub(item, a + 1, b - 1)) + 1)
-          got = got + 1
-          out[got + 1] = item
-        end
+  -- One LMPOP scans the levels highest first (cheaper than one RPOP per level).
+  local lmpop = { LEVELS }
+  for p = LEVELS - 1, 0, -1 do lmpop[#lmpop + 1] = KEYS[6 + p] end
+  lmpop[#lmpop + 1] = 'RIGHT'
+  lmpop[#lmpop + 1] = 'COUNT'
+  local count_at = #lmpop + 1
+  while got < want do
+    lmpop[count_at] = want - got
+    local popped = redis.call('LMPOP', unpack(lmpop))
+    if not popped then break end
+    for _, item in ipairs(popped[2]) do
+      if item ~= '!' then
+        local a = string.find(item, ':', 1, true)
+        local b = string.find(item, ':', a + 1, true)
+        local id = string.sub(item, 1, a - 1)
+        hargs[#hargs + 1] = id
+        hargs[#hargs + 1] = item
+        zargs[#zargs + 1] = deadline
+        zargs[#zargs + 1] = id .. ':' .. (tonumber(string.sub(item, a + 1, b - 1)) + 1)
+        got = got + 1
+        out[got + 1] = item
       end
     end
-    if popped < need then level = level - 1 end
   end
   if got > 0 then
     redis.call('HSET', INFLIGHT, unpack(hargs))
