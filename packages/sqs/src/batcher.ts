@@ -31,25 +31,35 @@ export class Batcher<E, R> {
   #current: Pending<E, R>[] = []
   #bytes = 0
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined
+  /** The pending timer is a setImmediate (not a linger timeout). */
+  #immediate = false
   readonly #inFlight = new Set<Promise<void>>()
 
   constructor(options: BatcherOptions<E, R>) {
     this.#options = options
   }
 
-  /** Queue one entry; resolves with its outcome once its batch is sent. */
-  add(entry: E, size = 0): Promise<R> {
+  /**
+   * Queue one entry; resolves with its outcome once its batch is sent. `now`: skip the linger
+   * (the caller knows no other entry will join later than this turn of the event loop).
+   */
+  add(entry: E, size = 0, now = false): Promise<R> {
     const max = this.#options.maxBytes
     if (max !== undefined && this.#current.length > 0 && this.#bytes + size > max) this.#flushNow()
     return new Promise<R>((resolve, reject) => {
       this.#current.push({ entry, resolve, reject })
       this.#bytes += size
       if (this.#current.length >= this.#options.maxEntries) this.#flushNow()
-      else if (this.#timer === undefined) {
-        this.#timer =
-          this.#options.lingerMs > 0
-            ? setTimeout(() => this.#flushNow(), this.#options.lingerMs)
-            : setImmediate(() => this.#flushNow())
+      else if (now && !this.#immediate) {
+        // Still let entries added in this same turn of the event loop join.
+        this.#clearTimer()
+        this.#immediate = true
+        this.#timer = setImmediate(() => this.#flushNow())
+      } else if (this.#timer === undefined) {
+        this.#immediate = this.#options.lingerMs <= 0
+        this.#timer = this.#immediate
+          ? setImmediate(() => this.#flushNow())
+          : setTimeout(() => this.#flushNow(), this.#options.lingerMs)
       }
     })
   }
@@ -60,12 +70,16 @@ export class Batcher<E, R> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight])
   }
 
+  #clearTimer(): void {
+    if (this.#timer === undefined) return
+    if (this.#immediate) clearImmediate(this.#timer as NodeJS.Immediate)
+    else clearTimeout(this.#timer as NodeJS.Timeout)
+    this.#timer = undefined
+    this.#immediate = false
+  }
+
   #flushNow(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer as NodeJS.Timeout)
-      clearImmediate(this.#timer as NodeJS.Immediate)
-      this.#timer = undefined
-    }
+    this.#clearTimer()
     const batch = this.#current
     if (batch.length === 0) return
     this.#current = []

@@ -114,6 +114,11 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     return this.#host.isClosed()
   }
 
+  allSettling(): boolean {
+    for (const d of this.#held) if (!d.settling) return false
+    return true
+  }
+
   settled(delivery: SqsDelivery): void {
     if (!this.#held.delete(delivery)) return
     this.#free++

@@ -14,6 +14,8 @@ export interface DeliveryHost {
   isClosed(): boolean
   /** The delivery is settled (or abandoned): free its prefetch slot. */
   settled(delivery: SqsDelivery): void
+  /** True when every unsettled delivery of the consumer is being settled: no batch company is coming. */
+  allSettling(): boolean
   /** Re-send the message with a delay too long for its visibility, as a new message. */
   resend(delivery: SqsDelivery, delayMs: number): Promise<void>
   /** Send the message to the dead-letter queue with the reason attributes. */
@@ -73,10 +75,15 @@ export class SqsDelivery implements Delivery {
     return this.#state !== 'settled'
   }
 
+  /** A settle call is under way. */
+  get settling(): boolean {
+    return this.#state === 'settling'
+  }
+
   ack(): Promise<void> {
     return this.#settle('ack', async () => {
       if (await this.#lost()) return
-      await this.#host.transport.delete(this.url, this.handle, this.leaseEnd)
+      await this.#host.transport.delete(this.url, this.handle, this.leaseEnd, this.#host.allSettling())
     })
   }
 

@@ -80,15 +80,21 @@ export class Transport {
     return this.#retry('SendMessageBatch', deadline, () => this.#sendBatcher(url).add(entry, size))
   }
 
-  /** Delete one message by receipt handle. */
-  delete(url: string, handle: string, deadline: number): Promise<void> {
-    return this.#retry('DeleteMessageBatch', deadline, () => this.#deleteBatcher(url).add(handle))
+  /** Delete one message by receipt handle (`now`: do not wait for company). */
+  delete(url: string, handle: string, deadline: number, now = false): Promise<void> {
+    return this.#retry('DeleteMessageBatch', deadline, () => this.#deleteBatcher(url).add(handle, 0, now))
   }
 
   /** Change one message's visibility; a stale handle rejects with the SDK-shaped error. */
-  changeVisibility(url: string, handle: string, seconds: number, deadline: number): Promise<void> {
+  changeVisibility(
+    url: string,
+    handle: string,
+    seconds: number,
+    deadline: number,
+    now = false,
+  ): Promise<void> {
     return this.#retry('ChangeMessageVisibilityBatch', deadline, () =>
-      this.#visibilityBatcher(url).add({ handle, seconds }),
+      this.#visibilityBatcher(url).add({ handle, seconds }, 0, now),
     )
   }
 
