@@ -21,14 +21,53 @@ export class ShutdownError extends ErrandError {
   }
 }
 
-interface Running {
-  readonly delivery: Delivery
-  readonly envelope: Envelope
-  readonly controller: AbortController
-  readonly startedAt: number
+/**
+ * One running task. Its AbortSignal is made only when the handler reads `ctx.signal` (most never
+ * do, and an AbortController per task is a measurable share of a no-op task's cost).
+ */
+class Running {
   lastExtendedAt: number
   /** Set when shutdown returned the delivery: the task's outcome must not settle it again. */
-  abandoned: boolean
+  abandoned = false
+  /** Why the task was aborted (timeout, cancellation, shutdown), once it is. */
+  reason: unknown
+  private controller: AbortController | undefined
+  private onAbort: ((reason: unknown) => void) | undefined
+
+  constructor(
+    readonly delivery: Delivery,
+    readonly envelope: Envelope,
+    readonly startedAt: number,
+  ) {
+    this.lastExtendedAt = startedAt
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController()
+      if (this.reason !== undefined) this.controller.abort(this.reason)
+    }
+    return this.controller.signal
+  }
+
+  get aborted(): boolean {
+    return this.reason !== undefined
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return
+    this.reason = reason
+    this.controller?.abort(reason)
+    this.onAbort?.(reason)
+  }
+
+  /** Rejects when the task is aborted. */
+  whenAborted(): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      if (this.reason !== undefined) reject(this.reason)
+      else this.onAbort = reject
+    })
+  }
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
@@ -126,7 +165,7 @@ export class Worker {
       const left = [...this.running]
       for (const r of left) {
         r.abandoned = true
-        r.controller.abort(new ShutdownError())
+        r.abort(new ShutdownError())
       }
       await Promise.allSettled(left.map((r) => r.delivery.nack()))
     }
@@ -244,14 +283,7 @@ export class Worker {
       return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
     }
     await this.hook('onStart', info)
-    const running: Running = {
-      delivery: d,
-      envelope: env,
-      controller: new AbortController(),
-      startedAt: now,
-      lastExtendedAt: now,
-      abandoned: false,
-    }
+    const running = new Running(d, env, now)
     this.running.add(running)
     let output: unknown
     let failure: unknown
@@ -267,8 +299,7 @@ export class Worker {
     }
     if (running.abandoned) return
     if (ok) return this.finishSucceeded(d, env, info, task, output, now)
-    const reason = running.controller.signal.reason
-    if (reason instanceof CanceledError) return this.finishCanceled(d, env, info)
+    if (running.reason instanceof CanceledError) return this.finishCanceled(d, env, info)
     return this.finishAttemptFailed(d, env, info, task, failure)
   }
 
@@ -280,14 +311,16 @@ export class Worker {
     running: Running,
   ): Promise<unknown> {
     const rt = this.runtime as Runtime
-    const { controller, delivery } = running
+    const { delivery } = running
     const timeoutMs = env.timeoutMs ?? task.timeoutMs
     const leaseMs = this.options.leaseMs
     const ctx: TaskContext = {
       id: env.id,
       task: env.task,
       attempt: info.attempt,
-      signal: controller.signal,
+      get signal() {
+        return running.signal
+      },
       log: rt.logger,
       headers: env.headers ?? NO_HEADERS,
       rootId: env.root,
@@ -298,17 +331,12 @@ export class Worker {
       },
     }
     const work = Promise.resolve().then(() => task.handler(input, ctx))
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(controller.signal.reason)
-      if (controller.signal.aborted) onAbort()
-      else controller.signal.addEventListener('abort', onAbort, { once: true })
-    })
+    const aborted = running.whenAborted()
     aborted.catch(() => {})
     let timer: NodeJS.Timeout | undefined
     if (timeoutMs !== undefined) {
       timer = setTimeout(
-        () =>
-          controller.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
+        () => running.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
         timeoutMs,
       )
     }
@@ -483,7 +511,7 @@ export class Worker {
     try {
       const records = await rt.backend.getStates(candidates.map((r) => r.envelope.id))
       records.forEach((rec, i) => {
-        if (rec?.state === 'CANCELED') candidates[i]?.controller.abort(new CanceledError(rec.id))
+        if (rec?.state === 'CANCELED') candidates[i]?.abort(new CanceledError(rec.id))
       })
     } catch (err) {
       rt.logger.warn('could not check for cancellations', { error: String(err) })
