@@ -282,7 +282,7 @@ export class Worker {
     } catch (err) {
       return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
     }
-    await this.hook('onStart', info)
+    if (this.options.hooks?.onStart) await this.hook('onStart', info)
     const running = new Running(d, env, now)
     this.running.add(running)
     let output: unknown
@@ -352,28 +352,32 @@ export class Worker {
     startedAt: number,
   ): Promise<void> {
     const rt = this.runtime as Runtime
-    const next: Envelope[] = []
-    const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
-    await Promise.all([
-      rt.backend?.setState(
-        {
-          id: env.id,
-          state: 'SUCCESS',
-          task: env.task,
-          result: output,
-          attempts: info.attempt,
-          createdAt: env.createdAt,
-          startedAt,
-          finishedAt: Date.now(),
-        },
-        { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
-      ),
-      env.stack && env.stack.length > 0
-        ? rt.dispatcher.advance(output, env.stack, lineage, next).then(() => rt.dispatcher.publish(next))
-        : undefined,
-    ])
+    const stored = rt.backend?.setState(
+      {
+        id: env.id,
+        state: 'SUCCESS',
+        task: env.task,
+        result: output,
+        attempts: info.attempt,
+        createdAt: env.createdAt,
+        startedAt,
+        finishedAt: Date.now(),
+      },
+      { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
+    )
+    if (env.stack && env.stack.length > 0) {
+      // The outcome and the next step are written side by side; the ack waits for both.
+      const next: Envelope[] = []
+      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+      await Promise.all([
+        stored,
+        rt.dispatcher.advance(output, env.stack, lineage, next).then(() => rt.dispatcher.publish(next)),
+      ])
+    } else if (stored) {
+      await stored
+    }
     await d.ack()
-    await this.hook('onSuccess', info, output)
+    if (this.options.hooks?.onSuccess) await this.hook('onSuccess', info, output)
   }
 
   private async finishAttemptFailed(
