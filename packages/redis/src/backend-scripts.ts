@@ -6,8 +6,8 @@ import { LuaScript } from './lua.js'
  * Returns the state stored after the call.
  */
 export const SET_STATE = new LuaScript(`
-local current = redis.call('GET', KEYS[1])
-if current and string.sub(current, 1, 19) == '{"state":"CANCELED"' then return 'CANCELED' end
+-- Only the first bytes: the state leads the JSON, so a large stored result is never copied here.
+if redis.call('GETRANGE', KEYS[1], 0, 18) == '{"state":"CANCELED"' then return 'CANCELED' end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ARGV[3] == '1' then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
 return ARGV[5]

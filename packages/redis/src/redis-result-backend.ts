@@ -15,6 +15,7 @@ import { Connections } from './connection.js'
 import { FinalWaiters } from './final-waiters.js'
 import { type BackendKeys, backendKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
+import { TickBatch } from './tick-batch.js'
 
 const ADAPTER = { adapter: 'redis' } as const
 const STATES: ReadonlySet<string> = new Set<TaskState>([
@@ -50,6 +51,8 @@ export class RedisResultBackend implements ResultBackend {
   readonly #conns: Connections
   readonly #keys: BackendKeys
   readonly #waiters: FinalWaiters
+  /** State writes of one tick go out as one pipeline (standalone only). */
+  readonly #batch: TickBatch
   #closed = false
 
   /**
@@ -61,6 +64,7 @@ export class RedisResultBackend implements ResultBackend {
     const parsed = parseBackendOptions(options)
     this.#conns = new Connections(parsed.connection)
     this.#keys = backendKeys(parsed.keyPrefix)
+    this.#batch = new TickBatch(this.#conns.main, !this.#conns.cluster)
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
       this.#conns.main.get(this.#keys.record(id)),
     )
@@ -94,7 +98,7 @@ export class RedisResultBackend implements ResultBackend {
     const final = isFinalState(record.state) ? '1' : '0'
     const args = [json, ttlMs, final, this.#keys.channel(record.id), record.state]
     const stored = await this.#call('setState', () =>
-      SET_STATE.run(this.#conns.main, [this.#keys.record(record.id)], args),
+      this.#batch.run(SET_STATE, [this.#keys.record(record.id)], args),
     )
     return String(stored) as TaskState
   }
