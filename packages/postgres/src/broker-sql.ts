@@ -82,10 +82,14 @@ export class BrokerSql {
         DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
         WHERE j.id = a.id AND j.deliveries = a.d),
       ${lease('$3', '$4', '$5')}`
-    // When to look again: the earliest delayed row, or the earliest lease to run out (a holder
-    // that died). Milliseconds from the server's clock, so client clocks don't matter.
+    // When to look again: the earliest row not leased (a delayed one, or one that became due
+    // after the fetch's snapshot: then the answer is <= 0 and we fetch at once), or the earliest
+    // lease to run out (a holder that died). Leased rows at the head of each priority's range
+    // are skipped by the filter (at most the deliveries in flight). Milliseconds by the server's
+    // clock, so client clocks don't matter.
     this.nextDue = `SELECT ceil(extract(epoch FROM (min(t) - now())) * 1000)::float8 AS wait_ms FROM (
-        SELECT (SELECT run_at FROM ${jobs} WHERE queue = $1 AND priority = p AND run_at > now()
+        SELECT (SELECT run_at FROM ${jobs}
+                WHERE queue = $1 AND priority = p AND (locked_until IS NULL OR locked_until <= now())
                 ORDER BY run_at LIMIT 1) AS t
         FROM generate_series(0, ${MAX_PRIORITY}) AS p
         UNION ALL

@@ -62,6 +62,8 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   private pollTimer: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private kickScheduled = false
+  /** Fetches in a row that found nothing although a row looked due (it was locked): back off. */
+  private dueMisses = 0
 
   constructor(host: ConsumerHost, settings: ConsumerSettings, onDelivery: DeliveryHandler) {
     this.host = host
@@ -176,6 +178,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       return
     }
     this.deliver(rows)
+    this.dueMisses = rows.length > 0 ? 0 : this.dueMisses
     if (rows.length >= asked) {
       this.backlog = true
       this.kick()
@@ -195,7 +198,12 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       wait = undefined // the safety poll covers it
     }
     if (this.dirty || this.backlog) this.kick()
-    else if (this.lanes.size === 0) this.arm(wait)
+    else if (this.lanes.size === 0) {
+      // Due already (it became due after our fetch began, or another fetch holds its lock):
+      // look again soon, backing off if it keeps being out of reach.
+      if (wait !== undefined && wait <= 1) wait = Math.min(2 ** this.dueMisses++, 1000)
+      this.arm(wait)
+    }
   }
 
   private async afterFailure(): Promise<void> {
