@@ -48,7 +48,8 @@ const ADAPTER = { adapter: 'amqp' } as const
  *   `capabilities.leases` is false), and `attempt` counts deliveries (see {@link attemptOf}).
  * - Delays: per-queue delay levels `<q>.delay.<n>` (TTL 2^n ms, dead-lettered down a chain of
  *   shared topic exchanges), exact to the millisecond, up to 2^delayLevels − 1 ms.
- * - Priorities: `x-max-priority` on classic queues. Dead letters: `<q>.dead`, with reason headers.
+ * - Priorities (opt-in, `maxPriority`): `x-max-priority` on classic queues. Dead letters:
+ *   `<q>.dead`, with reason headers.
  * - Reconnects with backoff; topology is declared again and consumers resume by themselves.
  *
  * @example

@@ -118,7 +118,7 @@ describe.runIf(available)('amqp broker (RabbitMQ specifics)', () => {
 
   it('dead letters carry their reason, error, time and attempt in headers, and keep the priority', async () => {
     const q = uniqueQueue()
-    const broker = pool.broker()
+    const broker = pool.broker({ maxPriority: 9 })
     const inbox = new Collector()
     await broker.consume(q, inbox.handler, { prefetch: 1 })
     await broker.publish(q, [{ body: enc('p'), priority: 7 }])

@@ -24,8 +24,17 @@ async function redisAvailable(): Promise<boolean> {
 const withRedis = available && (await redisAvailable())
 
 const pool = new BrokerPool()
-const classic = () =>
-  pool.track(new AmqpBroker({ url: AMQP_URL, queueExpiresMs: TEST_QUEUE_EXPIRES_MS, logger: quietLogger() }))
+const classic =
+  (maxPriority = 0) =>
+  () =>
+    pool.track(
+      new AmqpBroker({
+        url: AMQP_URL,
+        maxPriority,
+        queueExpiresMs: TEST_QUEUE_EXPIRES_MS,
+        logger: quietLogger(),
+      }),
+    )
 const quorum = () =>
   pool.track(
     new AmqpBroker({
@@ -36,21 +45,23 @@ const quorum = () =>
     }),
   )
 
+// The app suites share the queue `default` (tasks without a queue): one set of queue arguments
+// for both. Priorities are exercised by the classic broker suite (maxPriority 9).
 describe.runIf(available)('amqp (RabbitMQ)', () => {
   afterAll(() => pool.cleanup(), 120_000)
-  runBrokerConformance({ name: 'amqp classic', factory: classic, queuePrefix: 'conf-amqp' })
+  runBrokerConformance({ name: 'amqp classic, maxPriority 9', factory: classic(9), queuePrefix: 'conf-amqp' })
   runBrokerConformance({ name: 'amqp quorum', factory: quorum, queuePrefix: 'conf-amqpq' })
   runAppConformance({
-    name: 'amqp broker + memory backend',
-    broker: classic,
+    name: 'amqp broker (no priorities) + memory backend',
+    broker: classic(0),
     backend: () => new MemoryResultBackend(),
     queuePrefix: 'app-amqp',
   })
   describe.runIf(withRedis)('with redis results', () => {
     // Result records, groups and claims are written with TTLs: the unique prefix expires on its own.
     runAppConformance({
-      name: 'amqp broker + redis backend',
-      broker: classic,
+      name: 'amqp broker (no priorities) + redis backend',
+      broker: classic(0),
       backend: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix: redisPrefix }),
       queuePrefix: 'app-amqpr',
     })

@@ -17,7 +17,7 @@ describe('options', () => {
   it('createBroker validates the URL and does not connect', () => {
     const broker = createBroker('amqp://guest:guest@127.0.0.1:1/')
     expect(broker.name).toBe('amqp')
-    expect(broker.capabilities).toMatchObject({ leases: false, maxPriority: 9, maxDelayMs: 2 ** 28 - 1 })
+    expect(broker.capabilities).toMatchObject({ leases: false, maxPriority: 0, maxDelayMs: 2 ** 28 - 1 })
   })
 
   it('reads our query parameters, passes amqplib ones through and strips ours', () => {
