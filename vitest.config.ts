@@ -5,7 +5,10 @@ const report = process.env.ERRAND_TEST_REPORT
 // Fault tests restart the shared servers (Redis, PostgreSQL, RabbitMQ) or cut connections, so they
 // run after every other test, one file at a time, where they cannot disturb a neighbour.
 export default defineConfig({
+  // Run workspace packages from their TypeScript sources (no build needed). Tests run in Vite's
+  // SSR environment, which takes its conditions from `ssr.resolve`, not `resolve`.
   resolve: { conditions: ['source'] },
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
