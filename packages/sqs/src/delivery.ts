@@ -83,7 +83,12 @@ export class SqsDelivery implements Delivery {
   ack(): Promise<void> {
     return this.#settle('ack', async () => {
       if (await this.#lost()) return
-      await this.#host.transport.delete(this.url, this.handle, this.leaseEnd, this.#host.allSettling())
+      await this.#host.transport
+        .delete(this.url, this.handle, this.leaseEnd, this.#host.allSettling())
+        .catch((err: unknown) => {
+          // The handle no longer holds the message (deleted, or received elsewhere): nothing to do.
+          if (!isStaleReceipt(err)) throw err
+        })
     })
   }
 
@@ -157,7 +162,7 @@ export class SqsDelivery implements Delivery {
   async #lost(): Promise<boolean> {
     if (Date.now() < this.leaseEnd - LEASE_MARGIN_MS) return false
     try {
-      await this.#changeVisibility(this.#leaseSeconds)
+      await this.#changeVisibility(Math.max(1, Math.min(this.#leaseSeconds, this.#visibilityLeft())))
       return false
     } catch (err) {
       if (isStaleReceipt(err)) return true
