@@ -2,17 +2,9 @@ import { createHash } from 'node:crypto'
 import type { RedisClient } from './options.js'
 
 /**
- * The Buffer-reply variants of EVAL/EVALSHA, which ioredis has at run time but does not declare.
- * (`callBuffer('EVALSHA', …)` would do, but loses the command name under auto-pipelining.)
- */
-interface BufferEval {
-  evalshaBuffer(sha: string, numkeys: number, ...args: (string | Buffer | number)[]): Promise<unknown>
-  evalBuffer(script: string, numkeys: number, ...args: (string | Buffer | number)[]): Promise<unknown>
-}
-
-/**
  * A Lua script run by EVALSHA, falling back to EVAL once when the server does not know it
- * (first use, or after a restart wiped the script cache).
+ * (first use, or after a restart wiped the script cache). Needs a connection without ioredis'
+ * auto-pipelining, which loses the command name of `callBuffer` (see connection.ts).
  */
 export class LuaScript {
   readonly source: string
