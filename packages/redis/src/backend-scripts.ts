@@ -1,16 +1,26 @@
 import { LuaScript } from './lua.js'
 
 /**
- * Write a task record unless a CANCELED one is stored; publish it when final.
- * KEYS: record. ARGV: record JSON (starting `{"state":"…"`), ttl ms, final (1/0), channel, state.
- * Returns the state stored after the call.
+ * Write task records unless a CANCELED one is stored; publish the final ones. One call writes
+ * one record or a whole batch (the writes of one tick, standalone Redis only: the keys of
+ * different tasks hash to different cluster slots).
+ * KEYS: record keys. ARGV, five per key: record JSON (starting `{"state":"…"`), ttl ms, final
+ * (1/0), channel, state. Returns the state stored after the call, per key.
  */
-export const SET_STATE = new LuaScript(`
--- Only the first bytes: the state leads the JSON, so a large stored result is never copied here.
-if redis.call('GETRANGE', KEYS[1], 0, 18) == '{"state":"CANCELED"' then return 'CANCELED' end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] == '1' then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
-return ARGV[5]
+export const SET_STATES = new LuaScript(`
+local out = {}
+for k = 1, #KEYS do
+  local b = (k - 1) * 5
+  -- Only the first bytes: the state leads the JSON, so a large stored result is never copied here.
+  if redis.call('GETRANGE', KEYS[k], 0, 18) == '{"state":"CANCELED"' then
+    out[k] = 'CANCELED'
+  else
+    redis.call('SET', KEYS[k], ARGV[b + 1], 'PX', ARGV[b + 2])
+    if ARGV[b + 3] == '1' then redis.call('PUBLISH', ARGV[b + 4], ARGV[b + 1]) end
+    out[k] = ARGV[b + 5]
+  end
+end
+return out
 `)
 
 /**

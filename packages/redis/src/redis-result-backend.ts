@@ -10,12 +10,12 @@ import {
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
-import { COMPLETE_MEMBER, SET_STATE } from './backend-scripts.js'
+import { COMPLETE_MEMBER } from './backend-scripts.js'
 import { Connections } from './connection.js'
 import { FinalWaiters } from './final-waiters.js'
 import { type BackendKeys, backendKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
-import { TickBatch } from './tick-batch.js'
+import { StateWriter } from './state-writer.js'
 
 const ADAPTER = { adapter: 'redis' } as const
 const STATES: ReadonlySet<string> = new Set<TaskState>([
@@ -51,8 +51,8 @@ export class RedisResultBackend implements ResultBackend {
   readonly #conns: Connections
   readonly #keys: BackendKeys
   readonly #waiters: FinalWaiters
-  /** State writes of one tick go out as one pipeline (standalone only). */
-  readonly #batch: TickBatch
+  /** State writes of one tick go out as one script call (standalone only). */
+  readonly #writer: StateWriter
   #closed = false
 
   /**
@@ -64,7 +64,7 @@ export class RedisResultBackend implements ResultBackend {
     const parsed = parseBackendOptions(options)
     this.#conns = new Connections(parsed.connection)
     this.#keys = backendKeys(parsed.keyPrefix)
-    this.#batch = new TickBatch(this.#conns.main, !this.#conns.cluster)
+    this.#writer = new StateWriter(this.#conns.main, !this.#conns.cluster)
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
       this.#conns.main.get(this.#keys.record(id)),
     )
@@ -97,10 +97,8 @@ export class RedisResultBackend implements ResultBackend {
     const json = JSON.stringify({ state, ...rest })
     const final = isFinalState(record.state) ? '1' : '0'
     const args = [json, ttlMs, final, this.#keys.channel(record.id), record.state]
-    const stored = await this.#call('setState', () =>
-      this.#batch.run(SET_STATE, [this.#keys.record(record.id)], args),
-    )
-    return String(stored) as TaskState
+    const stored = await this.#call('setState', () => this.#writer.write(this.#keys.record(record.id), args))
+    return stored as TaskState
   }
 
   /** The record of `id`, if present and not expired. */
