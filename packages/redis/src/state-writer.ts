@@ -47,7 +47,11 @@ export class StateWriter {
         batch.map((w) => w.key),
         args,
       ).then(
-        (states) => batch.forEach((w, j) => w.resolve(states[j] ?? '')),
+        (states) => {
+          batch.forEach((w, j) => {
+            w.resolve(states[j] ?? '')
+          })
+        },
         (err: unknown) => {
           for (const w of batch) w.reject(err)
         },
