@@ -8,7 +8,11 @@
  * - raw `pg` SKIP LOCKED loops: one job per query, and 50 per query (delete-on-fetch, no ack).
  *
  * Run: cd bench && pnpm exec tsx --conditions=source src/cli.ts --store postgres
+ * Growth (drain rate with a backlog of 1,000,000 vs 20,000, and the jobs table's size before,
+ * at the peak and after draining): pnpm exec tsx --conditions=source src/contenders/postgres.ts growth
  */
+import { writeFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import { PostgresBroker, PostgresResultBackend } from '@errand/postgres'
 import { Logger, makeWorkerUtils, type Runner, run, type WorkerUtils } from 'graphile-worker'
 import pg from 'pg'
@@ -30,7 +34,7 @@ function withSchema(schema: string): string {
   return url.toString()
 }
 
-/** @errand/postgres's broker on its own, until the shared Errand contender lands. */
+/** @errand/postgres's broker on its own: the adapter's floor under the Errand app. */
 function errandBroker(): Contender {
   let broker: PostgresBroker | undefined
   let queue = ''
@@ -272,4 +276,108 @@ export const contenders: ContenderSet = () => {
     raw(1),
     raw(50),
   ]
+}
+
+interface TableSize {
+  table: number
+  indexes: number
+}
+
+async function jobsTableSize(client: pg.Client): Promise<TableSize> {
+  const res = await client.query<{ table: string; indexes: string }>(
+    `SELECT pg_table_size('bench_errand.jobs')::text AS table, pg_indexes_size('bench_errand.jobs')::text AS indexes`,
+  )
+  return { table: Number(res.rows[0]!.table), indexes: Number(res.rows[0]!.indexes) }
+}
+
+const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`
+
+/** Fill `n` jobs, drain them at concurrency 50 through the Errand app; jobs/s of the drain. */
+async function drainRate(n: number, onProgress?: (done: number, seconds: number) => void): Promise<number> {
+  const c = errandContender({
+    name: 'errand postgres',
+    broker: () => new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger }),
+  })
+  const queue = `bench-growth-${process.pid}-${n}`
+  await c.open(queue)
+  try {
+    const data = 'x'.repeat(100)
+    for (let i = 0; i < n; i += 1000) {
+      await c.enqueueBulk(
+        Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ n: i + j, sentAt: 0, data })),
+      )
+    }
+    let done = 0
+    let resolve!: () => void
+    const all = new Promise<void>((r) => {
+      resolve = r
+    })
+    const start = performance.now()
+    await c.startWorker(50, () => {
+      done++
+      if (onProgress && done % 100_000 === 0) onProgress(done, (performance.now() - start) / 1000)
+      if (done === n) resolve()
+    })
+    await all
+    const seconds = (performance.now() - start) / 1000
+    await c.stopWorker()
+    return n / seconds
+  } finally {
+    await c.close()
+  }
+}
+
+/**
+ * The growth check: drain rate at a 20,000-job backlog, then at a 1,000,000-job backlog, with
+ * the jobs table's heap and index sizes before, at the peak, right after draining and once the
+ * broker's own VACUUM has run. Writes bench/results/postgres-growth-<time>.json.
+ */
+export async function growth(big = 1_000_000, small = 20_000): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    // Make sure the schema exists, then start from a vacuumed table.
+    const b = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
+    await b.connect()
+    await b.close()
+    await client.query('VACUUM bench_errand.jobs')
+    const before = await jobsTableSize(client)
+    console.error(`start: table ${mib(before.table)}, indexes ${mib(before.indexes)}`)
+    const smallRate = await drainRate(small)
+    console.error(`drain of ${small}: ${Math.round(smallRate)} jobs/s`)
+    const peakSizes: TableSize[] = []
+    const bigRate = await drainRate(big, (done, seconds) => {
+      console.error(`  ${done} drained after ${seconds.toFixed(1)} s (${Math.round(done / seconds)} jobs/s)`)
+    })
+    console.error(
+      `drain of ${big}: ${Math.round(bigRate)} jobs/s (${((bigRate / smallRate) * 100).toFixed(0)}% of the ${small} rate)`,
+    )
+    const after = await jobsTableSize(client)
+    // What the broker's own VACUUM (every 20,000 deletes) leaves; one more pass to be sure it ran.
+    await client.query('VACUUM bench_errand.jobs')
+    const vacuumed = await jobsTableSize(client)
+    console.error(`after draining: table ${mib(after.table)}, indexes ${mib(after.indexes)}`)
+    console.error(`after VACUUM:   table ${mib(vacuumed.table)}, indexes ${mib(vacuumed.indexes)}`)
+    const out = `results/postgres-growth-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
+    await writeFile(
+      new URL(`../../${out}`, import.meta.url),
+      JSON.stringify(
+        { big, small, smallRate, bigRate, before, after, vacuumed, peakSizes, at: new Date().toISOString() },
+        null,
+        2,
+      ),
+    )
+    console.error(`written to bench/${out}`)
+  } finally {
+    await client.end()
+  }
+}
+
+if (
+  process.argv[1] !== undefined &&
+  import.meta.url === pathToFileURL(process.argv[1]).href &&
+  process.argv[2] === 'growth'
+) {
+  await growth(Number(process.argv[3] ?? 1_000_000), Number(process.argv[4] ?? 20_000))
+  process.exit(0)
 }

@@ -1,8 +1,5 @@
 import { quoteSchema } from './migrations.js'
 
-/** Highest priority the broker accepts; the fetch probes each level from here down to 0. */
-export const MAX_PRIORITY = 9
-
 const MS = `* interval '1 millisecond'`
 
 /**
@@ -57,46 +54,18 @@ export class BrokerSql {
         SELECT $1, t.p, now() + t.d ${MS}, t.b
         FROM unnest($2::smallint[], $3::float8[], $4::bytea[]) WITH ORDINALITY AS t(p, d, b, n) ORDER BY t.n)
       SELECT pg_notify($5, '')`
-    // One probe per priority level, highest first. Within a level, `run_at <= now()` is a range
-    // on the index, so delayed rows are never scanned; leased rows are skipped by the filter
-    // (there are at most as many as deliveries in flight). Rows are locked as they are pulled,
-    // so the outer LIMIT never over-locks.
-    const lease = (q: string, limit: string, ms: string): string => `c AS (
-        SELECT j.id FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
-        CROSS JOIN LATERAL (
-          SELECT id FROM ${jobs}
-          WHERE queue = ${q} AND priority = p.p AND run_at <= now()
-            AND (locked_until IS NULL OR locked_until <= now())
-          ORDER BY run_at, id
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED
-        ) j
-        LIMIT ${limit})
-      UPDATE ${jobs} AS j SET deliveries = j.deliveries + 1, locked_until = now() + ${ms}::float8 ${MS}
-      FROM c${joinCfg} WHERE j.id = c.id
-      RETURNING j.id, j.deliveries, j.priority, j.body`
-    this.fetch = `WITH ${andCfg} ${lease('$1', '$2', '$3')}`
-    // Acks and the next fetch of the consumer they free slots for, in one round trip and one
-    // commit. The rows being deleted are leased, so the fetch part skips them.
-    this.ackFetch = `WITH ${andCfg} d AS (
-        DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
-        WHERE j.id = a.id AND j.deliveries = a.d),
-      ${lease('$3', '$4', '$5')}`
-    // When to look again: the earliest row not leased (a delayed one, or one that became due
-    // after the fetch's snapshot: then the answer is <= 0 and we fetch at once), or the earliest
-    // lease to run out (a holder that died). Leased rows at the head of each priority's range
-    // are skipped by the filter (at most the deliveries in flight). Milliseconds by the server's
-    // clock, so client clocks don't matter.
-    this.nextDue = `SELECT ceil(extract(epoch FROM (min(t) - now())) * 1000)::float8 AS wait_ms FROM (
-        SELECT (SELECT run_at FROM ${jobs}
-                WHERE queue = $1 AND priority = p AND (locked_until IS NULL OR locked_until <= now())
-                ORDER BY run_at LIMIT 1) AS t
-        FROM generate_series(0, ${MAX_PRIORITY}) AS p
-        UNION ALL
-        SELECT min(locked_until) FROM ${jobs}
-        WHERE queue = $1 AND run_at <= now() AND locked_until > now()) AS x`
-    this.ack = `${withCfg} DELETE FROM ${jobs} AS j USING unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
-      WHERE j.id = a.id AND j.deliveries = a.d`
+    // Fetch, ack, and both at once: one call of lease_jobs() (migration 3), whose plans walk the
+    // (queue, priority, run_at, id) index whatever the statistics say. One probe per priority
+    // level, highest first; `run_at <= now()` is a range, so delayed rows are never scanned;
+    // rows are locked as they are pulled (SKIP LOCKED), so the LIMIT never over-locks.
+    const async = asyncSettle ? 'true' : 'false'
+    this.fetch = `SELECT * FROM ${s}.lease_jobs(NULL, NULL, $1, $2, $3, ${async})`
+    this.ackFetch = `SELECT * FROM ${s}.lease_jobs($1::bigint[], $2::int[], $3, $4, $5, ${async})`
+    this.ack = `SELECT * FROM ${s}.lease_jobs($1::bigint[], $2::int[], NULL, 0, 0, ${async})`
+    // When to look again (see next_due() in migration 3): the earliest row not leased (a
+    // delayed one, or one that became due after the fetch began: then <= 0), or the earliest
+    // lease to run out (a holder that died). By the server's clock.
+    this.nextDue = `SELECT ${s}.next_due($1) AS wait_ms`
     this.nack = `WITH ${andCfg} u AS (
         UPDATE ${jobs} SET locked_until = NULL,
           run_at = CASE WHEN $3::float8 > 0 THEN now() + $3::float8 ${MS} ELSE run_at END

@@ -98,6 +98,25 @@ export class Db {
     return this.closed
   }
 
+  /**
+   * A dedicated client for LISTEN, retrying until `reconnectTimeoutMs` while the server is
+   * unreachable (it may be restarting); ConnectionError after that.
+   */
+  async connectDedicated(): Promise<PgPoolClient> {
+    const deadline = Date.now() + this.config.reconnectTimeoutMs
+    let delay = 50
+    for (;;) {
+      try {
+        return await this.dedicatedClient()
+      } catch (err) {
+        if (!isConnectionError(err) || this.closed || Date.now() + delay > deadline)
+          throw this.wrap(err, true)
+        await sleep(delay)
+        delay = Math.min(delay * 2, 1000)
+      }
+    }
+  }
+
   /** A new dedicated client for LISTEN: our own connection, or one held from the caller's pool. */
   async dedicatedClient(): Promise<PgPoolClient> {
     if (!this.owned) return guard(await this.pool.connect())

@@ -62,6 +62,11 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   private pollTimer: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private kickScheduled = false
+  /**
+   * Bumped when a fetch starts. A lane's look for the next due time counts only if no fetch
+   * started after its own: an older answer (from an older snapshot) must not undo a newer one.
+   */
+  private generation = 0
   /** Fetches in a row that found nothing although a row looked due (it was locked): back off. */
   private dueMisses = 0
 
@@ -115,6 +120,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     const limit = this.settings.prefetch - this.held - this.reserved + freed
     if (limit <= 0) return
     this.reserved += limit
+    const generation = ++this.generation
     let finish!: () => void
     const lane = new Promise<void>((resolve) => {
       finish = resolve
@@ -127,7 +133,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
         setImmediate(() => {
           this.reserved -= limit
           this.lanes.delete(lane)
-          const done = rows === undefined ? this.afterFailure() : this.land(rows, limit)
+          const done = rows === undefined ? this.afterFailure() : this.land(rows, limit, generation)
           done.finally(finish)
         })
       },
@@ -155,12 +161,13 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     clearTimeout(this.dueTimer)
     this.dueTimer = undefined
     this.reserved += free
+    const generation = ++this.generation
     const lane: Promise<void> = this.host.fetchJobs(this.settings.queue, free, this.settings.leaseMs).then(
       (rows) => {
         this.reserved -= free
         this.lanes.delete(lane)
         this.failures = 0
-        return this.land(rows, free)
+        return this.land(rows, free, generation)
       },
       (err: unknown) => {
         this.reserved -= free
@@ -172,7 +179,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   }
 
   /** Rows arrived for a fetch of `asked`: deliver them and decide what to do next. */
-  private async land(rows: FetchedRow[], asked: number): Promise<void> {
+  private async land(rows: FetchedRow[], asked: number, generation: number): Promise<void> {
     if (this.canceled) {
       if (rows.length > 0) await this.host.releaseRows(rows).catch(() => undefined)
       return
@@ -189,7 +196,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       this.kick()
       return
     }
-    if (this.lanes.size > 0) return
+    if (this.lanes.size > 0 || generation !== this.generation) return
     // Drained for now: arm a timer for the next due row or lease expiry.
     let wait: number | undefined
     try {
@@ -198,7 +205,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       wait = undefined // the safety poll covers it
     }
     if (this.dirty || this.backlog) this.kick()
-    else if (this.lanes.size === 0) {
+    else if (this.lanes.size === 0 && generation === this.generation) {
       // Due already (it became due after our fetch began, or another fetch holds its lock):
       // look again soon, backing off if it keeps being out of reach.
       if (wait !== undefined && wait <= 1) wait = Math.min(2 ** this.dueMisses++, 1000)

@@ -30,10 +30,7 @@ export class Listener {
 
   /** Connects once (retrying until the reconnect timeout), then keeps the connection up. */
   async start(): Promise<void> {
-    const client = await this.db.dedicatedClient().catch((err: unknown) => {
-      throw this.db.wrap(err, true)
-    })
-    await this.adopt(client)
+    await this.adopt(await this.db.connectDedicated())
   }
 
   /** Adds a handler; resolves once the channel is LISTENed on (or a reconnect is under way). */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { PgPoolClient } from './pg-types.js'
+import { MAX_PRIORITY } from './priority.js'
 
 /**
  * Quotes a schema name that {@link resolveConnection} already validated against
@@ -133,6 +134,71 @@ const MIGRATIONS: readonly Migration[] = [
             FROM ${s}.group_members m WHERE m.group_id = p_group;
         END IF;
       END
+      $fn$;
+    `,
+  },
+  {
+    version: 3,
+    name: 'lease_jobs() and next_due(): plans that do not depend on table statistics',
+    // A queue table's statistics are stale by nature (and autovacuum may be off): with a
+    // misestimate the planner picks a bitmap scan plus sort that reads a whole queue per fetch.
+    // Inside these functions bitmap and sequential scans are off, so the fetch always walks the
+    // (queue, priority, run_at, id) index in order and stops at its LIMIT; plpgsql caches the plan
+    // per connection. `p_async`: commit without waiting for the WAL flush (set for this
+    // transaction only; the caller's statement commits after the function returns).
+    sql: (s) => `
+      CREATE FUNCTION ${s}.lease_jobs(
+        p_ack_ids bigint[], p_ack_dels integer[], p_queue text, p_limit integer, p_lease_ms float8,
+        p_async boolean)
+      RETURNS TABLE (id bigint, deliveries integer, priority smallint, body bytea)
+      LANGUAGE plpgsql VOLATILE
+      SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+      AS $fn$
+      #variable_conflict use_column
+      BEGIN
+        IF p_async THEN
+          PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        IF p_ack_ids IS NOT NULL THEN
+          DELETE FROM ${s}.jobs AS j USING unnest(p_ack_ids, p_ack_dels) AS a(id, d)
+          WHERE j.id = a.id AND j.deliveries = a.d;
+        END IF;
+        IF p_limit > 0 THEN
+          RETURN QUERY
+          WITH c AS (
+            SELECT l.id FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
+            CROSS JOIN LATERAL (
+              SELECT jobs.id FROM ${s}.jobs
+              WHERE jobs.queue = p_queue AND jobs.priority = p.p AND jobs.run_at <= now()
+                AND (jobs.locked_until IS NULL OR jobs.locked_until <= now())
+              ORDER BY jobs.run_at, jobs.id
+              LIMIT p_limit
+              FOR UPDATE SKIP LOCKED
+            ) l
+            LIMIT p_limit)
+          UPDATE ${s}.jobs AS j
+          SET deliveries = j.deliveries + 1, locked_until = now() + p_lease_ms * interval '1 millisecond'
+          FROM c WHERE j.id = c.id
+          RETURNING j.id, j.deliveries, j.priority, j.body;
+        END IF;
+      END
+      $fn$;
+
+      -- Ms until the earliest row not leased (<= 0: one is due now) or the earliest lease to run
+      -- out; NULL when neither exists.
+      CREATE FUNCTION ${s}.next_due(p_queue text) RETURNS float8
+      LANGUAGE sql STABLE
+      SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+      AS $fn$
+        SELECT ceil(extract(epoch FROM (min(t) - now())) * 1000)::float8 FROM (
+          SELECT (SELECT jobs.run_at FROM ${s}.jobs
+                  WHERE jobs.queue = p_queue AND jobs.priority = p
+                    AND (jobs.locked_until IS NULL OR jobs.locked_until <= now())
+                  ORDER BY jobs.run_at LIMIT 1) AS t
+          FROM generate_series(0, ${MAX_PRIORITY}) AS p
+          UNION ALL
+          SELECT min(jobs.locked_until) FROM ${s}.jobs
+          WHERE jobs.queue = p_queue AND jobs.run_at <= now() AND jobs.locked_until > now()) AS x
       $fn$;
     `,
   },

@@ -16,7 +16,7 @@ import {
 } from '@errand/core'
 import { z } from 'zod'
 import { Batcher } from './batcher.js'
-import { BrokerSql, MAX_PRIORITY } from './broker-sql.js'
+import { BrokerSql } from './broker-sql.js'
 import { Db } from './connection.js'
 import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
 import type { DeliveryOwner, PgDelivery } from './delivery.js'
@@ -31,6 +31,7 @@ import {
   resolveConnection,
 } from './options.js'
 import type { PgQueryable } from './pg-types.js'
+import { MAX_PRIORITY } from './priority.js'
 
 /** Options of {@link PostgresBroker}. */
 export interface PostgresBrokerOptions extends PostgresConnectionOptions {
@@ -403,11 +404,11 @@ export class PostgresBroker implements Broker, ConsumerHost {
     const deliveries = arrayLiteral(items, (a) => a.deliveries)
     const fused = this.fuse(items)
     if (fused === undefined) {
-      const res = await this.db.query(
+      await this.db.query(
         { name: `${this.sql.prefix}ack`, text: this.sql.ack, values: [ids, deliveries] },
         'idempotent',
       )
-      this.deleted(res.rowCount ?? 0)
+      this.deleted(items.length)
       return []
     }
     const { consumer, reservation } = fused

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { PostgresBroker, PostgresResultBackend } from '../src/index.js'
-import { DATABASE_URL, dropSchema, uniqueQueue, uniqueSchema } from './helpers.js'
+import { DATABASE_URL, dropSchema, uniqueQueue, uniqueSchema, until } from './helpers.js'
 
 const schema = uniqueSchema('apptx')
 const queue = uniqueQueue('apptx')
@@ -95,7 +95,9 @@ describe('app.send(sig, { tx }) on Postgres', () => {
     expect(await marker.get({ timeoutMs: 10_000 })).toBe(2)
     expect(ran).toEqual(['double 1'])
     expect(await rolledBack!.state()).toBe('PENDING')
+    // The marker's ack follows its stored result: wait for it, then nothing else is left.
     const broker = (await app.connect()).broker
+    await until(async () => (await broker.stats(queue)).inFlight === 0)
     expect(await broker.stats(queue)).toMatchObject({ ready: 0, delayed: 0, inFlight: 0 })
   })
 })
