@@ -133,7 +133,13 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   ack(delivery: RedisDelivery): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#acks.push({ delivery, resolve, reject })
-      this.#schedule()
+      // Every held delivery is being settled: nothing more will join this batch, send it now
+      // (a microtask, not the next turn of the loop). Otherwise wait for the turn to collect more.
+      if (this.#acks.length + this.#settling.size >= this.#held.size && !this.#pausing) {
+        queueMicrotask(() => this.#cycle())
+      } else {
+        this.#schedule()
+      }
     })
   }
 
