@@ -293,7 +293,11 @@ async function jobsTableSize(client: pg.Client): Promise<TableSize> {
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`
 
 /** Fill `n` jobs, drain them at concurrency 50 through the Errand app; jobs/s of the drain. */
-async function drainRate(n: number, onProgress?: (done: number, seconds: number) => void): Promise<number> {
+async function drainRate(
+  n: number,
+  onProgress?: (done: number, seconds: number) => void,
+  afterFill?: () => Promise<void>,
+): Promise<number> {
   const c = errandContender({
     name: 'errand postgres',
     broker: () => new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger }),
@@ -307,6 +311,7 @@ async function drainRate(n: number, onProgress?: (done: number, seconds: number)
         Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ n: i + j, sentAt: 0, data })),
       )
     }
+    await afterFill?.()
     let done = 0
     let resolve!: () => void
     const all = new Promise<void>((r) => {
@@ -329,40 +334,67 @@ async function drainRate(n: number, onProgress?: (done: number, seconds: number)
 
 /**
  * The growth check: drain rate at a 20,000-job backlog, then at a 1,000,000-job backlog, with
- * the jobs table's heap and index sizes before, at the peak, right after draining and once the
- * broker's own VACUUM has run. Writes bench/results/postgres-growth-<time>.json.
+ * the jobs table's heap and index sizes at the start (after `maintain()`), at the peak, right
+ * after draining (the broker VACUUMs as it goes) and after `maintain()` again. Writes
+ * bench/results/postgres-growth-<time>.json.
  */
 export async function growth(big = 1_000_000, small = 20_000): Promise<void> {
   const client = new pg.Client({ connectionString: DATABASE_URL })
   await client.connect()
   try {
-    // Make sure the schema exists, then start from a vacuumed table.
+    // Start from a compact table (earlier runs may have left large indexes behind).
     const b = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
     await b.connect()
+    await b.maintain()
     await b.close()
-    await client.query('VACUUM bench_errand.jobs')
     const before = await jobsTableSize(client)
     console.error(`start: table ${mib(before.table)}, indexes ${mib(before.indexes)}`)
     const smallRate = await drainRate(small)
     console.error(`drain of ${small}: ${Math.round(smallRate)} jobs/s`)
-    const peakSizes: TableSize[] = []
-    const bigRate = await drainRate(big, (done, seconds) => {
-      console.error(`  ${done} drained after ${seconds.toFixed(1)} s (${Math.round(done / seconds)} jobs/s)`)
-    })
+    let peak: TableSize | undefined
+    const bigRate = await drainRate(
+      big,
+      (done, seconds) => {
+        console.error(
+          `  ${done} drained after ${seconds.toFixed(1)} s (${Math.round(done / seconds)} jobs/s)`,
+        )
+      },
+      async () => {
+        peak = await jobsTableSize(client)
+        console.error(`backlog of ${big}: table ${mib(peak.table)}, indexes ${mib(peak.indexes)}`)
+      },
+    )
     console.error(
       `drain of ${big}: ${Math.round(bigRate)} jobs/s (${((bigRate / smallRate) * 100).toFixed(0)}% of the ${small} rate)`,
     )
+    // Right after draining: the broker VACUUMs as it goes (every 20,000 deletes), so the heap
+    // is empty and truncated; B-tree files keep their high-water mark for the next backlog.
     const after = await jobsTableSize(client)
-    // What the broker's own VACUUM (every 20,000 deletes) leaves; one more pass to be sure it ran.
-    await client.query('VACUUM bench_errand.jobs')
-    const vacuumed = await jobsTableSize(client)
     console.error(`after draining: table ${mib(after.table)}, indexes ${mib(after.indexes)}`)
-    console.error(`after VACUUM:   table ${mib(vacuumed.table)}, indexes ${mib(vacuumed.indexes)}`)
+    // maintain(): VACUUM + REINDEX CONCURRENTLY of indexes far larger than their rows need.
+    const m = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
+    await m.connect()
+    const { after: maintained, reindexed } = await m.maintain()
+    await m.close()
+    console.error(
+      `after maintain(): table ${mib(maintained.table)}, indexes ${mib(maintained.indexes)} (rebuilt ${reindexed.join(', ') || 'none'})`,
+    )
     const out = `results/postgres-growth-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
     await writeFile(
       new URL(`../../${out}`, import.meta.url),
       JSON.stringify(
-        { big, small, smallRate, bigRate, before, after, vacuumed, peakSizes, at: new Date().toISOString() },
+        {
+          big,
+          small,
+          smallRate,
+          bigRate,
+          before,
+          peak,
+          after,
+          maintained,
+          reindexed,
+          at: new Date().toISOString(),
+        },
         null,
         2,
       ),

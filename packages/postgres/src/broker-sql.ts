@@ -24,6 +24,42 @@ export class BrokerSql {
   readonly requeueDead: string
   readonly purgeDead: string
   readonly vacuum: string
+  readonly tableSize: string
+  /** Valid indexes of the jobs table: quoted name, size, live rows (as of the last VACUUM). */
+  readonly indexSizes: string
+  /** Invalid indexes left by a failed concurrent rebuild. */
+  readonly dropInvalidIndexes: string
+  /**
+   * The statement that publishes `messages` (already checked) to `queue` and NOTIFYs `channel`:
+   * a prepared single-row insert, or one multi-row insert for a batch.
+   */
+  insert(
+    queue: string,
+    priorities: number[],
+    delays: number[],
+    bodies: Buffer[],
+    channel: string,
+  ): { name?: string; text: string; values: unknown[] } {
+    if (bodies.length === 1) {
+      return {
+        name: `${this.prefix}insert_one`,
+        text: this.insertOne,
+        values: [queue, priorities[0], delays[0], bodies[0], channel],
+      }
+    }
+    return { text: this.insertMany, values: [queue, priorities, delays, bodies, channel] }
+  }
+
+  /** Rebuilds one index online; `name` is a quoted name read from the catalog. */
+  reindex(name: string): string {
+    return `REINDEX INDEX CONCURRENTLY ${catalogName(name)}`
+  }
+
+  /** Drops one index online; `name` is a quoted name read from the catalog. */
+  dropIndex(name: string): string {
+    return `DROP INDEX CONCURRENTLY IF EXISTS ${catalogName(name)}`
+  }
+
   /** Prefix of prepared statement names, unique per schema. */
   readonly prefix: string
 
@@ -97,5 +133,22 @@ export class BrokerSql {
       SELECT (SELECT count(*) FROM ins)::int AS n, pg_notify($3, '')`
     this.purgeDead = `DELETE FROM ${dead} WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`
     this.vacuum = `VACUUM ${jobs}`
+    this.tableSize = `SELECT pg_table_size('${jobs}'::regclass)::text AS table,
+      pg_indexes_size('${jobs}'::regclass)::text AS indexes`
+    const indexes = (valid: boolean) => `SELECT format('%I.%I', n.nspname, ic.relname) AS name,
+        pg_relation_size(i.indexrelid)::text AS bytes, t.reltuples AS rows
+      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE i.indrelid = '${jobs}'::regclass AND ${valid ? '' : 'NOT '}i.indisvalid`
+    this.indexSizes = indexes(true)
+    this.dropInvalidIndexes = indexes(false)
   }
+}
+
+/** A schema-qualified name as `format('%I.%I')` quoted it; anything else is refused. */
+function catalogName(name: string): string {
+  if (!/^("?)[a-z_][a-z0-9_]*\1\.("?)[a-z_][a-z0-9_]*\2$/.test(name)) {
+    throw new TypeError(`unexpected index name ${JSON.stringify(name)}`)
+  }
+  return name
 }

@@ -7,20 +7,18 @@ import {
   checkOutgoing,
   type DeadLetter,
   type DeadLetterInfo,
-  type DeadLetterReason,
   type DeliveryHandler,
   type ListDeadLettersOptions,
   type OutgoingMessage,
   type QueueStats,
-  type SerializedError,
 } from '@errand/core'
 import { z } from 'zod'
-import { Batcher } from './batcher.js'
 import { BrokerSql } from './broker-sql.js'
 import { Db } from './connection.js'
 import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
 import type { DeliveryOwner, PgDelivery } from './delivery.js'
 import { Listener } from './listener.js'
+import { JobsMaintenance, type JobsTableSize } from './maintenance.js'
 import { queueChannel } from './migrations.js'
 import {
   ADAPTER,
@@ -32,6 +30,9 @@ import {
 } from './options.js'
 import type { PgQueryable } from './pg-types.js'
 import { MAX_PRIORITY } from './priority.js'
+import { QueueAdmin } from './queue-admin.js'
+import { Settler } from './settler.js'
+import { checkQueue } from './validate.js'
 
 /** Options of {@link PostgresBroker}. */
 export interface PostgresBrokerOptions extends PostgresConnectionOptions {
@@ -73,7 +74,6 @@ const optionsSchema = z
 
 /** About 100 years: longer delays than this are refused (core hops them). */
 const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
-const MAX_QUEUE_NAME = 200
 
 /**
  * A Broker on PostgreSQL: one `jobs` table per schema, fetched with `FOR UPDATE SKIP LOCKED` in
@@ -94,14 +94,14 @@ export class PostgresBroker implements Broker, ConsumerHost {
   private readonly sql: BrokerSql
   private readonly options: z.infer<typeof optionsSchema>
   private readonly migrateOnConnect: boolean
-  private readonly acks: Batcher<PendingAck, undefined>
+  private readonly maintenance: JobsMaintenance
+  private readonly settler: Settler
+  private readonly admin: QueueAdmin
   private readonly consumers = new Set<PgConsumer>()
   private readonly held = new Set<PgDelivery>()
   private readonly channels = new Map<string, string>()
   private connected: Promise<void> | undefined
   private closing: Promise<void> | undefined
-  private deletesSinceVacuum = 0
-  private vacuuming = false
 
   constructor(options: PostgresBrokerOptions) {
     this.options = parseOptions(optionsSchema, options)
@@ -110,7 +110,10 @@ export class PostgresBroker implements Broker, ConsumerHost {
     this.db = new Db(resolved)
     this.sql = new BrokerSql(resolved.schema, !(this.options.durableSettle ?? false))
     this.listener = new Listener(this.db)
-    this.acks = new Batcher((items) => this.flushAcks(items))
+    const channel = (queue: string) => this.channel(queue)
+    this.maintenance = new JobsMaintenance(this.db, this.sql, this.options.vacuumAfterDeletes ?? 20_000)
+    this.settler = new Settler(this.db, this.sql, this.maintenance, channel)
+    this.admin = new QueueAdmin(this.db, this.sql, this.maintenance, channel)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
       maxPriority: MAX_PRIORITY,
@@ -152,6 +155,24 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /**
+   * Online upkeep for after a large backlog drained: VACUUM the jobs table, then rebuild
+   * (`REINDEX … CONCURRENTLY`) any index far larger than its rows need, so the table and its
+   * indexes return to about their empty size. The broker VACUUMs by itself as it goes (see
+   * `vacuumAfterDeletes`); indexes otherwise keep their high-water mark and reuse it for the
+   * next backlog. Needs to own the table; one process at a time (others skip).
+   */
+  async maintain(): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
+    this.db.assertOpen('maintain')
+    return this.maintenance.maintain()
+  }
+
+  /** Sizes of the jobs table and its indexes, in bytes. */
+  async tableSize(): Promise<JobsTableSize> {
+    this.db.assertOpen('tableSize')
+    return this.maintenance.size()
+  }
+
+  /**
    * Stops every consumer, waits for acks on their way, returns unsettled deliveries to their
    * queue at once, and closes the connections (a pool passed in stays open).
    */
@@ -163,15 +184,15 @@ export class PostgresBroker implements Broker, ConsumerHost {
   private async shutdown(): Promise<void> {
     await Promise.all([...this.consumers].map((c) => c.cancel()))
     this.consumers.clear()
-    await this.acks.drained()
+    await this.settler.drained()
     const unsettled = [...this.held]
     this.held.clear()
     if (unsettled.length > 0 && this.connected !== undefined) {
-      await this.releaseRows(
-        unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt, priority: 0, body: d.body })),
-      ).catch((err: unknown) =>
-        this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
-      )
+      await this.settler
+        .release(unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt })))
+        .catch((err: unknown) =>
+          this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
+        )
     }
     for (const d of unsettled) d.abandon()
     await this.listener.close()
@@ -187,7 +208,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
 
   /**
    * Publishes with the caller's own `pg` client, typically inside their transaction: the jobs
-   * exist iff that transaction commits, and consumers are woken (NOTIFY) only at commit.
+   * exist iff that transaction commits, and consumers are woken (NOTIFY) only at commit. This is
+   * core's `TransactionalBroker` interface, behind `app.send(sig, { tx })`.
    *
    * @example
    * ```ts
@@ -209,7 +231,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
     }
     const query = this.insertQuery(queue, messages)
     if (query === undefined) return
-    await (tx as PgQueryable).query({ text: query.text, values: query.values ?? [] })
+    // No statement name: prepared statements on the caller's connection are the caller's.
+    await (tx as PgQueryable).query({ text: query.text, values: query.values })
   }
 
   async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -234,11 +257,10 @@ export class PostgresBroker implements Broker, ConsumerHost {
     )
     this.consumers.add(consumer)
     await consumer.start()
-    const cancel = consumer.cancel.bind(consumer)
     return {
       cancel: async () => {
         this.consumers.delete(consumer)
-        await cancel()
+        await consumer.cancel()
       },
     }
   }
@@ -246,73 +268,41 @@ export class PostgresBroker implements Broker, ConsumerHost {
   async stats(queue: string): Promise<QueueStats> {
     this.db.assertOpen('stats')
     checkQueue(queue)
-    const res = await this.db.query<{ ready: number; delayed: number; in_flight: number; dead: number }>(
-      { text: this.sql.stats, values: [queue] },
-      'idempotent',
-    )
-    const row = res.rows[0]
-    return {
-      ready: row?.ready ?? 0,
-      delayed: row?.delayed ?? 0,
-      inFlight: row?.in_flight ?? 0,
-      dead: row?.dead ?? 0,
-    }
+    return this.admin.stats(queue)
   }
 
   async purge(queue: string): Promise<number> {
     this.db.assertOpen('purge')
     checkQueue(queue)
-    const res = await this.db.query({ text: this.sql.purge, values: [queue] }, 'idempotent')
-    this.deleted(res.rowCount ?? 0)
-    return res.rowCount ?? 0
+    return this.admin.purge(queue)
   }
 
   async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
     this.db.assertOpen('listDeadLetters')
     checkQueue(queue)
-    const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new TypeError(`limit must be an integer >= 1, got ${limit}`)
-    const res = await this.db.query<{
-      id: string
-      reason: string
-      error: string | null
-      body: Buffer
-      dead_at: number
-    }>({ text: this.sql.listDead, values: [queue, limit] }, 'idempotent')
-    return res.rows.map((r) => ({
-      id: r.id,
-      queue,
-      reason: r.reason as DeadLetterReason,
-      error: r.error === null ? undefined : (JSON.parse(r.error) as SerializedError),
-      body: r.body,
-      deadAt: Math.round(r.dead_at),
-    }))
+    return this.admin.listDeadLetters(queue, options.limit ?? 100)
   }
 
   async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
     this.db.assertOpen('requeueDeadLetters')
     checkQueue(queue)
-    const res = await this.db.query<{ n: number }>(
-      { text: this.sql.requeueDead, values: [queue, idArray(ids), this.channel(queue)] },
-      'connect',
-    )
-    return res.rows[0]?.n ?? 0
+    return this.admin.requeueDeadLetters(queue, ids)
   }
 
   async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
     this.db.assertOpen('purgeDeadLetters')
     checkQueue(queue)
-    const res = await this.db.query({ text: this.sql.purgeDead, values: [queue, idArray(ids)] }, 'idempotent')
-    return res.rowCount ?? 0
+    return this.admin.purgeDeadLetters(queue, ids)
   }
 
-  // ---- ConsumerHost / DeliveryHost ----
+  // ---- ConsumerHost / DeliveryHost (used by consumers and deliveries, not part of the API) ----
 
+  /** @internal */
   assertOpen(what: string): void {
     this.db.assertOpen(what)
   }
 
+  /** @internal */
   async fetchJobs(queue: string, limit: number, leaseMs: number): Promise<FetchedRow[]> {
     const res = await this.db.query<FetchedRow>(
       { name: `${this.sql.prefix}fetch`, text: this.sql.fetch, values: [queue, limit, leaseMs] },
@@ -321,6 +311,7 @@ export class PostgresBroker implements Broker, ConsumerHost {
     return res.rows
   }
 
+  /** @internal */
   async nextDue(queue: string): Promise<number | undefined> {
     const res = await this.db.query<{ wait_ms: number | null }>(
       { name: `${this.sql.prefix}next_due`, text: this.sql.nextDue, values: [queue] },
@@ -330,128 +321,40 @@ export class PostgresBroker implements Broker, ConsumerHost {
     return wait === null || wait === undefined ? undefined : wait + 1
   }
 
-  async releaseRows(rows: readonly FetchedRow[]): Promise<void> {
-    const res = await this.db.query<{ queue: string }>(
-      { text: this.sql.release, values: [rows.map((r) => r.id), rows.map((r) => r.deliveries)] },
-      'idempotent',
-    )
-    // Wake other consumers of those queues: the rows are ready again now.
-    const queues = res.rows.map((r) => r.queue)
-    if (queues.length > 0) {
-      await this.db
-        .query(
-          {
-            text: "SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c",
-            values: [queues.map((q) => this.channel(q))],
-          },
-          'idempotent',
-        )
-        .catch(() => undefined)
-    }
+  /** @internal */
+  releaseRows(rows: readonly FetchedRow[]): Promise<void> {
+    return this.settler.release(rows)
   }
 
+  /** @internal */
   track(delivery: PgDelivery): void {
     this.held.add(delivery)
   }
 
+  /** @internal */
   forget(delivery: PgDelivery): void {
     this.held.delete(delivery)
   }
 
-  ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<void> {
-    return this.acks.add({ id, deliveries, owner })
+  /** @internal */
+  ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<undefined> {
+    return this.settler.ack(id, deliveries, owner)
   }
 
-  async nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void> {
-    await this.db.query(
-      {
-        name: `${this.sql.prefix}nack`,
-        text: this.sql.nack,
-        values: [id, deliveries, delayMs, this.channel(queue)],
-      },
-      'idempotent',
-    )
+  /** @internal */
+  nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void> {
+    return this.settler.nack(queue, id, deliveries, delayMs)
   }
 
-  async deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void> {
-    const error = info.error === undefined ? null : JSON.stringify(info.error)
-    // Idempotent: a retry after a lost reply finds no row (the token no longer matches) and moves nothing.
-    const res = await this.db.query(
-      {
-        name: `${this.sql.prefix}dead`,
-        text: this.sql.deadLetter,
-        values: [id, deliveries, info.reason, error],
-      },
-      'idempotent',
-    )
-    this.deleted(res.rowCount ?? 0)
+  /** @internal */
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void> {
+    return this.settler.deadLetter(id, deliveries, info)
   }
 
-  async extendJob(id: string, deliveries: number, ms: number): Promise<void> {
-    await this.db.query(
-      { name: `${this.sql.prefix}extend`, text: this.sql.extend, values: [id, deliveries, ms] },
-      'idempotent',
-    )
+  /** @internal */
+  extendJob(id: string, deliveries: number, ms: number): Promise<void> {
+    return this.settler.extend(id, deliveries, ms)
   }
-
-  /**
-   * One statement for every ack of the batch (each matching its lease token). When a consumer
-   * with more work waiting owns some of these acks, the same statement also fetches its next
-   * rows: one round trip and one commit per cycle instead of two.
-   */
-  private async flushAcks(items: PendingAck[]): Promise<undefined[]> {
-    const ids = arrayLiteral(items, (a) => a.id)
-    const deliveries = arrayLiteral(items, (a) => a.deliveries)
-    const fused = this.fuse(items)
-    if (fused === undefined) {
-      await this.db.query(
-        { name: `${this.sql.prefix}ack`, text: this.sql.ack, values: [ids, deliveries] },
-        'idempotent',
-      )
-      this.deleted(items.length)
-      return []
-    }
-    const { consumer, reservation } = fused
-    let rows: FetchedRow[]
-    try {
-      const res = await this.db.query<FetchedRow>(
-        {
-          name: `${this.sql.prefix}ack_fetch`,
-          text: this.sql.ackFetch,
-          values: [ids, deliveries, consumer.settings.queue, reservation.limit, consumer.settings.leaseMs],
-        },
-        // Replaying it is safe: the deletes match nothing the second time, and rows leased by a
-        // lost first run come back when their lease runs out.
-        'idempotent',
-      )
-      rows = res.rows
-    } catch (err) {
-      reservation.landed(undefined)
-      throw err
-    }
-    reservation.landed(rows)
-    this.deleted(items.length)
-    return []
-  }
-
-  /** Picks the consumer (owning most of these acks) that wants rows fetched along with them. */
-  private fuse(
-    items: PendingAck[],
-  ):
-    | { consumer: PgConsumer; reservation: NonNullable<ReturnType<PgConsumer['reserveWithAcks']>> }
-    | undefined {
-    const owned = new Map<PgConsumer, number>()
-    for (const a of items) {
-      if (a.owner instanceof PgConsumer) owned.set(a.owner, (owned.get(a.owner) ?? 0) + 1)
-    }
-    for (const [consumer, freed] of [...owned].sort((x, y) => y[1] - x[1])) {
-      const reservation = consumer.reserveWithAcks(freed)
-      if (reservation !== undefined) return { consumer, reservation }
-    }
-    return undefined
-  }
-
-  // ---- internals ----
 
   private channel(queue: string): string {
     let channel = this.channels.get(queue)
@@ -479,79 +382,6 @@ export class PostgresBroker implements Broker, ConsumerHost {
       delays.push(checked.delayMs)
       bodies.push(Buffer.from(checked.body.buffer, checked.body.byteOffset, checked.body.byteLength))
     }
-    const channel = this.channel(queue)
-    if (messages.length === 1) {
-      return {
-        name: `${this.sql.prefix}insert_one`,
-        text: this.sql.insertOne,
-        values: [queue, priorities[0], delays[0], bodies[0], channel],
-      }
-    }
-    return { text: this.sql.insertMany, values: [queue, priorities, delays, bodies, channel] }
+    return this.sql.insert(queue, priorities, delays, bodies, this.channel(queue))
   }
-
-  private deleted(n: number): void {
-    const threshold = this.options.vacuumAfterDeletes ?? 20_000
-    if (threshold === 0 || n === 0) return
-    this.deletesSinceVacuum += n
-    if (this.deletesSinceVacuum < threshold || this.vacuuming || this.db.isClosed) return
-    this.deletesSinceVacuum = 0
-    this.vacuuming = true
-    this.vacuum()
-      .catch((err: unknown) => this.logger.warn(`VACUUM of the jobs table failed: ${(err as Error).message}`))
-      .finally(() => {
-        this.vacuuming = false
-      })
-  }
-
-  /**
-   * Deleted rows leave dead tuples that only VACUUM makes reusable. Autovacuum does this where
-   * it runs; we also do it ourselves so the table stays small without it. One process at a
-   * time (a try-lock), never blocking the hot path.
-   */
-  private async vacuum(): Promise<void> {
-    const key = `errand.vacuum.${this.db.schema}`
-    await this.db.withClient(async (client) => {
-      const got = await client.query({
-        text: 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-        values: [key],
-      })
-      if (got.rows[0]?.ok !== true) return
-      try {
-        await client.query({ text: this.sql.vacuum })
-      } finally {
-        await client.query({ text: 'SELECT pg_advisory_unlock(hashtextextended($1, 0))', values: [key] })
-      }
-    })
-  }
-}
-
-/**
- * A Postgres array literal of plain numbers (ids are decimal strings): cheaper than letting `pg`
- * escape each element, and safe because nothing but digits goes in.
- */
-function arrayLiteral<T>(items: readonly T[], pick: (item: T) => string | number): string {
-  let out = '{'
-  for (let i = 0; i < items.length; i++) out += (i === 0 ? '' : ',') + pick(items[i]!)
-  return `${out}}`
-}
-
-/** An ack waiting for its batch. */
-interface PendingAck {
-  readonly id: string
-  readonly deliveries: number
-  readonly owner: DeliveryOwner
-}
-
-function checkQueue(queue: string): void {
-  if (typeof queue !== 'string' || queue.length === 0 || queue.length > MAX_QUEUE_NAME) {
-    throw new TypeError(`queue must be a non-empty string of at most ${MAX_QUEUE_NAME} characters`)
-  }
-}
-
-/** Dead-letter ids are decimal; anything else matches nothing. Undefined means "all". */
-function idArray(ids: readonly string[] | undefined): string[] | null {
-  if (ids === undefined) return null
-  if (!Array.isArray(ids)) throw new TypeError('ids must be an array of strings')
-  return ids.filter((id) => typeof id === 'string' && /^[0-9]{1,18}$/.test(id))
 }
