@@ -76,10 +76,14 @@ export function appHarness(
   let apps: App[] = []
   let brokers: Broker[] = []
   let queues: string[] = []
+  // Each test's apps get a default queue of their own, so that no two tests (or two variants of
+  // one store run at once) share `default`, whose settings may differ between variants.
+  let defaultQueue = ''
   beforeEach(() => {
     apps = []
     brokers = []
-    queues = []
+    defaultQueue = uniqueName(`${queuePrefix}-default`)
+    queues = [defaultQueue]
   })
   afterEach(async () => {
     const closing = await Promise.allSettled([
@@ -109,6 +113,7 @@ export function appHarness(
         broker,
         backend: await backendFactory(),
         tasks: options.tasks,
+        defaultQueue,
         logger: silentLogger,
         ...(options.resultTtlMs !== undefined && { resultTtlMs: options.resultTtlMs }),
       })
