@@ -46,7 +46,7 @@ export interface ConsumerContext {
  * acks and lease extensions collected since the last one and take up to the free prefetch
  * in one go. When a round trip comes back short, the consumer parks on its own blocking
  * connection (`BLMOVE ready ready RIGHT RIGHT timeout`: returns as soon as the ready list holds
- * anything, without taking it) with a timeout at the next delayed message or lease deadline;
+ * anything, without taking it), with a timer for the next delayed message or lease deadline;
  * an idle consumer costs one parked connection and no polling.
  */
 export class RedisConsumer implements Consumer, DeliveryOwner {
