@@ -33,7 +33,7 @@ import {
 } from './names.js'
 import { type AmqpBrokerOptions, type ParsedAmqpOptions, parseOptions } from './options.js'
 import { type Outgoing, Publisher, UnroutableError } from './publisher.js'
-import { Topology } from './topology.js'
+import { serverCode, Topology } from './topology.js'
 
 const ADAPTER = { adapter: 'amqp' } as const
 
@@ -311,9 +311,11 @@ export class AmqpBroker implements Broker {
         await this.#publisher.send(items)
         return
       } catch (err) {
-        // Someone deleted the queue under us: declare it again, once.
-        if (!(err instanceof UnroutableError) || tries > 0) throw err
-        this.#topology.forget(queue)
+        // Someone deleted a queue (unroutable) or a delay exchange (404) under us: declare again, once.
+        if (tries > 0) throw err
+        if (err instanceof UnroutableError) this.#topology.forget(queue)
+        else if (serverCode((err as Error).cause) === 404) this.#topology.reset()
+        else throw err
       }
     }
   }

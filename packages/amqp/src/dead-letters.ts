@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterReason } from '@errand/core'
+import { ConnectionError, type DeadLetter, type DeadLetterReason } from '@errand/core'
 import type { Channel, ConfirmChannel, GetMessage, Options } from 'amqplib'
 import type { Session } from './connection.js'
 import { carriedHeaders, H_DEAD_AT, H_REASON, messageIdOf, parseErrorHeader } from './headers.js'
@@ -52,6 +52,10 @@ export async function requeueDeadLetters(
   ids?: readonly string[],
 ): Promise<number> {
   const ch = (await session.openChannel(true)) as ConfirmChannel
+  let returned = 0
+  ch.on('return', () => {
+    returned++
+  })
   try {
     const taken = await scan(ch, queue, ids, (message) => {
       const options: Options.Publish = {
@@ -65,6 +69,9 @@ export async function requeueDeadLetters(
     })
     if (taken.length === 0) return 0
     await ch.waitForConfirms()
+    // A copy found no queue (deleted meanwhile): ack nothing, every dead letter stays.
+    if (returned > 0)
+      throw new ConnectionError(`requeue: queue "${queue}" is gone; nothing was moved`, { adapter: 'amqp' })
     for (const message of taken) ch.ack(message)
     return taken.length
   } finally {

@@ -183,6 +183,11 @@ export class Topology {
     return found
   }
 
+  /** Forget everything declared (something was deleted behind our back): declare again on use. */
+  reset(): void {
+    this.#clear()
+  }
+
   /** Forget what was declared for `queue` (it was deleted behind our back). */
   forget(queue: string): void {
     this.#queues.delete(queue)
@@ -323,6 +328,10 @@ export class Topology {
     const generation = this.#conn.current?.generation ?? this.#generation
     if (generation === this.#generation) return
     this.#generation = generation
+    this.#clear()
+  }
+
+  #clear(): void {
     this.#queues.clear()
     this.#ready.clear()
     this.#levels.clear()
