@@ -42,8 +42,8 @@ export interface AmqpBrokerOptions {
   /**
    * Highest priority, 0..255 (default 0: no priorities, publishing one is `ERR_NOT_SUPPORTED`).
    * Above 0 the work queue is declared with `x-max-priority` (classic queues only; RabbitMQ
-   * advises at most 10). Opt-in, as in Celery, because a priority queue costs RabbitMQ: drains
-   * ran at roughly half to two thirds of a plain queue's rate in our bench. RabbitMQ fixes the
+   * advises at most 10). Opt-in, as in Celery, because a priority queue costs RabbitMQ: in our
+   * bench its drains reached 25-65 % of a plain queue's rate. RabbitMQ fixes the
    * value when the queue is first declared; a different one later is refused with
    * `ERR_INVALID_OPTION` naming the option and the queue.
    */

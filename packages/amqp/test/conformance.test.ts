@@ -45,8 +45,8 @@ const quorum = () =>
     }),
   )
 
-// The app suites share the queue `default` (tasks without a queue): one set of queue arguments
-// for both. Priorities are exercised by the classic broker suite (maxPriority 9).
+// Priorities: on in the classic broker suite and the redis-results app suite (maxPriority 9), off
+// (the default) in the quorum suite and the memory-results app suite.
 describe.runIf(available)('amqp (RabbitMQ)', () => {
   afterAll(() => pool.cleanup(), 120_000)
   runBrokerConformance({ name: 'amqp classic, maxPriority 9', factory: classic(9), queuePrefix: 'conf-amqp' })
@@ -60,8 +60,8 @@ describe.runIf(available)('amqp (RabbitMQ)', () => {
   describe.runIf(withRedis)('with redis results', () => {
     // Result records, groups and claims are written with TTLs: the unique prefix expires on its own.
     runAppConformance({
-      name: 'amqp broker (no priorities) + redis backend',
-      broker: classic(0),
+      name: 'amqp broker (maxPriority 9) + redis backend',
+      broker: classic(9),
       backend: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix: redisPrefix }),
       queuePrefix: 'app-amqpr',
     })
