@@ -3,6 +3,7 @@ import { PostgresBroker } from './postgres-broker.js'
 import { PostgresResultBackend } from './postgres-result-backend.js'
 
 export { isConnectionError } from './connection.js'
+export type { JobsTableSize } from './maintenance.js'
 export { SCHEMA_VERSION } from './migrations.js'
 export type { PostgresConnectionOptions, PostgresLogger } from './options.js'
 export type { PgNotification, PgPool, PgPoolClient, PgQuery, PgQueryable, PgResult } from './pg-types.js'
