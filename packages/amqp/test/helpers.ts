@@ -156,10 +156,13 @@ export async function rabbitmqctl(...args: string[]): Promise<string> {
 /** Have RabbitMQ close (CONNECTION_FORCED) every connection whose `connection_name` is `name`. */
 export async function forceCloseConnections(name: string): Promise<void> {
   if (!/^[\w.-]+$/.test(name)) throw new TypeError(`unsafe connection name: ${name}`)
+  // Connections opening or closing meanwhile have no properties yet (or are gone): skip them.
   const expr =
     '[rabbit_networking:close_connection(P, "errand test") || P <- rabbit_networking:connections(), ' +
-    '{client_properties, Props} <- rabbit_networking:connection_info(P, [client_properties]), ' +
-    `lists:keyfind(<<"connection_name">>, 1, Props) =:= {<<"connection_name">>, longstr, <<"${name}">>}].`
+    'case catch rabbit_networking:connection_info(P, [client_properties]) of ' +
+    '[{client_properties, Props}] when is_list(Props) -> ' +
+    `lists:keyfind(<<"connection_name">>, 1, Props) =:= {<<"connection_name">>, longstr, <<"${name}">>}; ` +
+    '_ -> false end].'
   const out = await rabbitmqctl('eval', expr)
   if (!out.includes('ok')) throw new Error(`no connection named ${name} was closed: ${out}`)
 }
