@@ -63,6 +63,8 @@ export class SqsConsumer implements Consumer, DeliveryHost {
   #free: number
   #slotWaiters: (() => void)[] = []
   #loops: Promise<void>[] = []
+  /** Give-backs of messages that a poll brought after the consumer stopped. */
+  readonly #givingBack = new Set<Promise<void>>()
 
   constructor(host: ConsumerHost, settings: ConsumerSettings, onDelivery: DeliveryHandler) {
     this.#host = host
@@ -107,7 +109,9 @@ export class SqsConsumer implements Consumer, DeliveryHost {
 
   /** Resolves when every loop has ended: the polls in flight returned and gave back what they brought. */
   finished(): Promise<void> {
-    return Promise.allSettled(this.#loops).then(() => undefined)
+    return Promise.allSettled(this.#loops)
+      .then(() => Promise.allSettled([...this.#givingBack]))
+      .then(() => undefined)
   }
 
   isClosed(): boolean {
@@ -204,9 +208,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
   #handle(url: string, level: number, message: Received, startedAt: number, leaseSeconds: number): void {
     if (this.#stopped) {
       this.#unreserve(1)
-      void this.#host
+      // Tracked, so that the client is not destroyed before the original is deleted (a copy left
+      // in flight would come back as a duplicate when its visibility ran out).
+      const giving = this.#host
         .giveBack(this.#settings.names, url, message)
         .catch((err: unknown) => this.#host.onError(err))
+        .finally(() => this.#givingBack.delete(giving))
+      this.#givingBack.add(giving)
       return
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1')

@@ -101,7 +101,8 @@ export class Moves {
     const attrs = copyAttributes(message, [ATTR.base])
     if (base > 0) attrs[ATTR.base] = num(base)
     await this.#transport.send(url, { text: message.Body ?? '-', attrs }, this.#deadline())
-    await this.#transport.delete(url, message.ReceiptHandle, this.#deadline())
+    // At once, not batched: until the original is gone both copies exist.
+    await this.#transport.delete(url, message.ReceiptHandle, this.#deadline(), true)
   }
 
   /** Re-send a delivery as a new message due in `delayMs` (nack longer than visibility allows). */
