@@ -2,6 +2,11 @@ import { quoteSchema } from './migrations.js'
 
 const MS = `* interval '1 millisecond'`
 
+/** Default of the broker's `maxStatementBytes`: body bytes per insert statement. */
+export const DEFAULT_STATEMENT_BYTES = 64 * 1024 * 1024
+
+const literal = (a: number[]): string => `{${a.join(',')}}`
+
 /**
  * Every statement the broker runs, for one schema. Values are always parameters; the only text
  * interpolated is the validated, quoted schema name. Statements on the hot path carry a `name`
@@ -29,9 +34,14 @@ export class BrokerSql {
   readonly indexSizes: string
   /** Invalid indexes left by a failed concurrent rebuild. */
   readonly dropInvalidIndexes: string
+  /** Prefix of prepared statement names, unique per schema. */
+  readonly prefix: string
+
   /**
-   * The statement that publishes `messages` (already checked) to `queue` and NOTIFYs `channel`:
-   * a prepared single-row insert, or one multi-row insert for a batch.
+   * The statements that publish checked messages to `queue` and NOTIFY `channel`: a prepared
+   * single-row insert, or multi-row inserts whose bodies travel as one binary parameter, cut so
+   * that no statement carries more than `maxBytes` of bodies (the caller runs several in one
+   * transaction).
    */
   insert(
     queue: string,
@@ -39,15 +49,47 @@ export class BrokerSql {
     delays: number[],
     bodies: Buffer[],
     channel: string,
-  ): { name?: string; text: string; values: unknown[] } {
+    maxBytes = DEFAULT_STATEMENT_BYTES,
+  ): { name: string; text: string; values: unknown[] }[] {
     if (bodies.length === 1) {
-      return {
-        name: `${this.prefix}insert_one`,
-        text: this.insertOne,
-        values: [queue, priorities[0], delays[0], bodies[0], channel],
-      }
+      return [
+        {
+          name: `${this.prefix}insert_one`,
+          text: this.insertOne,
+          values: [queue, priorities[0], delays[0], bodies[0], channel],
+        },
+      ]
     }
-    return { text: this.insertMany, values: [queue, priorities, delays, bodies, channel] }
+    const statements: { name: string; text: string; values: unknown[] }[] = []
+    let start = 0
+    while (start < bodies.length) {
+      const offsets: number[] = []
+      const lengths: number[] = []
+      let offset = 1
+      let end = start
+      // At least one body per statement, however large.
+      while (end < bodies.length && (end === start || offset - 1 + bodies[end]!.byteLength <= maxBytes)) {
+        offsets.push(offset)
+        lengths.push(bodies[end]!.byteLength)
+        offset += bodies[end]!.byteLength
+        end++
+      }
+      statements.push({
+        name: `${this.prefix}insert_many`,
+        text: this.insertMany,
+        values: [
+          queue,
+          literal(priorities.slice(start, end)),
+          literal(delays.slice(start, end)),
+          Buffer.concat(bodies.slice(start, end), offset - 1),
+          channel,
+          literal(offsets),
+          literal(lengths),
+        ],
+      })
+      start = end
+    }
+    return statements
   }
 
   /** Rebuilds one index online; `name` is a quoted name read from the catalog. */
@@ -59,9 +101,6 @@ export class BrokerSql {
   dropIndex(name: string): string {
     return `DROP INDEX CONCURRENTLY IF EXISTS ${catalogName(name)}`
   }
-
-  /** Prefix of prepared statement names, unique per schema. */
-  readonly prefix: string
 
   /**
    * `asyncSettle`: leases and settles (fetch, ack, nack, extend, dead-letter, release) commit
@@ -85,10 +124,13 @@ export class BrokerSql {
     this.insertOne = `WITH ins AS (
         INSERT INTO ${jobs} (queue, priority, run_at, body) VALUES ($1, $2, now() + $3::float8 ${MS}, $4))
       SELECT pg_notify($5, '')`
+    // A batch sends its bodies as one binary parameter (offsets and lengths alongside): no hex
+    // text encoding of bytea[], about twice as fast as unnest($bytea[]).
     this.insertMany = `WITH ins AS (
         INSERT INTO ${jobs} (queue, priority, run_at, body)
-        SELECT $1, t.p, now() + t.d ${MS}, t.b
-        FROM unnest($2::smallint[], $3::float8[], $4::bytea[]) WITH ORDINALITY AS t(p, d, b, n) ORDER BY t.n)
+        SELECT $1, t.p, now() + t.d ${MS}, substring($4::bytea FROM t.o FOR t.l)
+        FROM unnest($2::smallint[], $3::float8[], $6::int[], $7::int[]) WITH ORDINALITY AS t(p, d, o, l, n)
+        ORDER BY t.n)
       SELECT pg_notify($5, '')`
     // Fetch, ack, and both at once: one call of lease_jobs() (migration 3), whose plans walk the
     // (queue, priority, run_at, id) index whatever the statistics say. One probe per priority

@@ -54,6 +54,11 @@ export interface PostgresBrokerOptions extends PostgresConnectionOptions {
    * messages are delivered again, never lost, which at-least-once delivery allows anyway.
    */
   readonly durableSettle?: boolean
+  /**
+   * Most body bytes one insert statement carries (default 64 MiB; a `bytea` parameter is capped
+   * at 1 GB). A larger batch is split into several statements in one transaction.
+   */
+  readonly maxStatementBytes?: number
 }
 
 const optionsSchema = z
@@ -69,6 +74,12 @@ const optionsSchema = z
       .optional(),
     vacuumAfterDeletes: z.number().int().min(0).optional(),
     durableSettle: z.boolean().optional(),
+    maxStatementBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .optional(),
   })
   .strict()
 
@@ -201,9 +212,23 @@ export class PostgresBroker implements Broker, ConsumerHost {
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
     this.db.assertOpen('publish')
-    const query = this.insertQuery(queue, messages)
-    if (query === undefined) return
-    await this.db.query(query, 'connect')
+    const statements = this.insertStatements(queue, messages)
+    if (statements.length === 0) return
+    if (statements.length === 1) {
+      await this.db.query(statements[0]!, 'connect')
+      return
+    }
+    // Very large batches: several statements, one transaction.
+    await this.db.withClient(async (client) => {
+      await client.query({ text: 'BEGIN' })
+      try {
+        for (const statement of statements) await client.query(statement)
+        await client.query({ text: 'COMMIT' })
+      } catch (err) {
+        await client.query({ text: 'ROLLBACK' }).catch(() => undefined)
+        throw err
+      }
+    })
   }
 
   /**
@@ -229,10 +254,10 @@ export class PostgresBroker implements Broker, ConsumerHost {
     if (typeof tx !== 'object' || tx === null || typeof (tx as PgQueryable).query !== 'function') {
       throw new TypeError('publishInTransaction needs a pg client (an object with a query() method)')
     }
-    const query = this.insertQuery(queue, messages)
-    if (query === undefined) return
-    // No statement name: prepared statements on the caller's connection are the caller's.
-    await (tx as PgQueryable).query({ text: query.text, values: query.values })
+    // No statement names: prepared statements on the caller's connection are the caller's.
+    for (const statement of this.insertStatements(queue, messages)) {
+      await (tx as PgQueryable).query({ text: statement.text, values: statement.values })
+    }
   }
 
   async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -366,13 +391,13 @@ export class PostgresBroker implements Broker, ConsumerHost {
     return channel
   }
 
-  private insertQuery(
+  private insertStatements(
     queue: string,
     messages: readonly OutgoingMessage[],
-  ): { name?: string; text: string; values: unknown[] } | undefined {
+  ): { name: string; text: string; values: unknown[] }[] {
     checkQueue(queue)
     if (!Array.isArray(messages)) throw new TypeError('publish needs an array of messages')
-    if (messages.length === 0) return undefined
+    if (messages.length === 0) return []
     const priorities: number[] = []
     const delays: number[] = []
     const bodies: Buffer[] = []
@@ -382,6 +407,13 @@ export class PostgresBroker implements Broker, ConsumerHost {
       delays.push(checked.delayMs)
       bodies.push(Buffer.from(checked.body.buffer, checked.body.byteOffset, checked.body.byteLength))
     }
-    return this.sql.insert(queue, priorities, delays, bodies, this.channel(queue))
+    return this.sql.insert(
+      queue,
+      priorities,
+      delays,
+      bodies,
+      this.channel(queue),
+      this.options.maxStatementBytes,
+    )
   }
 }

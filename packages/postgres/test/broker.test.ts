@@ -59,6 +59,22 @@ describe('postgres broker', () => {
     await c.cancel()
   })
 
+  it('a batch larger than one statement carries is split, in one transaction, in order', async () => {
+    const b = await open({ maxStatementBytes: 100_000 })
+    const q = uniqueQueue()
+    // 8 × 40 kB = 320 kB: four statements of two bodies (and one body alone fits anyway).
+    const messages = Array.from({ length: 8 }, (_, i) => ({ body: new Uint8Array(40_000).fill(i + 1) }))
+    await b.publish(q, [...messages, { body: new Uint8Array(150_000).fill(9) }])
+    const got: Delivery[] = []
+    await b.consume(q, (d) => got.push(d), { prefetch: 9 })
+    await until(() => got.length === 9)
+    expect(got.map((d) => [d.body.byteLength, d.body[0], d.body[d.body.byteLength - 1]])).toEqual([
+      ...messages.map((_, i) => [40_000, i + 1, i + 1]),
+      [150_000, 9, 9],
+    ])
+    await Promise.all(got.map((d) => d.ack()))
+  })
+
   it('an idle consumer runs no query; a NOTIFY wakes it within milliseconds', async () => {
     const b = await open({ pollIntervalMs: 60_000 })
     const producer = await open()
