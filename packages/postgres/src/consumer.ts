@@ -35,6 +35,8 @@ export interface ConsumerSettings {
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** Fetches in flight at once per consumer: one can run while the rows of the other are worked. */
 const MAX_LANES = 2
+/** From this prefetch up, one fetch takes at most half of it, so that two lanes alternate. */
+const SPLIT_FROM = 8
 
 /**
  * Fetches up to the free prefetch in one statement whenever it may find work: on a NOTIFY for
@@ -63,8 +65,8 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   private retryTimer: NodeJS.Timeout | undefined
   private kickScheduled = false
   /**
-   * Bumped when a fetch starts. A lane's look for the next due time counts only if no fetch
-   * started after its own: an older answer (from an older snapshot) must not undo a newer one.
+   * Bumped when a fetch starts. A look for the next due time counts only if no fetch started
+   * while it ran: that fetch's own landing decides, from a newer snapshot.
    */
   private generation = 0
   /** Fetches in a row that found nothing although a row looked due (it was locked): back off. */
@@ -117,10 +119,10 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   ): { limit: number; landed: (rows: FetchedRow[] | undefined) => void } | undefined {
     if (this.canceled || this.retryTimer !== undefined || !this.backlog || this.lanes.size >= MAX_LANES)
       return
-    const limit = this.settings.prefetch - this.held - this.reserved + freed
+    const limit = Math.min(this.settings.prefetch - this.held - this.reserved + freed, this.batchCap)
     if (limit <= 0) return
     this.reserved += limit
-    const generation = ++this.generation
+    this.generation++
     let finish!: () => void
     const lane = new Promise<void>((resolve) => {
       finish = resolve
@@ -133,7 +135,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
         setImmediate(() => {
           this.reserved -= limit
           this.lanes.delete(lane)
-          const done = rows === undefined ? this.afterFailure() : this.land(rows, limit, generation)
+          const done = rows === undefined ? this.afterFailure() : this.land(rows, limit)
           done.finally(finish)
         })
       },
@@ -142,13 +144,24 @@ export class PgConsumer implements Consumer, DeliveryOwner {
 
   private readonly onNotify = (): void => this.kick()
 
+  /**
+   * Most rows one fetch asks for. Half the prefetch: while the database runs one lane's
+   * statement (acks and the next fetch), the other lane's rows are being worked on, so the
+   * process and the server overlap instead of taking turns.
+   */
+  private get batchCap(): number {
+    const { prefetch } = this.settings
+    return prefetch >= SPLIT_FROM ? Math.ceil(prefetch / 2) : prefetch
+  }
+
   private kick(): void {
     if (this.canceled || this.retryTimer !== undefined) return
-    const free = this.settings.prefetch - this.held - this.reserved
-    if (free <= 0) {
+    const room = this.settings.prefetch - this.held - this.reserved
+    if (room <= 0) {
       this.backlog = true
       return
     }
+    const free = Math.min(room, this.batchCap)
     // A second lane only for a worthwhile batch; else wait for the one in flight.
     if (
       this.lanes.size >= MAX_LANES ||
@@ -161,13 +174,13 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     clearTimeout(this.dueTimer)
     this.dueTimer = undefined
     this.reserved += free
-    const generation = ++this.generation
+    this.generation++
     const lane: Promise<void> = this.host.fetchJobs(this.settings.queue, free, this.settings.leaseMs).then(
       (rows) => {
         this.reserved -= free
         this.lanes.delete(lane)
         this.failures = 0
-        return this.land(rows, free, generation)
+        return this.land(rows, free)
       },
       (err: unknown) => {
         this.reserved -= free
@@ -179,7 +192,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   }
 
   /** Rows arrived for a fetch of `asked`: deliver them and decide what to do next. */
-  private async land(rows: FetchedRow[], asked: number, generation: number): Promise<void> {
+  private async land(rows: FetchedRow[], asked: number): Promise<void> {
     if (this.canceled) {
       if (rows.length > 0) await this.host.releaseRows(rows).catch(() => undefined)
       return
@@ -196,8 +209,10 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       this.kick()
       return
     }
-    if (this.lanes.size > 0 || generation !== this.generation) return
+    // Another lane is out: the last one to land looks for the next due time.
+    if (this.lanes.size > 0) return
     // Drained for now: arm a timer for the next due row or lease expiry.
+    const asOf = this.generation
     let wait: number | undefined
     try {
       wait = await this.host.nextDue(this.settings.queue)
@@ -205,7 +220,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
       wait = undefined // the safety poll covers it
     }
     if (this.dirty || this.backlog) this.kick()
-    else if (this.lanes.size === 0 && generation === this.generation) {
+    else if (this.lanes.size === 0 && asOf === this.generation) {
       // Due already (it became due after our fetch began, or another fetch holds its lock):
       // look again soon, backing off if it keeps being out of reach.
       if (wait !== undefined && wait <= 1) wait = Math.min(2 ** this.dueMisses++, 1000)
