@@ -342,8 +342,8 @@ async function drainRate(
 
 /**
  * The growth check: drain rate at a 20,000-job backlog, then at a 1,000,000-job backlog, with
- * the jobs table's heap and index sizes at the start (after `maintain()`), at the peak, right
- * after draining (the broker VACUUMs as it goes) and after `maintain()` again. Writes
+ * the jobs table's heap and index sizes at the start (after `maintain()`), at the peak, after
+ * draining and a VACUUM (`maintain({ reindex: false })`), and after `maintain()`. Writes
  * bench/results/postgres-growth-<time>.json.
  */
 export async function growth(big = 1_000_000, small = 20_000): Promise<void> {
@@ -375,13 +375,13 @@ export async function growth(big = 1_000_000, small = 20_000): Promise<void> {
     console.error(
       `drain of ${big}: ${Math.round(bigRate)} jobs/s (${((bigRate / smallRate) * 100).toFixed(0)}% of the ${small} rate)`,
     )
-    // Right after draining: the broker VACUUMs as it goes (every 20,000 deletes), so the heap
-    // is empty and truncated; B-tree files keep their high-water mark for the next backlog.
-    const after = await jobsTableSize(client)
-    console.error(`after draining: table ${mib(after.table)}, indexes ${mib(after.indexes)}`)
-    // maintain(): VACUUM + REINDEX CONCURRENTLY of indexes far larger than their rows need.
+    // The broker VACUUMs as it goes (every 20,000 deletes); wait for its last pass, then VACUUM
+    // once more: the heap is empty and truncated, B-tree files keep their high-water mark.
     const m = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
     await m.connect()
+    const { after } = await m.maintain({ reindex: false })
+    console.error(`after draining and VACUUM: table ${mib(after.table)}, indexes ${mib(after.indexes)}`)
+    // maintain(): REINDEX CONCURRENTLY of indexes far larger than their rows need.
     const { after: maintained, reindexed } = await m.maintain()
     await m.close()
     console.error(

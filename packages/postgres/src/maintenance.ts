@@ -41,7 +41,7 @@ export class JobsMaintenance {
     if (this.deletes < this.threshold || this.running || this.db.isClosed) return
     this.deletes = 0
     this.running = true
-    this.locked((client) => client.query({ text: this.sql.vacuum }))
+    this.locked((client) => client.query({ text: this.sql.vacuum }), false)
       .catch((err: unknown) =>
         this.db.logger.warn(`VACUUM of the jobs table failed: ${(err as Error).message}`),
       )
@@ -63,13 +63,17 @@ export class JobsMaintenance {
    * VACUUM, then rebuild (`REINDEX INDEX CONCURRENTLY`, online) each index of the jobs table that
    * holds far more pages than its rows need: after a large backlog drained, VACUUM empties and
    * truncates the heap, but B-tree files keep their high-water mark (their pages are reused by
-   * the next backlog, not returned). Skipped when another process is maintaining the table.
+   * the next backlog, not returned). Waits (up to 10 minutes) for a VACUUM another process or a
+   * background pass is running. `reindex: false` only VACUUMs.
    */
-  async maintain(): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
+  async maintain(
+    options: { reindex?: boolean } = {},
+  ): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
     const before = await this.size()
     const reindexed: string[] = []
     await this.locked(async (client) => {
       await client.query({ text: this.sql.vacuum })
+      if (options.reindex === false) return
       const res = await client.query({ text: this.sql.indexSizes })
       for (const row of res.rows as { name: string; bytes: string; rows: number }[]) {
         const bytes = Number(row.bytes)
@@ -91,18 +95,28 @@ export class JobsMaintenance {
           throw err
         }
       }
-    })
+    }, true)
     return { before, after: await this.size(), reindexed }
   }
 
-  private async locked(run: (client: PgPoolClient) => Promise<unknown>): Promise<void> {
+  /** Runs `run` under the schema's maintenance lock: waiting for it, or skipping when it is taken. */
+  private async locked(run: (client: PgPoolClient) => Promise<unknown>, wait: boolean): Promise<void> {
     const key = `errand.vacuum.${this.db.schema}`
     await this.db.withClient(async (client) => {
-      const got = await client.query({
-        text: 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-        values: [key],
-      })
-      if (got.rows[0]?.ok !== true) return
+      if (wait) {
+        await client.query({ text: "SELECT set_config('lock_timeout', '600s', false)" })
+        try {
+          await client.query({ text: 'SELECT pg_advisory_lock(hashtextextended($1, 0))', values: [key] })
+        } finally {
+          await client.query({ text: 'RESET lock_timeout' })
+        }
+      } else {
+        const got = await client.query({
+          text: 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
+          values: [key],
+        })
+        if (got.rows[0]?.ok !== true) return
+      }
       try {
         await run(client)
       } finally {

@@ -170,11 +170,14 @@ export class PostgresBroker implements Broker, ConsumerHost {
    * (`REINDEX … CONCURRENTLY`) any index far larger than its rows need, so the table and its
    * indexes return to about their empty size. The broker VACUUMs by itself as it goes (see
    * `vacuumAfterDeletes`); indexes otherwise keep their high-water mark and reuse it for the
-   * next backlog. Needs to own the table; one process at a time (others skip).
+   * next backlog. Needs to own the table; one process at a time (others wait). `reindex: false`
+   * only VACUUMs.
    */
-  async maintain(): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
+  async maintain(
+    options: { reindex?: boolean } = {},
+  ): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
     this.db.assertOpen('maintain')
-    return this.maintenance.maintain()
+    return this.maintenance.maintain(options)
   }
 
   /** Sizes of the jobs table and its indexes, in bytes. */
