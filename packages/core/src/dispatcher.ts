@@ -98,6 +98,22 @@ export class Dispatcher {
     }
   }
 
+  /** After `env`'s task succeeded with `output`: walk its stack and publish what that starts. */
+  async succeeded(env: Envelope, output: unknown): Promise<void> {
+    if (!env.stack || env.stack.length === 0) return
+    const next: Envelope[] = []
+    await this.advance(output, env.stack, lineageAfter(env), next)
+    await this.publish(next)
+  }
+
+  /** After `env`'s task failed for good with `error`: walk its failure path and publish what that starts. */
+  async failed(env: Envelope, error: SerializedError): Promise<void> {
+    if (!env.stack || env.stack.length === 0) return
+    const next: Envelope[] = []
+    await this.fail(error, { taskId: env.id, task: env.task }, env.stack, lineageAfter(env), next)
+    await this.publish(next)
+  }
+
   /** Success walk: hand `value` to the top of `stack`, adding what it starts to `out`. */
   async advance(
     value: unknown,
@@ -286,6 +302,11 @@ export class Dispatcher {
       throw new NotSupportedError(`${feature} need a result backend: pass \`backend\` to createApp()`)
     return this.backend
   }
+}
+
+/** The lineage of the tasks that `env`'s task starts. */
+function lineageAfter(env: Envelope): Lineage {
+  return { root: env.root ?? env.id, parent: env.id, headers: env.headers }
 }
 
 /** Every task id inside a node, in order. */

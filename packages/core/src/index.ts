@@ -114,6 +114,7 @@ export {
   type TaskState,
 } from './result-backend.js'
 export { type Backoff, backoffDelay, backoffSchema, type RetryPolicy, retryPolicySchema } from './retry.js'
+export { ShutdownError } from './running-task.js'
 export { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
 export {
   type AnyTask,
@@ -124,7 +125,7 @@ export {
   type TaskDefinitionWithOutput,
   type TaskHandler,
 } from './task.js'
-export { ShutdownError, Worker } from './worker.js'
+export { Worker } from './worker.js'
 export {
   type ResolvedWorkerOptions,
   type TaskInfo,

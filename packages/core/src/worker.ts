@@ -7,70 +7,12 @@ import {
   RetryTaskError,
   type SerializedError,
   serializeError,
-  TimeoutError,
 } from './errors.js'
 import { backoffDelay } from './retry.js'
+import { parseOutput, RunningTask, runHandler, ShutdownError } from './running-task.js'
 import type { Runtime } from './runtime.js'
-import type { AnyTask, TaskContext } from './task.js'
+import type { AnyTask } from './task.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
-
-/** Aborts a running task when the worker shuts down past its grace period. */
-export class ShutdownError extends ErrandError {
-  constructor() {
-    super('ERR_CLOSED', 'worker shut down before the task finished; it was returned to the queue')
-  }
-}
-
-/**
- * One running task. Its AbortSignal is made only when the handler reads `ctx.signal` (most never
- * do, and an AbortController per task is a measurable share of a no-op task's cost).
- */
-class Running {
-  lastExtendedAt: number
-  /** Set when shutdown returned the delivery: the task's outcome must not settle it again. */
-  abandoned = false
-  /** Why the task was aborted (timeout, cancellation, shutdown), once it is. */
-  reason: unknown
-  private controller: AbortController | undefined
-  private onAbort: ((reason: unknown) => void) | undefined
-
-  constructor(
-    readonly delivery: Delivery,
-    readonly envelope: Envelope,
-    readonly startedAt: number,
-  ) {
-    this.lastExtendedAt = startedAt
-  }
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController()
-      if (this.reason !== undefined) this.controller.abort(this.reason)
-    }
-    return this.controller.signal
-  }
-
-  get aborted(): boolean {
-    return this.reason !== undefined
-  }
-
-  abort(reason: unknown): void {
-    if (this.reason !== undefined) return
-    this.reason = reason
-    this.controller?.abort(reason)
-    this.onAbort?.(reason)
-  }
-
-  /** Rejects when the task is aborted. */
-  whenAborted(): Promise<never> {
-    return new Promise<never>((_, reject) => {
-      if (this.reason !== undefined) reject(this.reason)
-      else this.onAbort = reject
-    })
-  }
-}
-
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
 
 /**
  * Consumes queues and runs handlers. Made by `app.worker()`.
@@ -84,7 +26,7 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
 export class Worker {
   private readonly consumers: Consumer[] = []
   private readonly buffer: Delivery[] = []
-  private readonly running = new Set<Running>()
+  private readonly running = new Set<RunningTask>()
   private active = 0
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle'
   private leaseTimer: NodeJS.Timeout | undefined
@@ -283,13 +225,13 @@ export class Worker {
       return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
     }
     if (this.options.hooks?.onStart) await this.hook('onStart', info)
-    const running = new Running(d, env, now)
+    const running = new RunningTask(d, env, now)
     this.running.add(running)
     let output: unknown
     let failure: unknown
     let ok = false
     try {
-      output = await this.runHandler(task, input, env, info, running)
+      output = await runHandler(task, input, env, info.attempt, running, rt.logger, this.options.leaseMs)
       if (task.outputSchema) output = parseOutput(task, output)
       ok = true
     } catch (err) {
@@ -301,46 +243,6 @@ export class Worker {
     if (ok) return this.finishSucceeded(d, env, info, task, output, now)
     if (running.reason instanceof CanceledError) return this.finishCanceled(d, env, info)
     return this.finishAttemptFailed(d, env, info, task, failure)
-  }
-
-  private runHandler(
-    task: AnyTask,
-    input: unknown,
-    env: Envelope,
-    info: TaskInfo,
-    running: Running,
-  ): Promise<unknown> {
-    const rt = this.runtime as Runtime
-    const { delivery } = running
-    const timeoutMs = env.timeoutMs ?? task.timeoutMs
-    const leaseMs = this.options.leaseMs
-    const ctx: TaskContext = {
-      id: env.id,
-      task: env.task,
-      attempt: info.attempt,
-      get signal() {
-        return running.signal
-      },
-      log: rt.logger,
-      headers: env.headers ?? NO_HEADERS,
-      rootId: env.root,
-      parentId: env.parent,
-      heartbeat: async () => {
-        running.lastExtendedAt = Date.now()
-        await delivery.extend?.(leaseMs)
-      },
-    }
-    const work = Promise.resolve().then(() => task.handler(input, ctx))
-    const aborted = running.whenAborted()
-    aborted.catch(() => {})
-    let timer: NodeJS.Timeout | undefined
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(
-        () => running.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
-        timeoutMs,
-      )
-    }
-    return Promise.race([work, aborted]).finally(() => clearTimeout(timer))
   }
 
   private async finishSucceeded(
@@ -365,17 +267,8 @@ export class Worker {
       },
       { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
     )
-    if (env.stack && env.stack.length > 0) {
-      // The outcome and the next step are written side by side; the ack waits for both.
-      const next: Envelope[] = []
-      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
-      await Promise.all([
-        stored,
-        rt.dispatcher.advance(output, env.stack, lineage, next).then(() => rt.dispatcher.publish(next)),
-      ])
-    } else if (stored) {
-      await stored
-    }
+    // The outcome and the next step are written side by side; the ack waits for both.
+    await Promise.all([stored, rt.dispatcher.succeeded(env, output)])
     await d.ack()
     if (this.options.hooks?.onSuccess) await this.hook('onSuccess', info, output)
   }
@@ -429,8 +322,6 @@ export class Worker {
   ): Promise<void> {
     const rt = this.runtime as Runtime
     const ttlMs = rt.tasks.get(env.task)?.resultTtlMs ?? rt.resultTtlMs
-    const next: Envelope[] = []
-    const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
     await Promise.all([
       rt.backend?.setState(
         {
@@ -444,25 +335,15 @@ export class Worker {
         },
         { ttlMs },
       ),
-      env.stack && env.stack.length > 0
-        ? rt.dispatcher
-            .fail(error, { taskId: env.id, task: env.task }, env.stack, lineage, next)
-            .then(() => rt.dispatcher.publish(next))
-        : undefined,
+      rt.dispatcher.failed(env, error),
     ])
     await this.deadLetter(d, info, reason, error)
     await this.hook('onFailure', info, error)
   }
 
   private async finishCanceled(d: Delivery, env: Envelope, info: TaskInfo): Promise<void> {
-    const rt = this.runtime as Runtime
     const error = serializeError(new CanceledError(env.id))
-    if (env.stack && env.stack.length > 0) {
-      const next: Envelope[] = []
-      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
-      await rt.dispatcher.fail(error, { taskId: env.id, task: env.task }, env.stack, lineage, next)
-      await rt.dispatcher.publish(next)
-    }
+    await (this.runtime as Runtime).dispatcher.failed(env, error)
     await this.deadLetter(d, info, 'canceled', error)
   }
 
@@ -521,17 +402,6 @@ export class Worker {
       rt.logger.warn('could not check for cancellations', { error: String(err) })
     }
   }
-}
-
-function parseOutput(task: AnyTask, output: unknown): unknown {
-  const schema = task.outputSchema
-  if (!schema) return output
-  const parsed = schema.safeParse(output)
-  if (parsed.success) return parsed.data
-  const first = parsed.error.issues[0]
-  throw new RejectTaskError(
-    `output of task "${task.name}" does not match its schema at ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
-  )
 }
 
 function defaultQueues(rt: Runtime): string[] {

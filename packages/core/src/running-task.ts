@@ -1,0 +1,116 @@
+import type { Delivery } from './broker.js'
+import type { Envelope } from './envelope.js'
+import { ErrandError, RejectTaskError, TimeoutError } from './errors.js'
+import type { Logger } from './logger.js'
+import type { AnyTask, TaskContext } from './task.js'
+
+/** Aborts a running task when the worker shuts down past its grace period. */
+export class ShutdownError extends ErrandError {
+  constructor() {
+    super('ERR_CLOSED', 'worker shut down before the task finished; it was returned to the queue')
+  }
+}
+
+/**
+ * One running task. Its AbortSignal is made only when the handler reads `ctx.signal` (most never
+ * do, and an AbortController per task is a measurable share of a no-op task's cost).
+ */
+export class RunningTask {
+  lastExtendedAt: number
+  /** Set when shutdown returned the delivery: the task's outcome must not settle it again. */
+  abandoned = false
+  /** Why the task was aborted (timeout, cancellation, shutdown), once it is. */
+  reason: unknown
+  private controller: AbortController | undefined
+  private onAbort: ((reason: unknown) => void) | undefined
+
+  constructor(
+    readonly delivery: Delivery,
+    readonly envelope: Envelope,
+    readonly startedAt: number,
+  ) {
+    this.lastExtendedAt = startedAt
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController()
+      if (this.reason !== undefined) this.controller.abort(this.reason)
+    }
+    return this.controller.signal
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return
+    this.reason = reason
+    this.controller?.abort(reason)
+    this.onAbort?.(reason)
+  }
+
+  /** Rejects when the task is aborted. */
+  whenAborted(): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      if (this.reason !== undefined) reject(this.reason)
+      else this.onAbort = reject
+    })
+  }
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
+/**
+ * Run `task`'s handler for `env` with its context: `ctx.signal` aborts on timeout, cancellation
+ * or shutdown, and the returned promise rejects with that reason at once (a handler that ignores
+ * its signal cannot hold the worker's slot).
+ */
+export function runHandler(
+  task: AnyTask,
+  input: unknown,
+  env: Envelope,
+  attempt: number,
+  running: RunningTask,
+  log: Logger,
+  leaseMs: number,
+): Promise<unknown> {
+  const { delivery } = running
+  const timeoutMs = env.timeoutMs ?? task.timeoutMs
+  const ctx: TaskContext = {
+    id: env.id,
+    task: env.task,
+    attempt,
+    get signal() {
+      return running.signal
+    },
+    log,
+    headers: env.headers ?? NO_HEADERS,
+    rootId: env.root,
+    parentId: env.parent,
+    heartbeat: async () => {
+      running.lastExtendedAt = Date.now()
+      await delivery.extend?.(leaseMs)
+    },
+  }
+  const work = Promise.resolve().then(() => task.handler(input, ctx))
+  const aborted = running.whenAborted()
+  aborted.catch(() => {})
+  let timer: NodeJS.Timeout | undefined
+  if (timeoutMs !== undefined) {
+    timer = setTimeout(
+      () => running.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+  }
+  return Promise.race([work, aborted]).finally(() => clearTimeout(timer))
+}
+
+/** The handler's output checked against the task's output schema (a mismatch is a RejectTaskError). */
+export function parseOutput(task: AnyTask, output: unknown): unknown {
+  const schema = task.outputSchema
+  if (!schema) return output
+  const parsed = schema.safeParse(output)
+  if (parsed.success) return parsed.data
+  const first = parsed.error.issues[0]
+  throw new RejectTaskError(
+    `output of task "${task.name}" does not match its schema at ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
+  )
+}
