@@ -1,9 +1,9 @@
 import { z } from 'zod'
 import { type AsyncResult, resultFor, TaskResult } from './async-result.js'
 import type { Broker, DeadLetter, ListDeadLettersOptions, OutgoingMessage, QueueStats } from './broker.js'
-import { type AnyCanvas, type Canvas, Chain, Chord, Group, type OutputOf, Signature } from './canvas.js'
+import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
 import { Dispatcher, NO_INPUT } from './dispatcher.js'
-import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope, type WireNode } from './envelope.js'
+import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
 import { newId } from './ids.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
@@ -11,6 +11,7 @@ import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
 import type { Runtime } from './runtime.js'
 import { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
+import { applySendOptions, validateCanvas } from './send-plan.js'
 import type { AnyTask } from './task.js'
 import { parseOptions } from './validation.js'
 import { Worker } from './worker.js'
@@ -234,7 +235,7 @@ export class App {
 
   /** A handle on a task id sent earlier (by this or another process). */
   result<Out = unknown>(id: string): AsyncResult<Out> {
-    return new TaskResult<Out>(id, this.options.backend === undefined ? undefined : lazyBackend(this))
+    return new TaskResult<Out>(id, async () => (await this.connect()).backend)
   }
 
   /**
@@ -384,79 +385,6 @@ export interface DeadLetters {
   requeue(ids?: readonly string[]): Promise<number>
   /** Delete: all, or the given ids. */
   purge(ids?: readonly string[]): Promise<number>
-}
-
-function lazyBackend(app: App): ResultBackend {
-  const get = async () => {
-    const b = (await app.connect()).backend
-    if (!b) throw new NotSupportedError('results need a result backend')
-    return b
-  }
-  return new Proxy({} as ResultBackend, {
-    get: (_t, prop) => {
-      return async (...args: unknown[]) => {
-        const b = await get()
-        return (b[prop as keyof ResultBackend] as (...a: unknown[]) => unknown).apply(b, args)
-      }
-    },
-  })
-}
-
-function applySendOptions(node: WireNode, options: SendOptions): WireNode {
-  const eta = options.eta instanceof Date ? options.eta.getTime() : options.eta
-  const countdownMs = eta !== undefined ? Math.max(0, eta - Date.now()) : options.countdownMs
-  if (countdownMs === undefined && options.queue === undefined && options.priority === undefined) return node
-  if (countdownMs !== undefined && !(Number.isFinite(countdownMs) && countdownMs >= 0)) {
-    throw new InvalidOptionError('countdownMs', `expected a number of ms >= 0, got ${countdownMs}`)
-  }
-  const apply = (n: WireNode): WireNode => {
-    switch (n.kind) {
-      case 'task':
-        return {
-          ...n,
-          options: {
-            ...n.options,
-            ...(countdownMs !== undefined && { countdownMs: Math.round(countdownMs) }),
-            ...(options.queue !== undefined && { queue: options.queue }),
-            ...(options.priority !== undefined && { priority: options.priority }),
-          },
-        }
-      case 'chain': {
-        const [first, ...rest] = n.steps
-        return first ? { ...n, steps: [apply(first), ...rest] } : n
-      }
-      case 'group':
-        return { ...n, members: n.members.map(apply) }
-      case 'chord':
-        return { ...n, header: n.header.map(apply) }
-    }
-  }
-  return apply(node)
-}
-
-/** Check bound inputs of every signature in a canvas against their task's schema. */
-function validateCanvas(canvas: AnyCanvas, tasks: ReadonlyMap<string, AnyTask>, first = true): void {
-  if (canvas instanceof Signature) {
-    const task = tasks.get(canvas.task) ?? canvas.validator
-    if (!canvas.bound) {
-      if (first)
-        throw new TypeError(
-          `signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`,
-        )
-    } else if (task) {
-      task.parseInput(canvas.input)
-    }
-  } else if (canvas instanceof Chain) {
-    canvas.steps.forEach((s, i) => {
-      validateCanvas(s, tasks, first && i === 0)
-    })
-  } else if (canvas instanceof Group) {
-    for (const m of canvas.members) validateCanvas(m, tasks, first)
-  } else if (canvas instanceof Chord) {
-    for (const m of canvas.header) validateCanvas(m, tasks, first)
-    validateCanvas(canvas.body, tasks, false)
-  }
-  for (const e of canvas.errbacks) validateCanvas(e, tasks, false)
 }
 
 /**

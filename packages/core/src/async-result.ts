@@ -32,6 +32,13 @@ function requireBackend(backend: ResultBackend | undefined): ResultBackend {
   return backend
 }
 
+/** Where a task handle finds its backend: at hand, or once the app has connected. */
+export type BackendSource = ResultBackend | undefined | (() => Promise<ResultBackend | undefined>)
+
+async function backendFrom(source: BackendSource): Promise<ResultBackend> {
+  return requireBackend(typeof source === 'function' ? await source() : source)
+}
+
 function waitSignal(options: GetOptions, id: string): { signal: AbortSignal; dispose: () => void } {
   const signals: AbortSignal[] = []
   let timer: NodeJS.Timeout | undefined
@@ -57,20 +64,20 @@ function waitSignal(options: GetOptions, id: string): { signal: AbortSignal; dis
 export class TaskResult<T> implements AsyncResult<T> {
   constructor(
     readonly id: string,
-    private readonly backend: ResultBackend | undefined,
+    private readonly backend: BackendSource,
     readonly children: readonly AsyncResult<unknown>[] = [],
   ) {}
 
   async state(): Promise<TaskState> {
-    return (await requireBackend(this.backend).getState(this.id))?.state ?? 'PENDING'
+    return (await (await backendFrom(this.backend)).getState(this.id))?.state ?? 'PENDING'
   }
 
-  info(): Promise<TaskRecord | undefined> {
-    return requireBackend(this.backend).getState(this.id)
+  async info(): Promise<TaskRecord | undefined> {
+    return (await backendFrom(this.backend)).getState(this.id)
   }
 
   async get(options: GetOptions = {}): Promise<T> {
-    const backend = requireBackend(this.backend)
+    const backend = await backendFrom(this.backend)
     const { signal, dispose } = waitSignal(options, this.id)
     try {
       const record = await backend.waitFor(this.id, { signal })
