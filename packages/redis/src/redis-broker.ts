@@ -6,12 +6,11 @@ import {
   ClosedError,
   type ConsumeOptions,
   type Consumer,
+  checkOutgoing,
   type DeadLetter,
   type DeliveryHandler,
   type ListDeadLettersOptions,
-  NotSupportedError,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type QueueStats,
 } from '@errand/core'
 import { LIST_DEAD, PUBLISH, PURGE, PURGE_DEAD, REQUEUE_DEAD, STATS } from './broker-scripts.js'
@@ -117,35 +116,13 @@ export class RedisBroker implements Broker {
     this.#assertOpen()
     const q = this.#queue(queue)
     if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    const { maxMessageBytes, maxPriority } = this.capabilities
     const items: Buffer[] = []
     const extras: number[] = []
     let plain = true
     for (let i = 0; i < messages.length; i++) {
-      const message = messages[i]!
-      if (typeof message !== 'object' || message === null || !(message.body instanceof Uint8Array)) {
-        throw new TypeError(`publish: messages[${i}].body must be a Uint8Array`)
-      }
-      if (message.body.byteLength > maxMessageBytes) {
-        throw new PayloadTooLargeError(message.body.byteLength, maxMessageBytes, ADAPTER)
-      }
-      const delayMs = message.delayMs ?? 0
-      if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-        throw new TypeError(`publish: messages[${i}].delayMs must be a finite number >= 0`)
-      }
-      if (delayMs > MAX_DELAY_MS) {
-        throw new NotSupportedError(`delay of ${delayMs} ms is over maxDelayMs ${MAX_DELAY_MS}`, ADAPTER)
-      }
-      const priority = message.priority ?? 0
-      if (!Number.isInteger(priority) || priority < 0) {
-        throw new TypeError(`publish: messages[${i}].priority must be an integer >= 0`)
-      }
-      if (priority > maxPriority) {
-        throw new NotSupportedError(`priority ${priority} is over maxPriority ${maxPriority}`, ADAPTER)
-      }
-      const delay = Math.ceil(delayMs)
+      const { body, delayMs: delay, priority } = checkOutgoing(messages[i]!, i, this.capabilities, 'redis')
       if (delay > 0 || priority > 0) plain = false
-      items.push(encodeItem(this.#nextId(), priority, message.body))
+      items.push(encodeItem(this.#nextId(), priority, body))
       extras.push(delay, priority)
     }
     if (items.length === 0) return

@@ -11,7 +11,8 @@ import type {
 } from '../broker.js'
 import { brokerCapabilities } from '../broker.js'
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../envelope.js'
-import { ClosedError, NotSupportedError, PayloadTooLargeError } from '../errors.js'
+import { ClosedError } from '../errors.js'
+import { checkOutgoing } from '../outgoing.js'
 import { type DeliverySource, MemoryDelivery, MemoryLeasedDelivery } from './memory-delivery.js'
 import type { MemoryQueue, NewMessage, QueueConsumer } from './memory-queue.js'
 import type { MemoryStore } from './memory-store.js'
@@ -204,28 +205,8 @@ export class MemoryBroker implements Broker {
   }
 
   #check(message: OutgoingMessage, i: number): NewMessage {
-    if (typeof message !== 'object' || message === null || !(message.body instanceof Uint8Array)) {
-      throw new TypeError(`publish: messages[${i}].body must be a Uint8Array`)
-    }
-    const { maxMessageBytes, maxDelayMs, maxPriority } = this.capabilities
-    if (message.body.byteLength > maxMessageBytes) {
-      throw new PayloadTooLargeError(message.body.byteLength, maxMessageBytes, ADAPTER)
-    }
-    const delayMs = message.delayMs ?? 0
-    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new TypeError(`publish: messages[${i}].delayMs must be a finite number >= 0`)
-    }
-    if (delayMs > maxDelayMs) {
-      throw new NotSupportedError(`delay of ${delayMs} ms is over maxDelayMs ${maxDelayMs}`, ADAPTER)
-    }
-    const priority = message.priority ?? 0
-    if (!Number.isInteger(priority) || priority < 0) {
-      throw new TypeError(`publish: messages[${i}].priority must be an integer >= 0`)
-    }
-    if (priority > maxPriority) {
-      throw new NotSupportedError(`priority ${priority} is over maxPriority ${maxPriority}`, ADAPTER)
-    }
-    return { body: new Uint8Array(message.body), delayMs, priority }
+    const { body, delayMs, priority } = checkOutgoing(message, i, this.capabilities, 'memory')
+    return { body: new Uint8Array(body), delayMs, priority }
   }
 
   #assertOpen(): void {
