@@ -18,12 +18,13 @@ import { AmqpBroker } from '@errand/amqp'
 import { RedisResultBackend } from '@errand/redis'
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { brokerContender } from './broker-only.js'
 import { errandContender } from './errand.js'
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+const _encoder = new TextEncoder()
+const _decoder = new TextDecoder()
 
 /** Delete `queue` with the dead-letter and delay queues the adapter may have made for it. */
 async function deleteQueue(queue: string): Promise<void> {
@@ -38,44 +39,12 @@ async function deleteQueue(queue: string): Promise<void> {
 
 /** The AmqpBroker alone: publish, consume, ack. */
 function errandBroker(maxPriority = 0): Contender {
-  let broker: AmqpBroker | undefined
-  let consumer: { cancel(): Promise<void> } | undefined
-  let queue = ''
-  return {
+  return brokerContender({
     name: maxPriority === 0 ? 'errand amqp broker' : `errand amqp broker, maxPriority ${maxPriority}`,
-    async open(q) {
-      queue = q
-      broker = new AmqpBroker({ url: AMQP_URL, maxPriority })
-      await broker.connect()
-      await broker.stats(queue)
-    },
-    async enqueueOne(p) {
-      await broker!.publish(queue, [{ body: encoder.encode(JSON.stringify(p)) }])
-    },
-    async enqueueBulk(ps) {
-      await broker!.publish(
-        queue,
-        ps.map((p) => ({ body: encoder.encode(JSON.stringify(p)) })),
-      )
-    },
-    async startWorker(concurrency, onJob) {
-      consumer = await broker!.consume(
-        queue,
-        (d) => {
-          onJob(JSON.parse(decoder.decode(d.body)) as BenchPayload)
-          void d.ack()
-        },
-        { prefetch: concurrency },
-      )
-    },
-    async stopWorker() {
-      await consumer?.cancel()
-    },
-    async close() {
-      await broker!.deleteQueue(queue)
-      await broker!.close()
-    },
-  }
+    broker: () => new AmqpBroker({ url: AMQP_URL, maxPriority }),
+    prepare: (broker, queue) => broker.stats(queue),
+    cleanup: (broker, queue) => broker.deleteQueue(queue),
+  })
 }
 
 /** A plain amqplib loop: confirm channel, persistent messages, prefetch, manual acks. */

@@ -18,11 +18,12 @@ import { Logger, makeWorkerUtils, type Runner, run, type WorkerUtils } from 'gra
 import pg from 'pg'
 import PgBoss from 'pg-boss'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { brokerContender } from './broker-only.js'
 import { errandContender } from './errand.js'
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+const _encoder = new TextEncoder()
+const _decoder = new TextDecoder()
 const silentLogger = { warn: () => {} }
 const quiet = new Logger(() => () => {})
 
@@ -36,43 +37,10 @@ function withSchema(schema: string): string {
 
 /** @errand/postgres's broker on its own: the adapter's floor under the Errand app. */
 function errandBroker(): Contender {
-  let broker: PostgresBroker | undefined
-  let queue = ''
-  let consumer: { cancel(): Promise<void> } | undefined
-  return {
+  return brokerContender({
     name: 'errand pg broker',
-    async open(q) {
-      queue = q
-      broker = new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger })
-      await broker.connect()
-    },
-    async enqueueOne(p) {
-      await broker!.publish(queue, [{ body: encoder.encode(JSON.stringify(p)) }])
-    },
-    async enqueueBulk(ps) {
-      await broker!.publish(
-        queue,
-        ps.map((p) => ({ body: encoder.encode(JSON.stringify(p)) })),
-      )
-    },
-    async startWorker(concurrency, onJob) {
-      consumer = await broker!.consume(
-        queue,
-        (d) => {
-          onJob(JSON.parse(decoder.decode(d.body)) as BenchPayload)
-          void d.ack()
-        },
-        { prefetch: concurrency },
-      )
-    },
-    async stopWorker() {
-      await consumer?.cancel()
-    },
-    async close() {
-      await broker!.purge(queue)
-      await broker!.close()
-    },
-  }
+    broker: () => new PostgresBroker({ url: withSchema('bench_errand'), logger: silentLogger }),
+  })
 }
 
 /** pg-boss: one worker per 50 of concurrency, each fetching a batch; polling at its 0.5 s minimum. */

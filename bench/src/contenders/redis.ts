@@ -18,14 +18,15 @@ import BeeQueue from 'bee-queue'
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { brokerContender } from './broker-only.js'
 import { errandContender } from './errand.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const url = new URL(REDIS_URL)
 const HOST = url.hostname || '127.0.0.1'
 const PORT = Number(url.port || 6379)
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+const _encoder = new TextEncoder()
+const _decoder = new TextDecoder()
 
 /** Delete every key under `prefix` (only the bench's own keys). */
 async function deleteKeys(pattern: string): Promise<void> {
@@ -67,43 +68,11 @@ function withHeap(c: Contender): Contender {
 /** The RedisBroker alone: publish, consume, ack. */
 function errandBroker(): Contender {
   const keyPrefix = `bench-errand-broker-${process.pid}`
-  let broker: RedisBroker | undefined
-  let consumer: { cancel(): Promise<void> } | undefined
-  let queue = ''
-  return {
+  return brokerContender({
     name: 'errand redis broker',
-    async open(q) {
-      queue = q
-      broker = new RedisBroker({ url: REDIS_URL, keyPrefix })
-      await broker.connect()
-    },
-    async enqueueOne(p) {
-      await broker!.publish(queue, [{ body: encoder.encode(JSON.stringify(p)) }])
-    },
-    async enqueueBulk(ps) {
-      await broker!.publish(
-        queue,
-        ps.map((p) => ({ body: encoder.encode(JSON.stringify(p)) })),
-      )
-    },
-    async startWorker(concurrency, onJob) {
-      consumer = await broker!.consume(
-        queue,
-        (d) => {
-          onJob(JSON.parse(decoder.decode(d.body)) as BenchPayload)
-          void d.ack()
-        },
-        { prefetch: concurrency },
-      )
-    },
-    async stopWorker() {
-      await consumer?.cancel()
-    },
-    async close() {
-      await broker!.close()
-      await deleteKeys(`${keyPrefix}:*`)
-    },
-  }
+    broker: () => new RedisBroker({ url: REDIS_URL, keyPrefix }),
+    cleanup: () => deleteKeys(`${keyPrefix}:*`),
+  })
 }
 
 function errandApp(withResults: boolean): Contender {

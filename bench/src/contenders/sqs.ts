@@ -24,10 +24,11 @@ import {
 } from '@aws-sdk/client-sqs'
 import { SqsBroker, type SqsBrokerOptions } from '@errand/sqs'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { brokerContender } from './broker-only.js'
 import { errandContender } from './errand.js'
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+const _encoder = new TextEncoder()
+const _decoder = new TextDecoder()
 const WAIT_SECONDS = 2
 
 /** Start fauxqs in a child process on 127.0.0.1 (or use SQS_ENDPOINT, loopback only). */
@@ -128,44 +129,11 @@ function brokerOptions(client: SQSClient): SqsBrokerOptions {
 
 /** SqsBroker on its own: publish, consume, ack. */
 function errandBroker(client: SQSClient): Contender {
-  let broker: SqsBroker | undefined
-  let queue = ''
-  let consumer: { cancel(): Promise<void> } | undefined
-  return {
+  return brokerContender({
     name: 'errand sqs broker',
-    async open(q) {
-      queue = q
-      broker = new SqsBroker(brokerOptions(client))
-      await broker.connect()
-      await broker.purge(queue)
-    },
-    async enqueueOne(p) {
-      await broker!.publish(queue, [{ body: encoder.encode(JSON.stringify(p)) }])
-    },
-    async enqueueBulk(ps) {
-      await broker!.publish(
-        queue,
-        ps.map((p) => ({ body: encoder.encode(JSON.stringify(p)) })),
-      )
-    },
-    async startWorker(concurrency, onJob) {
-      consumer = await broker!.consume(
-        queue,
-        (d) => {
-          onJob(JSON.parse(decoder.decode(d.body)) as BenchPayload)
-          void d.ack()
-        },
-        { prefetch: concurrency },
-      )
-    },
-    async stopWorker() {
-      await consumer?.cancel()
-    },
-    async close() {
-      await broker!.purge(queue)
-      await broker!.close()
-    },
-  }
+    broker: () => new SqsBroker(brokerOptions(client)),
+    prepare: (broker, queue) => broker.purge(queue),
+  })
 }
 
 /** The AWS SDK by hand: what a careful user writes without a library. */
