@@ -105,11 +105,13 @@ export {
   FINAL_STATES,
   type GroupProgress,
   isFinalState,
+  isTaskState,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
   resultBackendCapabilities,
   type SetStateOptions,
+  TASK_STATES,
   type TaskRecord,
   type TaskState,
 } from './result-backend.js'

@@ -3,6 +3,22 @@ import type { SerializedError } from './errors.js'
 /** Life of a task, as the result backend records it. */
 export type TaskState = 'PENDING' | 'RECEIVED' | 'STARTED' | 'RETRY' | 'SUCCESS' | 'FAILURE' | 'CANCELED'
 
+/** Every task state. */
+export const TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
+  'PENDING',
+  'RECEIVED',
+  'STARTED',
+  'RETRY',
+  'SUCCESS',
+  'FAILURE',
+  'CANCELED',
+])
+
+/** True when `value` names a task state. */
+export function isTaskState(value: unknown): value is TaskState {
+  return TASK_STATES.has(value as TaskState)
+}
+
 /** States after which nothing more happens to a task. */
 export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['SUCCESS', 'FAILURE', 'CANCELED'])
 

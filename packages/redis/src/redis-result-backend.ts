@@ -2,6 +2,7 @@ import {
   ClosedError,
   type GroupProgress,
   isFinalState,
+  isTaskState,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -18,15 +19,6 @@ import { parseBackendOptions, type RedisResultBackendOptions } from './options.j
 import { StateWriter } from './state-writer.js'
 
 const ADAPTER = { adapter: 'redis' } as const
-const STATES: ReadonlySet<string> = new Set<TaskState>([
-  'PENDING',
-  'RECEIVED',
-  'STARTED',
-  'RETRY',
-  'SUCCESS',
-  'FAILURE',
-  'CANCELED',
-])
 
 /**
  * A {@link ResultBackend} on Redis (standalone or Cluster).
@@ -90,7 +82,7 @@ export class RedisResultBackend implements ResultBackend {
     if (typeof record !== 'object' || record === null)
       throw new TypeError('setState: record must be an object')
     checkKey('record.id', record.id)
-    if (!STATES.has(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
+    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
     const ttlMs = checkTtl(options?.ttlMs)
     // The state goes first so the script can recognise CANCELED by a prefix, without decoding.
     const { state, ...rest } = record

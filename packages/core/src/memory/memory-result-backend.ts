@@ -1,6 +1,7 @@
 import { ClosedError } from '../errors.js'
 import {
   type GroupProgress,
+  isTaskState,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -13,15 +14,6 @@ import type { MemoryStore } from './memory-store.js'
 import { type MemoryResultBackendOptions, parseBackendOptions, selectStore } from './options.js'
 
 const ADAPTER = { adapter: 'memory' } as const
-const STATES: ReadonlySet<string> = new Set<TaskState>([
-  'PENDING',
-  'RECEIVED',
-  'STARTED',
-  'RETRY',
-  'SUCCESS',
-  'FAILURE',
-  'CANCELED',
-])
 
 /**
  * A {@link ResultBackend} in this process. `waitFor` is pushed (a write of a final state wakes
@@ -74,7 +66,7 @@ export class MemoryResultBackend implements ResultBackend {
     if (typeof record !== 'object' || record === null)
       throw new TypeError('setState: record must be an object')
     checkKey('record.id', record.id)
-    if (!STATES.has(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
+    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
     const ttlMs = checkTtl(options?.ttlMs)
     return this.store.results.setState(record, ttlMs)
   }
