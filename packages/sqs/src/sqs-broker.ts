@@ -256,30 +256,20 @@ export class SqsBroker implements Broker {
     return out.slice(0, limit)
   }
 
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.#assertOpen()
-    const names = this.#names(queue)
-    const url = await this.#registry.dead(names)
-    const wanted = ids === undefined ? undefined : new Set(ids)
-    if (wanted?.size === 0) return 0
-    let count = 0
-    await this.#admin.scan(url, async (batch) => {
-      const keep = batch.filter((m) => wanted !== undefined && !wanted.has(m.MessageId))
-      await Promise.all(
-        batch
-          .filter((m) => !keep.includes(m))
-          .map(async (m) => {
-            await this.#moves.requeue(names, m)
-            await this.#transport.delete(url, m.ReceiptHandle, Date.now() + this.#options.retryTimeoutMs)
-            count++
-          }),
-      )
-      return keep
-    })
-    return count
+  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.#takeDeadLetters(queue, ids, (names, m) => this.#moves.requeue(names, m))
   }
 
-  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+  purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.#takeDeadLetters(queue, ids)
+  }
+
+  /** Delete the dead letters of `queue` (all, or `ids`), after `first` (a requeue) for each. */
+  async #takeDeadLetters(
+    queue: string,
+    ids: readonly string[] | undefined,
+    first?: (names: QueueNames, message: Parameters<Moves['requeue']>[1]) => Promise<void>,
+  ): Promise<number> {
     this.#assertOpen()
     const names = this.#names(queue)
     const url = await this.#registry.dead(names)
@@ -292,6 +282,7 @@ export class SqsBroker implements Broker {
         batch
           .filter((m) => !keep.includes(m))
           .map(async (m) => {
+            await first?.(names, m)
             await this.#transport.delete(url, m.ReceiptHandle, Date.now() + this.#options.retryTimeoutMs)
             count++
           }),
