@@ -14,7 +14,16 @@ const passed = report.numPassedTests ?? 0
 const failedTests = report.numFailedTests ?? 0
 const failedSuites = report.numFailedTestSuites ?? 0
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0)
+// Unhandled errors (written beside the report by vitest.config.ts): vitest fails the run on them
+// but its JSON report does not count them, so each counts here as a failure, named.
+let unhandled = []
+try {
+  unhandled = JSON.parse(readFileSync(`${file}.unhandled.json`, 'utf8'))
+} catch {
+  unhandled = []
+}
+for (const e of unhandled) console.error(`unhandled error: ${e.name}: ${e.message}\n${e.stack}`)
 // A file that fails to load has no failed test but a failed suite: count it as a failure.
-const failed = failedTests + (failedTests === 0 ? failedSuites : 0)
+const failed = failedTests + (failedTests === 0 ? failedSuites : 0) + unhandled.length
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed > 0 || passed === 0 ? 1 : 0)

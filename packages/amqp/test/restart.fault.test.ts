@@ -23,6 +23,12 @@ describe.runIf(available)('amqp: RabbitMQ restarts mid-run', () => {
     const total = 600
     const seen = new Map<string, number>()
     let handled = 0
+    // Every delivery's settle is tracked to the end: the test waits for all of them before the
+    // broker closes (an ack after close rejects with ERR_CLOSED, as documented) and fails on any
+    // settle that rejected (an ack on a channel that died resolves quietly: RabbitMQ put it back).
+    let inHand = 0
+    const settleErrors: unknown[] = []
+    let allSettled: (() => void) | undefined
     let done!: () => void
     const allSeen = new Promise<void>((resolve) => {
       done = resolve
@@ -31,13 +37,20 @@ describe.runIf(available)('amqp: RabbitMQ restarts mid-run', () => {
       const body = dec(delivery.body)
       seen.set(body, (seen.get(body) ?? 0) + 1)
       handled++
+      inHand++
       // Settle a little later, as a task would: some deliveries are in hand when the server stops.
       setTimeout(() => {
-        void delivery.ack()
+        delivery
+          .ack()
+          .catch((err: unknown) => settleErrors.push(err))
+          .finally(() => {
+            inHand--
+            if (inHand === 0) allSettled?.()
+          })
         if (seen.size === total) done()
       }, 5)
     }
-    await consumer.consume(q, onDelivery, { prefetch: 20 })
+    const consuming = await consumer.consume(q, onDelivery, { prefetch: 20 })
     let published = 0
     let stopped!: () => void
     const serverStopped = new Promise<void>((resolve) => {
@@ -74,6 +87,10 @@ describe.runIf(available)('amqp: RabbitMQ restarts mid-run', () => {
         setTimeout(() => reject(new Error(`only ${seen.size}/${total} distinct messages handled`)), 30_000),
       ),
     ])
+    // No further delivery, then every one in hand settled: nothing is left to land after close.
+    await consuming.cancel()
+    if (inHand > 0) await new Promise<void>((resolve) => (allSettled = resolve))
+    expect(settleErrors, 'acks that rejected').toEqual([])
     expect(seen.size).toBe(total)
     expect(await consumerLogger.waitFor(/reconnected/, 1_000)).toBeTruthy()
     const duplicates = [...seen.values()].filter((n) => n > 1).length

@@ -7,3 +7,4 @@ export type {
   ResultBackendConformanceOptions,
   SkipList,
 } from './options.js'
+export { type CuttableProxy, startTcpProxy } from './tcp-proxy.js'
