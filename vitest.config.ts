@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs'
-import type { Reporter } from 'vitest/reporters'
 import { defineConfig } from 'vitest/config'
+import type { Reporter } from 'vitest/reporters'
 
 const report = process.env.ERRAND_TEST_REPORT
 
@@ -14,7 +14,11 @@ const unhandledErrors: Reporter = {
     if (!report) return
     const list = errors.map((e) => {
       const err = e as { name?: unknown; message?: unknown; stack?: unknown }
-      return { name: String(err.name ?? 'Error'), message: String(err.message ?? e), stack: String(err.stack ?? '') }
+      return {
+        name: String(err.name ?? 'Error'),
+        message: String(err.message ?? e),
+        stack: String(err.stack ?? ''),
+      }
     })
     writeFileSync(`${report}.unhandled.json`, JSON.stringify(list))
   },

@@ -33,7 +33,9 @@ export interface CuttableProxy {
  */
 export async function startTcpProxy(target: string | { host: string; port: number }): Promise<CuttableProxy> {
   const { host, port: targetPort } =
-    typeof target === 'string' ? { host: new URL(target).hostname, port: Number(new URL(target).port) } : target
+    typeof target === 'string'
+      ? { host: new URL(target).hostname, port: Number(new URL(target).port) }
+      : target
   const sockets = new Set<Socket>()
   let accepted = 0
   const track = (s: Socket) => {

@@ -1,8 +1,8 @@
+import { type CuttableProxy, startTcpProxy as startProxy } from '@errand/conformance'
 import type { Delivery } from '@errand/core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { SqsBroker } from '../src/index.js'
 import { type SqsTestEndpoint, startSqs, testOptions, uniqueQueue } from './fauxqs.js'
-import { type CuttableProxy, startTcpProxy as startProxy } from '@errand/conformance'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
