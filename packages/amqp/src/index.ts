@@ -1,4 +1,4 @@
-import type { Broker } from '@errand/core'
+import { type Adapter, type Broker, defineAdapter } from '@errand/core'
 import { AmqpBroker } from './amqp-broker.js'
 
 export { AmqpBroker } from './amqp-broker.js'
@@ -31,3 +31,13 @@ export {
 export function createBroker(url: string): Broker {
   return new AmqpBroker(url)
 }
+
+/**
+ * The RabbitMQ adapter: serves `amqp://` and `amqps://` (a broker only), logging through the
+ * app's logger. Core finds it by scheme.
+ */
+export const adapter: Adapter = defineAdapter({
+  name: '@errand/amqp',
+  schemes: ['amqp:', 'amqps:'],
+  createBroker: (url, { logger }) => new AmqpBroker({ url, logger }),
+})

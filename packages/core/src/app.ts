@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { Adapter } from './adapter.js'
 import { type AsyncResult, resultFor, TaskResult } from './async-result.js'
 import type { Broker, DeadLetter, ListDeadLettersOptions, OutgoingMessage, QueueStats } from './broker.js'
 import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
@@ -37,6 +38,13 @@ const taskLike = z.custom<AnyTask>(
   },
 )
 
+const adapterLike = z.custom<Adapter>(
+  (v) => isObject(v) && typeof v.name === 'string' && Array.isArray(v.schemes),
+  {
+    message: 'expected an adapter { name, schemes, createBroker?, createResultBackend? } (see defineAdapter)',
+  },
+)
+
 /** Options of {@link createApp}. Unknown keys are refused, naming the key. */
 export const appOptionsSchema = z
   .object({
@@ -52,6 +60,11 @@ export const appOptionsSchema = z
     resultTtlMs: z.number().int().positive().default(86_400_000),
     /** Largest envelope a worker decodes; bigger ones are dead-lettered. Default 10 MiB. */
     maxMessageBytes: z.number().int().positive().default(DEFAULT_MAX_ENVELOPE_BYTES),
+    /**
+     * Store adapters for schemes Errand does not ship (`mysql://` from a third-party package),
+     * checked before the built-in ones. See {@link Adapter}.
+     */
+    adapters: z.array(adapterLike).default([]),
     /** Where logs go (credentials are masked). Default: warnings and errors to the console. */
     logger: z
       .custom<Logger>((v) => isObject(v) && typeof v.warn === 'function' && typeof v.error === 'function', {
@@ -132,9 +145,12 @@ export class App {
   }
 
   private async open(): Promise<Runtime> {
-    const broker = await resolveBroker(this.options.broker)
+    const lookup = { adapters: this.options.adapters, logger: this.logger }
+    const broker = await resolveBroker(this.options.broker, lookup)
     const backend =
-      this.options.backend === undefined ? undefined : await resolveResultBackend(this.options.backend)
+      this.options.backend === undefined
+        ? undefined
+        : await resolveResultBackend(this.options.backend, lookup)
     await broker.connect()
     try {
       await backend?.connect()

@@ -1,4 +1,4 @@
-export type { AdapterModule } from './adapter.js'
+export { type Adapter, type AdapterContext, type AdapterModule, defineAdapter } from './adapter.js'
 export {
   App,
   type AppOptions,
@@ -99,7 +99,7 @@ export {
 } from './memory/index.js'
 export { type CheckedMessage, checkOutgoing } from './outgoing.js'
 export { maskCredentials } from './redact.js'
-export { ADAPTER_PACKAGES } from './resolve-adapter.js'
+export { ADAPTER_PACKAGES, type AdapterLookup, memoryAdapter, registerAdapter } from './resolve-adapter.js'
 export {
   DEFAULT_RESULT_BACKEND_CAPABILITIES,
   FINAL_STATES,

@@ -1,4 +1,4 @@
-import type { Broker, ResultBackend } from '@errand/core'
+import { type Adapter, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
 import { PostgresBroker } from './postgres-broker.js'
 import { PostgresResultBackend } from './postgres-result-backend.js'
 
@@ -35,3 +35,14 @@ export function createBroker(url: string): Broker {
 export function createResultBackend(url: string): ResultBackend {
   return new PostgresResultBackend({ url })
 }
+
+/**
+ * The PostgreSQL adapter: serves `postgres://` and `postgresql://` for broker and result backend,
+ * logging through the app's logger. Core finds it by scheme.
+ */
+export const adapter: Adapter = defineAdapter({
+  name: '@errand/postgres',
+  schemes: ['postgres:', 'postgresql:'],
+  createBroker: (url, { logger }) => new PostgresBroker({ url, logger }),
+  createResultBackend: (url, { logger }) => new PostgresResultBackend({ url, logger }),
+})

@@ -1,4 +1,4 @@
-import type { Broker, ResultBackend } from '@errand/core'
+import { type Adapter, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
 import { RedisBroker } from './redis-broker.js'
 import { RedisResultBackend } from './redis-result-backend.js'
 
@@ -33,3 +33,14 @@ export function createBroker(url: string): Broker {
 export function createResultBackend(url: string): ResultBackend {
   return new RedisResultBackend({ url })
 }
+
+/**
+ * The Redis adapter: serves `redis://` and `rediss://` for broker and result backend. Core finds
+ * it by scheme; pass it to `createApp({ adapters })` only to be explicit.
+ */
+export const adapter: Adapter = defineAdapter({
+  name: '@errand/redis',
+  schemes: ['redis:', 'rediss:'],
+  createBroker: (url) => new RedisBroker({ url }),
+  createResultBackend: (url) => new RedisResultBackend({ url }),
+})

@@ -1,4 +1,4 @@
-import type { Broker } from '@errand/core'
+import { type Adapter, type Broker, defineAdapter } from '@errand/core'
 import { parseSqsUrl } from './options.js'
 import { SqsBroker } from './sqs-broker.js'
 
@@ -19,3 +19,10 @@ export { SqsBroker } from './sqs-broker.js'
 export function createBroker(url: string): Broker {
   return new SqsBroker(parseSqsUrl(url))
 }
+
+/** The SQS adapter: serves `sqs://` (a broker only). Core finds it by scheme. */
+export const adapter: Adapter = defineAdapter({
+  name: '@errand/sqs',
+  schemes: ['sqs:'],
+  createBroker: (url) => new SqsBroker(parseSqsUrl(url)),
+})
