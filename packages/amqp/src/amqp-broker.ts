@@ -108,15 +108,20 @@ export class AmqpBroker implements Broker {
   }
 
   /**
-   * Cancel every consumer and close its channel (RabbitMQ returns the unsettled deliveries to
-   * their queues at once), let publishes in flight finish (up to 5 s), close the connection
-   * (unless the caller owns it). Calling it again does nothing.
+   * Stop every consumer's subscription, let publishes and settles in flight finish (up to 5 s;
+   * settles begun later reject with `ERR_CLOSED`), then close every consumer channel with the
+   * AMQP handshake, so the acks sent on it are applied and RabbitMQ returns only the unsettled
+   * deliveries, then close the connection (unless the caller owns it). Calling it again does
+   * nothing.
    */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#consumers].map((c) => c.shutdown()))
-    this.#consumers.clear()
+    // No new deliveries while settles finish: one delivered now would only go back, flagged
+    // redelivered (attempt + 1) without having run.
+    await Promise.allSettled([...this.#consumers].map((c) => c.cancel()))
+    // Settles next: a nack or dead letter whose copy is confirmed acks the original afterwards,
+    // on its channel; closing that channel first would leave both copies in the queue.
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -127,6 +132,10 @@ export class AmqpBroker implements Broker {
       ])
       clearTimeout(timer)
     }
+    // Channels before the connection: a cancelled consumer's channel may still be in its closing
+    // handshake (started by its last ack), and the connection's close would overtake those acks.
+    await Promise.allSettled([...this.#consumers].map((c) => c.shutdown()))
+    this.#consumers.clear()
     await this.#conn.close()
   }
 
@@ -170,6 +179,7 @@ export class AmqpBroker implements Broker {
           assertOpen: () => this.#assertOpen(),
           republish: (q, m, n, d) => this.#republish(q, m, n, d),
           deadLetter: (q, m, info, attempt) => this.#deadLetter(q, m, info, attempt),
+          track: (settle) => this.#track(settle),
         },
         retryInitialMs: this.#options.reconnectInitialDelayMs,
         retryMaxMs: this.#options.reconnectMaxDelayMs,

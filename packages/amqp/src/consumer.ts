@@ -49,6 +49,7 @@ export class AmqpConsumer implements Consumer {
       assertOpen: () => settling.assertOpen(),
       republish: (q, m, n, d) => settling.republish(q, m, n, d),
       deadLetter: (q, m, i, a) => settling.deadLetter(q, m, i, a),
+      track: (settle) => settling.track(settle),
       release: (lane, message) => this.#release(lane, message),
     }
   }

@@ -25,6 +25,8 @@ export interface DeliveryHost {
   republish(queue: string, message: ConsumeMessage, deliveries: number, delayMs: number): Promise<void>
   /** Publish `message` to the queue's dead letters (confirmed). */
   deadLetter(queue: string, message: ConsumeMessage, info: DeadLetterInfo, attempt: number): Promise<void>
+  /** Have the broker's `close()` wait for `settle` (bounded) before it closes channels. */
+  track(settle: Promise<void>): Promise<void>
   /** Ack `message` on `lane` and free its prefetch slot. */
   release(lane: Lane, message: ConsumeMessage): void
 }
@@ -95,6 +97,10 @@ export class AmqpDelivery implements Delivery {
     this.#host.assertOpen()
     this.#settled = true
     if (!this.#lane.alive) return
+    await this.#host.track(this.#copyThenAck(copy))
+  }
+
+  async #copyThenAck(copy: () => Promise<void>): Promise<void> {
     try {
       await copy()
     } catch (err) {
