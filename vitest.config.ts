@@ -42,8 +42,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'main',
-          include: ['packages/*/test/**/*.test.ts'],
-          exclude: ['packages/*/test/**/*.fault.test.ts', '**/node_modules/**'],
+          include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+          exclude: ['packages/*/test/**/*.fault.test.ts', 'examples/*/test/**/*.fault.test.ts', '**/node_modules/**'],
           typecheck: {
             enabled: true,
             include: ['packages/*/test/**/*.test-d.ts'],

@@ -34,3 +34,10 @@ fi
 wait_for rabbitmq 120 tcp_open 5672 || exit 1
 # The port opens before the broker takes connections: wait for the app to run.
 wait_for rabbitmq-app 120 rabbitmqctl -q await_startup || exit 1
+
+# MariaDB: the third-party adapter example (examples/mysql-adapter) runs the conformance suite on it.
+if ! mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  echo "mariadb: starting"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+wait_for mariadb 60 mysqladmin -h 127.0.0.1 -u root ping || exit 1
