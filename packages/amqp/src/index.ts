@@ -1,4 +1,4 @@
-import { type Adapter, type Broker, defineAdapter } from '@errand/core'
+import { type Adapter, type AdapterContext, type Broker, defineAdapter } from '@errand/core'
 import { AmqpBroker } from './amqp-broker.js'
 
 export { AmqpBroker } from './amqp-broker.js'
@@ -19,17 +19,19 @@ export {
 } from './options.js'
 
 /**
- * The broker for an `amqp://` or `amqps://` URL, as `createApp({ broker: url })` calls it.
- * Validates the URL (throws `ERR_INVALID_OPTION`); connects only on `connect()`. RabbitMQ has
- * no result store: pair it with a Redis or Postgres result backend.
+ * The broker for an `amqp://` or `amqps://` URL (the older loose factory; core uses
+ * {@link adapter}). Validates the URL (throws `ERR_INVALID_OPTION`); connects only on
+ * `connect()`. Logs through `context.logger` when given (core's console logger otherwise).
+ * RabbitMQ has no result store: pair it with a Redis or Postgres result backend.
  *
  * @example
  * ```ts
  * const broker = createBroker('amqp://guest:guest@127.0.0.1:5672/?maxPriority=5')
  * ```
  */
-export function createBroker(url: string): Broker {
-  return new AmqpBroker(url)
+export function createBroker(url: string, context?: Partial<AdapterContext>): Broker {
+  // A host that passes a context expects the adapter's lines in its logger, not on the console.
+  return new AmqpBroker(context?.logger === undefined ? url : { url, logger: context.logger })
 }
 
 /**
