@@ -27,38 +27,68 @@ local function level_key(p)
   if p >= LEVELS then p = LEVELS - 1 end
   return KEYS[6 + p]
 end
+-- id, deliveries, priority and where the body starts; nil for anything the broker did not write
+-- (another program's LPUSH, a hand edit). Counts are capped in length so that they stay exact
+-- integers when written back. codec.ts decodeItem applies the same rule.
 local function parse(item)
-  local a = string.find(item, ':', 1, true)
-  local b = string.find(item, ':', a + 1, true)
-  local c = string.find(item, ':', b + 1, true)
-  return string.sub(item, 1, a - 1), string.sub(item, b + 1, c - 1), c
+  local id, n, p = string.match(item, '^([^:]+):(%d+):(%d+):')
+  if not id or #n > 9 or #p > 3 then return nil end
+  return id, tonumber(n), tonumber(p), #id + #n + #p + 4
 end
+-- The item as delivery n (nil for garbage), and its priority.
 local function with_deliveries(item, n)
-  local id, p, c = parse(item)
-  return id .. ':' .. n .. ':' .. p .. ':' .. string.sub(item, c + 1)
+  local id, _, p, body_at = parse(item)
+  if not id then return nil end
+  return id .. ':' .. n .. ':' .. p .. ':' .. string.sub(item, body_at), p
 end
+-- A lease member "<id>:<n>". A malformed one still names an id (up to the first ':'); its n is nil.
 local function split_member(m)
+  local id, n = string.match(m, '^([^:]+):(%d+)$')
+  if id and #n <= 9 then return id, tonumber(n) end
   local colon = string.find(m, ':', 1, true)
-  return string.sub(m, 1, colon - 1), string.sub(m, colon + 1)
+  if colon then return string.sub(m, 1, colon - 1), nil end
+  return m, nil
+end
+-- Garbage goes to the dead letters as 'undecodable' instead of failing the script: Redis does not
+-- roll a script back, so an error after a pop would lose everything popped with it. The bytes are
+-- kept exact as the record's body ("<id>:<n>:0:<bytes>"); id is the in-flight id when known.
+local buried = 0
+local function bury(raw, where, id, n)
+  local now = now_ms()
+  if id then
+    id = string.gsub(id, ':', '_')
+  else
+    repeat
+      buried = buried + 1
+      id = 'garbage-' .. now .. '-' .. buried
+    until redis.call('HEXISTS', DEAD, id) == 0
+  end
+  local header = '{"reason":"undecodable","error":{"name":"DecodeError","code":"ERR_DECODE",'
+    .. '"message":"malformed queue item in ' .. where
+    .. ': expected <id>:<deliveries>:<priority>:<body>"},"deadAt":' .. now .. '}'
+  redis.call('HSET', DEAD, id, header .. '\\n' .. id .. ':' .. (n or 0) .. ':0:' .. raw)
+  redis.call('ZADD', DEAD_INDEX, now, id)
 end
 local function wake()
   if redis.call('LLEN', KEYS[6]) == 0 then redis.call('LPUSH', KEYS[6], '!') end
 end
-local function push_back(item)
-  local _, p = parse(item)
-  p = tonumber(p)
+local function push_back(item, p)
   redis.call('LPUSH', level_key(p), item)
   if p > 0 then wake() end
 end
-local function push_front(item)
-  local _, p = parse(item)
-  p = tonumber(p)
+local function push_front(item, p)
   local key = level_key(p)
   if p == 0 then
     if redis.call('LINDEX', key, -1) == '!' then redis.call('RPOP', key) end
   end
   redis.call('RPUSH', key, item)
   if p > 0 then wake() end
+end
+-- Back to the front as delivery n (n nil: a malformed lease, so one more than the item says).
+local function return_front(item, id, n)
+  local iid, d, p, body_at = parse(item)
+  if not iid then return bury(item, 'flight', id, n) end
+  push_front(iid .. ':' .. (n or d + 1) .. ':' .. p .. ':' .. string.sub(item, body_at), p)
 end
 local function schedule(item, due)
   local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
@@ -120,7 +150,10 @@ end
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
   redis.call('ZREMRANGEBYRANK', DELAYED, 0, #due - 1)
-  for _, item in ipairs(due) do push_back(item) end
+  for _, item in ipairs(due) do
+    local id, _, p = parse(item)
+    if id then push_back(item, p) else bury(item, 'the delayed set') end
+  end
 end
 local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, 1000)
 for _, m in ipairs(expired) do
@@ -129,7 +162,7 @@ for _, m in ipairs(expired) do
   local item = redis.call('HGET', INFLIGHT, id)
   if item then
     redis.call('HDEL', INFLIGHT, id)
-    push_front(with_deliveries(item, n))
+    return_front(item, id, n)
   end
 end
 local out = { 0 }
@@ -149,15 +182,18 @@ if want > 0 then
     if not popped then break end
     for _, item in ipairs(popped[2]) do
       if item ~= '!' then
-        local a = string.find(item, ':', 1, true)
-        local b = string.find(item, ':', a + 1, true)
-        local id = string.sub(item, 1, a - 1)
-        hargs[#hargs + 1] = id
-        hargs[#hargs + 1] = item
-        zargs[#zargs + 1] = deadline
-        zargs[#zargs + 1] = id .. ':' .. (tonumber(string.sub(item, a + 1, b - 1)) + 1)
-        got = got + 1
-        out[got + 1] = item
+        local id, d = parse(item)
+        if id then
+          hargs[#hargs + 1] = id
+          hargs[#hargs + 1] = item
+          zargs[#zargs + 1] = deadline
+          zargs[#zargs + 1] = id .. ':' .. (d + 1)
+          got = got + 1
+          out[got + 1] = item
+        else
+          -- Not counted in got: the loop pops another in its place.
+          bury(item, 'a ready list')
+        end
       end
     end
   end
@@ -204,11 +240,15 @@ return 1
 
 /** Give a delivery back: ARGV member, delayMs. Returns 1 when this holder still had it. */
 export const NACK = new LuaScript(`${HELPERS}
-local item, _, n = take(ARGV[1])
+local item, id, n = take(ARGV[1])
 if not item then return 0 end
-item = with_deliveries(item, n)
+local counted, p = with_deliveries(item, n)
+if not counted then
+  bury(item, 'flight', id, n)
+  return 1
+end
 local delay = tonumber(ARGV[2])
-if delay > 0 then schedule(item, now_ms() + delay) else push_back(item) end
+if delay > 0 then schedule(counted, now_ms() + delay) else push_back(counted, p) end
 return 1
 `)
 
@@ -219,7 +259,9 @@ return 1
 export const DEAD_LETTER = new LuaScript(`${HELPERS}
 local item, id, n = take(ARGV[1])
 if not item then return 0 end
-redis.call('HSET', DEAD, id, ARGV[2] .. '\\n' .. with_deliveries(item, n))
+-- Garbage keeps the caller's reason, with its bytes as the body.
+local counted = with_deliveries(item, n) or (string.gsub(id, ':', '_') .. ':' .. n .. ':0:' .. item)
+redis.call('HSET', DEAD, id, ARGV[2] .. '\\n' .. counted)
 redis.call('ZADD', DEAD_INDEX, tonumber(ARGV[3]), id)
 return 1
 `)
@@ -233,11 +275,16 @@ export const RELEASE = new LuaScript(`${HELPERS}
 local counted = ARGV[1] == '1'
 local moved = 0
 for k = #ARGV, 2, -1 do
-  local item, _, n = take(ARGV[k])
+  local item, id, n = take(ARGV[k])
   if item then
-    if counted then item = with_deliveries(item, n) end
-    push_front(item)
-    moved = moved + 1
+    local iid, d, p = parse(item)
+    if not iid then
+      bury(item, 'flight', id, n)
+    else
+      -- Never handed out: as it was (its count untouched).
+      return_front(item, id, counted and n or d)
+      moved = moved + 1
+    end
   end
 end
 return moved
@@ -284,7 +331,15 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', DEAD_INDEX, id)
   if record then
     redis.call('HDEL', DEAD, id)
-    push_back(string.sub(record, string.find(record, '\\n', 1, true) + 1))
+    -- A record not written by the broker goes back whole, as the body of an item (core judges it).
+    local nl = string.find(record, '\\n', 1, true)
+    local item = nl and string.sub(record, nl + 1) or record
+    local iid, _, p = parse(item)
+    if not iid then
+      item = string.gsub(id, ':', '_') .. ':0:0:' .. item
+      p = 0
+    end
+    push_back(item, p)
     moved = moved + 1
   end
 end

@@ -1,4 +1,11 @@
-import { ClosedError, ConnectionError, ErrandError, maskCredentials } from '@errand/core'
+import {
+  ClosedError,
+  ConnectionError,
+  ErrandError,
+  InvalidOptionError,
+  type Logger,
+  maskCredentials,
+} from '@errand/core'
 import { Cluster, Redis } from 'ioredis'
 import type { ConnectionPlan, RedisClient } from './options.js'
 
@@ -9,6 +16,13 @@ const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
 
 function autoPipelined(client: RedisClient): boolean {
   return client.options.enableAutoPipelining === true
+}
+
+/** The reply error of the SELECT ioredis sends on every (re)connect when a db is set. */
+function isSelectFailure(err: unknown): err is Error {
+  return (
+    err instanceof Error && (err as { command?: { name?: unknown } }).command?.name?.toString() === 'select'
+  )
 }
 
 /**
@@ -22,10 +36,18 @@ export class Connections {
   readonly #owned: boolean
   readonly #display: string
   readonly #duplicates = new Set<RedisClient>()
+  readonly #logger: Logger
+  /** The option that chose the db, named when the server refuses it. */
+  readonly #dbOption: string
+  /** Set when the server refused SELECT during `connect()`. */
+  #refusedDb: Error | undefined
+  #connected = false
   #closed = false
 
-  constructor(plan: ConnectionPlan) {
+  constructor(plan: ConnectionPlan, logger: Logger) {
     this.#display = plan.display
+    this.#logger = logger
+    this.#dbOption = plan.kind === 'owned' ? plan.dbOption : 'client'
     if (plan.kind === 'borrowed' && !autoPipelined(plan.client)) {
       this.main = plan.client
       this.#owned = false
@@ -37,7 +59,7 @@ export class Connections {
           ? plan.client.duplicate(undefined, { lazyConnect: true, enableAutoPipelining: false })
           : plan.client.duplicate({ lazyConnect: true, enableAutoPipelining: false })
       this.#owned = true
-      this.main.on('error', () => {})
+      this.#guard(this.main)
     } else {
       this.main = new Redis({
         retryStrategy,
@@ -46,7 +68,7 @@ export class Connections {
         enableAutoPipelining: false,
       })
       this.#owned = true
-      this.main.on('error', () => {})
+      this.#guard(this.main)
     }
     this.cluster = this.main instanceof Cluster
   }
@@ -62,13 +84,49 @@ export class Connections {
       return
     }
     if (this.main.status === 'wait' || this.main.status === 'end' || this.main.status === 'close') {
+      this.#refusedDb = undefined
       try {
         await this.main.connect()
       } catch (cause) {
         this.main.disconnect()
+        // Set by #guard while connect() was pending (TypeScript cannot see that).
+        const refused = this.#refusedDb as Error | undefined
+        if (refused !== undefined) {
+          throw new InvalidOptionError(
+            this.#dbOption,
+            `${this.#display} refused to select db ${this.#db()}: ${maskCredentials(refused.message)}`,
+            { adapter: ADAPTER, cause: refused },
+          )
+        }
         throw this.error(`could not connect to ${this.#display}`, cause)
       }
     }
+    this.#connected = true
+  }
+
+  /**
+   * Errors of a client we created: ioredis reports them as events and reconnects by itself, so
+   * they are not ours to throw, except one. When the server refuses the SELECT of the configured
+   * db, ioredis reports it and goes on as ready on db 0 (ioredis 6 `event_handler.js`, handshake
+   * `select` with `errorHandler: silentEmit('error')`): every command would land in the wrong
+   * database. We drop that connection before it is ready; ioredis retries (and refuses again)
+   * with its backoff, so commands wait and fail with `ERR_CONNECTION` instead of using db 0.
+   */
+  #guard(client: RedisClient): void {
+    client.on('error', (err: unknown) => {
+      if (!isSelectFailure(err)) return
+      if (!this.#connected) this.#refusedDb = err
+      else
+        this.#logger.error(
+          `[redis] ${this.#display} refused to select db ${this.#db()} after a reconnect (${err.message}); ` +
+            'not using the connection until it accepts',
+        )
+      client.disconnect(true)
+    })
+  }
+
+  #db(): number {
+    return (this.main.options as { db?: number }).db ?? 0
   }
 
   /**
@@ -88,7 +146,7 @@ export class Connections {
         enableAutoPipelining: false,
       })
     }
-    client.on('error', () => {})
+    this.#guard(client)
     this.#duplicates.add(client)
     return client
   }

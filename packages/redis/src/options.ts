@@ -1,5 +1,5 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
-import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { consoleLogger, InvalidOptionError, type Logger, maskCredentials, maskingLogger } from '@errand/core'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { z } from 'zod'
 
@@ -35,6 +35,12 @@ export interface RedisConnectionOptions {
    * a queue lives on one Redis Cluster slot. No `{` or `}` allowed.
    */
   readonly keyPrefix?: string
+  /**
+   * Where the adapter reports what it cannot throw to a caller (a failed fetch, a handler that
+   * threw, garbage found in a queue, a refused SELECT after a reconnect). Pass the app's logger.
+   * Default: core's `consoleLogger`. Lines are credential-masked.
+   */
+  readonly logger?: Logger
 }
 
 /** Options of {@link RedisBroker}. */
@@ -61,6 +67,14 @@ export const DEFAULT_KEY_PREFIX = 'errand'
 
 const isClient = (value: unknown): boolean => value instanceof Redis || value instanceof Cluster
 
+const isLogger = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
+
+/** Highest db number a Redis server can have (its `databases` setting is a C int). */
+const MAX_DB = 2 ** 31 - 1
+
 const connectionShape = {
   url: z.string().optional(),
   client: z
@@ -73,6 +87,7 @@ const connectionShape = {
     .min(1)
     .regex(/^[^{}]*$/, 'must not contain "{" or "}"')
     .optional(),
+  logger: z.custom<Logger>(isLogger, { message: 'expected a Logger (debug, info, warn, error)' }).optional(),
 }
 
 const brokerSchema = z
@@ -94,6 +109,7 @@ const backendSchema = z.object(connectionShape).strict()
 /** Broker options after validation, with the URL's query parameters applied. */
 export interface ParsedBrokerOptions {
   readonly connection: ConnectionPlan
+  readonly logger: Logger
   readonly keyPrefix: string
   readonly leaseMs: number
   readonly maxPriority: number
@@ -103,12 +119,19 @@ export interface ParsedBrokerOptions {
 /** Backend options after validation. */
 export interface ParsedBackendOptions {
   readonly connection: ConnectionPlan
+  readonly logger: Logger
   readonly keyPrefix: string
 }
 
 /** Where the adapter's connections come from. */
 export type ConnectionPlan =
-  | { readonly kind: 'owned'; readonly options: PassThroughRedisOptions; readonly display: string }
+  | {
+      readonly kind: 'owned'
+      readonly options: PassThroughRedisOptions
+      readonly display: string
+      /** The option that set `options.db` (named when the server refuses it). */
+      readonly dbOption: string
+    }
   | { readonly kind: 'borrowed'; readonly client: RedisClient; readonly display: string }
 
 /** Validates broker options; throws `InvalidOptionError` naming the field. */
@@ -124,6 +147,7 @@ export function parseBrokerOptions(options: RedisBrokerOptions | string): Parsed
   }
   return {
     connection: plan,
+    logger: maskingLogger(raw.logger ?? consoleLogger),
     keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
     leaseMs: raw.leaseMs ?? fromQuery.leaseMs ?? DEFAULT_LEASE_MS,
     maxPriority: raw.maxPriority ?? fromQuery.maxPriority ?? DEFAULT_MAX_PRIORITY,
@@ -138,7 +162,11 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     typeof options === 'string' ? { url: options } : options,
   ) as RedisResultBackendOptions
   const { plan, query } = connectionPlan(raw, ['keyPrefix'])
-  return { connection: plan, keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX }
+  return {
+    connection: plan,
+    logger: maskingLogger(raw.logger ?? consoleLogger),
+    keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
+  }
 }
 
 function connectionPlan(
@@ -181,7 +209,27 @@ function connectionPlan(
     if (!parsed.tls) throw new InvalidOptionError('tls', 'only applies to rediss:// URLs', ADAPTER)
     options.tls = { ...(parsed.options.tls ?? {}), ...raw.tls }
   }
-  return { plan: { kind: 'owned', options, display: maskCredentials(url) }, query: parsed.query }
+  const fromOptions = raw.redisOptions !== undefined && 'db' in raw.redisOptions
+  if (fromOptions && !isDb(options.db)) {
+    throw new InvalidOptionError(
+      'redisOptions.db',
+      `expected a database number (an integer >= 0), got ${JSON.stringify(options.db) ?? 'undefined'}`,
+      ADAPTER,
+    )
+  }
+  return {
+    plan: {
+      kind: 'owned',
+      options,
+      display: maskCredentials(url),
+      dbOption: fromOptions ? 'redisOptions.db' : 'db',
+    },
+    query: parsed.query,
+  }
+}
+
+function isDb(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_DB
 }
 
 /** What a Redis URL says. */
@@ -217,8 +265,17 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   }
   const path = u.pathname.replace(/^\//, '')
   if (path !== '') {
-    if (!/^\d+$/.test(path)) throw invalid('the path must be a database number')
-    options.db = Number(path)
+    // Checked here: ioredis would send any value as SELECT, and a server that refuses it is used
+    // on db 0 (see connection.ts).
+    const db = Number(path)
+    if (!/^\d+$/.test(path) || !isDb(db)) {
+      throw new InvalidOptionError(
+        'db',
+        `the URL path must be a database number (an integer >= 0), got "/${maskCredentials(path)}"`,
+        ADAPTER,
+      )
+    }
+    options.db = db
   }
   if (tls) options.tls = { servername: host }
   return { options, tls, query: u.searchParams }

@@ -73,7 +73,7 @@ export class RedisBroker implements Broker {
    */
   constructor(options: RedisBrokerOptions | string = {}) {
     this.#options = parseBrokerOptions(options)
-    this.#conns = new Connections(this.#options.connection)
+    this.#conns = new Connections(this.#options.connection, this.#options.logger)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
       maxPriority: this.#options.maxPriority,
@@ -172,6 +172,7 @@ export class RedisBroker implements Broker {
       prefetch,
       leaseMs: Math.ceil(leaseMs ?? this.#options.leaseMs),
       onDelivery,
+      logger: this.#options.logger,
       assertOpen: () => this.#assertOpen(),
     })
     this.#consumers.add(consumer)
@@ -208,13 +209,13 @@ export class RedisBroker implements Broker {
     const reply = (await this.#run('listDeadLetters', queue, LIST_DEAD, [limit])) as Buffer[]
     const out: DeadLetter[] = []
     for (let i = 0; i + 1 < reply.length; i += 2) {
-      const { header, item } = decodeDeadRecord(reply[i + 1]!)
+      const { header, body } = decodeDeadRecord(reply[i + 1]!)
       out.push({
         id: reply[i]!.toString(),
         queue,
         reason: header.reason,
         error: header.error,
-        body: new Uint8Array(item.body),
+        body: new Uint8Array(body),
         deadAt: header.deadAt,
       })
     }

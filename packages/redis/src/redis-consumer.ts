@@ -1,6 +1,6 @@
-import type { Consumer, DeadLetterInfo, DeliveryHandler } from '@errand/core'
+import type { Consumer, DeadLetterInfo, DeliveryHandler, Logger } from '@errand/core'
 import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './broker-scripts.js'
-import { decodeItem } from './codec.js'
+import { decodeItem, leaseOfRawItem } from './codec.js'
 import type { Connections } from './connection.js'
 import type { QueueKeys } from './keys.js'
 import type { RedisClient } from './options.js'
@@ -38,6 +38,8 @@ export interface ConsumerContext {
   readonly prefetch: number
   readonly leaseMs: number
   readonly onDelivery: DeliveryHandler
+  /** Where failures that have no caller to reject go. */
+  readonly logger: Logger
   assertOpen(): void
 }
 
@@ -67,6 +69,8 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   #due: NodeJS.Timeout | undefined
   /** Backing off after a failed round trip. */
   #pausing = false
+  /** The last failure logged in the current run of failures (each distinct one is logged once). */
+  #lastFailure: string | undefined
 
   constructor(ctx: ConsumerContext) {
     this.#ctx = ctx
@@ -188,6 +192,16 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   #cycle(): void {
+    try {
+      this.#startCycle()
+    } catch (err) {
+      // Nothing may throw out of the loop (it runs from timers and promise callbacks).
+      this.#failed('fetch/settle', err)
+      this.#backOff()
+    }
+  }
+
+  #startCycle(): void {
     if (this.#cycling !== undefined) return
     const acks = this.#acks.length <= MAX_BATCH ? this.#acks : this.#acks.slice(0, MAX_BATCH)
     this.#acks = acks === this.#acks ? [] : this.#acks.slice(MAX_BATCH)
@@ -200,10 +214,17 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     const args: (string | number)[] = [this.#ctx.leaseMs, want, acks.length, extensions.length]
     for (const a of acks) args.push(a.delivery.lease)
     for (const e of extensions) args.push(e.lease, e.ms)
-    this.#cycling = CYCLE.run(this.#ctx.conns.main, this.#ctx.keyList, args).then(
-      (reply) => this.#onReply(reply as [number, ...Buffer[]], want, acks, extensions),
-      (err) => this.#onError(err, acks, extensions),
-    )
+    this.#cycling = CYCLE.run(this.#ctx.conns.main, this.#ctx.keyList, args)
+      .then(
+        (reply) => this.#onReply(reply as [number, ...Buffer[]], want, acks, extensions),
+        (err) => this.#onError(err, acks, extensions),
+      )
+      .catch((err: unknown) => {
+        // A bug of ours while handing out a batch: its undelivered messages come back after their
+        // lease. Never an unhandled rejection (Node would exit).
+        this.#failed('handling a fetched batch', err)
+        this.#backOff()
+      })
     void this.#cycling.finally(() => {
       this.#cycling = undefined
       if (this.#acks.length > 0 || this.#extends.length > 0 || (this.#active && !this.#waiting))
@@ -222,25 +243,36 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       a.resolve()
     }
     for (const e of extensions) e.resolve()
+    this.#lastFailure = undefined
     const count = reply.length - 1
     if (!this.#active) {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
-      if (count > 0) {
-        const leases = reply.slice(1).map((item) => new RedisDelivery(this, decodeItem(item as Buffer)).lease)
-        void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch(() => {})
+      const leases = reply.slice(1).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
+      if (leases.length > 0) {
+        void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch((err: unknown) =>
+          this.#failed('giving back deliveries taken after cancel', err),
+        )
       }
       return
     }
     for (let i = 1; i <= count; i++) {
-      const delivery = new RedisDelivery(this, decodeItem(reply[i] as Buffer))
+      const item = reply[i] as Buffer
+      const decoded = decodeItem(item)
+      if (decoded === undefined) {
+        this.#bury(item)
+        continue
+      }
+      const delivery = new RedisDelivery(this, decoded)
       this.#held.set(delivery.lease, delivery)
       try {
         this.#ctx.onDelivery(delivery)
       } catch (err) {
-        // A throwing handler is the caller's bug: surface it without stopping the loop.
-        queueMicrotask(() => {
-          throw err
-        })
+        // A throwing handler is the caller's bug: report it without stopping the loop (the
+        // delivery stays held until it is settled or its lease runs out).
+        this.#ctx.logger.error(
+          `[redis] the delivery handler of "${this.#ctx.queue}" threw: ${describe(err)}`,
+          { error: err },
+        )
       }
     }
     if (want > 0 && count < want) {
@@ -249,7 +281,36 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     }
   }
 
+  /**
+   * An item the script took into flight that is not one (the script checks items with the same
+   * rule, so this is a second line of defence): to the dead letters by its lease, atomically.
+   */
+  #bury(item: Buffer): void {
+    const lease = leaseOfRawItem(item)
+    this.#ctx.logger.warn(
+      `[redis] an item of "${this.#ctx.queue}" is not a message the broker wrote; dead-lettering it as undecodable`,
+    )
+    if (lease === undefined) return // unreadable even for a lease: it comes back when its lease runs out
+    const header = JSON.stringify({
+      reason: 'undecodable',
+      error: { name: 'DecodeError', code: 'ERR_DECODE', message: 'malformed queue item' },
+      deadAt: Date.now(),
+    })
+    DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [lease, header, Date.now()]).catch(
+      (err: unknown) => this.#failed('dead-lettering an undecodable item', err),
+    )
+  }
+
+  /** Logs a failure nobody awaits; each distinct message once per run of failures. */
+  #failed(what: string, err: unknown): void {
+    const message = `[redis] ${what} on "${this.#ctx.queue}" failed: ${describe(err)}`
+    if (message === this.#lastFailure) return
+    this.#lastFailure = message
+    this.#ctx.logger.warn(`${message}; retrying in ${RETRY_MS} ms`)
+  }
+
   #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
+    this.#failed('fetch/settle', err)
     const error = this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err)
     for (const a of acks) {
       // The lease runs out and the message comes back: at-least-once, nothing lost.
@@ -302,10 +363,15 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
         if (this.#active && !this.#pausing && !this.#scheduled) this.#cycle()
         else this.#schedule()
       },
-      () => {
+      (err: unknown) => {
         this.#waiting = false
+        if (this.#active) this.#failed('waiting for messages', err)
         this.#backOff()
       },
     )
   }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }

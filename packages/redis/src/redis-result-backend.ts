@@ -54,7 +54,7 @@ export class RedisResultBackend implements ResultBackend {
    */
   constructor(options: RedisResultBackendOptions | string = {}) {
     const parsed = parseBackendOptions(options)
-    this.#conns = new Connections(parsed.connection)
+    this.#conns = new Connections(parsed.connection, parsed.logger)
     this.#keys = backendKeys(parsed.keyPrefix)
     this.#writer = new StateWriter(this.#conns.main, !this.#conns.cluster)
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>

@@ -35,7 +35,7 @@ describe('Redis options', () => {
   it('refuses bad options naming the option, with the password masked', () => {
     const cases: [() => unknown, string][] = [
       [() => new RedisBroker({ url: 'http://x' }), 'url'],
-      [() => new RedisBroker({ url: 'redis://u:hunter2@h/x' }), 'url'],
+      [() => new RedisBroker({ url: 'redis://u:hunter2@h/x' }), 'db'],
       [() => new RedisBroker({ url: 'redis://h?bogus=1' }), 'url.bogus'],
       [() => new RedisBroker({ url: 'redis://h?leaseMs=-3' }), 'url.leaseMs'],
       [() => new RedisBroker({ leaseMs: 0 }), 'leaseMs'],
