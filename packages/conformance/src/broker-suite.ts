@@ -1,5 +1,6 @@
 import { describe } from 'vitest'
 import { registerAdminTests } from './broker-admin-tests.js'
+import { registerBasicsTests } from './broker-basics-tests.js'
 import { registerDeliveryTests } from './broker-delivery-tests.js'
 import { registerFlowTests } from './broker-flow-tests.js'
 import { registerRedeliveryTests } from './broker-redelivery-tests.js'
@@ -37,6 +38,7 @@ export function runBrokerConformance(options: BrokerConformanceOptions): void {
       stressMessages: options.stressMessages ?? 10_000,
       soon: 5_000 * timeScale,
     }
+    registerBasicsTests(context)
     registerDeliveryTests(context)
     registerRedeliveryTests(context)
     registerFlowTests(context)

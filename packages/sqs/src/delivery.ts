@@ -119,7 +119,8 @@ export class SqsDelivery implements Delivery {
 
   async extend(ms: number): Promise<void> {
     if (this.#host.isClosed()) throw new ClosedError('broker is closed', { adapter: 'sqs' })
-    if (this.#state !== 'open') throw new TypeError('cannot extend a settled delivery')
+    // A late extend (a lease timer firing as the task finished) is harmless on every store.
+    if (this.#state !== 'open') return
     const seconds = Math.max(1, Math.min(Math.ceil(ms / 1000), this.#visibilityLeft()))
     try {
       await this.#changeVisibility(seconds)
