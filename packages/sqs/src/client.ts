@@ -1,10 +1,25 @@
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs'
-import { ConnectionError, ErrandError, maskCredentials } from '@errand/core'
+import { ConnectionError, ErrandError, type Logger, maskCredentials } from '@errand/core'
 import type { ResolvedSqsOptions } from './options.js'
 
-/** Build the SDK client from options (only when the user passed none). */
-export function createClient(options: ResolvedSqsOptions): SQSClient {
+/**
+ * Build the SDK client from options (only when the user passed none). The SDK's own warnings
+ * (socket pool exhausted, …) go to `logger`. Its info and error lines are dropped: it logs every
+ * call at info and every failed call at error, expected ones included (a missing queue before it
+ * is created); the adapter reports the failures that matter itself.
+ */
+export function createClient(options: ResolvedSqsOptions, logger: Logger): SQSClient {
+  const sdkLogger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...args: unknown[]) =>
+      logger.warn(
+        `[sqs] AWS SDK: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`,
+      ),
+    error: () => undefined,
+  }
   const config: SQSClientConfig = {
+    logger: sdkLogger,
     maxAttempts: options.maxAttempts,
     requestHandler: {
       // Long polls set their own, longer timeout per request.

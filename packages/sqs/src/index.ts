@@ -1,4 +1,4 @@
-import { type Adapter, type Broker, defineAdapter } from '@errand/core'
+import { type Adapter, type AdapterContext, type Broker, defineAdapter } from '@errand/core'
 import { parseSqsUrl } from './options.js'
 import { SqsBroker } from './sqs-broker.js'
 
@@ -16,13 +16,18 @@ export { SqsBroker } from './sqs-broker.js'
  * createBroker('sqs://?region=us-east-1&endpoint=http://127.0.0.1:4566')
  * ```
  */
-export function createBroker(url: string): Broker {
-  return new SqsBroker(parseSqsUrl(url))
+export function createBroker(url: string, context?: AdapterContext): Broker {
+  return new SqsBroker(
+    context === undefined ? parseSqsUrl(url) : { ...parseSqsUrl(url), logger: context.logger },
+  )
 }
 
-/** The SQS adapter: serves `sqs://` (a broker only). Core finds it by scheme. */
+/**
+ * The SQS adapter: serves `sqs://` (a broker only). Core finds it by scheme and passes the app's
+ * logger, which receives every warning of the adapter.
+ */
 export const adapter: Adapter = defineAdapter({
   name: '@errand/sqs',
   schemes: ['sqs:'],
-  createBroker: (url) => new SqsBroker(parseSqsUrl(url)),
+  createBroker: (url, { logger }) => new SqsBroker({ ...parseSqsUrl(url), logger }),
 })

@@ -1,5 +1,5 @@
 import type { SQSClient } from '@aws-sdk/client-sqs'
-import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { InvalidOptionError, type Logger, maskCredentials } from '@errand/core'
 import { z } from 'zod'
 
 const ADAPTER = 'sqs'
@@ -79,10 +79,21 @@ export interface SqsBrokerOptions {
   readonly maxBatchBytes?: number
   /**
    * Called with errors of background work (receive loops, hops, FIFO forwarding), which backs
-   * off and goes on. Default: a console warning at most every 10 s.
+   * off and goes on. Default: a warning to `logger` at most every 10 s.
    */
   readonly onError?: (err: unknown) => void
+  /**
+   * Where the adapter's warnings go (credentials masked), the AWS SDK's own warnings included.
+   * `createApp` passes the app's logger. Default: core's `consoleLogger`. The adapter never
+   * writes to the console itself.
+   */
+  readonly logger?: Logger
 }
+
+const isLogger = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
 
 const credentialsSchema = z
   .object({
@@ -118,6 +129,9 @@ const optionsSchema = z
     maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
     maxBatchBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
     onError: z.custom<(err: unknown) => void>((v) => typeof v === 'function').optional(),
+    logger: z
+      .custom<Logger>(isLogger, { message: 'expected a Logger (debug, info, warn, error)' })
+      .optional(),
   })
   .strict()
 

@@ -7,10 +7,13 @@ import {
   ConnectionError,
   type ConsumeOptions,
   type Consumer,
+  consoleLogger,
   type DeadLetter,
   type DeliveryHandler,
   type ListDeadLettersOptions,
+  type Logger,
   maskCredentials,
+  maskingLogger,
   NotSupportedError,
   type OutgoingMessage,
   PayloadTooLargeError,
@@ -65,6 +68,7 @@ export class SqsBroker implements Broker {
   readonly #moves: Moves
   readonly #consumers = new Set<SqsConsumer>()
   readonly #onError: (err: unknown) => void
+  readonly #logger: Logger
   #closed = false
   #closing: Promise<void> | undefined
   #background: Promise<void> | undefined
@@ -72,8 +76,9 @@ export class SqsBroker implements Broker {
   constructor(options: SqsBrokerOptions = {}) {
     this.#options = resolveOptions(options)
     const o = this.#options
+    this.#logger = maskingLogger(o.logger ?? consoleLogger)
     this.#ownsClient = o.client === undefined
-    this.client = o.client ?? createClient(o)
+    this.client = o.client ?? createClient(o, this.#logger)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_SECONDS * 1000,
       maxPriority: o.priorityLevels,
@@ -90,7 +95,7 @@ export class SqsBroker implements Broker {
       retryTimeoutMs: o.retryTimeoutMs,
     })
     this.#moves = new Moves(this.#transport, this.#registry, o)
-    this.#onError = o.onError ?? rateLimitedWarning()
+    this.#onError = o.onError ?? rateLimitedWarning(this.#logger)
   }
 
   /** Check the configuration (a region must resolve). Does not create queues. */
@@ -330,13 +335,18 @@ export class SqsBroker implements Broker {
   }
 }
 
-/** Default background-error report: one console warning per 10 s, credentials masked. */
-function rateLimitedWarning(): (err: unknown) => void {
+/**
+ * Default background-error report: one warning per 10 s to the broker's logger. Receive loops
+ * retry for ever with backoff, so an outage would otherwise write a line per loop per retry.
+ */
+function rateLimitedWarning(logger: Logger): (err: unknown) => void {
   let last = 0
   return (err) => {
     const now = Date.now()
     if (now - last < 10_000) return
     last = now
-    console.warn(maskCredentials(`[errand sqs] ${err instanceof Error ? err.message : String(err)}`))
+    logger.warn(
+      `[sqs] background work failed (it backs off and goes on): ${err instanceof Error ? err.message : String(err)}`,
+    )
   }
 }
