@@ -26,7 +26,8 @@ function addonFiles(dir, depth = 0, out = []) {
   for (const e of entries) {
     const p = join(dir, e.name)
     if (e.isDirectory()) {
-      if (e.name === 'node_modules' || e.name === 'obj.target' || e.name === 'obj' || e.name === 'deps') continue
+      if (e.name === 'node_modules' || e.name === 'obj.target' || e.name === 'obj' || e.name === 'deps')
+        continue
       addonFiles(p, depth + 1, out)
     } else if (e.name.endsWith('.node')) out.push(p)
   }
@@ -76,7 +77,8 @@ function packageProblem(pkgDir, seen = new Set()) {
     } else if (statSync(real).isDirectory()) {
       for (const file of addonFiles(real)) {
         const p = abiProblem(file)
-        if (p) problem = `${dep} (${relative(real, file)}) ${p}; rebuilding it for this Node needs its headers (node-gyp downloads them), see docs/notes/node-versions.md`
+        if (p)
+          problem = `${dep} (${relative(real, file)}) ${p}; rebuilding it for this Node needs its headers (node-gyp downloads them), see docs/notes/node-versions.md`
       }
     }
     if (problem) break

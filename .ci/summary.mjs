@@ -69,7 +69,8 @@ for (const pass of passes) {
   // A file that fails to load has no failed test but a failed suite: count it as a failure.
   const failed = failedTests + (failedTests === 0 ? failedSuites : 0) + unhandled.length
   // Worded unlike the closing line, so only the total reads as one.
-  if (passes.length > 1) console.error(`${label} pass: passed ${passed}, failed ${failed}, skipped ${skipped}`)
+  if (passes.length > 1)
+    console.error(`${label} pass: passed ${passed}, failed ${failed}, skipped ${skipped}`)
   // A pass that ran nothing counts as broken, unless it left packages out on purpose.
   pass.ok = passed > 0 || skippedDirs.length > 0
   if (!pass.ok) console.error(`${label}: no test passed`)

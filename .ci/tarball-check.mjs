@@ -39,7 +39,9 @@ function run(cmd, args, cwd, extraEnv = {}) {
       maxBuffer: 64 * 1024 * 1024,
     })
   } catch (err) {
-    console.error(`command failed in ${cwd}: ${cmd} ${args.join(' ')}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`)
+    console.error(
+      `command failed in ${cwd}: ${cmd} ${args.join(' ')}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`,
+    )
     throw new Error(`${cmd} ${args[0]} failed`)
   }
 }
@@ -49,7 +51,7 @@ function fail(msg) {
 }
 
 // Written like a user would after reading the README: no workspace paths, only package names.
-const QUICKSTART = String.raw`import { chain, createApp, defineTask, isErrandError } from '@errand/core'
+const QUICKSTART = `import { chain, createApp, defineTask, isErrandError } from '@errand/core'
 import { z } from 'zod'
 
 const add = defineTask({
@@ -82,7 +84,7 @@ await worker.stop()
 await app.close()
 `
 
-const CONFORMANCE = String.raw`import { MemoryBroker, MemoryResultBackend } from '@errand/core'
+const CONFORMANCE = `import { MemoryBroker, MemoryResultBackend } from '@errand/core'
 import { runAppConformance, runBrokerConformance, runResultBackendConformance } from '@errand/conformance'
 
 runBrokerConformance({ name: 'memory', factory: () => new MemoryBroker({ name: 'outside' }), stressMessages: 2000 })
@@ -97,10 +99,14 @@ runAppConformance({
 // Which packages are published.
 const packages = readdirSync(join(root, 'packages'))
   .filter((d) => existsSync(join(root, 'packages', d, 'package.json')))
-  .map((d) => ({ dir: join(root, 'packages', d), manifest: JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8')) }))
+  .map((d) => ({
+    dir: join(root, 'packages', d),
+    manifest: JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8')),
+  }))
   .filter((p) => !p.manifest.private)
 const names = packages.map((p) => p.manifest.name)
-if (!names.includes('@errand/core') || !names.includes('@errand/conformance')) fail(`expected core and conformance among ${names}`)
+if (!names.includes('@errand/core') || !names.includes('@errand/conformance'))
+  fail(`expected core and conformance among ${names}`)
 
 const work = mkdtempSync(join(tmpdir(), 'errand-tarballs-'))
 const tarballs = join(work, 'tarballs')
@@ -110,7 +116,11 @@ mkdirSync(app)
 let ok = false
 try {
   step(`build (tsc -b) ${names.join(', ')}`)
-  run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', ...packages.map((p) => p.dir)], root)
+  run(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-b', ...packages.map((p) => p.dir)],
+    root,
+  )
 
   step('pack')
   const packed = []
@@ -139,7 +149,8 @@ try {
       const conditions = typeof target === 'string' ? { default: target } : target
       const keys = Object.keys(conditions)
       if (typeof target !== 'string') {
-        if (keys.at(-1) !== 'default') problems.push(`${where}: exports["${sub}"] does not end with "default"`)
+        if (keys.at(-1) !== 'default')
+          problems.push(`${where}: exports["${sub}"] does not end with "default"`)
         if ('types' in conditions && keys.indexOf('types') > keys.indexOf('default'))
           problems.push(`${where}: exports["${sub}"] has "types" after "default"`)
         if (sub === '.' && !('types' in conditions)) problems.push(`${where}: exports["."] has no "types"`)
@@ -153,7 +164,8 @@ try {
     if (junk.length > 0) problems.push(`${where}: packs files users need not have: ${junk.join(', ')}`)
     for (const field of ['dependencies', 'peerDependencies']) {
       for (const [dep, range] of Object.entries(m[field] ?? {})) {
-        if (dep.startsWith('@errand/') && !range.startsWith('^')) problems.push(`${where}: ${field}.${dep} is "${range}"`)
+        if (dep.startsWith('@errand/') && !range.startsWith('^'))
+          problems.push(`${where}: ${field}.${dep} is "${range}"`)
       }
     }
     if (m.name === '@errand/conformance' && m.peerDependencies?.vitest !== '>=3.2 <5')
@@ -167,7 +179,10 @@ try {
   const zodFloor = [...zodRanges][0].replace(/^[\^~]/, '')
 
   step(`npm install (zod ${zodFloor}, vitest ${VITEST}, typescript ${TYPESCRIPT}) in ${app}`)
-  writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: 'errand-outside', private: true, type: 'module' }, null, 2)}\n`)
+  writeFileSync(
+    join(app, 'package.json'),
+    `${JSON.stringify({ name: 'errand-outside', private: true, type: 'module' }, null, 2)}\n`,
+  )
   run(
     'npm',
     [
@@ -184,11 +199,14 @@ try {
     ],
     app,
   )
-  const installed = (name) => JSON.parse(readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8'))
-  if (installed('zod').version !== zodFloor) fail(`zod ${installed('zod').version} installed, expected ${zodFloor}`)
+  const installed = (name) =>
+    JSON.parse(readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8'))
+  if (installed('zod').version !== zodFloor)
+    fail(`zod ${installed('zod').version} installed, expected ${zodFloor}`)
   for (const p of packed) {
     const nested = join(app, 'node_modules', p.manifest.name, 'node_modules', '@errand', 'core')
-    if (existsSync(nested)) fail(`${p.manifest.name} got its own copy of @errand/core (the range does not dedupe)`)
+    if (existsSync(nested))
+      fail(`${p.manifest.name} got its own copy of @errand/core (the range does not dedupe)`)
   }
 
   step('type-check and run the quickstart')
@@ -212,33 +230,60 @@ try {
     }),
   )
   writeFileSync(join(app, 'quickstart.ts'), QUICKSTART)
-  const adapters = packed.map((p) => p.manifest.name).filter((n) => n !== '@errand/core' && n !== '@errand/conformance')
+  const adapters = packed
+    .map((p) => p.manifest.name)
+    .filter((n) => n !== '@errand/core' && n !== '@errand/conformance')
   writeFileSync(
     join(app, 'imports.ts'),
     `${adapters.map((n, i) => `import * as a${i} from '${n}'`).join('\n')}\nexport const adapters = { ${adapters.map((n, i) => `'${n}': a${i}`).join(', ')} }\n`,
   )
   run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', '.'], app)
   const out = run(process.execPath, ['out/quickstart.js'], app)
-  if (!out.includes('add(2, 3) = 5') || !out.includes('chain: 12') || !out.includes('refused: ERR_VALIDATION'))
+  if (
+    !out.includes('add(2, 3) = 5') ||
+    !out.includes('chain: 12') ||
+    !out.includes('refused: ERR_VALIDATION')
+  )
     fail(`the quickstart printed:\n${out}`)
   process.stdout.write(`${out.trimEnd().replace(/^/gm, '  | ')}\n`)
   const exportsOf = run(
     process.execPath,
-    ['--input-type=module', '-e', `const m = await import('./out/imports.js'); for (const [n, mod] of Object.entries(m.adapters)) console.log(n, Object.keys(mod).length)`],
+    [
+      '--input-type=module',
+      '-e',
+      `const m = await import('./out/imports.js'); for (const [n, mod] of Object.entries(m.adapters)) console.log(n, Object.keys(mod).length)`,
+    ],
     app,
   )
-  for (const n of adapters) if (!new RegExp(`^${n} [1-9]`, 'm').test(exportsOf)) fail(`${n} does not import: ${exportsOf}`)
+  for (const n of adapters)
+    if (!new RegExp(`^${n} [1-9]`, 'm').test(exportsOf)) fail(`${n} does not import: ${exportsOf}`)
   step(`imported ${adapters.join(', ')}`)
 
   step('memory conformance suites (vitest in the installed project)')
   writeFileSync(join(app, 'memory.test.ts'), CONFORMANCE)
-  writeFileSync(join(app, 'vitest.config.mjs'), `export default { test: { testTimeout: 60000, hookTimeout: 60000 } }\n`)
+  writeFileSync(
+    join(app, 'vitest.config.mjs'),
+    `export default { test: { testTimeout: 60000, hookTimeout: 60000 } }\n`,
+  )
   const report = join(work, 'vitest.json')
-  run(process.execPath, [join(app, 'node_modules/vitest/vitest.mjs'), 'run', '--reporter=dot', '--reporter=json', `--outputFile.json=${report}`], app, {
-    ERRAND_TEST_REPORT: '',
-  })
+  run(
+    process.execPath,
+    [
+      join(app, 'node_modules/vitest/vitest.mjs'),
+      'run',
+      '--reporter=dot',
+      '--reporter=json',
+      `--outputFile.json=${report}`,
+    ],
+    app,
+    {
+      ERRAND_TEST_REPORT: '',
+    },
+  )
   const r = JSON.parse(readFileSync(report, 'utf8'))
-  step(`conformance: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)
+  step(
+    `conformance suites: passed ${r.numPassedTests}, failed ${r.numFailedTests}, skipped ${r.numPendingTests}`,
+  )
   if (r.numFailedTests > 0 || r.numPassedTests < 50) fail('the memory conformance suites did not pass')
   ok = true
   step('ok')
