@@ -166,4 +166,10 @@ export interface Broker {
   requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number>
   /** Delete dead letters (all, or the given ids). Returns the count deleted. */
   purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number>
+  /**
+   * Names of the queues the store holds anything for (ready, delayed, in flight or dead), sorted.
+   * Optional: operators' tools (`errand queues`, the dashboard) use it to find queues no task of
+   * theirs names; without it they show the queues of the app's tasks.
+   */
+  listQueues?(): Promise<string[]>
 }

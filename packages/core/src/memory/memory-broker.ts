@@ -170,6 +170,15 @@ export class MemoryBroker implements Broker {
     return this.store.queue(queue).stats()
   }
 
+  /** Names of the queues that hold anything (ready, delayed, in flight or dead), sorted. */
+  async listQueues(): Promise<string[]> {
+    this.#assertOpen()
+    return this.store.queueNames().filter((name) => {
+      const s = this.store.queue(name).stats()
+      return s.ready + (s.delayed ?? 0) + (s.inFlight ?? 0) + s.dead > 0
+    })
+  }
+
   /** Remove ready and delayed messages (not in-flight, not dead); returns the count. */
   async purge(queue: string): Promise<number> {
     this.#assertOpen()

@@ -55,6 +55,11 @@ export class MemoryStore {
     return queue
   }
 
+  /** Names of the queues created so far, sorted. */
+  queueNames(): string[] {
+    return [...this.#queues.keys()].sort()
+  }
+
   /** Number of brokers and backends currently open on this store. */
   get clients(): number {
     return this.#clients
