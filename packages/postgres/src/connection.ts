@@ -1,7 +1,8 @@
+import type { Logger } from '@errand/core'
 import { ClosedError, ConnectionError, maskCredentials } from '@errand/core'
 import pg from 'pg'
 import { migrateSchema } from './migrations.js'
-import { ADAPTER, type PostgresLogger, type ResolvedConnection } from './options.js'
+import { ADAPTER, type ResolvedConnection } from './options.js'
 import type { PgPool, PgPoolClient, PgQuery, PgResult } from './pg-types.js'
 
 const CONNECTION_CODES = new Set([
@@ -56,16 +57,57 @@ function guard(client: PgPoolClient): PgPoolClient {
 }
 
 /**
+ * A further bound on a retry loop, read at each retry: the time after which the caller gives up
+ * (e.g. a canceled consumer's settles get the shutdown grace, its fetches nothing).
+ */
+export type RetryLimit = () => number
+
+/** Drops a `pg` client's socket at once (a stuck query or a half-open TCP connection included). */
+function destroySocket(client: unknown): void {
+  const stream = (client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream
+  stream?.destroy?.()
+}
+
+/** Resolves after `ms` with false, or with true as soon as `work` settles. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  const done = work.then(
+    () => true,
+    () => true,
+  )
+  try {
+    return await Promise.race([done, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
  * A pool plus the rules around it: who owns it, how long to retry while the server is away, and
  * how errors are turned into Errand errors. Shared by the broker and the result backend.
+ *
+ * Patience depends on history. Until a connection has once been opened, a refused or hanging
+ * connect is most likely a wrong URL or a server that is not there: the first connect gives up
+ * after `connectTimeoutMs` with ERR_CONNECTION naming host:port. After that, a failure is an
+ * outage (a restart, a blip): retry-safe work waits up to `reconnectTimeoutMs` for it to end.
+ * Once `close()` began, every retry stops at the shutdown grace (`closeTimeoutMs`).
  */
 export class Db {
   readonly pool: PgPool
   readonly schema: string
-  readonly logger: PostgresLogger
+  readonly logger: Logger
   private readonly owned: boolean
   private readonly config: ResolvedConnection
   private closed = false
+  /** A connection was opened once: failures from now on are outages to wait out. */
+  private everConnected = false
+  /** Retries stop at this time once close() began. */
+  private closeDeadline = Number.POSITIVE_INFINITY
+  /** Clients we hold (pooled ones checked out, dedicated ones): dropped if close() runs out of time. */
+  private readonly held = new Set<PgPoolClient>()
 
   constructor(config: ResolvedConnection) {
     this.config = config
@@ -79,6 +121,7 @@ export class Db {
         connectionString: config.connectionString,
         max: config.poolSize,
         idleTimeoutMillis: 10_000,
+        connectionTimeoutMillis: config.connectTimeoutMs,
         keepAlive: true,
         application_name: `errand:${config.schema}`,
       })
@@ -98,18 +141,24 @@ export class Db {
     return this.closed
   }
 
+  /** The shutdown grace (`closeTimeoutMs`). */
+  get closeTimeoutMs(): number {
+    return this.config.closeTimeoutMs
+  }
+
   /**
-   * A dedicated client for LISTEN, retrying until `reconnectTimeoutMs` while the server is
-   * unreachable (it may be restarting); ConnectionError after that.
+   * A dedicated client for LISTEN, retrying while the server is unreachable (see the class
+   * comment for how long); ConnectionError after that.
    */
   async connectDedicated(): Promise<PgPoolClient> {
-    const deadline = Date.now() + this.config.reconnectTimeoutMs
+    const started = Date.now()
+    const deadline = started + this.config.reconnectTimeoutMs
     let delay = 50
     for (;;) {
       try {
         return await this.dedicatedClient()
       } catch (err) {
-        if (!isConnectionError(err) || this.closed || Date.now() + delay > deadline)
+        if (!isConnectionError(err) || this.closed || Date.now() + delay > this.retryUntil(started, deadline))
           throw this.wrap(err, true)
         await sleep(delay)
         delay = Math.min(delay * 2, 1000)
@@ -119,10 +168,20 @@ export class Db {
 
   /** A new dedicated client for LISTEN: our own connection, or one held from the caller's pool. */
   async dedicatedClient(): Promise<PgPoolClient> {
-    if (!this.owned) return guard(await this.pool.connect())
+    if (!this.owned) {
+      const pooled = guard(await this.pool.connect())
+      const release = pooled.release.bind(pooled)
+      // pg-pool assigns a fresh release() at every checkout, so this one lives as long as our hold.
+      pooled.release = (err?: Error | boolean) => {
+        this.held.delete(pooled)
+        release(err)
+      }
+      return this.hold(pooled)
+    }
     const client = new pg.Client({
       connectionString: this.config.connectionString,
       keepAlive: true,
+      connectionTimeoutMillis: this.config.connectTimeoutMs,
       application_name: `errand-listen:${this.config.schema}`,
     })
     const wrapped = client as unknown as PgPoolClient & { connect(): Promise<void>; end(): Promise<void> }
@@ -132,10 +191,11 @@ export class Db {
     // Release = end, so callers treat both kinds alike.
     Object.defineProperty(wrapped, 'release', {
       value: () => {
+        this.held.delete(wrapped)
         client.end().catch(() => undefined)
       },
     })
-    return wrapped
+    return this.hold(wrapped)
   }
 
   /** Throws ClosedError once {@link close} ran. */
@@ -144,15 +204,24 @@ export class Db {
   }
 
   /**
-   * Acquires a connection, retrying until `reconnectTimeoutMs` while the server is unreachable.
+   * Acquires a connection, retrying while the server is unreachable until `deadline` (and the
+   * bounds of the class comment, and `limit`).
    */
-  async acquire(deadline = Date.now() + this.config.reconnectTimeoutMs): Promise<PgPoolClient> {
+  async acquire(
+    deadline = Date.now() + this.config.reconnectTimeoutMs,
+    limit?: RetryLimit,
+  ): Promise<PgPoolClient> {
+    const started = Date.now()
     let delay = 50
     for (;;) {
       try {
-        return guard(await this.pool.connect())
+        return this.hold(guard(await this.pool.connect()))
       } catch (err) {
-        if (!isConnectionError(err) || this.closed || Date.now() + delay > deadline) {
+        if (
+          !isConnectionError(err) ||
+          this.closed ||
+          Date.now() + delay > this.retryUntil(started, deadline, limit)
+        ) {
           throw this.wrap(err, true)
         }
         await sleep(delay)
@@ -161,22 +230,38 @@ export class Db {
     }
   }
 
+  /** Gives a client back to its pool (destroying it when `err` says it is broken). */
+  release(client: PgPoolClient, err?: Error): void {
+    this.held.delete(client)
+    client.release(err)
+  }
+
   /** Runs one statement on a pooled connection, with the retry rule given. */
   // biome-ignore lint/suspicious/noExplicitAny: rows are typed by the caller's cast
-  async query<R = any>(query: PgQuery, mode: RetryMode = 'connect'): Promise<PgResult<R>> {
-    const deadline = Date.now() + this.config.reconnectTimeoutMs
+  async query<R = any>(
+    query: PgQuery,
+    mode: RetryMode = 'connect',
+    limit?: RetryLimit,
+  ): Promise<PgResult<R>> {
+    const started = Date.now()
+    const deadline = started + this.config.reconnectTimeoutMs
     let delay = 50
     for (;;) {
-      const client = await this.acquire(deadline)
+      const client = await this.acquire(deadline, limit)
       try {
         const res = (await client.query(query)) as PgResult<R>
-        client.release()
+        this.release(client)
         return res
       } catch (err) {
         const broken = isConnectionError(err)
-        client.release(broken ? (err as Error) : undefined)
+        this.release(client, broken ? (err as Error) : undefined)
         if (!broken) throw err
-        if (mode !== 'idempotent' || this.closed || Date.now() + delay > deadline) throw this.wrap(err)
+        if (
+          mode !== 'idempotent' ||
+          this.closed ||
+          Date.now() + delay > this.retryUntil(started, deadline, limit)
+        )
+          throw this.wrap(err)
         await sleep(delay)
         delay = Math.min(delay * 2, 1000)
       }
@@ -188,10 +273,10 @@ export class Db {
     const client = await this.acquire()
     try {
       const out = await fn(client)
-      client.release()
+      this.release(client)
       return out
     } catch (err) {
-      client.release(err instanceof Error ? err : new Error(String(err)))
+      this.release(client, err instanceof Error ? err : new Error(String(err)))
       throw isConnectionError(err) ? this.wrap(err) : err
     }
   }
@@ -201,15 +286,46 @@ export class Db {
     return this.withClient((client) => migrateSchema(client, this.schema))
   }
 
-  /** Turns a connection-class error (any error, with `always`) into a ConnectionError naming the server (password masked). */
+  /**
+   * Turns a connection-class error (any error, with `always`) into a ConnectionError naming the
+   * server by host:port, never its credentials.
+   */
   wrap(err: unknown, always = false): Error {
     if (err instanceof ClosedError || err instanceof ConnectionError) return err
     if (!always && !isConnectionError(err)) return err instanceof Error ? err : new Error(String(err))
-    const message = err instanceof Error ? err.message : String(err)
-    return new ConnectionError(maskCredentials(`cannot reach ${this.display}: ${message}`), {
+    const message = maskCredentials(err instanceof Error ? err.message : String(err))
+    const what = this.everConnected ? 'lost the connection to' : 'cannot connect to'
+    return new ConnectionError(`${what} PostgreSQL at ${this.endpoint}: ${message}`, {
       adapter: ADAPTER,
       cause: err,
     })
+  }
+
+  /**
+   * Closes within the shutdown grace: `orderly` (settles on their way, giving back deliveries)
+   * runs with every retry bounded by `closeTimeoutMs`; if the server still has not answered by
+   * then, every connection is dropped. Then the LISTEN connection and the pool (if ours) close,
+   * each bounded by `connectTimeoutMs`. A pool passed in is left open.
+   */
+  async shutdown(orderly: () => Promise<void>, listener: { close(): Promise<void> }): Promise<void> {
+    const grace = this.config.closeTimeoutMs
+    this.closeDeadline = Date.now() + grace
+    const work = orderly().catch((err: unknown) =>
+      this.logger.warn(`close: could not finish cleanly: ${(err as Error).message}`),
+    )
+    if (!(await within(work, grace))) {
+      this.logger.warn(
+        `close: no answer from ${this.endpoint} within closeTimeoutMs (${grace} ms); dropping the ` +
+          'connections (unsettled deliveries come back when their lease runs out)',
+      )
+      this.dropConnections()
+    }
+    const bound = this.config.connectTimeoutMs
+    if (!(await within(listener.close(), bound))) this.dropConnections()
+    if (this.closed) return
+    this.closed = true
+    if (!this.owned) return
+    if (!(await within(this.pool.end(), bound))) this.dropConnections()
   }
 
   /** Ends the pool if we created it; a pool passed in is left open. */
@@ -217,5 +333,35 @@ export class Db {
     if (this.closed) return
     this.closed = true
     if (this.owned) await this.pool.end()
+  }
+
+  /** host:port of the server, never credentials. */
+  private get endpoint(): string {
+    if (this.config.endpoint !== 'pg.Pool') return this.config.endpoint
+    const o = (this.pool as { options?: { host?: unknown; port?: unknown } }).options
+    return typeof o?.host === 'string' ? `${o.host}:${typeof o.port === 'number' ? o.port : 5432}` : 'pg.Pool'
+  }
+
+  /** When a retry loop that began at `started` must give up. */
+  private retryUntil(started: number, deadline: number, limit?: RetryLimit): number {
+    let until = Math.min(deadline, this.closeDeadline, limit?.() ?? Number.POSITIVE_INFINITY)
+    if (!this.everConnected) until = Math.min(until, started + this.config.connectTimeoutMs)
+    return until
+  }
+
+  private hold(client: PgPoolClient): PgPoolClient {
+    this.everConnected = true
+    this.held.add(client)
+    return client
+  }
+
+  /** Drops the sockets of every client we hold, and of the idle ones of a pool we own. */
+  private dropConnections(): void {
+    for (const client of this.held) destroySocket(client)
+    this.held.clear()
+    if (this.owned) {
+      const idle = (this.pool as { _clients?: unknown })._clients
+      if (Array.isArray(idle)) for (const client of idle) destroySocket(client)
+    }
   }
 }

@@ -1,7 +1,7 @@
-import type { Consumer, DeliveryHandler } from '@errand/core'
+import type { Consumer, DeliveryHandler, Logger } from '@errand/core'
+import type { RetryLimit } from './connection.js'
 import { type DeliveryHost, type DeliveryOwner, PgDelivery } from './delivery.js'
 import type { Listener } from './listener.js'
-import type { PostgresLogger } from './options.js'
 
 /** A row as the fetch statement returns it. */
 export interface FetchedRow {
@@ -14,8 +14,8 @@ export interface FetchedRow {
 /** What a consumer needs from its broker. */
 export interface ConsumerHost extends DeliveryHost {
   readonly listener: Listener
-  readonly logger: PostgresLogger
-  fetchJobs(queue: string, limit: number, leaseMs: number): Promise<FetchedRow[]>
+  readonly logger: Logger
+  fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]>
   /** Ms until the next delayed row is due or a lease runs out; undefined when none. */
   nextDue(queue: string): Promise<number | undefined>
   /** Give back rows fetched after cancel(). */
@@ -30,6 +30,8 @@ export interface ConsumerSettings {
   readonly prefetch: number
   readonly leaseMs: number
   readonly pollIntervalMs: number
+  /** Shutdown grace: how long settles keep retrying through an outage once we are canceled. */
+  readonly closeTimeoutMs: number
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -59,6 +61,8 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   /** The queue may hold more ready rows than we had room for. */
   private backlog = false
   private canceled = false
+  /** When {@link cancel} ran (bounds the retries of our settles). */
+  private canceledAt = Number.POSITIVE_INFINITY
   private failures = 0
   private dueTimer: NodeJS.Timeout | undefined
   private pollTimer: NodeJS.Timeout | undefined
@@ -89,11 +93,16 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   async cancel(): Promise<void> {
     if (this.canceled) return
     this.canceled = true
+    this.canceledAt = Date.now()
     clearInterval(this.pollTimer)
     clearTimeout(this.dueTimer)
     clearTimeout(this.retryTimer)
     await this.host.listener.unlisten(this.settings.channel, this.onNotify)
     while (this.lanes.size > 0) await Promise.allSettled([...this.lanes])
+  }
+
+  settleLimit(): number {
+    return this.canceledAt + this.settings.closeTimeoutMs
   }
 
   /** A delivery of ours stopped counting against the prefetch. */
@@ -144,6 +153,9 @@ export class PgConsumer implements Consumer, DeliveryOwner {
 
   private readonly onNotify = (): void => this.kick()
 
+  /** A fetch stops retrying once we are canceled: its rows would only be given back. */
+  private readonly fetchLimit: RetryLimit = () => (this.canceled ? 0 : Number.POSITIVE_INFINITY)
+
   /**
    * Most rows one fetch asks for. Half the prefetch: while the database runs one lane's
    * statement (acks and the next fetch), the other lane's rows are being worked on, so the
@@ -175,19 +187,21 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     this.dueTimer = undefined
     this.reserved += free
     this.generation++
-    const lane: Promise<void> = this.host.fetchJobs(this.settings.queue, free, this.settings.leaseMs).then(
-      (rows) => {
-        this.reserved -= free
-        this.lanes.delete(lane)
-        this.failures = 0
-        return this.land(rows, free)
-      },
-      (err: unknown) => {
-        this.reserved -= free
-        this.lanes.delete(lane)
-        this.backoff(err)
-      },
-    )
+    const lane: Promise<void> = this.host
+      .fetchJobs(this.settings.queue, free, this.settings.leaseMs, this.fetchLimit)
+      .then(
+        (rows) => {
+          this.reserved -= free
+          this.lanes.delete(lane)
+          this.failures = 0
+          return this.land(rows, free)
+        },
+        (err: unknown) => {
+          this.reserved -= free
+          this.lanes.delete(lane)
+          this.backoff(err)
+        },
+      )
     this.lanes.add(lane)
   }
 

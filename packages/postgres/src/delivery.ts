@@ -1,12 +1,13 @@
 import type { DeadLetterInfo, Delivery } from '@errand/core'
+import type { RetryLimit } from './connection.js'
 
 /** What a delivery needs from its broker. */
 export interface DeliveryHost {
   assertOpen(what: string): void
   ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<void>
-  nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void>
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void>
-  extendJob(id: string, deliveries: number, ms: number): Promise<void>
+  nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void>
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void>
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<void>
   /** The delivery is settled (or given up on): stop tracking it. */
   forget(delivery: PgDelivery): void
 }
@@ -14,6 +15,12 @@ export interface DeliveryHost {
 /** Told once per delivery when it stops counting against the prefetch. */
 export interface DeliveryOwner {
   settled(): void
+  /**
+   * Until when a settle of one of our deliveries keeps retrying through an outage: no bound
+   * while consuming; the shutdown grace once the consumer was canceled (the lease brings back
+   * what could not be settled, so a stopping worker need not wait out a long outage).
+   */
+  settleLimit(): number
 }
 
 /**
@@ -33,6 +40,7 @@ export class PgDelivery implements Delivery {
   private slotFreed = false
   private readonly host: DeliveryHost
   private readonly owner: DeliveryOwner
+  private readonly limit: RetryLimit = () => this.owner.settleLimit()
 
   constructor(
     host: DeliveryHost,
@@ -59,11 +67,15 @@ export class PgDelivery implements Delivery {
     if (!Number.isFinite(delayMs) || delayMs < 0) {
       return Promise.reject(new TypeError(`nack delayMs must be a finite number >= 0, got ${delayMs}`))
     }
-    return this.settle('nack', () => this.host.nackJob(this.queue, this.messageId, this.attempt, delayMs))
+    return this.settle('nack', () =>
+      this.host.nackJob(this.queue, this.messageId, this.attempt, delayMs, this.limit),
+    )
   }
 
   deadLetter(info: DeadLetterInfo): Promise<void> {
-    return this.settle('deadLetter', () => this.host.deadLetterJob(this.messageId, this.attempt, info))
+    return this.settle('deadLetter', () =>
+      this.host.deadLetterJob(this.messageId, this.attempt, info, this.limit),
+    )
   }
 
   async extend(ms: number): Promise<void> {
@@ -71,7 +83,7 @@ export class PgDelivery implements Delivery {
     this.host.assertOpen('extend')
     // Racing a settle is normal (a heartbeat firing as the task ends): nothing to extend then.
     if (this.done || this.inFlight !== undefined) return
-    await this.host.extendJob(this.messageId, this.attempt, ms)
+    await this.host.extendJob(this.messageId, this.attempt, ms, this.limit)
   }
 
   /** Marks the delivery as no longer held without touching the store (close() released it). */

@@ -1,4 +1,10 @@
-import { type Adapter, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
+import {
+  type Adapter,
+  type AdapterContext,
+  type Broker,
+  defineAdapter,
+  type ResultBackend,
+} from '@errand/core'
 import { PostgresBroker } from './postgres-broker.js'
 import { PostgresResultBackend } from './postgres-result-backend.js'
 
@@ -12,28 +18,28 @@ export { PostgresResultBackend, type PostgresResultBackendOptions } from './post
 
 /**
  * Opens a {@link PostgresBroker} from a `postgres://` or `postgresql://` URL (core's `createApp`
- * calls this). Does not connect.
+ * calls this, passing the app's logger in `context`). Does not connect.
  *
  * @example
  * ```ts
  * const broker = createBroker('postgres://app@127.0.0.1:5432/app?schema=errand')
  * ```
  */
-export function createBroker(url: string): Broker {
-  return new PostgresBroker({ url })
+export function createBroker(url: string, context?: AdapterContext): Broker {
+  return new PostgresBroker(context === undefined ? { url } : { url, logger: context.logger })
 }
 
 /**
  * Opens a {@link PostgresResultBackend} from a `postgres://` or `postgresql://` URL (core's
- * `createApp` calls this). Does not connect.
+ * `createApp` calls this, passing the app's logger in `context`). Does not connect.
  *
  * @example
  * ```ts
  * const backend = createResultBackend('postgres://app@127.0.0.1:5432/app')
  * ```
  */
-export function createResultBackend(url: string): ResultBackend {
-  return new PostgresResultBackend({ url })
+export function createResultBackend(url: string, context?: AdapterContext): ResultBackend {
+  return new PostgresResultBackend(context === undefined ? { url } : { url, logger: context.logger })
 }
 
 /**

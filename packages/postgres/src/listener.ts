@@ -7,8 +7,6 @@ import type { PgNotification, PgPoolClient } from './pg-types.js'
  */
 export type ChannelHandler = (payload: string | undefined) => void
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
 /**
  * One dedicated connection that LISTENs on any number of channels for a broker or backend. It
  * re-establishes itself after a server restart (with backoff, until closed), LISTENs again on
@@ -23,6 +21,8 @@ export class Listener {
   private detach: (() => void) | undefined
   private reconnecting: Promise<void> | undefined
   private closed = false
+  /** Ends the reconnect loop's pause early, so close() does not wait it out. */
+  private wake: (() => void) | undefined
 
   constructor(db: Db) {
     this.db = db
@@ -77,6 +77,7 @@ export class Listener {
 
   async close(): Promise<void> {
     this.closed = true
+    this.wake?.()
     const client = this.client
     this.client = undefined
     this.listening.clear()
@@ -159,7 +160,14 @@ export class Listener {
         for (const set of this.handlers.values()) for (const handler of set) handler(undefined)
         return
       } catch {
-        await sleep(delay)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay)
+          this.wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.wake = undefined
         delay = Math.min(delay * 2, 2000)
       }
     }

@@ -1,14 +1,16 @@
-import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { consoleLogger, InvalidOptionError, type Logger, maskCredentials, maskingLogger } from '@errand/core'
 import { z } from 'zod'
 import type { PgPool } from './pg-types.js'
 
 /** Adapter name used in errors and logs. */
 export const ADAPTER = 'postgres'
 
-/** Where warnings go (a failed fetch that will be retried, a lost LISTEN connection…). */
-export interface PostgresLogger {
-  warn(message: string, details?: Record<string, unknown>): void
-}
+/**
+ * Where the adapter reports what it has to say (a failed fetch that will be retried, a lost
+ * LISTEN connection…): core's {@link Logger}, e.g. the one given to `createApp`. Only `warn` is
+ * required; missing levels are dropped. Lines are credential-masked before they reach it.
+ */
+export type PostgresLogger = Pick<Logger, 'warn'> & Partial<Omit<Logger, 'warn'>>
 
 /** Options shared by {@link PostgresBroker} and {@link PostgresResultBackend}. */
 export interface PostgresConnectionOptions {
@@ -34,7 +36,26 @@ export interface PostgresConnectionOptions {
    * unreachable, and how long a publish waits for a connection, in ms (default 30000).
    */
   readonly reconnectTimeoutMs?: number
-  /** Default: warnings to `console.warn`, with credentials masked. */
+  /**
+   * Bound on opening one connection, in ms (default 5000; `pg`'s `connectionTimeoutMillis` for
+   * the pool made from `url` and for the LISTEN connection). It is also the whole patience of the
+   * first connect: a server that was never reached fails `connect()` with `ERR_CONNECTION`
+   * naming host:port after about this long, instead of retrying for `reconnectTimeoutMs` (kept
+   * for connections that once worked). A pool you pass in keeps its own connection timeout.
+   */
+  readonly connectTimeoutMs?: number
+  /**
+   * Shutdown grace, in ms (default 5000): how long `close()` keeps retrying what is on its way
+   * (acks, giving back unsettled deliveries, queued result writes) while the server does not
+   * answer; the settles of a canceled consumer's deliveries get the same bound. After it the
+   * connections are dropped. So `close()` returns within about `closeTimeoutMs +
+   * connectTimeoutMs` even during an outage; what it could not settle comes back by its lease.
+   */
+  readonly closeTimeoutMs?: number
+  /**
+   * Where warnings go (default: core's `consoleLogger`). Credentials are masked either way. An
+   * app built with `createApp` from a URL passes its own logger where core supports it.
+   */
   readonly logger?: PostgresLogger
 }
 
@@ -60,6 +81,8 @@ export const connectionOptionsShape = {
   migrate: z.boolean().optional(),
   poolSize: z.number().int().min(1).max(1000).optional(),
   reconnectTimeoutMs: z.number().int().min(0).optional(),
+  connectTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+  closeTimeoutMs: z.number().int().min(0).max(600_000).optional(),
   logger: logger.optional(),
 }
 
@@ -71,9 +94,13 @@ export interface ResolvedConnection {
   readonly migrate: boolean
   readonly poolSize: number
   readonly reconnectTimeoutMs: number
-  readonly logger: PostgresLogger
+  readonly connectTimeoutMs: number
+  readonly closeTimeoutMs: number
+  readonly logger: Logger
   /** The URL with its password masked, for messages. */
   readonly display: string
+  /** `host:port` of the server (no credentials), for connection errors; `pg.Pool` when unknown. */
+  readonly endpoint: string
 }
 
 /** Validates `input` against a zod object and turns the first issue into an InvalidOptionError. */
@@ -93,15 +120,51 @@ export function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
   throw new InvalidOptionError(name, maskCredentials(message), { adapter: ADAPTER })
 }
 
-const consoleLogger: PostgresLogger = {
-  warn: (message, details) => console.warn(`[errand:postgres] ${maskCredentials(message)}`, details ?? ''),
+const drop = (): void => {}
+
+/**
+ * The logger the adapter writes to: the caller's (missing levels dropped) or core's default,
+ * behind core's credential masking. Never `console.*` directly.
+ */
+export function adapterLogger(given: PostgresLogger | undefined): Logger {
+  const inner: Logger =
+    given === undefined
+      ? consoleLogger
+      : {
+          debug: given.debug?.bind(given) ?? drop,
+          info: given.info?.bind(given) ?? drop,
+          warn: given.warn.bind(given),
+          error: given.error?.bind(given) ?? given.warn.bind(given),
+        }
+  const masked = maskingLogger(inner)
+  // Lines name the adapter, as AMQP's do: one app logger may hear from several stores.
+  const tag =
+    (fn: Logger['warn']): Logger['warn'] =>
+    (message, fields) =>
+      fn(`[${ADAPTER}] ${message}`, fields)
+  return {
+    debug: tag(masked.debug),
+    info: tag(masked.info),
+    warn: tag(masked.warn),
+    error: tag(masked.error),
+  }
+}
+
+/** `host:port` of a URL (pg's defaults: localhost, 5432), never its credentials. */
+function endpointOf(url: URL): string {
+  const host = url.hostname === '' ? 'localhost' : url.hostname
+  return `${host}:${url.port === '' ? '5432' : url.port}`
 }
 
 /**
  * Splits a `postgres://` URL into what `pg` takes and our own parameters (`schema`).
  * Throws InvalidOptionError (credentials masked) on anything else.
  */
-export function parseUrl(url: string): { connectionString: string; schema: string | undefined } {
+export function parseUrl(url: string): {
+  connectionString: string
+  schema: string | undefined
+  endpoint: string
+} {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -120,7 +183,7 @@ export function parseUrl(url: string): { connectionString: string; schema: strin
     throw new InvalidOptionError('schema', 'must match /^[a-z_][a-z0-9_]{0,39}$/', { adapter: ADAPTER })
   }
   parsed.searchParams.delete('schema')
-  return { connectionString: parsed.toString(), schema }
+  return { connectionString: parsed.toString(), schema, endpoint: endpointOf(parsed) }
 }
 
 /** Resolves the shared connection options (one of url or pool, schema from either place). */
@@ -143,7 +206,10 @@ export function resolveConnection(
     migrate: options.migrate ?? true,
     poolSize: options.poolSize ?? 10,
     reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000,
-    logger: options.logger ?? consoleLogger,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+    logger: adapterLogger(options.logger),
     display: options.url === undefined ? 'pg.Pool' : maskCredentials(options.url),
+    endpoint: fromUrl?.endpoint ?? 'pg.Pool',
   }
 }

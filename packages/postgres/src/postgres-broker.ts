@@ -9,12 +9,13 @@ import {
   type DeadLetterInfo,
   type DeliveryHandler,
   type ListDeadLettersOptions,
+  type Logger,
   type OutgoingMessage,
   type QueueStats,
 } from '@errand/core'
 import { z } from 'zod'
 import { BrokerSql } from './broker-sql.js'
-import { Db } from './connection.js'
+import { Db, type RetryLimit } from './connection.js'
 import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
 import type { DeliveryOwner, PgDelivery } from './delivery.js'
 import { Listener } from './listener.js'
@@ -24,7 +25,6 @@ import {
   ADAPTER,
   connectionOptionsShape,
   type PostgresConnectionOptions,
-  type PostgresLogger,
   parseOptions,
   resolveConnection,
 } from './options.js'
@@ -135,7 +135,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
     })
   }
 
-  get logger(): PostgresLogger {
+  /** The logger this broker writes to (credentials masked). */
+  get logger(): Logger {
     return this.db.logger
   }
 
@@ -188,29 +189,31 @@ export class PostgresBroker implements Broker, ConsumerHost {
 
   /**
    * Stops every consumer, waits for acks on their way, returns unsettled deliveries to their
-   * queue at once, and closes the connections (a pool passed in stays open).
+   * queue at once, and closes the connections (a pool passed in stays open). Bounded during an
+   * outage: retries stop after `closeTimeoutMs`, then connections are dropped (about
+   * `closeTimeoutMs + connectTimeoutMs` at worst); what was not settled comes back by its lease.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown()
     return this.closing
   }
 
-  private async shutdown(): Promise<void> {
-    await Promise.all([...this.consumers].map((c) => c.cancel()))
-    this.consumers.clear()
-    await this.settler.drained()
-    const unsettled = [...this.held]
-    this.held.clear()
-    if (unsettled.length > 0 && this.connected !== undefined) {
-      await this.settler
-        .release(unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt })))
-        .catch((err: unknown) =>
-          this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
-        )
-    }
-    for (const d of unsettled) d.abandon()
-    await this.listener.close()
-    await this.db.close()
+  private shutdown(): Promise<void> {
+    return this.db.shutdown(async () => {
+      await Promise.all([...this.consumers].map((c) => c.cancel()))
+      this.consumers.clear()
+      await this.settler.drained()
+      const unsettled = [...this.held]
+      this.held.clear()
+      if (unsettled.length > 0 && this.connected !== undefined) {
+        await this.settler
+          .release(unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt })))
+          .catch((err: unknown) =>
+            this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
+          )
+      }
+      for (const d of unsettled) d.abandon()
+    }, this.listener)
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
@@ -280,6 +283,7 @@ export class PostgresBroker implements Broker, ConsumerHost {
         prefetch: options.prefetch,
         leaseMs,
         pollIntervalMs: this.options.pollIntervalMs ?? 5000,
+        closeTimeoutMs: this.db.closeTimeoutMs,
       },
       onDelivery,
     )
@@ -331,10 +335,11 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** @internal */
-  async fetchJobs(queue: string, limit: number, leaseMs: number): Promise<FetchedRow[]> {
+  async fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]> {
     const res = await this.db.query<FetchedRow>(
       { name: `${this.sql.prefix}fetch`, text: this.sql.fetch, values: [queue, limit, leaseMs] },
       'connect',
+      retry,
     )
     return res.rows
   }
@@ -370,18 +375,18 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** @internal */
-  nackJob(queue: string, id: string, deliveries: number, delayMs: number): Promise<void> {
-    return this.settler.nack(queue, id, deliveries, delayMs)
+  nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void> {
+    return this.settler.nack(queue, id, deliveries, delayMs, limit)
   }
 
   /** @internal */
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo): Promise<void> {
-    return this.settler.deadLetter(id, deliveries, info)
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void> {
+    return this.settler.deadLetter(id, deliveries, info, limit)
   }
 
   /** @internal */
-  extendJob(id: string, deliveries: number, ms: number): Promise<void> {
-    return this.settler.extend(id, deliveries, ms)
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<void> {
+    return this.settler.extend(id, deliveries, ms, limit)
   }
 
   private channel(queue: string): string {

@@ -116,13 +116,15 @@ export class PostgresResultBackend implements ResultBackend {
     return this.db.migrate()
   }
 
-  /** Rejects pending waits with ERR_CLOSED, finishes queued writes, closes connections. */
+  /**
+   * Rejects pending waits with ERR_CLOSED, finishes queued writes, closes connections. Bounded
+   * during an outage: writes stop retrying after `closeTimeoutMs`, then connections are dropped
+   * (about `closeTimeoutMs + connectTimeoutMs` at worst).
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.waiters.closeAll()
-      await this.writes.drained()
-      await this.listener.close()
-      await this.db.close()
+      await this.db.shutdown(() => this.writes.drained(), this.listener)
     })()
     return this.closing
   }

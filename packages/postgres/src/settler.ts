@@ -1,7 +1,7 @@
 import type { DeadLetterInfo } from '@errand/core'
 import { Batcher } from './batcher.js'
 import type { BrokerSql } from './broker-sql.js'
-import type { Db } from './connection.js'
+import type { Db, RetryLimit } from './connection.js'
 import { type FetchedRow, PgConsumer } from './consumer.js'
 import type { DeliveryOwner } from './delivery.js'
 import type { JobsMaintenance } from './maintenance.js'
@@ -46,7 +46,13 @@ export class Settler {
     return this.acks.drained()
   }
 
-  async nack(queue: string, id: string, deliveries: number, delayMs: number): Promise<void> {
+  async nack(
+    queue: string,
+    id: string,
+    deliveries: number,
+    delayMs: number,
+    limit?: RetryLimit,
+  ): Promise<void> {
     await this.db.query(
       {
         name: `${this.sql.prefix}nack`,
@@ -54,10 +60,11 @@ export class Settler {
         values: [id, deliveries, delayMs, this.channel(queue)],
       },
       'idempotent',
+      limit,
     )
   }
 
-  async deadLetter(id: string, deliveries: number, info: DeadLetterInfo): Promise<void> {
+  async deadLetter(id: string, deliveries: number, info: DeadLetterInfo, limit?: RetryLimit): Promise<void> {
     const error = info.error === undefined ? null : JSON.stringify(info.error)
     const res = await this.db.query(
       {
@@ -66,14 +73,16 @@ export class Settler {
         values: [id, deliveries, info.reason, error],
       },
       'idempotent',
+      limit,
     )
     this.maintenance.deleted(res.rowCount ?? 0)
   }
 
-  async extend(id: string, deliveries: number, ms: number): Promise<void> {
+  async extend(id: string, deliveries: number, ms: number, limit?: RetryLimit): Promise<void> {
     await this.db.query(
       { name: `${this.sql.prefix}extend`, text: this.sql.extend, values: [id, deliveries, ms] },
       'idempotent',
+      limit,
     )
   }
 
@@ -104,11 +113,15 @@ export class Settler {
   private async flushAcks(items: PendingAck[]): Promise<undefined[]> {
     const ids = arrayLiteral(items, (a) => a.id)
     const deliveries = arrayLiteral(items, (a) => a.deliveries)
+    // A batch retries as long as its least patient owner allows: an ack given up early only
+    // means a redelivery after the lease, while waiting would hold up a stopping worker.
+    const limit = (): number => Math.min(...items.map((a) => a.owner.settleLimit()))
     const fused = fuse(items)
     if (fused === undefined) {
       await this.db.query(
         { name: `${this.sql.prefix}ack`, text: this.sql.ack, values: [ids, deliveries] },
         'idempotent',
+        limit,
       )
       this.maintenance.deleted(items.length)
       return []
@@ -125,6 +138,7 @@ export class Settler {
         // Replaying it is safe: the deletes match nothing the second time, and rows leased by a
         // lost first run come back when their lease runs out.
         'idempotent',
+        limit,
       )
       rows = res.rows
     } catch (err) {

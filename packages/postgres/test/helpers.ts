@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Logger } from '@errand/core'
 import pg from 'pg'
 
 /** The test database (trust auth on the project's machines). */
@@ -54,8 +55,9 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
   }
 }
 
-/** A logger that keeps warnings for assertions instead of printing them. */
-export function collectingLogger(): { warn(message: string): void; readonly lines: string[] } {
+/** A core Logger that keeps warnings and errors for assertions instead of printing them. */
+export function collectingLogger(): Logger & { readonly lines: string[] } {
   const lines: string[] = []
-  return { warn: (message: string) => void lines.push(message), lines }
+  const keep = (message: string): void => void lines.push(message)
+  return { debug: () => undefined, info: () => undefined, warn: keep, error: keep, lines }
 }

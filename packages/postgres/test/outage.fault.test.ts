@@ -1,0 +1,172 @@
+import { createServer } from 'node:net'
+import { startTcpProxy } from '@errand/conformance'
+import { createApp, type Delivery, defineTask } from '@errand/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { PostgresBroker, PostgresResultBackend } from '../src/index.js'
+import {
+  bytes,
+  collectingLogger,
+  DATABASE_URL,
+  dropSchema,
+  text,
+  uniqueQueue,
+  uniqueSchema,
+  until,
+} from './helpers.js'
+
+// Outages are simulated with a cuttable loopback proxy in front of the shared server: only this
+// file's own connections go through it, so cutting disturbs nobody else.
+const schema = uniqueSchema('outage')
+const target = new URL(DATABASE_URL)
+
+/** A URL to the test database through `port`, with a password that must never be printed. */
+function urlVia(port: number): string {
+  const url = new URL(DATABASE_URL)
+  url.port = String(port)
+  url.password = 'hunter2'
+  url.searchParams.set('schema', schema)
+  return url.toString()
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+beforeAll(async () => {
+  // Create the schema directly, so the proxied instances below have nothing left to migrate.
+  const setup = new PostgresBroker({ url: urlVia(Number(target.port || 5432)), logger: collectingLogger() })
+  await setup.connect()
+  await setup.close()
+})
+afterAll(() => dropSchema(schema))
+
+describe('postgres: first connect fails fast', () => {
+  it('a URL pointing at a closed loopback port fails connect() within seconds, naming host:port only', async () => {
+    const port = await closedPort()
+    for (const store of [
+      new PostgresBroker({ url: urlVia(port), logger: collectingLogger() }),
+      new PostgresResultBackend({ url: urlVia(port), logger: collectingLogger() }),
+    ]) {
+      const started = Date.now()
+      const err = (await store.connect().catch((e: unknown) => e)) as { code?: string; message: string }
+      const elapsed = Date.now() - started
+      // Default connectTimeoutMs is 5 s; the old code retried for reconnectTimeoutMs (30 s).
+      expect(elapsed).toBeLessThan(8000)
+      expect(err.code).toBe('ERR_CONNECTION')
+      expect(err.message).toContain(`127.0.0.1:${port}`)
+      expect(err.message).not.toContain('hunter2')
+      expect(err.message).not.toContain('://')
+      await store.close()
+    }
+  }, 30_000)
+})
+
+describe('postgres through a cut connection', () => {
+  it('a proxy cut after a successful connect and restored later is reconnected to', async () => {
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
+    const logger = collectingLogger()
+    const broker = new PostgresBroker({ url: urlVia(proxy.port), logger, pollIntervalMs: 200 })
+    const backend = new PostgresResultBackend({ url: urlVia(proxy.port), logger })
+    try {
+      await Promise.all([broker.connect(), backend.connect()])
+      const q = uniqueQueue('blip')
+      const seen: string[] = []
+      await broker.consume(
+        q,
+        (d: Delivery) => {
+          seen.push(text(d.body))
+          void d.ack()
+        },
+        { prefetch: 4 },
+      )
+      await broker.publish(q, [{ body: bytes('before') }])
+      await until(() => seen.includes('before'))
+
+      await proxy.cut()
+      // Work issued during the outage waits for the server (the connection once worked).
+      const publishing = broker.publish(q, [{ body: bytes('during') }])
+      const writing = backend.setState({ id: `${q}-r`, state: 'SUCCESS', result: 1 }, { ttlMs: 60_000 })
+      let settled = false
+      void Promise.allSettled([publishing, writing]).then(() => {
+        settled = true
+      })
+      // The length of the outage is the scenario itself: a few seconds, longer than connectTimeoutMs
+      // would allow a first connect, shorter than reconnectTimeoutMs.
+      await new Promise((r) => setTimeout(r, 2500))
+      expect(settled).toBe(false)
+      await proxy.restore()
+
+      await publishing
+      expect(await writing).toBe('SUCCESS')
+      await until(() => seen.includes('during'), 15_000)
+      await broker.publish(q, [{ body: bytes('after') }])
+      await until(() => seen.includes('after'), 15_000)
+      expect((await backend.getState(`${q}-r`))?.result).toBe(1)
+    } finally {
+      await Promise.allSettled([broker.close(), backend.close()])
+      await proxy.close()
+    }
+  }, 60_000)
+
+  it('app.close() (broker and backend) during an outage resolves within a bound', async () => {
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
+    const q = uniqueQueue('outage')
+    let release!: () => void
+    const blocked = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let running = 0
+    const slow = defineTask({
+      name: `outage.slow.${q}`,
+      queue: q,
+      input: z.number(),
+      handler: async () => {
+        running++
+        await blocked
+      },
+    })
+    const logger = collectingLogger()
+    const options = { url: urlVia(proxy.port), logger, connectTimeoutMs: 1000, closeTimeoutMs: 1000 }
+    const broker = new PostgresBroker(options)
+    const backend = new PostgresResultBackend(options)
+    const app = createApp({ broker, backend, tasks: [slow], logger })
+    try {
+      await app.sendMany([1, 2, 3, 4, 5, 6].map((n) => slow.s(n)))
+      // Two running, the rest prefetched: close() has deliveries to give back and acks to send.
+      await app.worker({ concurrency: 2, prefetch: 6, shutdownGraceMs: 300, queues: [q] }).start()
+      await until(() => running === 2)
+      await proxy.cut()
+      // A result write on its way when the outage starts: close() must not wait it out.
+      const write = backend.setState({ id: `${q}-w`, state: 'SUCCESS', result: 1 }, { ttlMs: 60_000 })
+      write.catch(() => undefined)
+      const started = Date.now()
+      await app.close()
+      const elapsed = Date.now() - started
+      // shutdownGraceMs 0.3 s + closeTimeoutMs 1 s + connectTimeoutMs 1 s, with room to spare; the old
+      // code retried each step for reconnectTimeoutMs (30 s), one after the other.
+      expect(elapsed).toBeLessThan(10_000)
+      await expect(write).rejects.toMatchObject({ code: 'ERR_CONNECTION' })
+      expect(logger.lines.join('\n')).not.toContain('hunter2')
+    } finally {
+      release()
+      await app.close()
+      await proxy.close()
+    }
+    // What close() could not give back comes back by its lease: nothing is lost.
+    const check = new PostgresBroker({ url: urlVia(Number(target.port || 5432)), logger: collectingLogger() })
+    try {
+      await check.connect()
+      const stats = await check.stats(q)
+      expect(stats.ready + (stats.inFlight ?? 0) + (stats.delayed ?? 0)).toBe(6)
+    } finally {
+      await check.close()
+    }
+  }, 60_000)
+})
