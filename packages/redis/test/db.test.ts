@@ -1,9 +1,59 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Logger } from '@errand/core'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { RedisBroker, RedisResultBackend } from '../src/index.js'
-import { REDIS_URL, redisAvailable, text, uniquePrefix } from './helpers.js'
+import { REDIS_URL, redisAvailable, text, uniquePrefix, until } from './helpers.js'
 
 const available = await redisAvailable()
+
+/** A free loopback port (the OS picks it). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
+
+/** A throwaway redis-server of our own on loopback (never the shared one), with `databases` dbs. */
+async function startServer(port: number, databases: number, dir: string): Promise<ChildProcess> {
+  const server = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--databases', String(databases), '--save', ''].concat([
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ]),
+    { stdio: 'ignore' },
+  )
+  server.on('error', () => {})
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 20 })
+  probe.on('error', () => {})
+  let up = false
+  probe.on('ready', () => {
+    up = true
+  })
+  probe.connect().catch(() => {})
+  await until(() => up, 10_000, `redis-server on ${port}`)
+  probe.disconnect()
+  return server
+}
+
+async function stopServer(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null || server.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()))
+  server.kill('SIGTERM')
+  await exited
+}
 
 /** `REDIS_URL` with its path set to `/<db>`. */
 function withDb(db: string | number): string {
@@ -72,6 +122,42 @@ describe('Redis db number', () => {
       expect(await raw.keys(`${prefix}:*`)).toEqual([])
       await raw.select(5)
       expect(await raw.keys(`${prefix}:*`)).toEqual([`${prefix}:{q}:ready`])
+    })
+  })
+
+  describe.runIf(available)('on a throwaway server restarted with fewer databases', () => {
+    it('after a reconnect that refuses the db it logs, fails publishes and never writes to db 0', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'errand-redis-db-'))
+      const port = await freePort()
+      const errors: string[] = []
+      const logger: Logger = { debug() {}, info() {}, warn() {}, error: (m) => void errors.push(m) }
+      let server = await startServer(port, 16, dir)
+      const broker = new RedisBroker({
+        url: `redis://127.0.0.1:${port}/9`,
+        keyPrefix: 'dbtest',
+        logger,
+        redisOptions: { maxRetriesPerRequest: 2 },
+      })
+      try {
+        await broker.connect()
+        await broker.publish('q', [{ body: text('in db 9') }])
+        await stopServer(server)
+        server = await startServer(port, 4, dir) // db 9 no longer exists
+        // Sent while the client reconnects: it must wait and fail, not run on db 0.
+        const err = await broker.publish('q', [{ body: text('must not land in db 0') }]).then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(err).toMatchObject({ code: 'ERR_CONNECTION' })
+        const check = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
+        const keysInDb0 = await check.dbsize().finally(() => check.disconnect())
+        expect(keysInDb0).toBe(0)
+        expect(errors.some((m) => m.includes('refused to select db 9'))).toBe(true)
+      } finally {
+        await broker.close()
+        await stopServer(server)
+        await rm(dir, { recursive: true, force: true })
+      }
     })
   })
 })
