@@ -71,6 +71,11 @@ export interface SqsBrokerOptions {
   readonly adminWaitSeconds?: number
   /** SDK attempts per call (its own retry strategy, with backoff). Default 3. */
   readonly maxAttempts?: number
+  /**
+   * How long the first `connect()` waits for the endpoint to answer, in ms. Default 10,000. A
+   * refused port fails at once; later calls have `retryTimeoutMs` of patience instead.
+   */
+  readonly connectTimeoutMs?: number
   /** Timeout of one HTTP request other than a long poll, in ms. Default 30,000. */
   readonly requestTimeoutMs?: number
   /** Largest message body accepted, in bytes. Default 262,144 (256 KiB). */
@@ -125,6 +130,7 @@ const optionsSchema = z
     retryTimeoutMs: z.number().int().min(0).default(30_000),
     adminWaitSeconds: z.number().int().min(0).max(20).default(1),
     maxAttempts: z.number().int().min(1).max(20).default(3),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     requestTimeoutMs: z.number().int().min(1000).default(30_000),
     maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
     maxBatchBytes: z.number().int().min(1024).max(1_048_576).default(262_144),
@@ -160,6 +166,7 @@ const NUMBER_PARAMS = [
   'retryTimeoutMs',
   'adminWaitSeconds',
   'maxAttempts',
+  'connectTimeoutMs',
   'requestTimeoutMs',
   'maxMessageBytes',
   'maxBatchBytes',

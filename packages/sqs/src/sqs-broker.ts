@@ -22,6 +22,7 @@ import {
 import { Admin, toDeadLetter } from './admin.js'
 import { createClient, isQueueMissing } from './client.js'
 import { encodeBody } from './codec.js'
+import { probeEndpoint } from './connect.js'
 import { type ConsumerHost, SqsConsumer } from './consumer.js'
 import { MAX_VISIBILITY_SECONDS } from './delivery.js'
 import { Moves } from './moves.js'
@@ -32,6 +33,13 @@ import { MAX_DELAY_SECONDS, route } from './sending.js'
 import { Transport } from './transport.js'
 
 const ADAPTER = 'sqs'
+
+/** The parts of a resolved SDK endpoint used in messages. */
+interface EndpointShape {
+  protocol?: string
+  hostname?: string
+  port?: number
+}
 
 /**
  * An Errand broker on Amazon SQS (or an SQS-compatible endpoint).
@@ -72,6 +80,8 @@ export class SqsBroker implements Broker {
   #closed = false
   #closing: Promise<void> | undefined
   #background: Promise<void> | undefined
+  /** The first connect's probe of the endpoint (kept once it succeeded). */
+  #reached: Promise<void> | undefined
 
   constructor(options: SqsBrokerOptions = {}) {
     this.#options = resolveOptions(options)
@@ -98,11 +108,17 @@ export class SqsBroker implements Broker {
     this.#onError = o.onError ?? rateLimitedWarning(this.#logger)
   }
 
-  /** Check the configuration (a region must resolve). Does not create queues. */
+  /**
+   * Check the configuration (a region must resolve) and, the first time, that the endpoint
+   * answers (one GetQueueUrl, bounded by `connectTimeoutMs`): an endpoint that is down fails here
+   * at once with `ERR_CONNECTION` naming it, not after `retryTimeoutMs` of retries in the first
+   * publish. Does not create queues. Once connected, outages are waited out (retries with backoff).
+   */
   async connect(): Promise<void> {
     this.#assertOpen()
+    let region: string
     try {
-      const region = await this.client.config.region()
+      region = await this.client.config.region()
       if (!region) throw new Error('no region')
     } catch (cause) {
       throw new ConnectionError(
@@ -112,6 +128,29 @@ export class SqsBroker implements Broker {
         { adapter: ADAPTER, cause },
       )
     }
+    this.#reached ??= probeEndpoint(
+      this.client,
+      await this.#endpointLabel(region),
+      this.#options.connectTimeoutMs,
+    )
+    // A failed probe is not kept: the next connect() probes again.
+    await this.#reached.catch((err: unknown) => {
+      this.#reached = undefined
+      throw err
+    })
+  }
+
+  /** The endpoint as a user would recognise it (for error messages; credentials masked later). */
+  async #endpointLabel(region: string): Promise<string> {
+    if (this.#options.endpoint !== undefined) return this.#options.endpoint
+    try {
+      const ep =
+        (await (this.client.config as { endpoint?: () => Promise<EndpointShape> }).endpoint?.()) ?? undefined
+      if (ep?.hostname) return `${ep.protocol ?? 'https:'}//${ep.hostname}${ep.port ? `:${ep.port}` : ''}`
+    } catch {
+      // No fixed endpoint: the SDK derives it from the region.
+    }
+    return `the AWS endpoint of region ${region}`
   }
 
   /**
