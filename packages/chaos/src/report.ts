@@ -75,6 +75,8 @@ export interface ChaosReport {
     readonly spawned: number
     readonly kills: number
     readonly gracefulStops: number
+    /** Workers that exited 1 with ERR_CONNECTION while starting during a cut (restarted; not a failure). */
+    readonly startupExitsDuringCuts: number
     readonly unexpectedExits: readonly WorkerExit[]
   }
   readonly cuts: { readonly count: number; readonly totalMs: number }
@@ -100,7 +102,7 @@ export function formatReport(r: ChaosReport): string {
     `duplicates: ${r.duplicates.tasks} tasks, ${r.duplicates.extraRuns} extra runs (${kv(r.duplicates.byCause)}); planned retries ${r.duplicates.plannedRetries}`,
     `chord callbacks: ${r.chordCallbacks.fired}/${r.chordCallbacks.chords} fired, never ${r.chordCallbacks.neverFired}, extras ${r.chordCallbacks.extras} (${kv(r.chordCallbacks.extrasByCause)})`,
     `garbage ${r.garbage.written}: undecodable ${r.garbage.undecodable}, other reasons ${kv(r.garbage.otherReason)}, missing ${r.garbage.missing}, counted only ${r.garbage.countedOnly}`,
-    `workers spawned ${r.workers.spawned}, kills ${r.workers.kills}, graceful stops ${r.workers.gracefulStops}, unexpected exits ${r.workers.unexpectedExits.length}`,
+    `workers spawned ${r.workers.spawned}, kills ${r.workers.kills}, graceful stops ${r.workers.gracefulStops}, startup exits during cuts ${r.workers.startupExitsDuringCuts}, unexpected exits ${r.workers.unexpectedExits.length}`,
     `cuts ${r.cuts.count} (${(r.cuts.totalMs / 1000).toFixed(1)} s in all); queue at end ${JSON.stringify(r.queueAtEnd)}`,
     ...r.failures.map((f) => `FAIL: ${f}`),
   ]

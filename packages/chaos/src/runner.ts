@@ -14,6 +14,7 @@ import { openRig } from './stores/index.js'
 import type { GarbageItem, StoreRig } from './stores/rig.js'
 import { chaosTasks } from './tasks.js'
 import { type HandleOutcome, verify } from './verify.js'
+import { buildWorkerScript, type WorkerScript } from './worker-bundle.js'
 import { WorkerPool } from './worker-pool.js'
 import { sendWorkload, type Workload } from './workload.js'
 
@@ -41,7 +42,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let app: App | undefined
   let pool: WorkerPool | undefined
   let disruptor: Disruptor | undefined
+  let script: WorkerScript | undefined
   try {
+    script = await buildWorkerScript(options.store)
     runLog = await openRunLog(rig.runLog)
     const tasks = chaosTasks(rig.queue, runLog)
     app = createApp({
@@ -62,6 +65,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         leaseMs: options.leaseMs,
         shutdownGraceMs: options.shutdownGraceMs,
       },
+      script.args,
       options.reportPath?.replace(/\.json$/, '.log'),
     )
     await pool.start(120_000)
@@ -126,6 +130,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } finally {
     await disruptor?.stop().catch(() => undefined)
     pool?.killAll()
+    script?.remove()
     await app?.close().catch(() => undefined)
     await runLog?.close().catch(() => undefined)
     await rig.close().catch((err: unknown) => console.error(`chaos: cleanup of ${options.store} failed`, err))

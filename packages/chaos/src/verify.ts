@@ -11,6 +11,7 @@ import {
 import type { ChaosReport } from './report.js'
 import type { RunRecord } from './run-log.js'
 import type { GarbageItem } from './stores/rig.js'
+import type { WorkerExit } from './worker-pool.js'
 import { CHORD_SIZE, type Workload } from './workload.js'
 
 /** How a handle's `get()` ended. */
@@ -128,12 +129,25 @@ export function verify(c: Collected): ChaosReport {
   if (wrong.length > 0)
     failures.push(`${wrong.length} handle(s) settled wrong: ${wrong.slice(0, SAMPLE).join('; ')}`)
 
-  // Workers.
+  // Workers. A worker that could not connect while it was starting during a cut exits 1 from
+  // runWorker (connect rejects with ERR_CONNECTION): a supervisor restarts it, as ours does. That
+  // is counted apart and reported; any other death outside the kills fails the run.
+  const duringCut = (e: WorkerExit) =>
+    c.disruptions.cuts.some((cut) => cut.from <= e.exitedAt && cut.to + 1_000 >= e.startedAt)
+  const startupExits = c.disruptions.exits.filter(
+    (e) =>
+      e.sent === 'none' &&
+      !e.wasReady &&
+      e.code === 1 &&
+      e.stderrTail.includes('ERR_CONNECTION') &&
+      duringCut(e),
+  )
   const unexpectedExits = c.disruptions.exits.filter(
     (e) =>
-      e.sent === 'none' ||
-      (e.sent === 'SIGKILL' && e.signal !== 'SIGKILL') ||
-      (e.sent === 'SIGTERM' && e.code !== 0),
+      !startupExits.includes(e) &&
+      (e.sent === 'none' ||
+        (e.sent === 'SIGKILL' && e.signal !== 'SIGKILL') ||
+        (e.sent === 'SIGTERM' && e.code !== 0)),
   )
   for (const e of unexpectedExits) {
     const what =
@@ -143,7 +157,7 @@ export function verify(c: Collected): ChaosReport {
           ? 'before its SIGKILL'
           : 'on its own'
     failures.push(
-      `worker ${e.pid} exited ${what} with code ${e.code} signal ${e.signal} after ${e.exitedAt - e.startedAt} ms; stderr tail: ${e.stderrTail.slice(-800)}`,
+      `worker ${e.pid} exited ${what} with code ${e.code} signal ${e.signal} after ${e.exitedAt - e.startedAt} ms (${e.wasReady ? 'was consuming' : 'still starting'}); stderr tail: ${e.stderrTail.slice(-800)}`,
     )
   }
 
@@ -289,6 +303,7 @@ export function verify(c: Collected): ChaosReport {
       spawned: c.spawned,
       kills,
       gracefulStops,
+      startupExitsDuringCuts: startupExits.length,
       unexpectedExits,
     },
     cuts: {

@@ -1,43 +1,47 @@
-/**
- * A chaos worker process: one app on the proxied URLs, `runWorker` (graceful on SIGTERM), and a
- * line on stdout once it consumes. The supervisor SIGKILLs it at random; any other death (an
- * uncaught error, an unhandled rejection: Node's default is to exit 1) is what the suite catches.
- *
- * Run by the supervisor as `node --conditions=source --import tsx worker-main.ts`.
- */
-import { createApp } from '@errand/core'
+import { type Broker, createApp, type ResultBackend } from '@errand/core'
 import { openRunLog } from './run-log.js'
 import { chaosTasks } from './tasks.js'
 import { READY_LINE, WORKER_CONFIG_ENV, type WorkerConfig } from './worker-config.js'
 
-const raw = process.env[WORKER_CONFIG_ENV]
-if (raw === undefined) throw new Error(`${WORKER_CONFIG_ENV} is not set`)
-const config = JSON.parse(raw) as WorkerConfig
-
-const runs = await openRunLog(config.runLog)
-const tasks = chaosTasks(config.queue, runs)
-const app = createApp({ broker: config.brokerUrl, backend: config.backendUrl, tasks: [...tasks.all] })
-
-process.once('SIGTERM', () => {
-  // runWorker closes the app on SIGTERM; after that nothing should hold the process open. If
-  // something does (a timer, a socket), exit with a code of our own so the supervisor can tell.
-  const watchdog = setTimeout(() => {
-    process.stderr.write('chaos worker: still alive 15 s after SIGTERM (a handle keeps it open)\n')
-    process.exit(3)
-  }, config.shutdownGraceMs + 15_000)
-  watchdog.unref()
-  void closeRunsAfterApp()
-})
-
-/** The run log goes last: tasks still finishing during the grace period record into it. */
-async function closeRunsAfterApp(): Promise<void> {
-  await app.close()
-  await runs.close()
+/** How a worker entry makes its store's broker and backend from URLs. */
+export interface WorkerFactories {
+  createBroker(url: string): Broker
+  createResultBackend(url: string): ResultBackend
 }
 
-await app.runWorker({
-  concurrency: config.concurrency,
-  leaseMs: config.leaseMs,
-  shutdownGraceMs: config.shutdownGraceMs,
-})
-process.stdout.write(`${READY_LINE}\n`)
+/**
+ * The body of a chaos worker process: one app on the proxied URLs, `runWorker` (graceful on
+ * SIGTERM), and a line on stdout once it consumes. The supervisor SIGKILLs it at random; any
+ * other death (an uncaught error, an unhandled rejection: Node's default is to exit 1) is what the
+ * suite catches. The store's adapters come from the entry (`worker-entries/<store>.ts`), so that a
+ * bundle of one entry holds only what that store needs.
+ */
+export async function runWorkerProcess(factories: WorkerFactories): Promise<void> {
+  const raw = process.env[WORKER_CONFIG_ENV]
+  if (raw === undefined) throw new Error(`${WORKER_CONFIG_ENV} is not set`)
+  const config = JSON.parse(raw) as WorkerConfig
+  const runs = await openRunLog(config.runLog)
+  const tasks = chaosTasks(config.queue, runs)
+  const app = createApp({
+    broker: factories.createBroker(config.brokerUrl),
+    backend: factories.createResultBackend(config.backendUrl),
+    tasks: [...tasks.all],
+  })
+  process.once('SIGTERM', () => {
+    // runWorker closes the app on SIGTERM; after that nothing should hold the process open. If
+    // something does (a timer, a socket), exit with a code of our own so the supervisor can tell.
+    const watchdog = setTimeout(() => {
+      process.stderr.write('chaos worker: still alive 15 s after the grace period (a handle keeps it open)\n')
+      process.exit(3)
+    }, config.shutdownGraceMs + 15_000)
+    watchdog.unref()
+    // The run log goes last: tasks still finishing during the grace period record into it.
+    void app.close().then(() => runs.close())
+  })
+  await app.runWorker({
+    concurrency: config.concurrency,
+    leaseMs: config.leaseMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+  })
+  process.stdout.write(`${READY_LINE}\n`)
+}

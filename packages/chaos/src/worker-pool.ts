@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { READY_LINE, WORKER_CONFIG_ENV, type WorkerConfig } from './worker-config.js'
 
 /** How one worker process ended. */
@@ -35,15 +34,12 @@ interface Slot {
   exited: Promise<WorkerExit>
 }
 
-const WORKER_SCRIPT = fileURLToPath(new URL('./worker-main.ts', import.meta.url))
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url))
 const TAIL = 4096
 
 /**
  * Keeps `size` worker processes running: each exit is recorded and, while the pool runs, replaced
- * at once. Children run the TypeScript sources through tsx with the `source` condition, as
- * vitest does. `stop()` ends every child (SIGTERM, then SIGKILL after a bound); `kill()` is
- * the chaos.
+ * at once. Children run `node <args>` (the bundled worker entry: see worker-bundle.ts).
+ * `stop()` ends every child (SIGTERM, then SIGKILL after a bound); `disrupt()` is the chaos.
  */
 export class WorkerPool {
   private readonly slots = new Set<Slot>()
@@ -57,6 +53,7 @@ export class WorkerPool {
   constructor(
     private readonly size: number,
     private readonly config: WorkerConfig,
+    private readonly args: readonly string[],
     private readonly logFile: string | undefined,
   ) {}
 
@@ -77,9 +74,13 @@ export class WorkerPool {
     return [...this.slots].map((s) => s.pid)
   }
 
-  /** SIGKILL (or SIGTERM) one live worker at random that was not already sent a signal. */
+  /**
+   * SIGKILL (or SIGTERM) one live worker at random that was not already sent a signal. A SIGTERM
+   * goes only to a worker that consumes: before that it has no handler for it yet, and Node's
+   * default for SIGTERM is to die (which would test nothing but the signal's default).
+   */
   disrupt(signal: 'SIGKILL' | 'SIGTERM'): StopEvent | undefined {
-    const candidates = [...this.slots].filter((s) => s.sent === 'none')
+    const candidates = [...this.slots].filter((s) => s.sent === 'none' && (signal === 'SIGKILL' || s.ready))
     const slot = candidates[Math.floor(Math.random() * candidates.length)]
     if (!slot) return undefined
     slot.sent = signal
@@ -90,18 +91,19 @@ export class WorkerPool {
   }
 
   /**
-   * Stop replacing workers and end every child gracefully (SIGTERM), waiting at most
-   * `timeoutMs`; any child still alive then is SIGKILLed (and its exit shows it).
+   * Stop replacing workers and end every child: gracefully (SIGTERM) those that consume, SIGKILL
+   * those still starting (they hold no work). Waits at most `timeoutMs`; any child still alive
+   * then is SIGKILLed (and its exit shows it).
    */
   async stop(timeoutMs: number): Promise<void> {
     this.running = false
     const live = [...this.slots]
     for (const s of live) {
-      if (s.sent === 'none') {
-        s.sent = 'SIGTERM'
-        s.child.kill('SIGTERM')
-        this.stops.push({ pid: s.pid, at: Date.now(), signal: 'SIGTERM' })
-      }
+      if (s.sent !== 'none') continue
+      const signal = s.ready ? 'SIGTERM' : 'SIGKILL'
+      s.sent = signal
+      s.child.kill(signal)
+      this.stops.push({ pid: s.pid, at: Date.now(), signal })
     }
     const all = Promise.all(live.map((s) => s.exited))
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref())
@@ -118,8 +120,7 @@ export class WorkerPool {
   }
 
   private spawnOne(): void {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', WORKER_SCRIPT], {
-      cwd: PACKAGE_DIR,
+    const child = spawn(process.execPath, [...this.args], {
       env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(this.config) },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
