@@ -1,18 +1,19 @@
 import { z } from 'zod'
 import type { Adapter } from './adapter.js'
-import { type AsyncResult, resultFor, TaskResult } from './async-result.js'
-import type { Broker, DeadLetter, ListDeadLettersOptions, OutgoingMessage, QueueStats } from './broker.js'
+import { type AsyncResult, TaskResult } from './async-result.js'
+import type { Broker, DeadLetter, ListDeadLettersOptions, QueueStats } from './broker.js'
 import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
-import { Dispatcher, NO_INPUT } from './dispatcher.js'
-import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope } from './envelope.js'
+import { Dispatcher } from './dispatcher.js'
+import { DEFAULT_MAX_ENVELOPE_BYTES } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
-import { newId } from './ids.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
 import type { Runtime } from './runtime.js'
 import { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
-import { applySendOptions, validateCanvas } from './send-plan.js'
+import { checkSend, type SendOptions, sendCanvases } from './send.js'
+import { validateCanvas } from './send-plan.js'
+import { localResultsWarning } from './split-results.js'
 import type { AnyTask } from './task.js'
 import { parseOptions } from './validation.js'
 import { Worker } from './worker.js'
@@ -55,7 +56,7 @@ export const appOptionsSchema = z
     /** Tasks this app sends and runs. */
     tasks: z.array(taskLike).default([]),
     /** Queue for tasks that name none. Default `default`. */
-    defaultQueue: z.string().min(1).default('default'),
+    defaultQueue: z.string().min(1).max(200).default('default'),
     /** How long results and workflow bookkeeping are kept. Default one day. */
     resultTtlMs: z.number().int().positive().default(86_400_000),
     /** Largest envelope a worker decodes; bigger ones are dead-lettered. Default 10 MiB. */
@@ -77,37 +78,7 @@ export const appOptionsSchema = z
 /** @see appOptionsSchema */
 export type AppOptions = z.input<typeof appOptionsSchema>
 
-/** Options of {@link App.send}. */
-export interface SendOptions {
-  /** Run no sooner than this many ms from now. */
-  readonly countdownMs?: number
-  /** Run no sooner than this time. */
-  readonly eta?: Date | number
-  /** Override the queue of the first task(s). */
-  readonly queue?: string
-  /** Override the priority of the first task(s). */
-  readonly priority?: number
-  /** Headers carried by every task of the workflow (e.g. W3C `traceparent`). */
-  readonly headers?: Readonly<Record<string, string>>
-  /** A second send with the same key within `dedupTtlMs` returns the first send's handle. */
-  readonly dedupKey?: string
-  /** Dedup window. Default one hour. */
-  readonly dedupTtlMs?: number
-  /**
-   * Enqueue inside the caller's transaction (e.g. a `pg` client in `BEGIN`): the tasks exist iff
-   * it commits. Needs a broker that supports it (`@errand/postgres`).
-   */
-  readonly tx?: unknown
-}
-
-/** A broker that can publish inside a caller's transaction. */
-export interface TransactionalBroker extends Broker {
-  publishInTransaction(tx: unknown, queue: string, messages: readonly OutgoingMessage[]): Promise<void>
-}
-
-function isTransactional(b: Broker): b is TransactionalBroker {
-  return typeof (b as Partial<TransactionalBroker>).publishInTransaction === 'function'
-}
+export type { SendOptions, TransactionalBroker } from './send.js'
 
 /**
  * An Errand app: the tasks, a broker and optionally a result backend. Sends work, starts workers
@@ -121,6 +92,8 @@ export class App {
   private closed: Promise<void> | undefined
   private readonly workers = new Set<Worker>()
   private readonly stoppers = new Set<() => Promise<void>>()
+  /** What a `get()` timeout message can say about this app's setup (filled in at connect). */
+  private readonly waitHints: { localResults: boolean } = { localResults: false }
 
   /** @internal Use {@link createApp}. */
   constructor(options: AppOptions) {
@@ -158,6 +131,9 @@ export class App {
       await broker.close().catch(() => {})
       throw err
     }
+    const warning = localResultsWarning(broker, backend)
+    this.waitHints.localResults = warning !== undefined
+    if (warning) this.logger.warn(warning, { broker: broker.name, backend: backend?.name })
     const dispatcher = new Dispatcher(broker, backend, this.tasks, {
       defaultQueue: this.options.defaultQueue,
       resultTtlMs: this.options.resultTtlMs,
@@ -205,53 +181,19 @@ export class App {
     canvases: readonly AnyCanvas[],
     options: SendOptions,
   ): Promise<AsyncResult<unknown>[]> {
-    for (const c of canvases) validateCanvas(c, this.tasks)
+    checkSend(canvases, options, this.tasks)
     const rt = await this.connect()
-    if (options.tx !== undefined && !isTransactional(rt.broker)) {
-      throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', {
-        adapter: rt.broker.name,
-      })
-    }
-    if (options.dedupKey !== undefined && canvases.length !== 1) {
-      throw new InvalidOptionError('dedupKey', 'dedupKey applies to one send, not to sendMany()')
-    }
-    const envelopes: Envelope[] = []
-    const results: AsyncResult<unknown>[] = []
-    for (const canvas of canvases) {
-      const node = applySendOptions(canvas.toWire(newId), options)
-      const result = resultFor<unknown>(node, rt.backend)
-      if (options.dedupKey !== undefined) {
-        const first = await this.claimDedup(rt, options.dedupKey, result.id, options.dedupTtlMs ?? 3_600_000)
-        if (first !== result.id) return [new TaskResult(first, rt.backend)]
-      }
-      const headers = options.headers
-      await rt.dispatcher.plan(node, NO_INPUT, [], { headers }, envelopes)
-      results.push(result)
-    }
-    const tx = options.tx
-    await rt.dispatcher.publish(
-      envelopes,
-      tx === undefined
-        ? undefined
-        : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
-    )
-    return results
-  }
-
-  private async claimDedup(rt: Runtime, key: string, id: string, ttlMs: number): Promise<string> {
-    if (!rt.backend)
-      throw new NotSupportedError('dedupKey needs a result backend: pass `backend` to createApp()')
-    for (let i = 0; i < 3; i++) {
-      if (await rt.backend.setIfAbsent(`dedup:${key}`, id, ttlMs)) return id
-      const existing = await rt.backend.getValue(`dedup:${key}`)
-      if (existing !== undefined) return existing
-    }
-    return id
+    return sendCanvases(rt, canvases, options, this.waitHints)
   }
 
   /** A handle on a task id sent earlier (by this or another process). */
   result<Out = unknown>(id: string): AsyncResult<Out> {
-    return new TaskResult<Out>(id, async () => (await this.connect()).backend)
+    return new TaskResult<Out>(
+      id,
+      async () => (await this.connect()).backend,
+      [],
+      () => this.waitHints,
+    )
   }
 
   /**
@@ -364,6 +306,23 @@ export class App {
   /** Counts for a queue. */
   async stats(queue: string): Promise<QueueStats> {
     return (await this.connect()).broker.stats(queue)
+  }
+
+  /** The task registered under `name` (tools such as `errand send` look tasks up by name). */
+  task(name: string): AnyTask | undefined {
+    return this.tasks.get(name)
+  }
+
+  /**
+   * The queues worth showing an operator, sorted: those the broker reports holding anything (where
+   * it can list them, see `Broker.listQueues`), the queues of this app's tasks, and the default queue.
+   */
+  async queues(): Promise<string[]> {
+    const { broker } = await this.connect()
+    const names = new Set<string>([this.options.defaultQueue])
+    for (const t of this.tasks.values()) if (t.queue !== undefined) names.add(t.queue)
+    for (const q of (await broker.listQueues?.()) ?? []) names.add(q)
+    return [...names].sort()
   }
 
   /** Remove ready and delayed messages of a queue. */

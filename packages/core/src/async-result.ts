@@ -39,14 +39,43 @@ async function backendFrom(source: BackendSource): Promise<ResultBackend> {
   return requireBackend(typeof source === 'function' ? await source() : source)
 }
 
-function waitSignal(options: GetOptions, id: string): { signal: AbortSignal; dispose: () => void } {
+/** @internal What the app knows about its setup that a timeout message should mention. */
+export interface WaitHints {
+  /** Results live in this process's memory while the broker is shared with other processes. */
+  readonly localResults: boolean
+}
+
+/** @internal Where the awaited tasks were sent, for a timeout message; computed only on timeout. */
+export type Explain = () => { readonly queues?: readonly string[]; readonly localResults?: boolean }
+
+/** The `ERR_TIMEOUT` message of `get()`: what was awaited, and the likely causes. */
+export function timeoutMessage(what: string, ms: number | undefined, explain: Explain | undefined): string {
+  const ctx = explain?.()
+  const queues = ctx?.queues?.length ? ctx.queues.map((q) => `"${q}"`).join(', ') : undefined
+  let message =
+    `no result for ${what} within ${ms} ms. Likely causes: no worker is consuming ` +
+    `${queues ? `queue ${queues}` : 'its queue'} (or none registers the task), or it is still queued or running`
+  if (ctx?.localResults) {
+    message +=
+      "; or its result is in another process's memory: this app keeps results in memory (backend " +
+      'memory://) while its broker is shared, so a worker in another process stores them where this ' +
+      'process cannot see them (pass a shared backend)'
+  }
+  return message
+}
+
+function waitSignal(
+  options: GetOptions,
+  what: string,
+  explain: Explain | undefined,
+): { signal: AbortSignal; dispose: () => void } {
   const signals: AbortSignal[] = []
   let timer: NodeJS.Timeout | undefined
   if (options.signal) signals.push(options.signal)
   if (options.timeoutMs !== undefined) {
     const ctrl = new AbortController()
     timer = setTimeout(
-      () => ctrl.abort(new TimeoutError(`no result for task ${id} within ${options.timeoutMs} ms`)),
+      () => ctrl.abort(new TimeoutError(timeoutMessage(what, options.timeoutMs, explain))),
       options.timeoutMs,
     )
     signals.push(ctrl.signal)
@@ -66,6 +95,8 @@ export class TaskResult<T> implements AsyncResult<T> {
     readonly id: string,
     private readonly backend: BackendSource,
     readonly children: readonly AsyncResult<unknown>[] = [],
+    /** @internal Context for the timeout message. */
+    private readonly explain?: Explain,
   ) {}
 
   async state(): Promise<TaskState> {
@@ -78,7 +109,7 @@ export class TaskResult<T> implements AsyncResult<T> {
 
   async get(options: GetOptions = {}): Promise<T> {
     const backend = await backendFrom(this.backend)
-    const { signal, dispose } = waitSignal(options, this.id)
+    const { signal, dispose } = waitSignal(options, `task ${this.id}`, this.explain)
     try {
       const record = await backend.waitFor(this.id, { signal })
       return unwrap<T>(record)
@@ -94,6 +125,8 @@ export class GroupResult<T> implements AsyncResult<T> {
     readonly id: string,
     private readonly backend: ResultBackend | undefined,
     readonly children: readonly AsyncResult<unknown>[],
+    /** @internal Context for the timeout message. */
+    private readonly explain?: Explain,
   ) {}
 
   async state(): Promise<TaskState> {
@@ -112,12 +145,37 @@ export class GroupResult<T> implements AsyncResult<T> {
 
   async get(options: GetOptions = {}): Promise<T> {
     requireBackend(this.backend)
-    const { signal, dispose } = waitSignal(options, this.id)
+    const { signal, dispose } = waitSignal(options, `group ${this.id}`, this.explain)
+    // One listener on the shared signal and a controller per member: handing the shared signal to
+    // every member's waitFor put one listener per member on it (MaxListenersExceededWarning past
+    // 10; 10,000 for a 10,000-member group). An AbortController costs well under a microsecond.
+    const members = this.children.map(() => new AbortController())
+    const abortAll = (reason: unknown) => {
+      for (const m of members) m.abort(reason)
+    }
+    const onAbort = () => abortAll(signal.reason)
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+    let settled = false
     try {
-      return (await Promise.all(this.children.map((c) => c.get({ signal })))) as T
+      const outputs = await Promise.all(
+        this.children.map((c, i) => c.get({ signal: (members[i] as AbortController).signal })),
+      )
+      settled = true
+      return outputs as T
     } finally {
+      signal.removeEventListener('abort', onAbort)
+      // A member failed or the wait ended: release the other members' waiters in the backend.
+      if (!settled) abortAll(new CanceledWait())
       dispose()
     }
+  }
+}
+
+/** Why the other members' waits end once one member of a group failed. */
+class CanceledWait extends Error {
+  constructor() {
+    super('another member of the group settled the wait')
   }
 }
 
@@ -135,13 +193,43 @@ function unwrap<T>(record: TaskRecord): T {
   }
 }
 
+type TaskNode = Extract<WireNode, { kind: 'task' }>
+
+/** @internal How {@link resultFor} learns where each task was sent, for timeout messages. */
+export interface ResultContext {
+  readonly queueOf: (node: TaskNode) => string
+  readonly hints: WaitHints
+}
+
+function explainFor(node: WireNode, context: ResultContext | undefined): Explain | undefined {
+  if (!context) return undefined
+  return () => {
+    const queues = new Set<string>()
+    const visit = (n: WireNode): void => {
+      if (n.kind === 'task') queues.add(context.queueOf(n))
+      else if (n.kind === 'chain') n.steps.forEach(visit)
+      else if (n.kind === 'group') n.members.forEach(visit)
+      else {
+        n.header.forEach(visit)
+        visit(n.body)
+      }
+    }
+    visit(node)
+    return { queues: [...queues], localResults: context.hints.localResults }
+  }
+}
+
 /** The handle for a sent node. */
-export function resultFor<T>(node: WireNode, backend: ResultBackend | undefined): AsyncResult<T> {
+export function resultFor<T>(
+  node: WireNode,
+  backend: ResultBackend | undefined,
+  context?: ResultContext,
+): AsyncResult<T> {
   switch (node.kind) {
     case 'task':
-      return new TaskResult<T>(node.id, backend)
+      return new TaskResult<T>(node.id, backend, [], explainFor(node, context))
     case 'chain': {
-      const children = node.steps.map((s) => resultFor<unknown>(s, backend))
+      const children = node.steps.map((s) => resultFor<unknown>(s, backend, context))
       const last = children[children.length - 1]
       if (!last) return new GroupResult<T>('empty-chain', backend, [])
       return new Delegating<T>(last as AsyncResult<T>, children)
@@ -150,13 +238,14 @@ export function resultFor<T>(node: WireNode, backend: ResultBackend | undefined)
       return new GroupResult<T>(
         node.id,
         backend,
-        node.members.map((m) => resultFor<unknown>(m, backend)),
+        node.members.map((m) => resultFor<unknown>(m, backend, context)),
+        explainFor(node, context),
       )
     case 'chord': {
-      const body = resultFor<T>(node.body, backend)
+      const body = resultFor<T>(node.body, backend, context)
       return new Delegating<T>(
         body,
-        node.header.map((m) => resultFor<unknown>(m, backend)),
+        node.header.map((m) => resultFor<unknown>(m, backend, context)),
       )
     }
   }

@@ -1,5 +1,9 @@
+import { requireCanvas, requireCanvases, requireOptions } from './canvas-checks.js'
 import type { WireNode } from './envelope.js'
-import type { SerializedError } from './errors.js'
+import { type SerializedError, ValidationError } from './errors.js'
+
+/** The keys of {@link SignatureOptions}; any other key is refused. */
+export const SIGNATURE_OPTION_KEYS: readonly string[] = ['queue', 'priority', 'countdownMs', 'timeoutMs']
 
 /** Per-signature options: where and how the task is sent. */
 export interface SignatureOptions {
@@ -108,6 +112,7 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
 
   /** A copy with these options merged in. */
   set(options: SignatureOptions): Signature<Need, Out, Ready> {
+    requireOptions('set', options, SIGNATURE_OPTION_KEYS)
     return new Signature(
       this.task,
       this.bound,
@@ -120,6 +125,7 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Signature<Need, Out, Ready> {
+    requireCanvas('onError', 'the callback', callback)
     return new Signature(
       this.task,
       this.bound,
@@ -134,7 +140,9 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
   toWire(ids: () => string): WireNode {
     const node: WireNode = { kind: 'task', id: ids(), task: this.task }
     if (this.bound) node.input = this.input
-    if (this.immutable) node.immutable = true
+    // JSON drops an `undefined` input, which would leave the step unbound on the wire (taking the
+    // previous output): `immutable` keeps it bound, which is what a bound step means anyway.
+    if (this.immutable || (this.bound && this.input === undefined)) node.immutable = true
     const o = this.options
     if (
       o.queue !== undefined ||
@@ -145,7 +153,8 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
       node.options = {
         ...(o.queue !== undefined && { queue: o.queue }),
         ...(o.priority !== undefined && { priority: o.priority }),
-        ...(o.countdownMs !== undefined && { countdownMs: o.countdownMs }),
+        // The wire carries whole ms; rounding up keeps "never early".
+        ...(o.countdownMs !== undefined && { countdownMs: Math.ceil(o.countdownMs) }),
         ...(o.timeoutMs !== undefined && { timeoutMs: o.timeoutMs }),
       }
     }
@@ -165,6 +174,7 @@ export class Chain<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Chain<Need, Out, Ready> {
+    requireCanvas('onError', 'the callback', callback)
     return new Chain(this.steps, [...this.errbacks, callback as AnyCanvas])
   }
 
@@ -186,6 +196,7 @@ export class Group<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Group<Need, Out, Ready> {
+    requireCanvas('onError', 'the callback', callback)
     return new Group(this.members, [...this.errbacks, callback as AnyCanvas])
   }
 
@@ -216,6 +227,7 @@ export class Chord<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Chord<Need, Out, Ready> {
+    requireCanvas('onError', 'the callback', callback)
     return new Chord(this.header, this.body, this.tolerant, [...this.errbacks, callback as AnyCanvas])
   }
 
@@ -285,11 +297,15 @@ export interface ChordBodyMismatch<Outputs, Need> {
 export function chain<const T extends readonly [AnyCanvas, ...AnyCanvas[]]>(
   ...steps: T & CheckChain<T>
 ): Chain<NeedOf<T[0]>, OutputOf<Last<T>>, ReadyOf<T[0]>> {
-  if ((steps as readonly AnyCanvas[]).length === 0) throw new TypeError('chain() needs at least one step')
+  if ((steps as readonly AnyCanvas[]).length === 0) {
+    throw new ValidationError('chain: needs at least one step', [{ path: [], message: 'no steps' }])
+  }
+  requireCanvases('chain', 'step', steps)
   steps.forEach((s, i) => {
     if (i > 0 && s instanceof Signature && s.bound && !s.immutable) {
-      throw new TypeError(
-        `chain step ${i} (${s.task}) has bound input: use .s() to take the previous output or .si(input) to ignore it`,
+      throw new ValidationError(
+        `chain: step ${i} (${s.task}) has bound input: use .s() to take the previous output or .si(input) to ignore it`,
+        [{ path: [i], message: 'bound input after the first step' }],
       )
     }
   })
@@ -303,7 +319,7 @@ export function chain<const T extends readonly [AnyCanvas, ...AnyCanvas[]]>(
 export function group<const T extends readonly AnyCanvas[]>(
   ...members: T
 ): Group<GroupNeed<T>, OutputsOf<T>, AllReady<T>> {
-  return new Group(members)
+  return new Group(requireCanvases('group', 'member', members))
 }
 
 type HeaderOf<G> = G extends Group<never, unknown, boolean> ? G['members'] : G
@@ -348,8 +364,24 @@ export function chord<const G extends ChordHeader, B extends AnyCanvas>(
   options: { readonly allowFailures: true },
 ): Chord<HeaderNeed<G>, OutputOf<B>, HeaderReady<G>>
 export function chord(header: ChordHeader, callback: AnyCanvas, options: ChordOptions = {}): AnyCanvas {
+  if (!(header instanceof Group) && !Array.isArray(header)) {
+    requireCanvas('chord', 'the header (an array of canvases or a group)', header, ['header'])
+    throw new ValidationError('chord: the header must be an array of canvases or a group', [
+      { path: ['header'], message: 'a single canvas' },
+    ])
+  }
   const members: readonly AnyCanvas[] =
     header instanceof Group ? header.members : (header as readonly AnyCanvas[])
+  members.forEach((m, i) => {
+    requireCanvas('chord', `header member ${i}`, m, ['header', i])
+  })
+  requireCanvas('chord', 'the callback', callback, ['callback'])
+  requireOptions('chord', options, ['allowFailures'])
+  if (options.allowFailures !== undefined && typeof options.allowFailures !== 'boolean') {
+    throw new ValidationError(`chord: options.allowFailures must be a boolean`, [
+      { path: ['options', 'allowFailures'], message: 'not a boolean' },
+    ])
+  }
   return new Chord(members, callback, options.allowFailures === true)
 }
 

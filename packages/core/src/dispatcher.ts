@@ -1,9 +1,10 @@
 import type { Broker, OutgoingMessage } from './broker.js'
 import type { ErrorCallbackInput } from './canvas.js'
 import { ENVELOPE_VERSION, type Envelope, encodeEnvelope, type WireFrame, type WireNode } from './envelope.js'
-import { NotSupportedError, PayloadTooLargeError, type SerializedError } from './errors.js'
+import { NotSupportedError, PayloadTooLargeError, type SerializedError, ValidationError } from './errors.js'
 import type { MemberOutcome, ResultBackend } from './result-backend.js'
 import type { AnyTask } from './task.js'
+import { envelopeProblem } from './wire-check.js'
 
 /** The previous step's output, when there is one. */
 export type Upstream = { readonly has: false } | { readonly has: true; readonly value: unknown }
@@ -40,6 +41,10 @@ export class Dispatcher {
     private readonly tasks: ReadonlyMap<string, AnyTask>,
     private readonly settings: DispatcherSettings,
   ) {}
+
+  /** The queue a task node goes to: its own option, else its task's, else the app's default. */
+  readonly queueOf = (node: Extract<WireNode, { kind: 'task' }>): string =>
+    node.options?.queue ?? this.tasks.get(node.task)?.queue ?? this.settings.defaultQueue
 
   /** Add to `out` the envelopes that start `node`, on top of `stack`. */
   async plan(
@@ -205,7 +210,8 @@ export class Dispatcher {
     stack: readonly WireFrame[],
     lineage: Lineage,
   ): Envelope {
-    const bound = Object.hasOwn(node, 'input')
+    // An `immutable` node is bound even when its input is undefined (absent from the JSON).
+    const bound = node.immutable === true || Object.hasOwn(node, 'input')
     if (!bound && !upstream.has) {
       throw new TypeError(
         `signature of task "${node.task}" has no input: use .s(input) or put it after another step`,
@@ -219,7 +225,7 @@ export class Dispatcher {
       id: node.id,
       task: node.task,
       input: bound ? node.input : (upstream as { value: unknown }).value,
-      queue: opts?.queue ?? def?.queue ?? this.settings.defaultQueue,
+      queue: this.queueOf(node),
       attempt: 1,
       createdAt: now,
     }
@@ -268,6 +274,13 @@ export class Dispatcher {
   /** One envelope as a broker message; enforces the broker's capabilities. */
   toMessage(env: Envelope, now = Date.now()): OutgoingMessage {
     const caps = this.broker.capabilities
+    const problem = envelopeProblem(env)
+    if (problem) {
+      throw new ValidationError(
+        `task "${env.task}": envelope field ${problem.path.join('.')} ${problem.message}`,
+        [problem],
+      )
+    }
     const body = encodeEnvelope(env)
     if (body.byteLength > caps.maxMessageBytes) {
       throw new PayloadTooLargeError(body.byteLength, caps.maxMessageBytes, { adapter: this.broker.name })

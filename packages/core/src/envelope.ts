@@ -116,7 +116,11 @@ export const envelopeSchema = z
     /** Task id: results, cancellation and dedup are keyed by it. Stable across retries. */
     id: z.string().min(1).max(200),
     task: z.string().min(1).max(200),
-    input: z.unknown(),
+    /**
+     * The task's input, any JSON. Absent when the input is `undefined` (a `z.void()` task, or a
+     * chain step after a handler that returned nothing): JSON has no `undefined`.
+     */
+    input: z.unknown().optional(),
     queue: z.string().min(1).max(200),
     /** 1 on the first run; core adds one per retry. */
     attempt: z.number().int().min(1),

@@ -7,6 +7,7 @@ export type ErrandErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_TIMEOUT'
   | 'ERR_VALIDATION'
+  | 'ERR_SERIALIZATION'
   | 'ERR_PAYLOAD_TOO_LARGE'
   | 'ERR_INVALID_OPTION'
   | 'ERR_ADAPTER_NOT_INSTALLED'
@@ -77,12 +78,31 @@ export interface ValidationIssue {
   message: string
 }
 
-/** Input or output failed its zod schema. `issues` names every bad field by path. */
+/**
+ * A value was refused: input or output failed its zod schema, a value `send` was given cannot
+ * travel in the wire envelope (a function, a BigInt, a `__proto__` key, a negative priority, …),
+ * or a canvas builder got something that is not a canvas. `issues` names every bad field by path.
+ */
 export class ValidationError extends ErrandError {
   readonly issues: readonly ValidationIssue[]
 
   constructor(message: string, issues: readonly ValidationIssue[], options?: ErrandErrorOptions) {
     super('ERR_VALIDATION', message, options)
+    this.issues = issues
+  }
+}
+
+/**
+ * A task's output cannot be stored or passed on as JSON (a BigInt, a circular reference, a Map,
+ * a function, …). Deterministic, so the worker does not retry it: the task fails for good and
+ * its message is dead-lettered with reason `rejected`. `issues` names the bad field
+ * (`output.total`).
+ */
+export class SerializationError extends ErrandError {
+  readonly issues: readonly ValidationIssue[]
+
+  constructor(message: string, issues: readonly ValidationIssue[], options?: ErrandErrorOptions) {
+    super('ERR_SERIALIZATION', message, options)
     this.issues = issues
   }
 }

@@ -1,8 +1,28 @@
-import type { SendOptions } from './app.js'
-import { type AnyCanvas, Chain, Chord, Group, Signature } from './canvas.js'
+import {
+  type AnyCanvas,
+  Canvas,
+  Chain,
+  Chord,
+  Group,
+  type InputValidator,
+  SIGNATURE_OPTION_KEYS,
+  Signature,
+} from './canvas.js'
+import { describeArgument } from './canvas-checks.js'
 import type { WireNode } from './envelope.js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, ValidationError, type ValidationIssue } from './errors.js'
+import type { SendOptions } from './send.js'
 import type { AnyTask } from './task.js'
+import { formatPath } from './validation.js'
+import {
+  asDecoded,
+  checkWireValue,
+  headersProblem,
+  MAX_WIRE_NAME,
+  priorityProblem,
+  queueProblem,
+  timeoutProblem,
+} from './wire-check.js'
 
 /** Apply `send()`'s countdown/queue/priority to the tasks that start first. */
 export function applySendOptions(node: WireNode, options: SendOptions): WireNode {
@@ -37,18 +57,144 @@ export function applySendOptions(node: WireNode, options: SendOptions): WireNode
   return apply(node)
 }
 
-/** Check bound inputs of every signature in a canvas against their task's schema. */
-export function validateCanvas(canvas: AnyCanvas, tasks: ReadonlyMap<string, AnyTask>, first = true): void {
-  if (canvas instanceof Signature) {
-    const task = tasks.get(canvas.task) ?? canvas.validator
-    if (!canvas.bound) {
-      if (first)
-        throw new TypeError(
-          `signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`,
-        )
-    } else if (task) {
-      task.parseInput(canvas.input)
+function wireError(where: string, path: readonly (string | number)[], message: string): ValidationError {
+  return new ValidationError(`${where}${formatPath('', path).replace(/^\./, '')} ${message}`, [
+    { path, message },
+  ])
+}
+
+const SEND_OPTIONS: ReadonlySet<string> = new Set([
+  'countdownMs',
+  'eta',
+  'queue',
+  'priority',
+  'headers',
+  'dedupKey',
+  'dedupTtlMs',
+  'tx',
+])
+
+/**
+ * Check `send()`'s options at run time (plain JavaScript callers too): a misspelt or unknown key
+ * or a wrong dedup setting is `ERR_INVALID_OPTION`; a value that would travel in the envelope and
+ * that a worker would refuse (queue, priority, headers) is `ERR_VALIDATION` naming it
+ * (`options.priority`, `headers.x`). One `Object.keys` and a few type checks per send.
+ */
+export function checkSendOptions(options: unknown): asserts options is SendOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError(
+      'options',
+      `send options must be an object, got ${describeArgument(options)}`,
+    )
+  }
+  for (const key of Object.keys(options)) {
+    if (!SEND_OPTIONS.has(key)) {
+      throw new InvalidOptionError(key, `unknown send option (known: ${[...SEND_OPTIONS].join(', ')})`)
     }
+  }
+  const o = options as SendOptions
+  if (o.queue !== undefined) {
+    const p = queueProblem(o.queue)
+    if (p) throw wireError('send: ', ['options', 'queue'], p)
+  }
+  if (o.priority !== undefined) {
+    const p = priorityProblem(o.priority)
+    if (p) throw wireError('send: ', ['options', 'priority'], p)
+  }
+  if (o.headers !== undefined) {
+    const h = headersProblem(o.headers)
+    if (h) throw wireError('send: ', h.key === undefined ? ['headers'] : ['headers', h.key], h.message)
+  }
+  if (o.dedupKey !== undefined && (typeof o.dedupKey !== 'string' || o.dedupKey.length === 0)) {
+    throw new InvalidOptionError(
+      'dedupKey',
+      `expected a non-empty string, got ${describeArgument(o.dedupKey)}`,
+    )
+  }
+  if (o.dedupTtlMs !== undefined && !(Number.isSafeInteger(o.dedupTtlMs) && o.dedupTtlMs > 0)) {
+    throw new InvalidOptionError('dedupTtlMs', `expected an integer number of ms > 0, got ${o.dedupTtlMs}`)
+  }
+}
+
+function checkSignature(
+  sig: Signature<unknown, unknown, boolean>,
+  tasks: ReadonlyMap<string, AnyTask>,
+): void {
+  const name = sig.task
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_WIRE_NAME) {
+    throw wireError('signature: ', ['task'], `must be a task name of 1 to ${MAX_WIRE_NAME} characters`)
+  }
+  const where = `task "${name}": `
+  const o: unknown = sig.options
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+    throw new InvalidOptionError('options', `${where}signature options must be an object`)
+  }
+  for (const key of Object.keys(o)) {
+    if (!SIGNATURE_OPTION_KEYS.includes(key)) {
+      throw new InvalidOptionError(
+        key,
+        `${where}unknown signature option (known: ${SIGNATURE_OPTION_KEYS.join(', ')})`,
+      )
+    }
+  }
+  const { queue, priority, countdownMs, timeoutMs } = sig.options
+  const bad = (field: string, message: string | undefined) => {
+    if (message) throw wireError(where, ['options', field], message)
+  }
+  if (queue !== undefined) bad('queue', queueProblem(queue))
+  if (priority !== undefined) bad('priority', priorityProblem(priority))
+  if (timeoutMs !== undefined) bad('timeoutMs', timeoutProblem(timeoutMs))
+  if (countdownMs !== undefined && !(Number.isFinite(countdownMs) && countdownMs >= 0)) {
+    bad('countdownMs', `must be a number of ms >= 0, got ${String(countdownMs)}`)
+  }
+  if (sig.bound) checkInput(sig, tasks.get(name) ?? sig.validator)
+}
+
+/** Schema first (the familiar message), then whether it travels, then the decoded form if JSON changes it. */
+function checkInput(sig: Signature<unknown, unknown, boolean>, task: InputValidator | undefined): void {
+  task?.parseInput(sig.input)
+  const wire = checkWireValue(sig.input)
+  if (!wire.ok) {
+    const issue: ValidationIssue = wire.issue
+    throw new ValidationError(
+      `invalid input of task "${sig.task}": ${formatPath('input', issue.path)}: ${issue.message}`,
+      [issue],
+    )
+  }
+  if (!wire.converted || !task) return
+  // JSON changes the value on the way (a Date becomes a string, NaN null, …): the worker checks
+  // what it decodes, so check that here too. Only paid when the walk saw a conversion.
+  try {
+    task.parseInput(asDecoded(sig.input))
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err
+    throw new ValidationError(
+      `${err.message} (as a worker decodes it: JSON turns a Date into an ISO string, NaN and Infinity into null, drops undefined properties and class prototypes)`,
+      err.issues,
+    )
+  }
+}
+
+/**
+ * Check every signature in a canvas at run time before anything is published: it is a canvas,
+ * the first tasks have input, each bound input passes its task's schema and can travel as JSON
+ * (see `checkWireValue`), and signature options are what a worker accepts.
+ */
+export function validateCanvas(canvas: unknown, tasks: ReadonlyMap<string, AnyTask>, first = true): void {
+  if (!(canvas instanceof Canvas)) {
+    throw new ValidationError(
+      `send: expected a signature or canvas (task.s(input), chain(), group(), chord()), got ${describeArgument(canvas)}`,
+      [{ path: [], message: 'not a canvas' }],
+    )
+  }
+  if (canvas instanceof Signature) {
+    if (!canvas.bound && first) {
+      throw new ValidationError(
+        `signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`,
+        [{ path: ['input'], message: 'missing' }],
+      )
+    }
+    checkSignature(canvas, tasks)
   } else if (canvas instanceof Chain) {
     canvas.steps.forEach((s, i) => {
       validateCanvas(s, tasks, first && i === 0)
@@ -59,5 +205,5 @@ export function validateCanvas(canvas: AnyCanvas, tasks: ReadonlyMap<string, Any
     for (const m of canvas.header) validateCanvas(m, tasks, first)
     validateCanvas(canvas.body, tasks, false)
   }
-  for (const e of canvas.errbacks) validateCanvas(e, tasks, false)
+  for (const e of (canvas as AnyCanvas).errbacks) validateCanvas(e, tasks, false)
 }

@@ -1,9 +1,11 @@
 import type { z } from 'zod'
-import { Signature, type SignatureOptions } from './canvas.js'
+import { SIGNATURE_OPTION_KEYS, Signature, type SignatureOptions } from './canvas.js'
+import { requireOptions } from './canvas-checks.js'
 import { InvalidOptionError } from './errors.js'
 import type { Logger } from './logger.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
 import { parseOrThrow } from './validation.js'
+import { queueProblem } from './wire-check.js'
 
 /** What a handler gets besides its input. */
 export interface TaskContext {
@@ -33,7 +35,16 @@ interface TaskDefinitionBase<I extends z.ZodType> {
   readonly name: string
   /** Schema of the input: checked at send and again before the handler runs. */
   readonly input: I
-  /** Attempts and backoff. Default: one attempt, no retries. */
+  /**
+   * Attempts and backoff. Default `{ attempts: 1 }`: a handler that throws is not run again.
+   *
+   * Retrying is opt-in because it repeats the handler's side effects (an email, a charge), which
+   * only the task's author can know are safe; BullMQ (attempts 1) and Celery (no autoretry) make
+   * the same choice, Sidekiq (25) assumes every job is idempotent. A worker lost mid-run is a
+   * different matter: the task comes back whatever `attempts` says, up to the worker's
+   * `maxRedeliveries`. Ask for retries where the handler is idempotent, e.g.
+   * `{ attempts: 5, backoff: { type: 'exponential', delayMs: 1000, jitter: true } }`.
+   */
   readonly retry?: RetryPolicy
   /** Abort `ctx.signal` and fail the attempt after this long. Default: no timeout. */
   readonly timeoutMs?: number
@@ -106,11 +117,13 @@ export class Task<In, Out> {
   s(input?: In, options?: SignatureOptions): Signature<never, Out, boolean> {
     // biome-ignore lint/complexity/noArguments: s() and s(undefined) differ: the second binds the input `undefined`
     if (arguments.length === 0) return new Signature(this.name, false, undefined, false, {}, [], this)
+    requireOptions('s', options, SIGNATURE_OPTION_KEYS)
     return new Signature(this.name, true, input, false, options ?? {}, [], this)
   }
 
   /** An immutable signature: runs with `input` and ignores the previous step's output. */
   si(input: In, options?: SignatureOptions): Signature<unknown, Out, true> {
+    requireOptions('si', options, SIGNATURE_OPTION_KEYS)
     return new Signature(this.name, true, input, true, options ?? {}, [], this)
   }
 
@@ -166,6 +179,10 @@ export function defineTask(
       'timeoutMs',
       `task "${def.name}": expected a positive integer, got ${def.timeoutMs}`,
     )
+  }
+  if (def.queue !== undefined) {
+    const problem = queueProblem(def.queue)
+    if (problem) throw new InvalidOptionError('queue', `task "${def.name}": queue ${problem}`)
   }
   if (def.priority !== undefined && !(Number.isInteger(def.priority) && def.priority >= 0)) {
     throw new InvalidOptionError(

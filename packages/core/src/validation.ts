@@ -21,7 +21,8 @@ export function parseOrThrow<S extends z.ZodType>(
   throw new ValidationError(`invalid ${what}: ${detail}`, issues)
 }
 
-function formatPath(root: string, path: readonly (string | number)[]): string {
+/** `root` followed by `path` as a reader writes it: `input.items[2].width`. */
+export function formatPath(root: string, path: readonly (string | number)[]): string {
   let out = root
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${p}`
   return out
