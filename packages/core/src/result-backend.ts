@@ -38,6 +38,13 @@ export interface TaskRecord {
   readonly error?: SerializedError
   /** Attempts made so far. */
   readonly attempts?: number
+  /**
+   * On STARTED: how many times workers have started this attempt of the task (1 on its first
+   * run; more after a worker died or lost the lease while running it). The worker's
+   * `maxRedeliveries` budget counts these, so deliveries a worker received but never started do
+   * not spend it. Stored as part of the record like any other field.
+   */
+  readonly starts?: number
   readonly createdAt?: number
   readonly startedAt?: number
   readonly finishedAt?: number

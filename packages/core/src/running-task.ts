@@ -1,8 +1,10 @@
 import type { Delivery } from './broker.js'
 import type { Envelope } from './envelope.js'
-import { ErrandError, RejectTaskError, TimeoutError } from './errors.js'
+import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { AnyTask, TaskContext } from './task.js'
+import { formatPath } from './validation.js'
+import { checkWireValue } from './wire-check.js'
 
 /** Aborts a running task when the worker shuts down past its grace period. */
 export class ShutdownError extends ErrandError {
@@ -112,5 +114,19 @@ export function parseOutput(task: AnyTask, output: unknown): unknown {
   const first = parsed.error.issues[0]
   throw new RejectTaskError(
     `output of task "${task.name}" does not match its schema at ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
+  )
+}
+
+/**
+ * An `ERR_SERIALIZATION` error when `output` cannot be stored or passed on as JSON (a BigInt, a
+ * circular reference, a Map, a function, …: the same rules as a sent input), else undefined. One
+ * walk over the output; a number or a small object costs well under a microsecond.
+ */
+export function unserializableOutput(task: AnyTask, output: unknown): SerializationError | undefined {
+  const check = checkWireValue(output)
+  if (check.ok) return undefined
+  return new SerializationError(
+    `output of task "${task.name}" cannot be serialised: ${formatPath('output', check.issue.path)}: ${check.issue.message}`,
+    [check.issue],
   )
 }

@@ -9,8 +9,9 @@ import {
   serializeError,
 } from './errors.js'
 import { backoffDelay } from './retry.js'
-import { parseOutput, RunningTask, runHandler, ShutdownError } from './running-task.js'
+import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
+import { startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
 
@@ -195,29 +196,9 @@ export class Worker {
         serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)),
       )
     }
-    if (d.attempt - 1 > this.options.maxRedeliveries) {
-      const error = serializeError(
-        new ErrandError(
-          'ERR_TIMEOUT',
-          `delivered ${d.attempt} times without an outcome (workers died or lost the lease)`,
-        ),
-      )
-      return this.finishFailed(d, env, info, 'exhausted', error)
-    }
-    if (rt.backend && this.options.trackStarted) {
-      const stored = await rt.backend.setState(
-        {
-          id: env.id,
-          state: 'STARTED',
-          task: env.task,
-          attempts: info.attempt,
-          createdAt: env.createdAt,
-          startedAt: now,
-        },
-        { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
-      )
-      if (stored === 'CANCELED') return this.finishCanceled(d, env, info)
-    }
+    const decision = await startRun(rt, d, env, info, task.resultTtlMs ?? rt.resultTtlMs, this.options, now)
+    if (decision === 'canceled') return this.finishCanceled(d, env, info)
+    if (decision !== 'run') return this.finishFailed(d, env, info, 'exhausted', serializeError(decision))
     let input: unknown
     try {
       input = task.parseInput(env.input)
@@ -240,7 +221,14 @@ export class Worker {
       this.running.delete(running)
     }
     if (running.abandoned) return
-    if (ok) return this.finishSucceeded(d, env, info, task, output, now)
+    if (ok) {
+      // Checked before anything is stored or sent on: an output JSON cannot carry fails the same
+      // way every time, so it is a final failure (no retry, no redelivery: the handler's side
+      // effects are not repeated), like an output that does not match its schema.
+      const unserializable = unserializableOutput(task, output)
+      if (unserializable) return this.finishFailed(d, env, info, 'rejected', serializeError(unserializable))
+      return this.finishSucceeded(d, env, info, task, output, now)
+    }
     if (running.reason instanceof CanceledError) return this.finishCanceled(d, env, info)
     return this.finishAttemptFailed(d, env, info, task, failure)
   }

@@ -1,0 +1,71 @@
+import type { Delivery } from './broker.js'
+import type { Envelope } from './envelope.js'
+import { ErrandError } from './errors.js'
+import type { Runtime } from './runtime.js'
+import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
+
+/** What {@link startRun} decided: run the handler, dead-letter as canceled, or as exhausted. */
+export type StartDecision = 'run' | 'canceled' | ErrandError
+
+/**
+ * Apply the redelivery budget and record STARTED, before a handler runs.
+ *
+ * The budget (`maxRedeliveries`) counts *starts without an outcome*, not deliveries: a worker that
+ * dies with a full prefetch buffer returns deliveries it never started, and those must not push an
+ * innocent task towards the dead letters during a crash storm. With a backend (and `trackStarted`),
+ * each STARTED record carries `starts`. A first delivery knows it is the first start without
+ * asking, so the hot path keeps its one write; only a redelivery (after a crash, a lost lease or a
+ * graceful stop that returned it) reads the record first: one extra round trip, on that rare
+ * path only. The read and the write are not atomic: two workers holding the same message at once
+ * (a lost lease) may count one start between them, which errs towards running.
+ *
+ * Without a backend, or when `trackStarted` is off, there is nowhere to count starts and the
+ * budget counts deliveries (`delivery.attempt - 1`), as it always has.
+ */
+export async function startRun(
+  rt: Runtime,
+  d: Delivery,
+  env: Envelope,
+  info: TaskInfo,
+  ttlMs: number,
+  options: Pick<ResolvedWorkerOptions, 'maxRedeliveries' | 'trackStarted'>,
+  now: number,
+): Promise<StartDecision> {
+  const backend = options.trackStarted ? rt.backend : undefined
+  if (!backend) {
+    return d.attempt - 1 > options.maxRedeliveries
+      ? tooMany(`delivered ${d.attempt} times without an outcome (workers died or lost the lease)`)
+      : 'run'
+  }
+  let before = 0
+  if (d.attempt > 1) {
+    const prev = await backend.getState(env.id)
+    // A STARTED record of this attempt (not of an earlier one that was retried) counts; one from
+    // a worker that did not write `starts` counts as every delivery having started, as before.
+    if (prev?.state === 'STARTED' && (prev.attempts ?? env.attempt) >= env.attempt) {
+      before = typeof prev.starts === 'number' ? prev.starts : d.attempt - 1
+    }
+  }
+  if (before > options.maxRedeliveries) {
+    return tooMany(
+      `started ${before} times without an outcome (workers died or lost the lease while running it)`,
+    )
+  }
+  const stored = await backend.setState(
+    {
+      id: env.id,
+      state: 'STARTED',
+      task: env.task,
+      attempts: info.attempt,
+      starts: before + 1,
+      createdAt: env.createdAt,
+      startedAt: now,
+    },
+    { ttlMs },
+  )
+  return stored === 'CANCELED' ? 'canceled' : 'run'
+}
+
+function tooMany(message: string): ErrandError {
+  return new ErrandError('ERR_TIMEOUT', message)
+}
