@@ -54,7 +54,9 @@ describe.runIf(available)('amqp: runWorker and SIGTERM', () => {
     let output = ''
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    // 'close', not 'exit': it comes after the IPC channel and pipes are drained, so every message
+    // the worker sent before it exited has been seen.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
     // Ready, or the reason it never will be (a later exit cannot reject a settled promise).
     let ready!: () => void
     const isReady = new Promise<void>((resolve, reject) => {
@@ -102,7 +104,7 @@ describe.runIf(available)('amqp: runWorker and SIGTERM', () => {
       logger: quietLogger(),
     })
     try {
-      await within('the worker process to start', 30_000, isReady)
+      await within('the worker process to start', 60_000, isReady)
       await app.sendMany(Array.from({ length: n }, (_, i) => slow.s({ i })))
       await within(`all ${n} tasks to start`, 15_000, started)
       child.kill('SIGTERM')
@@ -122,5 +124,5 @@ describe.runIf(available)('amqp: runWorker and SIGTERM', () => {
       child.kill('SIGKILL')
       await app.close()
     }
-  }, 90_000)
+  }, 120_000)
 })
