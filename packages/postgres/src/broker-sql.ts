@@ -1,4 +1,5 @@
 import { quoteSchema } from './migrations.js'
+import { MAX_PRIORITY } from './priority.js'
 
 const MS = `* interval '1 millisecond'`
 
@@ -168,10 +169,13 @@ export class BrokerSql {
     this.purge = `DELETE FROM ${jobs} WHERE queue = $1 AND (locked_until IS NULL OR locked_until <= now())`
     this.listDead = `SELECT id, reason, error, body, (extract(epoch FROM dead_at) * 1000)::float8 AS dead_at
       FROM ${dead} WHERE queue = $1 ORDER BY id LIMIT $2`
+    // A row dead-lettered for its out-of-range priority comes back in range (the jobs table's
+    // constraint would refuse it, failing the whole requeue).
     this.requeueDead = `WITH d AS (
         DELETE FROM ${dead} WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
         RETURNING id, priority, body),
-      ins AS (INSERT INTO ${jobs} (queue, priority, body) SELECT $1, priority, body FROM d ORDER BY id RETURNING 1)
+      ins AS (INSERT INTO ${jobs} (queue, priority, body)
+        SELECT $1, least(greatest(priority, 0), ${MAX_PRIORITY}), body FROM d ORDER BY id RETURNING 1)
       SELECT (SELECT count(*) FROM ins)::int AS n, pg_notify($3, '')`
     this.purgeDead = `DELETE FROM ${dead} WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`
     this.vacuum = `VACUUM ${jobs}`

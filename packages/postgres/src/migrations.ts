@@ -39,6 +39,9 @@ interface Migration {
  * indexed, so taking a lease is a HOT update that writes no index entry. `fillfactor` leaves room
  * on each page for those updates.
  */
+/** Highest value of an `integer` column: a delivery counter there cannot be incremented. */
+const INT_MAX = 2_147_483_647
+
 const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -202,6 +205,93 @@ const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 4,
+    name: 'jobs: priority and deliveries constrained (NOT VALID); lease_jobs() dead-letters a spent counter',
+    // Rows out of range used to sit unfetchable forever (a priority outside 0..9 is never probed)
+    // or to fail every fetch of their queue (deliveries at INT_MAX cannot be incremented). The
+    // constraints are added NOT VALID: a short ACCESS EXCLUSIVE lock and no scan, yet every
+    // insert and update from now on is checked. Rows already there are dealt with and the
+    // constraints validated in version 5, without blocking the hot path.
+    //
+    // A counter at INT_MAX is a row delivered ~2^31 times (or garbage): the fetch moves it to
+    // the dead letters ('exhausted') in the same statement instead of failing for the queue.
+    sql: (s) => `
+      ALTER TABLE ${s}.jobs ADD CONSTRAINT jobs_priority_range
+        CHECK (priority BETWEEN 0 AND ${MAX_PRIORITY}) NOT VALID;
+      ALTER TABLE ${s}.jobs ADD CONSTRAINT jobs_deliveries_range CHECK (deliveries >= 0) NOT VALID;
+
+      CREATE OR REPLACE FUNCTION ${s}.lease_jobs(
+        p_ack_ids bigint[], p_ack_dels integer[], p_queue text, p_limit integer, p_lease_ms float8,
+        p_async boolean)
+      RETURNS TABLE (id bigint, deliveries integer, priority smallint, body bytea)
+      LANGUAGE plpgsql VOLATILE
+      SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+      AS $fn$
+      #variable_conflict use_column
+      BEGIN
+        IF p_async THEN
+          PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        IF p_ack_ids IS NOT NULL THEN
+          DELETE FROM ${s}.jobs AS j USING unnest(p_ack_ids, p_ack_dels) AS a(id, d)
+          WHERE j.id = a.id AND j.deliveries = a.d;
+        END IF;
+        IF p_limit > 0 THEN
+          RETURN QUERY
+          WITH c AS (
+            SELECT l.id, l.deliveries FROM generate_series(${MAX_PRIORITY}, 0, -1) AS p
+            CROSS JOIN LATERAL (
+              SELECT jobs.id, jobs.deliveries FROM ${s}.jobs
+              WHERE jobs.queue = p_queue AND jobs.priority = p.p AND jobs.run_at <= now()
+                AND (jobs.locked_until IS NULL OR jobs.locked_until <= now())
+              ORDER BY jobs.run_at, jobs.id
+              LIMIT p_limit
+              FOR UPDATE SKIP LOCKED
+            ) l
+            LIMIT p_limit),
+          spent AS (
+            DELETE FROM ${s}.jobs AS j USING c
+            WHERE j.id = c.id AND c.deliveries >= ${INT_MAX}
+            RETURNING j.queue, j.priority, j.deliveries, j.body),
+          moved AS (
+            INSERT INTO ${s}.dead_letters (queue, priority, deliveries, reason, error, body)
+            SELECT spent.queue, spent.priority, spent.deliveries, 'exhausted',
+              '{"name":"ErrandError","code":"ERR_TIMEOUT","message":"delivered ${INT_MAX} times: the delivery counter cannot go higher"}',
+              spent.body
+            FROM spent)
+          UPDATE ${s}.jobs AS j
+          SET deliveries = j.deliveries + 1, locked_until = now() + p_lease_ms * interval '1 millisecond'
+          FROM c WHERE j.id = c.id AND c.deliveries < ${INT_MAX}
+          RETURNING j.id, j.deliveries, j.priority, j.body;
+        END IF;
+      END
+      $fn$;
+    `,
+  },
+  {
+    version: 5,
+    name: 'jobs: rows out of range moved to the dead letters, constraints validated',
+    // Version 4's NOT VALID constraints stop new bad rows, so what is moved here is all there
+    // is. The DELETE takes row locks only, and VALIDATE a SHARE UPDATE EXCLUSIVE lock: workers
+    // keep fetching, acking and publishing while this scans the table.
+    sql: (s) => `
+      WITH bad AS (
+        DELETE FROM ${s}.jobs
+        WHERE priority NOT BETWEEN 0 AND ${MAX_PRIORITY} OR deliveries < 0
+        RETURNING queue, priority, deliveries, body)
+      INSERT INTO ${s}.dead_letters (queue, priority, deliveries, reason, error, body)
+      SELECT queue, priority, deliveries, 'undecodable',
+        json_build_object('name', 'ErrandError', 'code', 'ERR_DECODE', 'message',
+          CASE WHEN priority NOT BETWEEN 0 AND ${MAX_PRIORITY}
+            THEN format('priority %s is outside 0..${MAX_PRIORITY}: the row could never be fetched', priority)
+            ELSE format('deliveries %s is negative: not a delivery count', deliveries) END)::text,
+        body
+      FROM bad;
+      ALTER TABLE ${s}.jobs VALIDATE CONSTRAINT jobs_priority_range;
+      ALTER TABLE ${s}.jobs VALIDATE CONSTRAINT jobs_deliveries_range;
+    `,
+  },
 ]
 
 /** The schema version this package expects. */
@@ -225,10 +315,15 @@ async function currentVersion(client: PgPoolClient, schema: string): Promise<num
  * commits together with its row in `migrations`. Needs the CREATE privilege on the database only
  * when the schema does not exist yet; no superuser.
  *
- * Returns the versions applied by this call.
+ * Returns the versions applied by this call. `target` (default: all) exists for tests that build
+ * an older schema and upgrade it.
  */
-export async function migrateSchema(client: PgPoolClient, schema: string): Promise<number[]> {
-  if ((await currentVersion(client, schema)) >= SCHEMA_VERSION) return []
+export async function migrateSchema(
+  client: PgPoolClient,
+  schema: string,
+  target = SCHEMA_VERSION,
+): Promise<number[]> {
+  if ((await currentVersion(client, schema)) >= target) return []
   const s = quoteSchema(schema)
   const lockKey = `errand.migrate.${schema}`
   await client.query({ text: 'SELECT pg_advisory_lock(hashtextextended($1, 0))', values: [lockKey] })
@@ -244,7 +339,7 @@ export async function migrateSchema(client: PgPoolClient, schema: string): Promi
     const have = await currentVersion(client, schema)
     const applied: number[] = []
     for (const m of MIGRATIONS) {
-      if (m.version <= have) continue
+      if (m.version <= have || m.version > target) continue
       await client.query({ text: 'BEGIN' })
       try {
         await client.query({ text: m.sql(s) })
