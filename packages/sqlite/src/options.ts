@@ -1,0 +1,137 @@
+import { isAbsolute, resolve } from 'node:path'
+import { InvalidOptionError } from '@errand/core'
+import { z } from 'zod'
+
+/** Adapter name used in errors and logs. */
+export const ADAPTER = 'sqlite'
+
+/** The special path of the process-wide in-memory database. */
+export const MEMORY_PATH = ':memory:'
+
+/** Where warnings go (a cycle that failed and will be retried, a sweep that failed…). */
+export interface SqliteLogger {
+  warn(message: string, details?: Record<string, unknown>): void
+}
+
+/**
+ * How much a commit waits for the disk.
+ * - `publish` (default): a publish resolves only after an fsync; settles, leases and results
+ *   survive a crash of the process but a power loss can forget the last ones (the jobs are then
+ *   delivered again, never lost).
+ * - `full`: every commit fsyncs.
+ * - `process`: no commit fsyncs (the WAL is synced at checkpoints): survives a crash of the
+ *   process, a power loss can forget recent publishes too.
+ */
+export type Durability = 'publish' | 'full' | 'process'
+
+/** Options shared by {@link SqliteBroker} and {@link SqliteResultBackend}. */
+export interface SqliteConnectionOptions {
+  /**
+   * `sqlite:///abs/path.db`, `sqlite://./relative.db` (relative to the working directory when the
+   * instance is made) or `sqlite::memory:` (one in-memory database per process). Required.
+   */
+  readonly url: string
+  /** Whether commits wait for the disk (default `publish`, see {@link Durability}). */
+  readonly durability?: Durability
+  /**
+   * How long a write waits for another process's write lock before failing with
+   * `ERR_CONNECTION`, in ms (default 5000). The event loop is never blocked for more than 10 ms
+   * of it at a time: the wait is retried on timers.
+   */
+  readonly busyTimeoutMs?: number
+  /**
+   * Longest pause between two looks for writes made by other processes, in ms (default 100). An
+   * idle instance looks every 5 ms, backing off to this; a change found resets it. Writes from
+   * this process wake its consumers and waiters at once, without polling.
+   */
+  readonly pollIntervalMs?: number
+  /** Default: warnings to `console.warn`. */
+  readonly logger?: SqliteLogger
+}
+
+const logger = z.custom<SqliteLogger>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as SqliteLogger).warn === 'function',
+  { message: 'expected an object with a warn(message) method' },
+)
+
+/** The zod shape of {@link SqliteConnectionOptions}; the broker and backend extend it. */
+export const connectionOptionsShape = {
+  url: z.string(),
+  durability: z.enum(['publish', 'full', 'process']).optional(),
+  busyTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
+  pollIntervalMs: z.number().int().min(5).max(60_000).optional(),
+  logger: logger.optional(),
+}
+
+/** Connection settings after validation. */
+export interface ResolvedConnection {
+  /** Absolute file path, or {@link MEMORY_PATH}. */
+  readonly path: string
+  readonly durability: Durability
+  readonly busyTimeoutMs: number
+  readonly pollIntervalMs: number
+  readonly logger: SqliteLogger
+}
+
+/** Validates `input` against a zod object and turns the first issue into an InvalidOptionError. */
+export function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
+  if (typeof input !== 'object' || input === null) {
+    throw new InvalidOptionError('options', 'expected an object', { adapter: ADAPTER })
+  }
+  const parsed = schema.safeParse(input)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  let name = issue && issue.path.length > 0 ? issue.path.join('.') : 'options'
+  let message = issue?.message ?? 'invalid'
+  if (issue?.code === 'unrecognized_keys') {
+    name = issue.keys[0] ?? name
+    message = 'unknown option'
+  }
+  throw new InvalidOptionError(name, message, { adapter: ADAPTER })
+}
+
+const consoleLogger: SqliteLogger = {
+  warn: (message, details) => console.warn(`[errand:sqlite] ${message}`, details ?? ''),
+}
+
+/**
+ * The database path a URL names. `sqlite::memory:` (or `sqlite://:memory:`) is the in-memory
+ * database; `sqlite:///abs/path.db` an absolute path; `sqlite://<path>` with a path not starting
+ * with `/` (`./errand.db`, `data/errand.db`, `../x.db`) is relative to `cwd`. Percent-escapes
+ * are decoded; a query string or fragment is refused (options are passed to the constructor).
+ */
+export function parseSqliteUrl(url: string, cwd: string = process.cwd()): string {
+  const invalid = (why: string) => new InvalidOptionError('url', `${why}, got "${url}"`, { adapter: ADAPTER })
+  if (typeof url !== 'string') throw invalid('expected a string')
+  if (/^sqlite:(\/\/)?:memory:$/i.test(url)) return MEMORY_PATH
+  const match = /^sqlite:\/\/([^?#]+)$/i.exec(url)
+  if (match === null) {
+    throw invalid('expected sqlite:///absolute/path.db, sqlite://./relative/path.db or sqlite::memory:')
+  }
+  let path: string
+  try {
+    path = decodeURIComponent(match[1]!)
+  } catch {
+    throw invalid('the path is not valid percent-encoding')
+  }
+  if (path.includes('\0')) throw invalid('the path contains a NUL byte')
+  return isAbsolute(path) ? resolve(path) : resolve(cwd, path)
+}
+
+/** Resolves the shared connection options. */
+export function resolveConnection(
+  options: {
+    readonly [K in keyof SqliteConnectionOptions]?: SqliteConnectionOptions[K] | undefined
+  },
+): ResolvedConnection {
+  if (options.url === undefined) {
+    throw new InvalidOptionError('url', 'required (e.g. sqlite://./errand.db)', { adapter: ADAPTER })
+  }
+  return {
+    path: parseSqliteUrl(options.url),
+    durability: options.durability ?? 'publish',
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    pollIntervalMs: options.pollIntervalMs ?? 100,
+    logger: options.logger ?? consoleLogger,
+  }
+}

@@ -1,0 +1,348 @@
+import {
+  type Broker,
+  type BrokerCapabilities,
+  brokerCapabilities,
+  ClosedError,
+  type ConsumeOptions,
+  type Consumer,
+  checkOutgoing,
+  type DeadLetter,
+  type DeliveryHandler,
+  type ListDeadLettersOptions,
+  type OutgoingMessage,
+  type QueueStats,
+} from '@errand/core'
+import { z } from 'zod'
+import { QueueAdmin } from './admin/queue-admin.js'
+import { SqliteConnection } from './connection.js'
+import { Cycle } from './cycle.js'
+import { type SettleOp, SqliteDelivery } from './delivery.js'
+import { type FetchedRow, JobsSql, MAX_PRIORITY } from './jobs-sql.js'
+import { type DatabaseSize, databaseSize, maintain } from './maintenance.js'
+import {
+  ADAPTER,
+  connectionOptionsShape,
+  parseOptions,
+  type ResolvedConnection,
+  resolveConnection,
+  type SqliteConnectionOptions,
+} from './options.js'
+import { queueTopic, SqliteConsumer } from './sqlite-consumer.js'
+
+/** Options of {@link SqliteBroker}. */
+export interface SqliteBrokerOptions extends SqliteConnectionOptions {
+  /** Lease of a delivery when `consume` gives none, in ms (default 30000). */
+  readonly leaseMs?: number
+  /** Largest body accepted, in bytes (default 10 MiB). */
+  readonly maxMessageBytes?: number
+}
+
+const optionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    leaseMs: z.number().int().min(1).optional(),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .optional(),
+  })
+  .strict()
+
+/** About 100 years: longer delays are refused (core hops them). */
+const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
+const MAX_QUEUE_NAME = 200
+/** A ref'd timer that never fires: holds the process open while consumers run, as a socket would. */
+const KEEP_ALIVE_MS = 2 ** 31 - 1
+
+/**
+ * A Broker on one SQLite file: jobs are rows leased in batches by short `BEGIN IMMEDIATE`
+ * transactions, acks delete them, a lease column brings back what a crashed worker held. Any
+ * number of processes on one machine can share the file (WAL mode); consumers in this process are
+ * woken at once by a publish here, and within a few ms by another process's (see `pollIntervalMs`).
+ *
+ * Defaults: leases of 30 s; capabilities `{ maxDelayMs: ~100 years, maxPriority: 9, leases: true,
+ * maxMessageBytes: 10 MiB, maxBatchSize: 1000 (a hint: any batch is one transaction) }`.
+ *
+ * @example
+ * ```ts
+ * const broker = new SqliteBroker({ url: 'sqlite://./errand.db' })
+ * await broker.connect() // creates and migrates the file
+ * ```
+ */
+export class SqliteBroker implements Broker {
+  readonly name = ADAPTER
+  readonly capabilities: BrokerCapabilities
+  readonly #options: z.infer<typeof optionsSchema>
+  readonly #resolved: ResolvedConnection
+  readonly #held = new Set<SqliteDelivery>()
+  readonly #consumers = new Set<SqliteConsumer>()
+  #connection: SqliteConnection | undefined
+  #jobs: JobsSql | undefined
+  #cycle: Cycle | undefined
+  #admin: QueueAdmin | undefined
+  #connecting: Promise<void> | undefined
+  #closing: Promise<void> | undefined
+  #keepAlive: NodeJS.Timeout | undefined
+
+  /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
+  constructor(options: SqliteBrokerOptions) {
+    this.#options = parseOptions(optionsSchema, options)
+    this.#resolved = resolveConnection(this.#options)
+    this.capabilities = brokerCapabilities({
+      maxDelayMs: MAX_DELAY_MS,
+      maxPriority: MAX_PRIORITY,
+      leases: true,
+      maxMessageBytes: this.#options.maxMessageBytes ?? 10 * 1024 * 1024,
+      maxBatchSize: 1000,
+      orderedDelivery: false,
+    })
+  }
+
+  /** The database file (absolute), or `:memory:`. */
+  get path(): string {
+    return this.#resolved.path
+  }
+
+  /**
+   * Opens the file (shared with every other broker and backend of this process on the same path),
+   * switches it to WAL and applies pending migrations. Idempotent. `ERR_CONNECTION` names the
+   * path when the file or its directory cannot be written.
+   */
+  connect(): Promise<void> {
+    if (this.#closing) return Promise.reject(this.#closedError('connect'))
+    this.#connecting ??= (async () => {
+      const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
+      if (this.#closing) {
+        connection.release()
+        throw this.#closedError('connect')
+      }
+      this.#connection = connection
+      this.#jobs = new JobsSql(connection)
+      const sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
+      this.#cycle = new Cycle(
+        connection,
+        this.#jobs,
+        this.#resolved.logger,
+        this.#resolved.busyTimeoutMs,
+        sync,
+      )
+      this.#admin = new QueueAdmin(connection, this.#resolved.busyTimeoutMs)
+    })().catch((err: unknown) => {
+      this.#connecting = undefined
+      throw err
+    })
+    return this.#connecting
+  }
+
+  /**
+   * Stops every consumer, finishes settles on their way, gives unsettled deliveries back to their
+   * queue at once (waking consumers elsewhere), and releases the file. Calling it again does nothing.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown()
+    return this.#closing
+  }
+
+  async #shutdown(): Promise<void> {
+    await this.#connecting?.catch(() => undefined)
+    const cycle = this.#cycle
+    for (const consumer of this.#consumers) {
+      cycle?.consumers.delete(consumer)
+      await consumer.cancel()
+    }
+    this.#consumers.clear()
+    this.#updateKeepAlive()
+    const connection = this.#connection
+    if (cycle === undefined || connection === undefined) return
+    const unsettled = [...this.#held]
+    this.#held.clear()
+    const releases = unsettled.map((d) => cycle.add(d, { kind: 'release' }).catch(() => undefined))
+    for (const d of unsettled) d.abandon()
+    await Promise.all(releases)
+    await cycle.drained()
+    cycle.stop(this.#closedError('settle'))
+    connection.release()
+  }
+
+  /**
+   * Stores the messages in one transaction (all or none) and resolves once committed (after an
+   * fsync unless `durability: 'process'`). Wakes this process's consumers of `queue` at once.
+   */
+  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    this.assertOpen('publish')
+    checkQueue(queue)
+    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
+    const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
+    if (checked.length === 0) return
+    await this.connect()
+    const jobs = this.#jobs!
+    const sync = this.#resolved.durability === 'process' ? 'NORMAL' : 'FULL'
+    await this.#connection!.write(
+      () => {
+        const now = Date.now()
+        for (const m of checked) {
+          const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
+          jobs.insert(queue, m.priority, now + m.delayMs, body)
+        }
+      },
+      this.#resolved.busyTimeoutMs,
+      sync,
+    )
+    this.#connection!.feed.emit(queueTopic(queue))
+  }
+
+  /**
+   * Delivers from `queue` to `onDelivery`, at most `prefetch` unsettled at once, each on a lease of
+   * `leaseMs` (default: the broker's, 30 s). While it runs, the broker holds the process open.
+   */
+  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+    this.assertOpen('consume')
+    checkQueue(queue)
+    if (typeof onDelivery !== 'function') throw new TypeError('consume: onDelivery must be a function')
+    const { prefetch, leaseMs = this.#options.leaseMs ?? 30_000 } = options ?? {}
+    if (!Number.isInteger(prefetch) || prefetch < 1) {
+      throw new TypeError(`consume: prefetch must be an integer >= 1, got ${String(prefetch)}`)
+    }
+    if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
+      throw new TypeError(`consume: leaseMs must be a finite number > 0, got ${String(leaseMs)}`)
+    }
+    await this.connect()
+    this.assertOpen('consume')
+    const cycle = this.#cycle!
+    const consumer = new SqliteConsumer(
+      {
+        feed: this.#connection!.feed,
+        requestCycle: () => cycle.request(),
+        deliver: (c, rows, handler) => this.#deliver(c, rows, handler),
+      },
+      { queue, prefetch, leaseMs: Math.ceil(leaseMs), pollIntervalMs: this.#resolved.pollIntervalMs },
+      onDelivery,
+    )
+    this.#consumers.add(consumer)
+    cycle.consumers.add(consumer)
+    this.#updateKeepAlive()
+    consumer.start()
+    return {
+      cancel: async () => {
+        if (!this.#consumers.delete(consumer)) return
+        cycle.consumers.delete(consumer)
+        await consumer.cancel()
+        this.#updateKeepAlive()
+      },
+    }
+  }
+
+  /** Ready (due, including expired leases), delayed, in-flight and dead counts of `queue`. */
+  async stats(queue: string): Promise<QueueStats> {
+    this.assertOpen('stats')
+    checkQueue(queue)
+    await this.connect()
+    return this.#admin!.stats(queue)
+  }
+
+  /** Removes ready and delayed messages (not in-flight, not dead); returns the count. */
+  async purge(queue: string): Promise<number> {
+    this.assertOpen('purge')
+    checkQueue(queue)
+    await this.connect()
+    return this.#admin!.purge(queue)
+  }
+
+  /** Dead letters of `queue`, oldest first, at most `limit` (default 100). */
+  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
+    this.assertOpen('listDeadLetters')
+    checkQueue(queue)
+    await this.connect()
+    return this.#admin!.listDeadLetters(queue, options.limit ?? 100)
+  }
+
+  /** Puts dead letters (all, or `ids`) back on the queue, bytes and priority untouched; returns the count. */
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.assertOpen('requeueDeadLetters')
+    checkQueue(queue)
+    await this.connect()
+    const moved = await this.#admin!.requeueDeadLetters(queue, ids)
+    if (moved > 0) this.#connection!.feed.emit(queueTopic(queue))
+    return moved
+  }
+
+  /** Deletes dead letters (all, or `ids`); returns the count. */
+  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.assertOpen('purgeDeadLetters')
+    checkQueue(queue)
+    await this.connect()
+    return this.#admin!.purgeDeadLetters(queue, ids)
+  }
+
+  /**
+   * Gives the file's free pages back to the file system and truncates the WAL, e.g. after a large
+   * backlog drained (SQLite otherwise keeps the pages for the next backlog). `full: true` runs
+   * `VACUUM` (rewrites the file; needed once for a file created without auto-vacuum).
+   */
+  async maintain(options: { full?: boolean } = {}): Promise<{ before: DatabaseSize; after: DatabaseSize }> {
+    this.assertOpen('maintain')
+    await this.connect()
+    return maintain(this.#connection!, this.#resolved.busyTimeoutMs, options)
+  }
+
+  /** Sizes of the file, its WAL and its free pages, in bytes. */
+  async size(): Promise<DatabaseSize> {
+    this.assertOpen('size')
+    await this.connect()
+    return databaseSize(this.#connection!)
+  }
+
+  /** @internal Throws `ERR_CLOSED` once `close()` was called. */
+  assertOpen(what: string): void {
+    if (this.#closing) throw this.#closedError(what)
+  }
+
+  #deliver(consumer: SqliteConsumer, rows: readonly FetchedRow[], onDelivery: DeliveryHandler): void {
+    const host = {
+      assertOpen: (what: string) => this.assertOpen(what),
+      apply: (d: SqliteDelivery, op: SettleOp) => this.#cycle!.add(d, op),
+      forget: (d: SqliteDelivery) => this.#held.delete(d),
+    }
+    for (const row of rows) {
+      const delivery = new SqliteDelivery(
+        host,
+        consumer,
+        consumer.settings.queue,
+        row.id,
+        row.deliveries,
+        row.body,
+      )
+      consumer.held++
+      this.#held.add(delivery)
+      try {
+        onDelivery(delivery)
+      } catch (err) {
+        // A throwing handler is the caller's bug: surface it without breaking the other deliveries.
+        queueMicrotask(() => {
+          throw err
+        })
+      }
+    }
+  }
+
+  #closedError(what: string): ClosedError {
+    return new ClosedError(`${what}: the broker is closed`, { adapter: ADAPTER })
+  }
+
+  #updateKeepAlive(): void {
+    const active = this.#consumers.size > 0
+    if (active && this.#keepAlive === undefined) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
+    else if (!active && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = undefined
+    }
+  }
+}
+
+function checkQueue(queue: string): void {
+  if (typeof queue !== 'string' || queue.length === 0 || queue.length > MAX_QUEUE_NAME) {
+    throw new TypeError(`queue must be a non-empty string of at most ${MAX_QUEUE_NAME} characters`)
+  }
+}

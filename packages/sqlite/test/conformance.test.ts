@@ -1,0 +1,10 @@
+import { runBrokerConformance } from '@errand/conformance'
+import { afterAll } from 'vitest'
+import { SqliteBroker } from '../src/index.js'
+import { fileUrl, tempDir } from './helpers.js'
+
+const tmp = tempDir('conf')
+const url = fileUrl(tmp.dir)
+afterAll(() => tmp.remove())
+
+runBrokerConformance({ name: 'sqlite file', factory: () => new SqliteBroker({ url }) })
