@@ -125,6 +125,8 @@ describe.runIf(available)('amqp: graceful close', () => {
     const open = () => {
       const app = createApp({
         broker: broker(),
+        // Never the shared 'default' queue: a worker consumes its app's default queue too.
+        defaultQueue: queue,
         backend: new MemoryResultBackend(),
         tasks: [slow, last],
         logger: quietLogger(),

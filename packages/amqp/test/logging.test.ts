@@ -48,7 +48,7 @@ describe.runIf(available)('amqp: logging', () => {
 
   it('an app with an amqp:// URL: the adapter logs through the app logger (masked), never the console', async () => {
     const logger = quietLogger()
-    const app = createApp({ broker: URL_FOR_TESTS, tasks: [], logger })
+    const app = createApp({ broker: URL_FOR_TESTS, defaultQueue: uniqueQueue('amqp-log'), tasks: [], logger })
     try {
       const { broker } = await app.connect()
       await provokeLine(broker)

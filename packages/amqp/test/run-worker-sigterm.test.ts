@@ -92,6 +92,8 @@ describe.runIf(available)('amqp: runWorker and SIGTERM', () => {
       handler: () => sentinelDone(),
     })
     const app = createApp({
+      // Never the shared 'default' queue: a worker consumes its app's default queue too.
+      defaultQueue: queue,
       broker: pool.track(
         new AmqpBroker({
           url: AMQP_URL,
