@@ -1,5 +1,6 @@
-import type { Broker } from '@errand/core'
+import type { Broker, ResultBackend } from '@errand/core'
 import { SqliteBroker } from './sqlite-broker.js'
+import { SqliteResultBackend } from './sqlite-result-backend.js'
 
 export type { DatabaseSize } from './maintenance.js'
 export { SCHEMA_VERSION } from './migrations.js'
@@ -10,6 +11,7 @@ export {
   type SqliteLogger,
 } from './options.js'
 export { SqliteBroker, type SqliteBrokerOptions } from './sqlite-broker.js'
+export { SqliteResultBackend, type SqliteResultBackendOptions } from './sqlite-result-backend.js'
 
 /**
  * Opens a {@link SqliteBroker} from a `sqlite://` URL (core's `createApp` calls this). Does not
@@ -22,4 +24,17 @@ export { SqliteBroker, type SqliteBrokerOptions } from './sqlite-broker.js'
  */
 export function createBroker(url: string): Broker {
   return new SqliteBroker({ url })
+}
+
+/**
+ * Opens a {@link SqliteResultBackend} from a `sqlite://` URL (core's `createApp` calls this). On
+ * the broker's URL it shares the broker's connection. Does not open the file yet.
+ *
+ * @example
+ * ```ts
+ * const backend = createResultBackend('sqlite://./errand.db')
+ * ```
+ */
+export function createResultBackend(url: string): ResultBackend {
+  return new SqliteResultBackend({ url })
 }

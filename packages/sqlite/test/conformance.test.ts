@@ -1,6 +1,6 @@
-import { runBrokerConformance } from '@errand/conformance'
+import { runBrokerConformance, runResultBackendConformance } from '@errand/conformance'
 import { afterAll } from 'vitest'
-import { SqliteBroker } from '../src/index.js'
+import { SqliteBroker, SqliteResultBackend } from '../src/index.js'
 import { fileUrl, tempDir } from './helpers.js'
 
 const tmp = tempDir('conf')
@@ -8,3 +8,4 @@ const url = fileUrl(tmp.dir)
 afterAll(() => tmp.remove())
 
 runBrokerConformance({ name: 'sqlite file', factory: () => new SqliteBroker({ url }) })
+runResultBackendConformance({ name: 'sqlite file', factory: () => new SqliteResultBackend({ url }) })

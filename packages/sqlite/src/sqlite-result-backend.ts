@@ -1,0 +1,303 @@
+import {
+  ClosedError,
+  type GroupProgress,
+  isFinalState,
+  isTaskState,
+  type MemberOutcome,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from '@errand/core'
+import { z } from 'zod'
+import { SqliteConnection, type SyncLevel } from './connection.js'
+import {
+  ADAPTER,
+  connectionOptionsShape,
+  parseOptions,
+  type ResolvedConnection,
+  resolveConnection,
+  type SqliteConnectionOptions,
+} from './options.js'
+import { ResultsSql } from './results-sql.js'
+import { resultTopic, Waiters } from './waiters.js'
+
+/** Options of {@link SqliteResultBackend}. */
+export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
+  /**
+   * Expired rows are deleted in batches of 1000, at most this often (ms, default 60000),
+   * triggered by writes: no cron job needed. 0 = never (reads ignore expired rows anyway).
+   */
+  readonly cleanupIntervalMs?: number
+}
+
+const optionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    cleanupIntervalMs: z.number().int().min(0).optional(),
+  })
+  .strict()
+
+const CLEANUP_BATCH = 1000
+const MAX_ID = 1000
+
+interface StateWrite {
+  readonly record: TaskRecord
+  readonly json: string
+  readonly ttlMs: number
+  readonly resolve: (state: TaskState) => void
+  readonly reject: (err: unknown) => void
+}
+
+/**
+ * A ResultBackend on one SQLite file (the broker's file or another): records, group counters
+ * and claims in `errand_*` tables with an expiry that reads filter on and a sweep deletes.
+ * `setState` calls of one event-loop turn share one transaction. `waitFor` is woken at once by a
+ * write in this process, and within a few ms by another process's (see `pollIntervalMs`), so
+ * `capabilities.pushWait` is false.
+ *
+ * @example
+ * ```ts
+ * const backend = new SqliteResultBackend({ url: 'sqlite://./errand.db' })
+ * await backend.connect()
+ * ```
+ */
+export class SqliteResultBackend implements ResultBackend {
+  readonly name = ADAPTER
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: false })
+  readonly #resolved: ResolvedConnection
+  readonly #cleanupIntervalMs: number
+  readonly #sync: SyncLevel
+  #connection: SqliteConnection | undefined
+  #sql: ResultsSql | undefined
+  #waiters: Waiters | undefined
+  #connecting: Promise<void> | undefined
+  #closing: Promise<void> | undefined
+  #writes: StateWrite[] = []
+  #flushing: Promise<void> | undefined
+  #lastCleanup = Date.now()
+
+  /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
+  constructor(options: SqliteResultBackendOptions) {
+    const parsed = parseOptions(optionsSchema, options)
+    this.#resolved = resolveConnection(parsed)
+    this.#cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
+    this.#sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
+  }
+
+  /** The database file (absolute), or `:memory:`. */
+  get path(): string {
+    return this.#resolved.path
+  }
+
+  /** Opens (shared per path in this process) and migrates the file. Idempotent. */
+  connect(): Promise<void> {
+    if (this.#closing) return Promise.reject(this.#closedError('connect'))
+    this.#connecting ??= (async () => {
+      const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
+      if (this.#closing) {
+        connection.release()
+        throw this.#closedError('connect')
+      }
+      this.#connection = connection
+      const sql = new ResultsSql(connection)
+      this.#sql = sql
+      this.#waiters = new Waiters(
+        connection.feed,
+        (id) => connection.read(() => sql.getState(id, Date.now())),
+        this.#resolved.pollIntervalMs,
+      )
+    })().catch((err: unknown) => {
+      this.#connecting = undefined
+      throw err
+    })
+    return this.#connecting
+  }
+
+  /** Rejects pending waits with `ERR_CLOSED`, finishes queued writes, releases the file. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#connecting?.catch(() => undefined)
+      this.#waiters?.closeAll()
+      while (this.#flushing !== undefined) await this.#flushing
+      this.#connection?.release()
+    })()
+    return this.#closing
+  }
+
+  /** Writes `record` unless a CANCELED one is stored; the state stored after the call. */
+  async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
+    this.#assertOpen('setState')
+    if (typeof record !== 'object' || record === null)
+      throw new TypeError('setState: record must be an object')
+    checkId(record.id, 'record.id')
+    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
+    const ttlMs = checkTtl(options?.ttlMs)
+    const json = JSON.stringify(record)
+    await this.connect()
+    return new Promise<TaskState>((resolve, reject) => {
+      this.#writes.push({ record, json, ttlMs, resolve, reject })
+      this.#scheduleFlush()
+    })
+  }
+
+  async getState(id: string): Promise<TaskRecord | undefined> {
+    this.#assertOpen('getState')
+    checkId(id, 'id')
+    await this.connect()
+    return this.#connection!.read(() => this.#sql!.getState(id, Date.now()))
+  }
+
+  async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    this.#assertOpen('getStates')
+    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array of strings')
+    for (const id of ids) checkId(id, 'ids[]')
+    await this.connect()
+    const now = Date.now()
+    return this.#connection!.read(() => ids.map((id) => this.#sql!.getState(id, now)))
+  }
+
+  /** The record once its state is final; rejects with the signal's reason, or `ERR_CLOSED`. */
+  async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
+    this.#assertOpen('waitFor')
+    checkId(id, 'id')
+    const signal = options?.signal
+    signal?.throwIfAborted()
+    await this.connect()
+    return this.#waiters!.wait(id, signal ?? new AbortController().signal)
+  }
+
+  /** Records member `index` of group `groupId` and counts distinct members, in one transaction. */
+  async completeGroupMember(
+    groupId: string,
+    index: number,
+    size: number,
+    outcome: MemberOutcome,
+    options: SetStateOptions,
+  ): Promise<GroupProgress> {
+    this.#assertOpen('completeGroupMember')
+    checkId(groupId, 'groupId')
+    if (!Number.isInteger(size) || size < 1)
+      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
+    if (!Number.isInteger(index) || index < 0 || index >= size) {
+      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
+    }
+    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
+      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
+    }
+    const ttlMs = checkTtl(options?.ttlMs)
+    await this.connect()
+    const progress = await this.#connection!.write(
+      () => this.#sql!.completeMember(groupId, index, size, outcome, ttlMs, Date.now()),
+      this.#resolved.busyTimeoutMs,
+      this.#sync,
+    )
+    this.#maybeCleanup()
+    return progress
+  }
+
+  /** Sets `key` to `value` unless a live value is there; true when this call set it. */
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.#assertOpen('setIfAbsent')
+    checkId(key, 'key')
+    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
+    const ttl = checkTtl(ttlMs)
+    await this.connect()
+    const set = await this.#connection!.write(
+      () => this.#sql!.setIfAbsent(key, value, ttl, Date.now()),
+      this.#resolved.busyTimeoutMs,
+      this.#sync,
+    )
+    this.#maybeCleanup()
+    return set
+  }
+
+  async getValue(key: string): Promise<string | undefined> {
+    this.#assertOpen('getValue')
+    checkId(key, 'key')
+    await this.connect()
+    return this.#connection!.read(() => this.#sql!.getValue(key, Date.now()))
+  }
+
+  /** Deletes expired rows now (a batch of each kind); returns how many of each. */
+  async cleanup(): Promise<{ results: number; kv: number; groups: number }> {
+    this.#assertOpen('cleanup')
+    await this.connect()
+    return this.#connection!.write(
+      () => this.#sql!.sweep(Date.now(), CLEANUP_BATCH),
+      this.#resolved.busyTimeoutMs,
+    )
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing !== undefined) return
+    // setImmediate, not a microtask: every write of this turn joins the transaction.
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush())
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#writes
+    this.#writes = []
+    const connection = this.#connection!
+    try {
+      const states = await connection.write(
+        () => {
+          const now = Date.now()
+          return batch.map((w) => this.#sql!.setState(w.record, w.json, w.ttlMs, now))
+        },
+        this.#resolved.busyTimeoutMs,
+        this.#sync,
+      )
+      for (const [i, w] of batch.entries()) w.resolve(states[i]!)
+      for (const [i, w] of batch.entries()) {
+        if (states[i] === w.record.state && isFinalState(w.record.state)) {
+          connection.feed.emit(resultTopic(w.record.id))
+        }
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err)
+    }
+    this.#flushing = undefined
+    if (this.#writes.length > 0) this.#scheduleFlush()
+    this.#maybeCleanup()
+  }
+
+  #maybeCleanup(): void {
+    if (this.#cleanupIntervalMs === 0 || this.#closing) return
+    const now = Date.now()
+    if (now - this.#lastCleanup < this.#cleanupIntervalMs) return
+    this.#lastCleanup = now
+    this.cleanup()
+      .then((n) => {
+        // A full batch means more is waiting: let the next write sweep again at once.
+        if (n.results >= CLEANUP_BATCH || n.kv >= CLEANUP_BATCH || n.groups >= CLEANUP_BATCH)
+          this.#lastCleanup = 0
+      })
+      .catch((err: unknown) =>
+        this.#resolved.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
+      )
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closing) throw this.#closedError(what)
+  }
+
+  #closedError(what: string): ClosedError {
+    return new ClosedError(`${what}: the result backend is closed`, { adapter: ADAPTER })
+  }
+}
+
+function checkId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) {
+    throw new TypeError(`${what} must be a non-empty string of at most ${MAX_ID} characters`)
+  }
+}
+
+function checkTtl(ttlMs: unknown): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
+  }
+  return Math.ceil(ttlMs)
+}
