@@ -1,0 +1,3 @@
+export { CliError, EXIT } from './exit-codes.js'
+export { type Io, processIo } from './io.js'
+export { run } from './main.js'
