@@ -22,6 +22,7 @@ export const ADAPTER_PACKAGES: Readonly<Record<string, string>> = Object.freeze(
   'sqs:': '@errand/sqs',
   'postgres:': '@errand/postgres',
   'postgresql:': '@errand/postgres',
+  'sqlite:': '@errand/sqlite',
 })
 
 /** The in-memory store, served through the same mechanism as every other adapter. */

@@ -1,4 +1,4 @@
-import type { Broker, ResultBackend } from '@errand/core'
+import { type Adapter, type AdapterContext, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
 import { SqliteBroker } from './sqlite-broker.js'
 import { SqliteResultBackend } from './sqlite-result-backend.js'
 
@@ -14,16 +14,16 @@ export { SqliteBroker, type SqliteBrokerOptions } from './sqlite-broker.js'
 export { SqliteResultBackend, type SqliteResultBackendOptions } from './sqlite-result-backend.js'
 
 /**
- * Opens a {@link SqliteBroker} from a `sqlite://` URL (core's `createApp` calls this). Does not
- * open the file yet.
+ * Opens a {@link SqliteBroker} from a `sqlite://` URL (core's `createApp` calls this, passing the app's
+ * logger in `context`). Does not open the file yet.
  *
  * @example
  * ```ts
  * const broker = createBroker('sqlite://./errand.db')
  * ```
  */
-export function createBroker(url: string): Broker {
-  return new SqliteBroker({ url })
+export function createBroker(url: string, context?: AdapterContext): Broker {
+  return new SqliteBroker(context === undefined ? { url } : { url, logger: context.logger })
 }
 
 /**
@@ -35,6 +35,17 @@ export function createBroker(url: string): Broker {
  * const backend = createResultBackend('sqlite://./errand.db')
  * ```
  */
-export function createResultBackend(url: string): ResultBackend {
-  return new SqliteResultBackend({ url })
+export function createResultBackend(url: string, context?: AdapterContext): ResultBackend {
+  return new SqliteResultBackend(context === undefined ? { url } : { url, logger: context.logger })
 }
+
+/**
+ * The SQLite adapter: serves `sqlite://` for broker and result backend, logging through the
+ * app's logger. Core finds it by scheme; a broker and a backend on one path share one connection.
+ */
+export const adapter: Adapter = defineAdapter({
+  name: '@errand/sqlite',
+  schemes: ['sqlite:'],
+  createBroker: (url, { logger }) => new SqliteBroker({ url, logger }),
+  createResultBackend: (url, { logger }) => new SqliteResultBackend({ url, logger }),
+})
