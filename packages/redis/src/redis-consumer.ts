@@ -14,6 +14,8 @@ const MAX_WAIT_MS = 30_000
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** Pause before trying again after a failed round trip. */
 const RETRY_MS = 250
+/** CYCLE's first reply slot when a key of the wrong type stopped it (see broker-scripts.ts). */
+const REFUSED = -2
 
 interface Pending {
   readonly resolve: () => void
@@ -243,6 +245,12 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       a.resolve()
     }
     for (const e of extensions) e.resolve()
+    if (reply[0] === REFUSED) {
+      // A queue key of the wrong type: nothing was taken. Say so and look again later.
+      this.#failed('fetch', new Error(String(reply[1])))
+      this.#backOff()
+      return
+    }
     this.#lastFailure = undefined
     const count = reply.length - 1
     if (!this.#active) {
