@@ -24,6 +24,7 @@ export class BrokerSql {
   readonly deadLetter: string
   readonly extend: string
   readonly release: string
+  readonly giveBack: string
   readonly stats: string
   readonly purge: string
   readonly listDead: string
@@ -159,6 +160,15 @@ export class BrokerSql {
     this.release = `WITH ${andCfg} u AS (
         UPDATE ${jobs} AS j SET locked_until = NULL FROM unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
         WHERE j.id = a.id AND j.deliveries = a.d RETURNING j.queue)
+      SELECT DISTINCT queue FROM u`
+    // Rows that never reached core (fetched after their consumer was canceled): the lease ends
+    // and the delivery is not counted, so it does not spend the redelivery budget. Run at most
+    // once ('connect' retry mode): a replay after a lost reply could match a new holder's lease,
+    // which has the same counter again.
+    this.giveBack = `WITH ${andCfg} u AS (
+        UPDATE ${jobs} AS j SET locked_until = NULL, deliveries = j.deliveries - 1
+        FROM unnest($1::bigint[], $2::int[]) AS a(id, d)${joinCfg}
+        WHERE j.id = a.id AND j.deliveries = a.d AND j.deliveries > 0 RETURNING j.queue)
       SELECT DISTINCT queue FROM u`
     this.stats = `SELECT
         count(*) FILTER (WHERE run_at <= now() AND (locked_until IS NULL OR locked_until <= now()))::int AS ready,

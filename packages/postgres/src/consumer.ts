@@ -18,8 +18,11 @@ export interface ConsumerHost extends DeliveryHost {
   fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]>
   /** Ms until the next delayed row is due or a lease runs out; undefined when none. */
   nextDue(queue: string): Promise<number | undefined>
-  /** Give back rows fetched after cancel(). */
-  releaseRows(rows: readonly FetchedRow[]): Promise<void>
+  /**
+   * Give back rows fetched after cancel(), without counting that delivery: they never reached
+   * core, so no handler can have started on them.
+   */
+  giveBackRows(rows: readonly FetchedRow[]): Promise<void>
   track(delivery: PgDelivery): void
 }
 
@@ -208,7 +211,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   /** Rows arrived for a fetch of `asked`: deliver them and decide what to do next. */
   private async land(rows: FetchedRow[], asked: number): Promise<void> {
     if (this.canceled) {
-      if (rows.length > 0) await this.host.releaseRows(rows).catch(() => undefined)
+      if (rows.length > 0) await this.host.giveBackRows(rows).catch(() => undefined)
       return
     }
     this.deliver(rows)

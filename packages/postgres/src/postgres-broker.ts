@@ -355,8 +355,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** @internal */
-  releaseRows(rows: readonly FetchedRow[]): Promise<void> {
-    return this.settler.release(rows)
+  giveBackRows(rows: readonly FetchedRow[]): Promise<void> {
+    return this.settler.giveBack(rows)
   }
 
   /** @internal */

@@ -1,7 +1,7 @@
 import type { DeadLetterInfo } from '@errand/core'
 import { Batcher } from './batcher.js'
 import type { BrokerSql } from './broker-sql.js'
-import type { Db, RetryLimit } from './connection.js'
+import type { Db, RetryLimit, RetryMode } from './connection.js'
 import { type FetchedRow, PgConsumer } from './consumer.js'
 import type { DeliveryOwner } from './delivery.js'
 import type { JobsMaintenance } from './maintenance.js'
@@ -88,12 +88,26 @@ export class Settler {
 
   /** Ends the leases of these rows now and wakes the consumers of their queues. */
   async release(rows: readonly Pick<FetchedRow, 'id' | 'deliveries'>[]): Promise<void> {
+    await this.giveBackWith(this.sql.release, rows, 'idempotent')
+  }
+
+  /**
+   * Like {@link release}, for rows that never reached core: their delivery is not counted
+   * (see `BrokerSql.giveBack`). Not replayed: if the reply is lost, the lease brings them back
+   * counted, which is only conservative.
+   */
+  async giveBack(rows: readonly Pick<FetchedRow, 'id' | 'deliveries'>[]): Promise<void> {
+    await this.giveBackWith(this.sql.giveBack, rows, 'connect')
+  }
+
+  private async giveBackWith(
+    text: string,
+    rows: readonly Pick<FetchedRow, 'id' | 'deliveries'>[],
+    mode: RetryMode,
+  ): Promise<void> {
     const res = await this.db.query<{ queue: string }>(
-      {
-        text: this.sql.release,
-        values: [arrayLiteral(rows, (r) => r.id), arrayLiteral(rows, (r) => r.deliveries)],
-      },
-      'idempotent',
+      { text, values: [arrayLiteral(rows, (r) => r.id), arrayLiteral(rows, (r) => r.deliveries)] },
+      mode,
     )
     const queues = res.rows.map((r) => r.queue)
     if (queues.length === 0) return
