@@ -1,4 +1,10 @@
-import { type Adapter, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
+import {
+  type Adapter,
+  type AdapterContext,
+  type Broker,
+  defineAdapter,
+  type ResultBackend,
+} from '@errand/core'
 import { RedisBroker } from './redis-broker.js'
 import { RedisResultBackend } from './redis-result-backend.js'
 
@@ -25,22 +31,23 @@ export { RedisResultBackend } from './redis-result-backend.js'
  * const broker = createBroker('redis://127.0.0.1:6379?keyPrefix=myapp')
  * ```
  */
-export function createBroker(url: string): Broker {
-  return new RedisBroker({ url })
+export function createBroker(url: string, context?: AdapterContext): Broker {
+  return new RedisBroker({ url, ...(context ? { logger: context.logger } : {}) })
 }
 
 /** The result backend for a `redis://` or `rediss://` URL, for core's `createApp` (does not connect). */
-export function createResultBackend(url: string): ResultBackend {
-  return new RedisResultBackend({ url })
+export function createResultBackend(url: string, context?: AdapterContext): ResultBackend {
+  return new RedisResultBackend({ url, ...(context ? { logger: context.logger } : {}) })
 }
 
 /**
- * The Redis adapter: serves `redis://` and `rediss://` for broker and result backend. Core finds
- * it by scheme; pass it to `createApp({ adapters })` only to be explicit.
+ * The Redis adapter: serves `redis://` and `rediss://` for broker and result backend, logging
+ * through the app's logger. Core finds it by scheme; pass it to `createApp({ adapters })` only to
+ * be explicit.
  */
 export const adapter: Adapter = defineAdapter({
   name: '@errand/redis',
   schemes: ['redis:', 'rediss:'],
-  createBroker: (url) => new RedisBroker({ url }),
-  createResultBackend: (url) => new RedisResultBackend({ url }),
+  createBroker: (url, context) => createBroker(url, context),
+  createResultBackend: (url, context) => createResultBackend(url, context),
 })

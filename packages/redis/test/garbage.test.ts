@@ -2,7 +2,7 @@ import type { Delivery, Logger } from '@errand/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { encodeItem } from '../src/codec.js'
-import { RedisBroker } from '../src/index.js'
+import { adapter, RedisBroker } from '../src/index.js'
 import { queueKeys } from '../src/keys.js'
 import { deletePrefix, REDIS_URL, redisAvailable, str, text, uniquePrefix, until } from './helpers.js'
 
@@ -225,5 +225,21 @@ describe.runIf(available)('RedisBroker with garbage in its keys', () => {
     expect(seen).toEqual(['after-fix', 'boom', 'fine'])
     expect(logger.lines).toContainEqual({ level: 'error', message: expect.stringMatching(/handler bug/) })
     expect(consoleCalls).toEqual([])
+  })
+
+  it("the adapter core resolves for a redis:// URL logs through the app's logger", async () => {
+    const logger = recordingLogger()
+    const q = queue()
+    await raw.set(keysOf(q).ready[0]!, 'not a list')
+    const b = adapter.createBroker!(`${REDIS_URL}?keyPrefix=${prefix}`, { logger }) as RedisBroker
+    await b.connect()
+    open.push(b)
+    await b.consume(q, (d) => void d.ack(), { prefetch: 1 })
+    await until(
+      () => logger.lines.some((l) => l.level === 'warn' && l.message.includes(`"${q}"`)),
+      10_000,
+      'a warning in the given logger',
+    )
+    await raw.del(keysOf(q).ready[0]!)
   })
 })
