@@ -7,7 +7,12 @@ export interface SortedDeadLetters {
   readonly byTask: Map<string, DeadLetter[]>
   /** Garbage items with the dead letter each ended in (undefined: none found). */
   readonly garbage: { item: GarbageItem; deadLetter: DeadLetter | undefined }[]
-  /** Dead letters that are neither: not one of our envelopes, not matched to a garbage item. */
+  /**
+   * Second dead letters of a garbage item already matched (its dead-lettering was redelivered,
+   * e.g. the removal was lost in a cut after the dead letter was written: at-least-once).
+   */
+  readonly garbageRepeats: DeadLetter[]
+  /** Dead letters that are none of the above. */
   readonly unexplained: DeadLetter[]
 }
 
@@ -49,5 +54,7 @@ export function sortDeadLetters(
     const i = rest.findIndex((dl) => dl.reason === 'undecodable')
     if (i >= 0) m.deadLetter = rest.splice(i, 1)[0]
   }
-  return { byTask, garbage: matched, unexplained: rest }
+  const garbageRepeats = rest.filter((dl) => garbage.some((g) => g.bodies.some((b) => sameBytes(b, dl.body))))
+  const unexplained = rest.filter((dl) => !garbageRepeats.includes(dl))
+  return { byTask, garbage: matched, garbageRepeats, unexplained }
 }

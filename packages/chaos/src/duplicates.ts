@@ -47,15 +47,20 @@ export function runsById(runs: readonly RunRecord[]): Map<string, RunRecord[]> {
 
 /** Why `run` followed `previous` (see {@link RerunCause}); chord callbacks are handled apart. */
 export function rerunCause(previous: RunRecord, run: RunRecord, d: Disruptions): RerunCause {
-  if (d.stops.some((s) => s.pid === previous.pid && s.signal === 'SIGKILL' && s.at >= previous.at)) {
-    return 'kill'
-  }
+  const stopped = (signal: StopEvent['signal']) =>
+    d.stops.find((s) => s.pid === previous.pid && s.signal === signal && s.at >= previous.at)
+  if (stopped('SIGKILL')) return 'kill'
   if (d.exits.some((e) => e.pid === previous.pid && e.sent === 'none')) return 'crash'
-  if (d.cuts.some((c) => c.from <= run.at && c.to + RECONNECT_SLACK_MS >= previous.at)) return 'cut'
-  if (d.stops.some((s) => s.pid === previous.pid && s.signal === 'SIGTERM' && s.at >= previous.at)) {
-    return 'graceful-stop'
+  const cutBetween = (from: number, to: number) =>
+    d.cuts.some((c) => c.from <= to && c.to + RECONNECT_SLACK_MS >= from)
+  const term = stopped('SIGTERM')
+  if (term) {
+    // Stopped gracefully: the run should have finished and settled before the process exited.
+    // Only a cut while that process still lived (its ack lost) excuses the re-run.
+    const exitedAt = d.exits.find((e) => e.pid === previous.pid)?.exitedAt ?? run.at
+    return cutBetween(previous.at, exitedAt) ? 'cut' : 'graceful-stop'
   }
-  return 'unexplained'
+  return cutBetween(previous.at, run.at) ? 'cut' : 'unexplained'
 }
 
 /** Every unplanned extra run of the given ids (a run that follows a planned failure is a retry). */

@@ -43,6 +43,8 @@ export interface ChaosReport {
     readonly byReason: Record<string, number>
     readonly ofTasks: number
     readonly ofGarbage: number
+    /** A garbage item's second (third…) dead letter. */
+    readonly garbageRepeats: number
     readonly unexplained: number
     readonly unexplainedSample: readonly string[]
   }
@@ -98,7 +100,7 @@ export function formatReport(r: ChaosReport): string {
     `tasks sent ${r.tasks.sent} (${r.tasks.singles} singles, ${r.tasks.chains} chains, ${r.tasks.chords} chords of ${r.tasks.chordSize})`,
     `completed ${r.outcome.succeeded}, failed ${r.outcome.failed}, lost ${r.outcome.lost}; unexpected failures: ${kv(r.outcome.unexpectedFailures)}`,
     `handles ${r.handles.total}: resolved ${r.handles.resolved}, rejected ${r.handles.rejected}, unsettled ${r.handles.unsettled}, wrong ${r.handles.wrong}`,
-    `dead letters ${r.deadLetters.total} (${kv(r.deadLetters.byReason)}): tasks ${r.deadLetters.ofTasks}, garbage ${r.deadLetters.ofGarbage}, unexplained ${r.deadLetters.unexplained}`,
+    `dead letters ${r.deadLetters.total} (${kv(r.deadLetters.byReason)}): tasks ${r.deadLetters.ofTasks}, garbage ${r.deadLetters.ofGarbage} (+${r.deadLetters.garbageRepeats} repeats), unexplained ${r.deadLetters.unexplained}`,
     `duplicates: ${r.duplicates.tasks} tasks, ${r.duplicates.extraRuns} extra runs (${kv(r.duplicates.byCause)}); planned retries ${r.duplicates.plannedRetries}`,
     `chord callbacks: ${r.chordCallbacks.fired}/${r.chordCallbacks.chords} fired, never ${r.chordCallbacks.neverFired}, extras ${r.chordCallbacks.extras} (${kv(r.chordCallbacks.extrasByCause)})`,
     `garbage ${r.garbage.written}: undecodable ${r.garbage.undecodable}, other reasons ${kv(r.garbage.otherReason)}, missing ${r.garbage.missing}, counted only ${r.garbage.countedOnly}`,

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs'
 import {
   type App,
   createApp,
@@ -54,6 +55,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       logger: quiet,
     })
     await app.connect()
+    const logFile = options.reportPath?.replace(/\.json$/, '.log')
+    if (logFile) writeFileSync(logFile, '')
     pool = new WorkerPool(
       options.workers,
       {
@@ -66,7 +69,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         shutdownGraceMs: options.shutdownGraceMs,
       },
       script.args,
-      options.reportPath?.replace(/\.json$/, '.log'),
+      logFile,
     )
     await pool.start(120_000)
     log(`${options.store}: ${options.workers} workers ready (${rig.queue})`)

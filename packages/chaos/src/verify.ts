@@ -271,6 +271,7 @@ export function verify(c: Collected): ChaosReport {
       byReason,
       ofTasks: [...sorted.byTask.values()].reduce((n, l) => n + l.length, 0),
       ofGarbage: sorted.garbage.filter((g) => g.deadLetter !== undefined).length,
+      garbageRepeats: sorted.garbageRepeats.length,
       unexplained: sorted.unexplained.length,
       unexplainedSample: sorted.unexplained.slice(0, SAMPLE).map(show),
     },

@@ -39,6 +39,8 @@ export async function runWorkerProcess(factories: WorkerFactories): Promise<void
     void app.close().then(() => runs.close())
   })
   await app.runWorker({
+    // Only the run's own queue: the app's default queue ('default') may be someone else's.
+    queues: [config.queue],
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
     shutdownGraceMs: config.shutdownGraceMs,
