@@ -1,14 +1,20 @@
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs'
 import { ConnectionError, ErrandError, type Logger, maskCredentials } from '@errand/core'
 import type { ResolvedSqsOptions } from './options.js'
+import { SocketPools } from './sockets.js'
 
 /**
  * Build the SDK client from options (only when the user passed none). The SDK's own warnings
  * (socket pool exhausted, …) go to `logger`. Its info and error lines are dropped: it logs every
  * call at info and every failed call at error, expected ones included (a missing queue before it
- * is created); the adapter reports the failures that matter itself.
+ * is created); the adapter reports the failures that matter itself. The socket pools come back
+ * with it, for `close()` to let go of (see {@link SocketPools}).
  */
-export function createClient(options: ResolvedSqsOptions, logger: Logger): SQSClient {
+export function createClient(
+  options: ResolvedSqsOptions,
+  logger: Logger,
+): { client: SQSClient; pools: SocketPools } {
+  const pools = new SocketPools()
   const sdkLogger = {
     debug: () => undefined,
     info: () => undefined,
@@ -22,12 +28,16 @@ export function createClient(options: ResolvedSqsOptions, logger: Logger): SQSCl
     logger: sdkLogger,
     maxAttempts: options.maxAttempts,
     requestHandler: {
-      // Long polls set their own, longer timeout per request.
+      // Long polls time out by their own (unref'd) timer instead: see Transport.receive.
       requestTimeout: options.requestTimeoutMs,
       connectionTimeout: 5_000,
       throwOnRequestTimeout: true,
-      httpAgent: { keepAlive: true, maxSockets: 256 },
-      httpsAgent: { keepAlive: true, maxSockets: 256 },
+      // The SDK arms a (ref'd) timer per request to warn when no socket came within this long; its
+      // default (requestTimeout + connectionTimeout, 35 s) would hold a closed broker's process
+      // open for as long as a long poll is in flight.
+      socketAcquisitionWarningTimeout: 1_000,
+      httpAgent: pools.http,
+      httpsAgent: pools.https,
     },
   }
   if (options.region !== undefined) config.region = options.region
@@ -39,7 +49,7 @@ export function createClient(options: ResolvedSqsOptions, logger: Logger): SQSCl
         ? { accessKeyId, secretAccessKey }
         : { accessKeyId, secretAccessKey, sessionToken }
   }
-  return new SQSClient(config)
+  return { client: new SQSClient(config), pools }
 }
 
 interface SdkErrorShape {

@@ -30,6 +30,7 @@ import { type QueueNames, queueNames } from './names.js'
 import { type ResolvedSqsOptions, resolveOptions, type SqsBrokerOptions } from './options.js'
 import { QueueRegistry } from './queues.js'
 import { MAX_DELAY_SECONDS, route } from './sending.js'
+import type { SocketPools } from './sockets.js'
 import { Transport } from './transport.js'
 
 const ADAPTER = 'sqs'
@@ -70,6 +71,8 @@ export class SqsBroker implements Broker {
   readonly calls: ReadonlyMap<string, number>
   readonly #options: ResolvedSqsOptions
   readonly #ownsClient: boolean
+  /** Socket pools of the client the broker made (undefined for a client passed in). */
+  readonly #pools: SocketPools | undefined
   readonly #transport: Transport
   readonly #registry: QueueRegistry
   readonly #admin: Admin
@@ -88,7 +91,13 @@ export class SqsBroker implements Broker {
     const o = this.#options
     this.#logger = maskingLogger(o.logger ?? consoleLogger)
     this.#ownsClient = o.client === undefined
-    this.client = o.client ?? createClient(o, this.#logger)
+    if (o.client === undefined) {
+      const created = createClient(o, this.#logger)
+      this.client = created.client
+      this.#pools = created.pools
+    } else {
+      this.client = o.client
+    }
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_SECONDS * 1000,
       maxPriority: o.priorityLevels,
@@ -166,6 +175,8 @@ export class SqsBroker implements Broker {
       const consumers = [...this.#consumers]
       await Promise.allSettled(consumers.map((c) => c.close()))
       await this.#transport.drain()
+      // What is left is polls finishing in the background: they must not hold the process open.
+      this.#pools?.release()
       this.#background = Promise.allSettled(consumers.map((c) => c.finished()))
         .then(() => this.#transport.drain())
         .then(() => {

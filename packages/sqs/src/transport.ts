@@ -98,7 +98,12 @@ export class Transport {
     )
   }
 
-  /** One ReceiveMessage call (the caller owns retry and backoff). */
+  /**
+   * One ReceiveMessage call (the caller owns retry and backoff). Its timeout (`waitSeconds` plus
+   * `requestTimeoutMs`) is an unref'd timer of ours rather than the SDK's ref'd one, so that a
+   * poll left to finish after `close()` does not hold the process open by itself (see
+   * `SocketPools`); a poll that times out fails as a transient `TimeoutError`.
+   */
   async receive(
     url: string,
     max: number,
@@ -107,7 +112,10 @@ export class Transport {
     fifo: boolean,
   ): Promise<Message[]> {
     this.#count('ReceiveMessage')
-    const out = await this.#client.send(
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(), waitSeconds * 1000 + this.#options.requestTimeoutMs)
+    timer.unref()
+    const request = this.#client.send(
       new ReceiveMessageCommand({
         QueueUrl: url,
         MaxNumberOfMessages: max,
@@ -118,9 +126,25 @@ export class Transport {
           : ['ApproximateReceiveCount', 'SentTimestamp'],
         MessageAttributeNames: ['All'],
       }),
-      { requestTimeout: waitSeconds * 1000 + this.#options.requestTimeoutMs },
+      { requestTimeout: 0, abortSignal: timeout.signal },
     )
-    return out.Messages ?? []
+    try {
+      return (await request).Messages ?? []
+    } catch (err) {
+      if (!timeout.signal.aborted) throw err
+      throw Object.assign(
+        new Error(
+          `ReceiveMessage got no answer within ${waitSeconds}s + ${this.#options.requestTimeoutMs} ms`,
+        ),
+        {
+          name: 'TimeoutError',
+          code: 'ETIMEDOUT',
+          cause: err,
+        },
+      )
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Send everything pending and wait for the calls in flight. */
