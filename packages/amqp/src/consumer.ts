@@ -2,6 +2,7 @@ import { type Consumer, type DeliveryHandler, isErrandError, type Logger } from 
 import type { ConsumeMessage } from 'amqplib'
 import type { ConnectionManager } from './connection.js'
 import { AmqpDelivery, type DeliveryHost, type Lane } from './delivery.js'
+import { attemptOf, needsRecount } from './headers.js'
 import { closeQuietly, serverCode, type Topology } from './topology.js'
 
 /** What a consumer needs from its broker. */
@@ -155,11 +156,43 @@ export class AmqpConsumer implements Consumer {
     // Arrived between our basic.cancel and its reply: not handed out, returned when the channel closes.
     if (!lane.consuming) return
     lane.outstanding++
+    if (needsRecount(message)) {
+      void this.#recount(lane, message)
+      return
+    }
     try {
       this.#onDelivery(new AmqpDelivery(this.#deliveryHost, lane, message))
     } catch (err) {
       this.#host.logger.error(`[amqp] delivery handler of "${this.#queue}" threw: ${(err as Error)?.message}`)
     }
+  }
+
+  /**
+   * A classic queue returned this message unsettled (a consumer died or closed) and says only
+   * "redelivered", not how often. Publish a copy that carries the count (this return included) and
+   * ack the original, instead of handing it out: the copy arrives with an exact `attempt`, so a
+   * message that kills every worker reaches core's redelivery budget instead of looping at
+   * attempt 2 forever. One extra confirmed publish per return, none on the normal path.
+   */
+  async #recount(lane: Lane, message: ConsumeMessage): Promise<void> {
+    try {
+      await this.#deliveryHost.republish(this.#queue, message, attemptOf(message) - 1, 0)
+    } catch (err) {
+      // No copy: give the original back to be re-counted on its next delivery.
+      this.#host.logger.warn(
+        `[amqp] could not re-count a returned message of "${this.#queue}": ${String(err)}`,
+      )
+      if (lane.alive) {
+        lane.outstanding--
+        try {
+          lane.ch.nack(message, false, true)
+        } catch {
+          // The channel closed: RabbitMQ has the message back anyway.
+        }
+      }
+      return
+    }
+    this.#release(lane, message)
   }
 
   #onClosed(lane: Lane, err: Error | undefined): void {

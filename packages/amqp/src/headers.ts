@@ -32,10 +32,10 @@ const MAX_ERROR_JSON = 16 * 1024
 
 /**
  * How many times this message has been delivered, this delivery included: the deliveries
- * counted in our header (each nack re-publishes a copy with the count so far), plus one, plus
- * earlier deliveries of this copy that were returned unsettled — counted exactly by quorum
- * queues (`x-delivery-count`), and at least one when the `redelivered` flag is set (classic
- * queues do not count: a copy returned twice by dying consumers reads as one return).
+ * counted in our header (each nack or re-count publishes a copy with the count so far), plus one,
+ * plus earlier deliveries of this copy that were returned unsettled — counted exactly by quorum
+ * queues (`x-delivery-count`); on classic queues, which only flag `redelivered`, the consumer
+ * re-counts a returned copy before handing it out (see {@link needsRecount}).
  */
 export function attemptOf(message: Message): number {
   const headers = message.properties.headers
@@ -44,6 +44,17 @@ export function attemptOf(message: Message): number {
   const returned =
     typeof quorumCount === 'number' && quorumCount >= 0 ? quorumCount : message.fields.redelivered ? 1 : 0
   return before + 1 + returned
+}
+
+/**
+ * True when a classic queue returned this copy unsettled: `redelivered` is set and there is no
+ * `x-delivery-count` (quorum queues count exactly; classic ones only flag). The consumer then
+ * re-publishes it with the count so that `attempt` stays exact.
+ */
+export function needsRecount(message: Message): boolean {
+  if (!message.fields.redelivered) return false
+  const count = message.properties.headers?.['x-delivery-count']
+  return !(typeof count === 'number' && count >= 0)
 }
 
 /**
