@@ -1,6 +1,7 @@
 import { type AnyTask, type App, isErrandError } from '@errand/core'
 import { Command, CommanderError } from 'commander'
 import { cancelCommand } from './commands/cancel.js'
+import { dashboardCommand } from './commands/dashboard.js'
 import { dlqCommand } from './commands/dlq.js'
 import { purgeCommand } from './commands/purge.js'
 import { queuesCommand } from './commands/queues.js'
@@ -56,6 +57,7 @@ export async function run(argv: readonly string[], io: Io = processIo()): Promis
     sendCommand(ctx, hasApp),
     purgeCommand(ctx),
     workerCommand(ctx, hasApp),
+    dashboardCommand(ctx),
   ]) {
     program.addCommand(command)
   }

@@ -26,7 +26,10 @@ function load(): Map<string, Asset> {
     ['dashboard.css', { type: 'text/css; charset=utf-8', body: own('dashboard.css') }],
     [
       'chart.umd.min.js',
-      { type: 'text/javascript; charset=utf-8', body: readFileSync(join(dirname(chartEntry), 'chart.umd.min.js')) },
+      {
+        type: 'text/javascript; charset=utf-8',
+        body: readFileSync(join(dirname(chartEntry), 'chart.umd.min.js')),
+      },
     ],
   ])
 }

@@ -93,7 +93,12 @@ export class Sampler {
       const queues: Record<string, QueueCounts> = Object.create(null)
       names.forEach((name, i) => {
         const s = counts[i]!
-        queues[name] = { ready: s.ready, delayed: s.delayed ?? null, inFlight: s.inFlight ?? null, dead: s.dead }
+        queues[name] = {
+          ready: s.ready,
+          delayed: s.delayed ?? null,
+          inFlight: s.inFlight ?? null,
+          dead: s.dead,
+        }
       })
       sample = { at: this.now(), queues }
     } catch (err) {

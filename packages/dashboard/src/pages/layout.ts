@@ -18,7 +18,8 @@ export function href(ctx: PageContext, path: string): string {
 export const seg = (value: string): string => encodeURIComponent(value)
 
 /** A count, or a dash where the store cannot tell. */
-export const count = (n: number | null | undefined): string => (n === null || n === undefined ? '–' : String(n))
+export const count = (n: number | null | undefined): string =>
+  n === null || n === undefined ? '–' : String(n)
 
 /** Pretty JSON for a `<pre>`; anything JSON cannot say is shown as its string form. */
 export function prettyJson(value: unknown): string {

@@ -3,14 +3,17 @@ import { type Html, html } from '../html.js'
 import { href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
 
 const time = (ms: number | undefined) =>
-  ms === undefined ? html`<span class="muted">–</span>` : html`<time datetime="${new Date(ms).toISOString()}">${new Date(ms).toISOString()}</time>`
+  ms === undefined
+    ? html`<span class="muted">–</span>`
+    : html`<time datetime="${new Date(ms).toISOString()}">${new Date(ms).toISOString()}</time>`
 
 const duration = (from: number | undefined, to: number | undefined) =>
   from === undefined || to === undefined ? '' : ` (${((to - from) / 1000).toFixed(3)} s)`
 
 /** One task's record: state, attempts, timings, result or error, children. */
 export function taskPage(ctx: PageContext, record: TaskRecord): Html {
-  const row = (label: string, value: Html | string) => html`<tr><th scope="row">${label}</th><td>${value}</td></tr>`
+  const row = (label: string, value: Html | string) =>
+    html`<tr><th scope="row">${label}</th><td>${value}</td></tr>`
   return layout(
     ctx,
     `Task ${record.id}`,
