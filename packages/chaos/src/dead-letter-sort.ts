@@ -44,11 +44,13 @@ export function sortDeadLetters(
       else byTask.set(id, [dl])
     } else rest.push(dl)
   }
-  const matched = garbage.map((item) => {
-    const i = rest.findIndex((dl) => item.bodies.some((b) => sameBytes(b, dl.body)))
-    const deadLetter = i >= 0 ? rest.splice(i, 1)[0] : undefined
-    return { item, deadLetter }
-  })
+  const matched = garbage
+    .filter((item) => item.refused === undefined)
+    .map((item) => {
+      const i = rest.findIndex((dl) => item.bodies.some((b) => sameBytes(b, dl.body)))
+      const deadLetter = i >= 0 ? rest.splice(i, 1)[0] : undefined
+      return { item, deadLetter }
+    })
   for (const m of matched) {
     if (m.deadLetter !== undefined || m.item.bodies.length > 0) continue
     const i = rest.findIndex((dl) => dl.reason === 'undecodable')

@@ -68,6 +68,11 @@ export interface ChaosReport {
     readonly undecodable: number
     /** Garbage dead-lettered with another reason. */
     readonly otherReason: Record<string, number>
+    /** Garbage dead-lettered with a reason its item allows besides `undecodable` (`exhausted`). */
+    readonly allowedReason: Record<string, number>
+    /** Writes the store refused (a constraint): nothing to dead-letter. */
+    readonly refused: number
+    readonly refusedSample: readonly string[]
     readonly missing: number
     readonly missingSample: readonly string[]
     /** Items the store cannot identify by body: matched by count only. */
@@ -103,7 +108,7 @@ export function formatReport(r: ChaosReport): string {
     `dead letters ${r.deadLetters.total} (${kv(r.deadLetters.byReason)}): tasks ${r.deadLetters.ofTasks}, garbage ${r.deadLetters.ofGarbage} (+${r.deadLetters.garbageRepeats} repeats), unexplained ${r.deadLetters.unexplained}`,
     `duplicates: ${r.duplicates.tasks} tasks, ${r.duplicates.extraRuns} extra runs (${kv(r.duplicates.byCause)}); planned retries ${r.duplicates.plannedRetries}`,
     `chord callbacks: ${r.chordCallbacks.fired}/${r.chordCallbacks.chords} fired, never ${r.chordCallbacks.neverFired}, extras ${r.chordCallbacks.extras} (${kv(r.chordCallbacks.extrasByCause)})`,
-    `garbage ${r.garbage.written}: undecodable ${r.garbage.undecodable}, other reasons ${kv(r.garbage.otherReason)}, missing ${r.garbage.missing}, counted only ${r.garbage.countedOnly}`,
+    `garbage ${r.garbage.written}: undecodable ${r.garbage.undecodable}, allowed other reasons ${kv(r.garbage.allowedReason)}, wrong reasons ${kv(r.garbage.otherReason)}, refused by the store ${r.garbage.refused}, missing ${r.garbage.missing}, counted only ${r.garbage.countedOnly}`,
     `workers spawned ${r.workers.spawned}, kills ${r.workers.kills}, graceful stops ${r.workers.gracefulStops}, startup exits during cuts ${r.workers.startupExitsDuringCuts}, unexpected exits ${r.workers.unexpectedExits.length}`,
     `cuts ${r.cuts.count} (${(r.cuts.totalMs / 1000).toFixed(1)} s in all); queue at end ${JSON.stringify(r.queueAtEnd)}`,
     ...r.failures.map((f) => `FAIL: ${f}`),

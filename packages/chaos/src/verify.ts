@@ -210,11 +210,13 @@ export function verify(c: Collected): ChaosReport {
 
   // Garbage.
   const otherReason: Record<string, number> = {}
+  const allowedReason: Record<string, number> = {}
   const missing: string[] = []
   let undecodable = 0
   for (const g of sorted.garbage) {
     if (g.deadLetter === undefined) missing.push(g.item.label)
     else if (g.deadLetter.reason === 'undecodable') undecodable++
+    else if (g.item.reasons?.includes(g.deadLetter.reason)) bump(allowedReason, g.deadLetter.reason)
     else bump(otherReason, g.deadLetter.reason)
   }
   if (missing.length > 0) {
@@ -296,9 +298,12 @@ export function verify(c: Collected): ChaosReport {
       written: c.garbage.length,
       undecodable,
       otherReason,
+      allowedReason,
+      refused: c.garbage.filter((g) => g.refused !== undefined).length,
+      refusedSample: [...new Set(c.garbage.flatMap((g) => (g.refused ? [g.refused] : [])))].slice(0, 3),
       missing: missing.length,
       missingSample: missing.slice(0, SAMPLE),
-      countedOnly: c.garbage.filter((g) => g.bodies.length === 0).length,
+      countedOnly: c.garbage.filter((g) => g.bodies.length === 0 && g.refused === undefined).length,
     },
     workers: {
       spawned: c.spawned,

@@ -2,13 +2,29 @@ import { startTcpProxy } from '@errand/conformance'
 import pg from 'pg'
 import { assertLoopback, type GarbageItem, runName, SERVERS, type StoreRig, utf8 } from './rig.js'
 
-/** Garbage job bodies: not JSON, JSON that is no envelope, a wrong version, empty, bad UTF-8. */
-export function postgresGarbage(n: number): { body: Buffer; item: GarbageItem } {
-  const text = (s: string) => ({
+/** A garbage row: its body and, for some, junk in the other columns too. */
+interface GarbageRow {
+  readonly body: Buffer
+  readonly priority?: number
+  readonly deliveries?: number
+  readonly item: GarbageItem
+}
+
+/** Largest `integer`: a delivery counter that cannot count one more delivery. */
+const INT_MAX = 2_147_483_647
+
+/**
+ * Garbage rows: bodies that are not JSON, JSON that is no envelope, a wrong version, empty, bad
+ * UTF-8; and rows with junk beside the body (a delivery counter at INT_MAX, a priority outside
+ * 0..9, a negative counter), which the schema may refuse outright (then counted as refused).
+ */
+export function postgresGarbage(n: number): GarbageRow {
+  const text = (s: string, extra: Partial<GarbageRow> = {}, reasons?: string[]): GarbageRow => ({
     body: Buffer.from(s, 'utf8'),
-    item: { label: JSON.stringify(s), bodies: [utf8(s)] },
+    ...extra,
+    item: { label: JSON.stringify(s), bodies: [utf8(s)], ...(reasons && { reasons }) },
   })
-  switch (n % 6) {
+  switch (n % 9) {
     case 0:
       return text(`not json ${n}`)
     case 1:
@@ -19,10 +35,16 @@ export function postgresGarbage(n: number): { body: Buffer; item: GarbageItem } 
       return { body: Buffer.alloc(0), item: { label: 'empty body', bodies: [new Uint8Array(0)] } }
     case 4:
       return text(`x:5:z${n}`)
-    default: {
+    case 5: {
       const body = Buffer.from([0xff, 0xfe, 0xc3, n % 256])
       return { body, item: { label: `binary ${body.toString('hex')}`, bodies: [new Uint8Array(body)] } }
     }
+    case 6:
+      return text(`deliveries INT_MAX ${n}`, { deliveries: INT_MAX }, ['undecodable', 'exhausted'])
+    case 7:
+      return text(`priority 99 ${n}`, { priority: 99 })
+    default:
+      return text(`deliveries -5 ${n}`, { deliveries: -5 })
   }
 }
 
@@ -54,10 +76,19 @@ export async function openPostgresRig(): Promise<StoreRig> {
     runLog: { kind: 'postgres', url: plain.toString(), table: `${schema}.chaos_runs` },
     backendKind: 'postgres',
     async writeGarbage(n) {
-      const { body, item } = postgresGarbage(n)
+      const row = postgresGarbage(n)
       // Straight into the jobs table the adapter's migrations made: a row no producer of ours wrote.
-      await pool.query(`INSERT INTO ${schema}.jobs (queue, body) VALUES ($1, $2)`, [queue, body])
-      return item
+      try {
+        await pool.query(
+          `INSERT INTO ${schema}.jobs (queue, body, priority, deliveries) VALUES ($1, $2, $3, $4)`,
+          [queue, row.body, row.priority ?? 0, row.deliveries ?? 0],
+        )
+      } catch (err) {
+        // 23514: a CHECK constraint refused the row. Anything else is the writer's own failure.
+        if ((err as { code?: unknown }).code !== '23514') throw err
+        return { ...row.item, refused: String((err as Error).message) }
+      }
+      return row.item
     },
     async close() {
       await proxy.close()

@@ -16,6 +16,13 @@ export interface GarbageItem {
    * the store cannot tell (then any undecodable dead letter left over may be it).
    */
   readonly bodies: readonly Uint8Array[]
+  /**
+   * Dead-letter reasons that count as handled. Default `undecodable`; an item the store cannot
+   * deliver at all (a delivery counter at its limit) may rightly end as `exhausted`.
+   */
+  readonly reasons?: readonly string[]
+  /** Set when the store refused the write itself (a constraint): nothing to dead-letter. */
+  readonly refused?: string
 }
 
 /** URLs of one side (workers, or the suite itself). */
