@@ -328,13 +328,6 @@ export class Db {
     if (!(await within(this.pool.end(), bound))) this.dropConnections()
   }
 
-  /** Ends the pool if we created it; a pool passed in is left open. */
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    if (this.owned) await this.pool.end()
-  }
-
   /** host:port of the server, never credentials. */
   private get endpoint(): string {
     if (this.config.endpoint !== 'pg.Pool') return this.config.endpoint

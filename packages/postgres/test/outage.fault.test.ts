@@ -1,4 +1,4 @@
-import { createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { startTcpProxy } from '@errand/conformance'
 import { createApp, type Delivery, defineTask } from '@errand/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,6 +39,46 @@ async function closedPort(): Promise<number> {
   return port
 }
 
+/**
+ * A loopback proxy that can freeze: connections stay open but nothing passes any more, and new
+ * ones are accepted and never answered, as a black-holed network looks to a client (no RST, no
+ * FIN: only timeouts can tell).
+ */
+async function startFreezableProxy(): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const pairs: [Socket, Socket][] = []
+  let frozen = false
+  const server = createServer((client) => {
+    sockets.add(client)
+    client.on('error', () => undefined)
+    if (frozen) return
+    const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) })
+    sockets.add(upstream)
+    upstream.on('error', () => client.destroy())
+    client.pipe(upstream)
+    upstream.pipe(client)
+    pairs.push([client, upstream])
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    freeze() {
+      frozen = true
+      for (const [a, b] of pairs) {
+        a.unpipe(b)
+        b.unpipe(a)
+        a.pause()
+        b.pause()
+      }
+    },
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
 beforeAll(async () => {
   // Create the schema directly, so the proxied instances below have nothing left to migrate.
   const setup = new PostgresBroker({ url: urlVia(Number(target.port || 5432)), logger: collectingLogger() })
@@ -64,6 +104,27 @@ describe('postgres: first connect fails fast', () => {
       expect(err.message).not.toContain('hunter2')
       expect(err.message).not.toContain('://')
       await store.close()
+    }
+  }, 30_000)
+
+  it('a server that accepts and never answers fails connect() after connectTimeoutMs', async () => {
+    const proxy = await startFreezableProxy()
+    proxy.freeze()
+    const broker = new PostgresBroker({
+      url: urlVia(proxy.port),
+      logger: collectingLogger(),
+      connectTimeoutMs: 1000,
+    })
+    try {
+      const started = Date.now()
+      const err = (await broker.connect().catch((e: unknown) => e)) as { code?: string; message: string }
+      // The old code had no connection timeout at all: this connect hung for good.
+      expect(Date.now() - started).toBeLessThan(4000)
+      expect(err.code).toBe('ERR_CONNECTION')
+      expect(err.message).toContain(`127.0.0.1:${proxy.port}`)
+    } finally {
+      await broker.close()
+      await proxy.close()
     }
   }, 30_000)
 })
@@ -167,6 +228,38 @@ describe('postgres through a cut connection', () => {
       expect(stats.ready + (stats.inFlight ?? 0) + (stats.delayed ?? 0)).toBe(6)
     } finally {
       await check.close()
+    }
+  }, 60_000)
+
+  it('close() during a black-hole outage (nothing answers, nothing is refused) resolves within a bound', async () => {
+    const proxy = await startFreezableProxy()
+    const logger = collectingLogger()
+    const options = { url: urlVia(proxy.port), logger, connectTimeoutMs: 1000, closeTimeoutMs: 1000 }
+    const broker = new PostgresBroker(options)
+    const backend = new PostgresResultBackend(options)
+    try {
+      await Promise.all([broker.connect(), backend.connect()])
+      const q = uniqueQueue('hole')
+      await broker.publish(q, [{ body: bytes('a') }, { body: bytes('b') }, { body: bytes('c') }])
+      const got: Delivery[] = []
+      await broker.consume(q, (d) => got.push(d), { prefetch: 3 })
+      await until(() => got.length === 3)
+      proxy.freeze()
+      // Statements on their way when the network goes silent: they would wait for ever.
+      const ack = got[0]?.ack()
+      const write = backend.setState({ id: `${q}-w`, state: 'SUCCESS', result: 1 }, { ttlMs: 60_000 })
+      ack?.catch(() => undefined)
+      write.catch(() => undefined)
+      const started = Date.now()
+      await Promise.all([broker.close(), backend.close()])
+      // closeTimeoutMs 1 s, then the sockets are dropped; connectTimeoutMs 1 s bounds the rest.
+      expect(Date.now() - started).toBeLessThan(10_000)
+      await expect(ack).rejects.toBeDefined()
+      await expect(write).rejects.toBeDefined()
+      expect(logger.lines.some((l) => l.includes('dropping the connections'))).toBe(true)
+    } finally {
+      await Promise.allSettled([broker.close(), backend.close()])
+      await proxy.close()
     }
   }, 60_000)
 })
