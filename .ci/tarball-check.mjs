@@ -1,6 +1,6 @@
 // Do the published packages work outside this repository?
 //
-//   node .ci/tarball-check.mjs [--keep]
+//   node .ci/tarball-check.mjs [--keep] [--packages=core,conformance,redis]
 //
 // Builds every publishable package (packages/* without "private"), packs each with `pnpm pack`,
 // checks the packed manifests (no `workspace:` left, engines, license, types, every exported file
@@ -21,6 +21,11 @@ import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const keep = process.argv.includes('--keep')
+// `--packages=core,conformance,redis` checks only those (core and conformance are always needed).
+const only = process.argv
+  .find((a) => a.startsWith('--packages='))
+  ?.slice('--packages='.length)
+  .split(',')
 const started = Date.now()
 const VITEST = '4.1.12'
 const TYPESCRIPT = '5.9.3'
@@ -104,6 +109,7 @@ const packages = readdirSync(join(root, 'packages'))
     manifest: JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8')),
   }))
   .filter((p) => !p.manifest.private)
+  .filter((p) => only === undefined || only.includes(p.manifest.name.replace(/^@errand\//, '')))
 const names = packages.map((p) => p.manifest.name)
 if (!names.includes('@errand/core') || !names.includes('@errand/conformance'))
   fail(`expected core and conformance among ${names}`)
@@ -160,6 +166,10 @@ try {
       }
     }
     if (m.types && !has(m.types)) problems.push(`${where}: types → ${m.types} is not in the tarball`)
+    const bins = typeof m.bin === 'string' ? { [m.name]: m.bin } : (m.bin ?? {})
+    for (const [cmd, file] of Object.entries(bins)) {
+      if (!has(file)) problems.push(`${where}: bin ${cmd} → ${file} is not in the tarball`)
+    }
     const junk = listing.filter((f) => /\.tsbuildinfo$|\/test\/|NOTES-FOR-LEAD|\.test\.ts$/.test(f))
     if (junk.length > 0) problems.push(`${where}: packs files users need not have: ${junk.join(', ')}`)
     for (const field of ['dependencies', 'peerDependencies']) {
