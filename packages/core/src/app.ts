@@ -188,12 +188,9 @@ export class App {
 
   /** A handle on a task id sent earlier (by this or another process). */
   result<Out = unknown>(id: string): AsyncResult<Out> {
-    return new TaskResult<Out>(
-      id,
-      async () => (await this.connect()).backend,
-      [],
-      () => this.waitHints,
-    )
+    return new TaskResult<Out>(id, async () => (await this.connect()).backend, [], {
+      explain: () => this.waitHints,
+    })
   }
 
   /**

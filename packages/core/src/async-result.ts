@@ -45,12 +45,20 @@ export interface WaitHints {
   readonly localResults: boolean
 }
 
-/** @internal Where the awaited tasks were sent, for a timeout message; computed only on timeout. */
-export type Explain = () => { readonly queues?: readonly string[]; readonly localResults?: boolean }
+/** @internal What a timeout message can say: where the awaited tasks went, how the app is set up. */
+export interface TimeoutFacts {
+  readonly queues?: readonly string[]
+  readonly localResults?: boolean
+}
+
+/** @internal Gives the {@link TimeoutFacts} of a handle; asked only when a wait times out. */
+export interface Explain {
+  explain(): TimeoutFacts
+}
 
 /** The `ERR_TIMEOUT` message of `get()`: what was awaited, and the likely causes. */
 export function timeoutMessage(what: string, ms: number | undefined, explain: Explain | undefined): string {
-  const ctx = explain?.()
+  const ctx = explain?.explain()
   const queues = ctx?.queues?.length ? ctx.queues.map((q) => `"${q}"`).join(', ') : undefined
   let message =
     `no result for ${what} within ${ms} ms. Likely causes: no worker is consuming ` +
@@ -201,22 +209,32 @@ export interface ResultContext {
   readonly hints: WaitHints
 }
 
-function explainFor(node: WireNode, context: ResultContext | undefined): Explain | undefined {
-  if (!context) return undefined
-  return () => {
-    const queues = new Set<string>()
-    const visit = (n: WireNode): void => {
-      if (n.kind === 'task') queues.add(context.queueOf(n))
-      else if (n.kind === 'chain') n.steps.forEach(visit)
-      else if (n.kind === 'group') n.members.forEach(visit)
-      else {
-        n.header.forEach(visit)
-        visit(n.body)
-      }
-    }
-    visit(node)
-    return { queues: [...queues], localResults: context.hints.localResults }
+function collectQueues(node: WireNode, context: ResultContext, into: Set<string>): void {
+  if (node.kind === 'task') into.add(context.queueOf(node))
+  else if (node.kind === 'chain') for (const s of node.steps) collectQueues(s, context, into)
+  else if (node.kind === 'group') for (const m of node.members) collectQueues(m, context, into)
+  else {
+    for (const m of node.header) collectQueues(m, context, into)
+    collectQueues(node.body, context, into)
   }
+}
+
+/** Collects a node's queues on timeout only: one small object per handle made by `send`. */
+class NodeFacts implements Explain {
+  constructor(
+    private readonly node: WireNode,
+    private readonly context: ResultContext,
+  ) {}
+
+  explain(): TimeoutFacts {
+    const queues = new Set<string>()
+    collectQueues(this.node, this.context, queues)
+    return { queues: [...queues], localResults: this.context.hints.localResults }
+  }
+}
+
+function explainFor(node: WireNode, context: ResultContext | undefined): Explain | undefined {
+  return context ? new NodeFacts(node, context) : undefined
 }
 
 /** The handle for a sent node. */

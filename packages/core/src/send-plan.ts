@@ -87,8 +87,8 @@ export function checkSendOptions(options: unknown): asserts options is SendOptio
       `send options must be an object, got ${describeArgument(options)}`,
     )
   }
-  for (const key of Object.keys(options)) {
-    if (!SEND_OPTIONS.has(key)) {
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !SEND_OPTIONS.has(key)) {
       throw new InvalidOptionError(key, `unknown send option (known: ${[...SEND_OPTIONS].join(', ')})`)
     }
   }
@@ -116,6 +116,15 @@ export function checkSendOptions(options: unknown): asserts options is SendOptio
   }
 }
 
+function throwIf(
+  name: string,
+  path: readonly (string | number)[],
+  problem: string | undefined,
+  prefix = '',
+): void {
+  if (problem) throw wireError(`task "${name}": `, path, prefix + problem)
+}
+
 function checkSignature(
   sig: Signature<unknown, unknown, boolean>,
   tasks: ReadonlyMap<string, AnyTask>,
@@ -124,28 +133,30 @@ function checkSignature(
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_WIRE_NAME) {
     throw wireError('signature: ', ['task'], `must be a task name of 1 to ${MAX_WIRE_NAME} characters`)
   }
-  const where = `task "${name}": `
   const o: unknown = sig.options
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-    throw new InvalidOptionError('options', `${where}signature options must be an object`)
+    throw new InvalidOptionError('options', `task "${name}": signature options must be an object`)
   }
-  for (const key of Object.keys(o)) {
-    if (!SIGNATURE_OPTION_KEYS.includes(key)) {
+  for (const key in o) {
+    if (Object.hasOwn(o, key) && !SIGNATURE_OPTION_KEYS.includes(key)) {
       throw new InvalidOptionError(
         key,
-        `${where}unknown signature option (known: ${SIGNATURE_OPTION_KEYS.join(', ')})`,
+        `task "${name}": unknown signature option (known: ${SIGNATURE_OPTION_KEYS.join(', ')})`,
       )
     }
   }
   const { queue, priority, countdownMs, timeoutMs } = sig.options
-  const bad = (field: string, message: string | undefined) => {
-    if (message) throw wireError(where, ['options', field], message)
-  }
-  if (queue !== undefined) bad('queue', queueProblem(queue))
-  if (priority !== undefined) bad('priority', priorityProblem(priority))
-  if (timeoutMs !== undefined) bad('timeoutMs', timeoutProblem(timeoutMs))
+  if (queue !== undefined) throwIf(name, ['options', 'queue'], queueProblem(queue))
+  if (priority !== undefined) throwIf(name, ['options', 'priority'], priorityProblem(priority))
+  if (timeoutMs !== undefined) throwIf(name, ['options', 'timeoutMs'], timeoutProblem(timeoutMs))
   if (countdownMs !== undefined && !(Number.isFinite(countdownMs) && countdownMs >= 0)) {
-    bad('countdownMs', `must be a number of ms >= 0, got ${String(countdownMs)}`)
+    throwIf(name, ['options', 'countdownMs'], `must be a number of ms >= 0, got ${String(countdownMs)}`)
+  }
+  if (queue === undefined) {
+    // The task's own queue is checked here rather than in defineTask(), which has always accepted
+    // any string (a placeholder filled in later is a pattern in use).
+    const own = tasks.get(name)?.queue
+    if (own !== undefined) throwIf(name, ['queue'], queueProblem(own), "(the task's queue) ")
   }
   if (sig.bound) checkInput(sig, tasks.get(name) ?? sig.validator)
 }

@@ -81,7 +81,7 @@ export async function sendCanvases(
     const result = resultFor<unknown>(node, rt.backend, context)
     if (options.dedupKey !== undefined) {
       const first = await claimDedup(rt, options.dedupKey, result.id, options.dedupTtlMs ?? 3_600_000)
-      if (first !== result.id) return [new TaskResult(first, rt.backend, [], () => hints)]
+      if (first !== result.id) return [new TaskResult(first, rt.backend, [], { explain: () => hints })]
     }
     await rt.dispatcher.plan(node, NO_INPUT, [], { headers: options.headers }, envelopes)
     results.push(result)

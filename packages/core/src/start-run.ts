@@ -1,8 +1,8 @@
 import type { Delivery } from './broker.js'
 import type { Envelope } from './envelope.js'
 import { ErrandError } from './errors.js'
-import type { Runtime } from './runtime.js'
-import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
+import type { ResultBackend } from './result-backend.js'
+import type { TaskInfo } from './worker-options.js'
 
 /** What {@link startRun} decided: run the handler, dead-letter as canceled, or as exhausted. */
 export type StartDecision = 'run' | 'canceled' | ErrandError
@@ -19,24 +19,18 @@ export type StartDecision = 'run' | 'canceled' | ErrandError
  * path only. The read and the write are not atomic: two workers holding the same message at once
  * (a lost lease) may count one start between them, which errs towards running.
  *
- * Without a backend, or when `trackStarted` is off, there is nowhere to count starts and the
- * budget counts deliveries (`delivery.attempt - 1`), as it always has.
+ * Without a backend, or when `trackStarted` is off, there is nowhere to count starts: the worker
+ * uses {@link deliveryBudget} instead.
  */
 export async function startRun(
-  rt: Runtime,
+  backend: ResultBackend,
   d: Delivery,
   env: Envelope,
   info: TaskInfo,
   ttlMs: number,
-  options: Pick<ResolvedWorkerOptions, 'maxRedeliveries' | 'trackStarted'>,
+  maxRedeliveries: number,
   now: number,
 ): Promise<StartDecision> {
-  const backend = options.trackStarted ? rt.backend : undefined
-  if (!backend) {
-    return d.attempt - 1 > options.maxRedeliveries
-      ? tooMany(`delivered ${d.attempt} times without an outcome (workers died or lost the lease)`)
-      : 'run'
-  }
   let before = 0
   if (d.attempt > 1) {
     const prev = await backend.getState(env.id)
@@ -46,7 +40,7 @@ export async function startRun(
       before = typeof prev.starts === 'number' ? prev.starts : d.attempt - 1
     }
   }
-  if (before > options.maxRedeliveries) {
+  if (before > maxRedeliveries) {
     return tooMany(
       `started ${before} times without an outcome (workers died or lost the lease while running it)`,
     )
@@ -64,6 +58,16 @@ export async function startRun(
     { ttlMs },
   )
   return stored === 'CANCELED' ? 'canceled' : 'run'
+}
+
+/**
+ * The budget where starts cannot be counted (no backend, or `trackStarted: false`): deliveries
+ * (`delivery.attempt - 1`), synchronously, so that path pays no extra await.
+ */
+export function deliveryBudget(d: Delivery, maxRedeliveries: number): 'run' | ErrandError {
+  return d.attempt - 1 > maxRedeliveries
+    ? tooMany(`delivered ${d.attempt} times without an outcome (workers died or lost the lease)`)
+    : 'run'
 }
 
 function tooMany(message: string): ErrandError {

@@ -5,7 +5,6 @@ import { InvalidOptionError } from './errors.js'
 import type { Logger } from './logger.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
 import { parseOrThrow } from './validation.js'
-import { queueProblem } from './wire-check.js'
 
 /** What a handler gets besides its input. */
 export interface TaskContext {
@@ -179,10 +178,6 @@ export function defineTask(
       'timeoutMs',
       `task "${def.name}": expected a positive integer, got ${def.timeoutMs}`,
     )
-  }
-  if (def.queue !== undefined) {
-    const problem = queueProblem(def.queue)
-    if (problem) throw new InvalidOptionError('queue', `task "${def.name}": queue ${problem}`)
   }
   if (def.priority !== undefined && !(Number.isInteger(def.priority) && def.priority >= 0)) {
     throw new InvalidOptionError(

@@ -11,7 +11,7 @@ import {
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
-import { startRun } from './start-run.js'
+import { deliveryBudget, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
 
@@ -196,7 +196,11 @@ export class Worker {
         serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)),
       )
     }
-    const decision = await startRun(rt, d, env, info, task.resultTtlMs ?? rt.resultTtlMs, this.options, now)
+    const { maxRedeliveries } = this.options
+    const decision =
+      rt.backend && this.options.trackStarted
+        ? await startRun(rt.backend, d, env, info, task.resultTtlMs ?? rt.resultTtlMs, maxRedeliveries, now)
+        : deliveryBudget(d, maxRedeliveries)
     if (decision === 'canceled') return this.finishCanceled(d, env, info)
     if (decision !== 'run') return this.finishFailed(d, env, info, 'exhausted', serializeError(decision))
     let input: unknown
