@@ -1,4 +1,4 @@
-import type { DeadLetterReason, SerializedError } from '@errand/core'
+import { type DeadLetterReason, isTaskState, type SerializedError, type TaskRecord } from '@errand/core'
 
 const COLON = 0x3a
 const NEWLINE = 0x0a
@@ -100,6 +100,20 @@ function parseHeader(text: string): DeadHeader | undefined {
     const h = JSON.parse(text) as Partial<DeadHeader> | null
     if (typeof h !== 'object' || h === null || typeof h.reason !== 'string') return undefined
     return { reason: h.reason, ...(h.error ? { error: h.error } : {}), deadAt: Number(h.deadAt) || 0 }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A task record as the result backend stores it (JSON with a known `state`), or `undefined` for
+ * anything else (a hand edit, a stray PUBLISH): callers decide, nothing throws.
+ */
+export function parseTaskRecord(json: string): TaskRecord | undefined {
+  try {
+    const record = JSON.parse(json) as TaskRecord | null
+    if (typeof record !== 'object' || record === null || !isTaskState(record.state)) return undefined
+    return record
   } catch {
     return undefined
   }

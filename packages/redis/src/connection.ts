@@ -173,6 +173,11 @@ export class Connections {
     }
   }
 
+  /** The adapter's logger (the app's, credential-masked). */
+  get logger(): Logger {
+    return this.#logger
+  }
+
   /** Throws `ERR_CLOSED` once closed. */
   assertOpen(): void {
     if (this.#closed) throw new ClosedError('closed', { adapter: ADAPTER })

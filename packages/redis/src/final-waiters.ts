@@ -1,9 +1,19 @@
 import type { TaskRecord } from '@errand/core'
-import { isFinalState } from '@errand/core'
+import { DecodeError, isFinalState } from '@errand/core'
+import { parseTaskRecord } from './codec.js'
 import type { Connections } from './connection.js'
 import type { RedisClient } from './options.js'
 
-type Listener = (json: string) => void
+/** Gets each record seen for its id, or the error of a stored record that is not one. */
+type Listener = (record: TaskRecord | DecodeError) => void
+
+/** A stored record, read: garbage becomes an `ERR_DECODE` for the waiters (never a throw). */
+function readRecord(id: string, json: string): TaskRecord | DecodeError {
+  return (
+    parseTaskRecord(json) ??
+    new DecodeError(`the stored result of task "${id}" is not a task record`, { adapter: 'redis' })
+  )
+}
 
 /**
  * `waitFor` by pub/sub: one subscriber connection per backend, one channel per awaited task
@@ -48,9 +58,9 @@ export class FinalWaiters {
         else reject(err)
       }
       const fail = (err: unknown) => finish(err)
-      const listener: Listener = (json) => {
-        const record = JSON.parse(json) as TaskRecord
-        if (isFinalState(record.state)) finish(undefined, record)
+      const listener: Listener = (record) => {
+        if (record instanceof DecodeError) finish(record)
+        else if (isFinalState(record.state)) finish(undefined, record)
       }
       const stopAbort = signal === undefined ? () => {} : this.#onAbort(signal, () => finish(signal.reason))
       this.#rejects.add(fail)
@@ -58,7 +68,7 @@ export class FinalWaiters {
         .then(() => (done ? null : this.#read(id)))
         .then(
           (json) => {
-            if (json !== null) listener(json)
+            if (json !== null) listener(readRecord(id, json))
           },
           (err) => finish(this.#conns.error(`waitFor "${id}"`, err)),
         )
@@ -125,7 +135,15 @@ export class FinalWaiters {
     const sub = this.#conns.duplicate()
     sub.on('message', (channel: string, json: string) => {
       const set = this.#listeners.get(channel)
-      if (set !== undefined) for (const listener of [...set]) listener(json)
+      if (set === undefined) return
+      // This runs inside the client's event handler: a throw here would crash the process.
+      const record = parseTaskRecord(json)
+      if (record === undefined) {
+        // Not published by a backend (anyone can PUBLISH): the stored record still decides.
+        this.#conns.logger.warn(`[redis] ignored a message on ${channel} that is not a task record`)
+        return
+      }
+      for (const listener of [...set]) listener(record)
     })
     let connectedOnce = false
     sub.on('ready', () => {
@@ -139,7 +157,7 @@ export class FinalWaiters {
           (json) => {
             if (json === null) return
             const set = this.#listeners.get(channel)
-            if (set !== undefined) for (const listener of [...set]) listener(json)
+            if (set !== undefined) for (const listener of [...set]) listener(readRecord(id, json))
           },
           () => {},
         )

@@ -1,5 +1,6 @@
 import {
   ClosedError,
+  DecodeError,
   type GroupProgress,
   isFinalState,
   isTaskState,
@@ -12,6 +13,7 @@ import {
   type TaskState,
 } from '@errand/core'
 import { COMPLETE_MEMBER } from './backend-scripts.js'
+import { parseTaskRecord } from './codec.js'
 import { Connections } from './connection.js'
 import { FinalWaiters } from './final-waiters.js'
 import { type BackendKeys, backendKeys } from './keys.js'
@@ -98,12 +100,19 @@ export class RedisResultBackend implements ResultBackend {
     this.#assertOpen()
     checkKey('id', id)
     const json = await this.#call('getState', () => this.#conns.main.get(this.#keys.record(id)))
-    return json === null ? undefined : (JSON.parse(json) as TaskRecord)
+    if (json === null) return undefined
+    const record = parseTaskRecord(json)
+    if (record === undefined) {
+      throw new DecodeError(`the stored result of task "${id}" is not a task record`, ADAPTER)
+    }
+    return record
   }
 
   /**
-   * Records of `ids` in the order asked, `undefined` where unknown: one MGET on a standalone
-   * server; on a cluster, one GET per key sent together (the keys live on different slots).
+   * Records of `ids` in the order asked, `undefined` where unknown (or where the stored value is
+   * not a task record: one bad key must not blind a worker's cancellation poll to the rest): one
+   * MGET on a standalone server; on a cluster, one GET per key sent together (the keys live on
+   * different slots).
    */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.#assertOpen()
@@ -115,7 +124,7 @@ export class RedisResultBackend implements ResultBackend {
     const values = await this.#call('getStates', () =>
       this.#conns.cluster ? Promise.all(keys.map((key) => main.get(key))) : main.mget(...keys),
     )
-    return values.map((json) => (json === null ? undefined : (JSON.parse(json) as TaskRecord)))
+    return values.map((json) => (json === null ? undefined : parseTaskRecord(json)))
   }
 
   /**

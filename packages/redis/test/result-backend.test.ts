@@ -83,4 +83,42 @@ describe.runIf(available)('RedisResultBackend on Redis', () => {
     const states = await b.getStates(['a', 'b', 'c'])
     expect(states.map((s) => s?.state)).toEqual(['SUCCESS', undefined, 'FAILURE'])
   })
+
+  it('garbage in a stored record or on a done channel fails or is ignored, never thrown', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (err: unknown) => void unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    process.on('uncaughtException', onUnhandled)
+    try {
+      const warnings: string[] = []
+      const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} }
+      const b = new RedisResultBackend({ url: REDIS_URL, keyPrefix: prefix, logger })
+      await b.connect()
+      open.push(b)
+      await raw.set(`${prefix}:result:bad`, 'not json')
+      const signal = AbortSignal.timeout(10_000)
+      await expect(b.waitFor('bad', { signal })).rejects.toMatchObject({ code: 'ERR_DECODE' })
+      await expect(b.getState('bad')).rejects.toMatchObject({ code: 'ERR_DECODE' })
+      // One bad key must not hide the others from a batch read.
+      await b.setState({ id: 'good', state: 'STARTED' }, TTL)
+      expect((await b.getStates(['bad', 'good'])).map((r) => r?.state)).toEqual([undefined, 'STARTED'])
+      // Anyone can PUBLISH: stray messages are ignored and the real final write still settles.
+      const waiting = b.waitFor('ok', { signal })
+      const channel = `${prefix}:done:ok`
+      for (;;) {
+        const [, subscribers] = (await raw.pubsub('NUMSUB', channel)) as [string, number]
+        if (Number(subscribers) > 0) break
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      await raw.publish(channel, 'x:5:z')
+      await raw.publish(channel, '{"state":"NOPE"}')
+      await b.setState({ id: 'ok', state: 'SUCCESS', result: 7 }, TTL)
+      expect(await waiting).toMatchObject({ state: 'SUCCESS', result: 7 })
+      expect(warnings).toHaveLength(2)
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      process.off('uncaughtException', onUnhandled)
+    }
+  })
 })
