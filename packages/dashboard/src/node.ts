@@ -26,8 +26,11 @@ export type DashboardListener = ((req: IncomingMessage, res: ServerResponse) => 
  */
 export function createDashboardListener(options: DashboardListenerOptions): DashboardListener {
   const dashboard = createDashboard(options)
+  const base = options.basePath && options.basePath !== '/' ? options.basePath : ''
   const root = new Hono()
-  root.route(options.basePath && options.basePath !== '/' ? options.basePath : '/', dashboard)
+  // The home page is answered at the mount path; a typed trailing slash is sent there.
+  if (base !== '') root.get(`${base}/`, (c) => c.redirect(base, 308))
+  root.route(base === '' ? '/' : base, dashboard)
   const listener = getRequestListener(root.fetch)
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const original = (req as { originalUrl?: unknown }).originalUrl

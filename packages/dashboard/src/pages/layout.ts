@@ -11,6 +11,9 @@ export interface PageContext {
 
 /** `base` + path, with each dynamic segment percent-encoded by the caller via {@link seg}. */
 export function href(ctx: PageContext, path: string): string {
+  // The home page is the mount path itself: Hono mounts a sub-app's '/' at '/admin/errand', not
+  // at '/admin/errand/'.
+  if (path === '/') return ctx.base === '' ? '/' : ctx.base
   return `${ctx.base}${path}`
 }
 
