@@ -25,7 +25,8 @@ const coerced = defineTask({
 const holes = defineTask({ name: 'wire.holes', input: z.array(z.number().optional()), handler: record })
 const nothing = defineTask({ name: 'wire.nothing', input: z.null(), handler: () => undefined })
 const one = defineTask({ name: 'wire.one', input: z.null(), handler: () => 1 })
-const tasks = [anyTask, voidTask, optional, dated, coerced, holes, nothing, one]
+const noQueue = defineTask({ name: 'wire.noqueue', queue: '', input: z.null(), handler: () => null })
+const tasks = [anyTask, voidTask, optional, dated, coerced, holes, nothing, one, noQueue]
 
 class Point {
   constructor(
@@ -99,6 +100,7 @@ const refused: [string, () => Promise<unknown>, string][] = [
     'options.queue',
   ],
   ['an empty queue name', () => app.send(anyTask.s(1), { queue: '' }), 'options.queue'],
+  ["a task whose own queue is ''", () => app.send(noQueue.s(null)), "queue (the task's queue)"],
 ]
 
 describe('send refuses what a worker could not decode', () => {
