@@ -258,7 +258,11 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       const leases = reply.slice(1).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
       if (leases.length > 0) {
         void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch((err: unknown) =>
-          this.#failed('giving back deliveries taken after cancel', err),
+          this.#failed(
+            'giving back deliveries taken after cancel',
+            err,
+            '; they come back when their lease runs out',
+          ),
         )
       }
       return
@@ -305,16 +309,20 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       deadAt: Date.now(),
     })
     DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [lease, header, Date.now()]).catch(
-      (err: unknown) => this.#failed('dead-lettering an undecodable item', err),
+      (err: unknown) =>
+        this.#failed('dead-lettering an undecodable item', err, '; it comes back when its lease runs out'),
     )
   }
 
-  /** Logs a failure nobody awaits; each distinct message once per run of failures. */
-  #failed(what: string, err: unknown): void {
+  /**
+   * Logs a failure nobody awaits; each distinct message once per run of failures (a Redis outage
+   * fails every round trip the same way until it ends).
+   */
+  #failed(what: string, err: unknown, then = `; retrying in ${RETRY_MS} ms`): void {
     const message = `[redis] ${what} on "${this.#ctx.queue}" failed: ${describe(err)}`
     if (message === this.#lastFailure) return
     this.#lastFailure = message
-    this.#ctx.logger.warn(`${message}; retrying in ${RETRY_MS} ms`)
+    this.#ctx.logger.warn(`${message}${then}`)
   }
 
   #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
