@@ -9,7 +9,7 @@ import { ADAPTER, MEMORY_PATH } from './options.js'
  * sleeps inside the call). Past it the attempt gives up and is retried on a timer, so a process
  * waiting for another's lock keeps serving its other work.
  */
-export const LOCK_SLICE_MS = 10
+export const LOCK_SLICE_MS = 2
 
 /** Synchronous level of one commit: `FULL` waits for an fsync, `NORMAL` does not (WAL). */
 export type SyncLevel = 'FULL' | 'NORMAL'
@@ -113,20 +113,9 @@ export class SqliteConnection {
       throw openError(path, err)
     }
     try {
-      // Before the first table is created, or it has no effect (and is harmless after).
-      db.pragma('auto_vacuum = INCREMENTAL')
-      if (path !== MEMORY_PATH) {
-        // Switching to WAL needs a moment alone with the file: retry while another process has it.
-        const mode = await retryBusy(() => db.pragma('journal_mode = WAL', { simple: true }), deadline)
-        if (String(mode).toLowerCase() !== 'wal') {
-          throw new Error(`could not switch the journal to WAL (it is "${String(mode)}")`)
-        }
-      }
-      db.pragma('synchronous = NORMAL')
-      db.pragma('journal_size_limit = 67108864')
-      db.pragma('cache_size = -16384')
-      const migrate = db.transaction(() => applyMigrations(db))
-      await retryBusy(() => migrate.immediate(), deadline)
+      // Every step is idempotent, and any of them can meet another process's exclusive moment
+      // (its switch to WAL, its migration): on SQLITE_BUSY the whole setup is tried again.
+      await retryBusy(() => setUp(db, path), deadline)
       return new SqliteConnection(path, db)
     } catch (err) {
       db.close()
@@ -212,6 +201,22 @@ export class SqliteConnection {
 /** Pause before the next attempt at a lock: 1, 2, 4 ms… up to 8 ms, with jitter. */
 function backoff(round: number): number {
   return Math.min(8, 2 ** round) * (0.5 + Math.random())
+}
+
+/** Pragmas and migrations of a freshly opened connection. */
+function setUp(db: Database.Database, path: string): void {
+  // Before the first table is created, or it has no effect (and is harmless after).
+  db.pragma('auto_vacuum = INCREMENTAL')
+  if (path !== MEMORY_PATH) {
+    const mode = db.pragma('journal_mode = WAL', { simple: true })
+    if (String(mode).toLowerCase() !== 'wal') {
+      throw new Error(`could not switch the journal to WAL (it is "${String(mode)}")`)
+    }
+  }
+  db.pragma('synchronous = NORMAL')
+  db.pragma('journal_size_limit = 67108864')
+  db.pragma('cache_size = -16384')
+  db.transaction(() => applyMigrations(db)).immediate()
 }
 
 async function retryBusy<T>(fn: () => T, deadline: number): Promise<T> {

@@ -1,4 +1,10 @@
-import { type Adapter, type AdapterContext, type Broker, defineAdapter, type ResultBackend } from '@errand/core'
+import {
+  type Adapter,
+  type AdapterContext,
+  type Broker,
+  defineAdapter,
+  type ResultBackend,
+} from '@errand/core'
 import { SqliteBroker } from './sqlite-broker.js'
 import { SqliteResultBackend } from './sqlite-result-backend.js'
 

@@ -35,7 +35,7 @@ export interface SqliteConnectionOptions {
   readonly durability?: Durability
   /**
    * How long a write waits for another process's write lock before failing with
-   * `ERR_CONNECTION`, in ms (default 5000). The event loop is never blocked for more than 10 ms
+   * `ERR_CONNECTION`, in ms (default 5000). The event loop is never blocked for more than 2 ms
    * of it at a time: the wait is retried on timers.
    */
   readonly busyTimeoutMs?: number

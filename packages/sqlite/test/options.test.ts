@@ -1,0 +1,43 @@
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parseSqliteUrl, SqliteBroker, SqliteResultBackend } from '../src/index.js'
+
+describe('sqlite URLs and options', () => {
+  it('maps URLs to paths: absolute, relative to the working directory, in memory', () => {
+    expect(parseSqliteUrl('sqlite:///var/lib/app/errand.db')).toBe('/var/lib/app/errand.db')
+    expect(parseSqliteUrl('sqlite://./errand.db', '/srv/app')).toBe('/srv/app/errand.db')
+    expect(parseSqliteUrl('sqlite://errand.db', '/srv/app')).toBe('/srv/app/errand.db')
+    expect(parseSqliteUrl('sqlite://data/q.db', '/srv/app')).toBe('/srv/app/data/q.db')
+    expect(parseSqliteUrl('sqlite://../q.db', '/srv/app')).toBe('/srv/q.db')
+    expect(parseSqliteUrl('sqlite:///tmp/with%20space.db')).toBe('/tmp/with space.db')
+    expect(parseSqliteUrl('sqlite::memory:')).toBe(':memory:')
+    expect(parseSqliteUrl('sqlite://:memory:')).toBe(':memory:')
+    expect(new SqliteBroker({ url: 'sqlite://./x.db' }).path).toBe(resolve('x.db'))
+    expect(new SqliteResultBackend({ url: `sqlite://${join('/tmp', 'y.db')}` }).path).toBe('/tmp/y.db')
+  })
+
+  it('refuses other URLs and unknown or malformed options with ERR_INVALID_OPTION naming them', () => {
+    for (const url of [
+      'sqlite:',
+      'sqlite://',
+      'sqlite:x.db',
+      'sqlite:///a.db?mode=ro',
+      'postgres://h/db',
+      'sqlite:///%zz',
+    ]) {
+      expect(() => new SqliteBroker({ url }), url).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'url' }),
+      )
+    }
+    expect(() => new SqliteBroker({ url: 'sqlite::memory:', leaseMS: 5 } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'leaseMS' }),
+    )
+    expect(() => new SqliteBroker({ url: 'sqlite::memory:', durability: 'sometimes' } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'durability' }),
+    )
+    expect(() => new SqliteResultBackend({ url: 'sqlite::memory:', pollIntervalMs: 1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'pollIntervalMs' }),
+    )
+    expect(() => new SqliteResultBackend({} as never)).toThrow(expect.objectContaining({ option: 'url' }))
+  })
+})
