@@ -17,7 +17,8 @@ export const securityHeaders: MiddlewareHandler = async (c, next) => {
   )
   h.set('X-Content-Type-Options', 'nosniff')
   h.set('X-Frame-Options', 'DENY')
-  h.set('Referrer-Policy', 'no-referrer')
+  // Not 'no-referrer': under it Chromium sends `Origin: null` on the dashboard's own form posts.
+  h.set('Referrer-Policy', 'same-origin')
   if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store')
 }
 
@@ -41,12 +42,14 @@ export function authorizeRequests(authorize: Authorize | undefined): MiddlewareH
  * Why a write request is refused, or undefined when it may go on. A write must come from a page of
  * this origin: the `Origin` header must equal the request's own origin (or one of `trustedOrigins`,
  * for a dashboard behind a proxy that changes the host or scheme); without `Origin`,
- * `Sec-Fetch-Site` must say `same-origin`. A request with neither is refused too: every browser
- * sends one of them on a POST, and a script that sends neither is better served by the App API.
+ * or with `Origin: null` (what a browser sends under a `no-referrer` policy, e.g. one a host app
+ * sets, and from sandboxed frames), `Sec-Fetch-Site` must say `same-origin`. A request with neither
+ * header is refused too: browsers send one of them on every POST, and a script that sends neither
+ * is better served by the App API.
  */
 export function crossOriginRefusal(request: Request, trustedOrigins: readonly string[]): string | undefined {
   const origin = request.headers.get('origin')
-  if (origin !== null) {
+  if (origin !== null && origin !== 'null') {
     const own = new URL(request.url).origin
     if (origin === own || trustedOrigins.includes(origin)) return undefined
     return `cross-origin request refused (Origin ${origin} is not ${own})`

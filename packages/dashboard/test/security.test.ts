@@ -109,7 +109,8 @@ describe('dashboard security', () => {
     const attempts: Record<string, Record<string, string>> = {
       'foreign Origin': { origin: 'http://evil.example' },
       'same host, other port': { origin: 'http://127.0.0.1:1' },
-      'null Origin (sandboxed frame)': { origin: 'null' },
+      'null Origin alone': { origin: 'null' },
+      'null Origin from a cross-site frame': { origin: 'null', 'sec-fetch-site': 'cross-site' },
       'Sec-Fetch-Site cross-site': { 'sec-fetch-site': 'cross-site' },
       'Sec-Fetch-Site same-site': { 'sec-fetch-site': 'same-site' },
       'no Origin, no Sec-Fetch-Site': {},
@@ -140,7 +141,8 @@ describe('dashboard security', () => {
     const { url } = await serve({ trustedOrigins: ['https://ops.example'] })
     await makeDeadLetter(app, queue, 'second', { name: 'Error', message: 'second' })
     await makeDeadLetter(app, queue, 'third', { name: 'Error', message: 'third' })
-    expect(await dead()).toBe(3)
+    await makeDeadLetter(app, queue, 'fourth', { name: 'Error', message: 'fourth' })
+    expect(await dead()).toBe(4)
     const ids = (await app.deadLetters(queue).list()).map((d) => d.id)
     const post = (headers: Record<string, string>, id: string) =>
       fetch(`${url}queues/${queue}/dead-letters/purge`, {
@@ -154,6 +156,8 @@ describe('dashboard security', () => {
     expect(byOrigin.headers.get('location')).toBe(`/queues/${queue}?done=purged-dead&n=1`)
     expect((await post({ 'sec-fetch-site': 'same-origin' }, ids[1]!)).status).toBe(303)
     expect((await post({ origin: 'https://ops.example' }, ids[2]!)).status).toBe(303)
+    // A same-origin form post under a no-referrer policy: Origin null, Sec-Fetch-Site same-origin.
+    expect((await post({ origin: 'null', 'sec-fetch-site': 'same-origin' }, ids[3]!)).status).toBe(303)
     expect(await dead()).toBe(0)
   })
 })

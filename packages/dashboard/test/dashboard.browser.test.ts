@@ -1,0 +1,173 @@
+// End to end in headless Chromium against Redis: the dashboard shows the right counts, updates
+// them live, shows a hostile payload and error as text (nothing runs), requeues a dead letter by
+// clicking through the confirmation, and the task page shows it succeeded on the second run.
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type App, createApp, defineTask, type Worker } from '@errand/core'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { type RunningDashboard, serveDashboard } from '../src/index.js'
+import { launchChromium } from './browser.js'
+import { quiet, redisPrefix, unique, until } from './helpers.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const ARTIFACTS = join(here, 'artifacts')
+const DOC_IMAGES = join(here, '..', '..', '..', 'docs', 'images')
+/** Set ERRAND_UPDATE_SCREENSHOTS=1 to refresh the guide's screenshots in docs/images/. */
+const updateDocs = process.env.ERRAND_UPDATE_SCREENSHOTS === '1'
+
+const SCRIPT = '<script>window.__pwned = 1</script>'
+const HTML_ERROR = '<img src=x onerror="window.__pwned=2">first try fails'
+const WAIT = { timeout: 30_000 }
+
+const work = unique('orders')
+const waiting = unique('emails')
+let runs = 0
+
+/** Fails its first run (one attempt: dead-lettered), succeeds when requeued. */
+const flaky = defineTask({
+  name: 'dashboard.flaky',
+  queue: work,
+  input: z.object({ note: z.string() }),
+  handler: ({ note }) => {
+    runs++
+    if (runs === 1) throw new Error(HTML_ERROR)
+    return { ok: true, note }
+  },
+})
+
+/** Never consumed in this test: its queue holds ready messages. */
+const idle = defineTask({
+  name: 'dashboard.idle',
+  queue: waiting,
+  input: z.object({ to: z.string() }),
+  handler: () => undefined,
+})
+
+describe('dashboard in Chromium (Redis)', () => {
+  const store = redisPrefix()
+  let app: App
+  let worker: Worker
+  let dashboard: RunningDashboard
+  let browser: Browser
+  let page: Page
+  let taskId: string
+  const pageErrors: string[] = []
+
+  const shot = async (name: string, docName?: string) => {
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
+    if (updateDocs && docName) {
+      mkdirSync(DOC_IMAGES, { recursive: true })
+      await page.screenshot({ path: join(DOC_IMAGES, docName), fullPage: true })
+    }
+  }
+  const cell = (queue: string, field: string) =>
+    page.locator(`td[data-queue="${queue}"][data-field="${field}"]`)
+  const pwned = () => page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)
+
+  beforeAll(async () => {
+    app = createApp({ broker: store.url, backend: store.url, tasks: [flaky, idle], logger: quiet })
+    worker = await app.worker({ queues: [work], concurrency: 1 }).start()
+    const sent = await app.send(flaky.s({ note: SCRIPT }))
+    taskId = sent.id
+    await expect(sent.get({ timeoutMs: 30_000 })).rejects.toThrow('first try fails')
+    await until(async () => (await app.stats(work)).dead === 1, 'the dead letter', 30_000)
+    await app.sendMany(['a@example.com', 'b@example.com', 'c@example.com'].map((to) => idle.s({ to })))
+    dashboard = await serveDashboard({ app, port: 0, sampleIntervalMs: 500 })
+    browser = await launchChromium()
+    page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
+    page.setDefaultTimeout(30_000)
+    page.on('pageerror', (err) => pageErrors.push(err.message))
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await dashboard?.close()
+    await app?.close()
+    await store.cleanup()
+  }, 60_000)
+
+  it('the queues page shows the counts, updates them live, and draws the depth chart', async () => {
+    await page.goto(dashboard.url)
+    await expect.poll(() => cell(waiting, 'ready').textContent(), WAIT).toBe('3')
+    await expect.poll(() => cell(work, 'dead').textContent(), WAIT).toBe('1')
+    await expect.poll(() => cell(work, 'ready').textContent(), WAIT).toBe('0')
+    await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
+    await expect.poll(() => page.locator('#live').textContent(), WAIT).toMatch(/^live: updated/)
+    expect(await page.locator('.chart .note').textContent()).toContain('No "processed per minute"')
+    // A new message shows up without a reload (server-sent events).
+    await app.send(idle.s({ to: 'd@example.com' }))
+    await expect.poll(() => cell(waiting, 'ready').textContent(), WAIT).toBe('4')
+    await shot('queues', 'dashboard-queues.png')
+    expect(pageErrors).toEqual([])
+  })
+
+  it('the queue page shows the dead letter: reason, error, stack and payload as literal text; nothing ran', async () => {
+    await page.locator(`a[href="/queues/${work}"]`).click()
+    await page.waitForURL(`**/queues/${work}`)
+    const item = page.locator('.dead-letter')
+    await expect.poll(() => item.count(), WAIT).toBe(1)
+    expect(await item.locator('.reason').textContent()).toBe('exhausted')
+    expect(await item.locator('.task-name').textContent()).toBe('dashboard.flaky')
+    expect(await item.locator('.error-message').textContent()).toBe(HTML_ERROR)
+    expect(await item.locator('pre.stack').textContent()).toContain(HTML_ERROR)
+    expect(await item.locator('pre.payload').textContent()).toContain(JSON.stringify(SCRIPT).slice(1, -1))
+    // No element was made from the payload or the error.
+    expect(await page.locator('main script, main img').count()).toBe(0)
+    expect(await pwned()).toBeUndefined()
+    await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
+    await item
+      .locator('details')
+      .first()
+      .evaluate((d) => d.setAttribute('open', ''))
+    await item
+      .locator('details')
+      .nth(1)
+      .evaluate((d) => d.setAttribute('open', ''))
+    await shot('queue', 'dashboard-queue.png')
+    expect(pageErrors).toEqual([])
+  })
+
+  it('requeue asks first (dismiss: nothing happens; accept: requeued), and the task then succeeds', async () => {
+    const requeue = page.locator('.dead-letter button', { hasText: 'Requeue' })
+    const dismissed = new Promise<string>((resolve) =>
+      page.once('dialog', (d) => {
+        resolve(d.message())
+        void d.dismiss()
+      }),
+    )
+    await requeue.click()
+    expect(await dismissed).toMatch(/^Requeue dead letter .+ onto /)
+    expect((await app.stats(work)).dead).toBe(1)
+    expect(page.url()).toBe(`${dashboard.url}queues/${work}`)
+
+    page.once('dialog', (d) => void d.accept())
+    await Promise.all([page.waitForURL(/done=requeued&n=1/), requeue.click()])
+    expect(await page.locator('.notice').textContent()).toBe('1 dead letter(s) requeued.')
+    // The worker runs it again and it succeeds: the queue empties live.
+    await expect.poll(() => cell(work, 'dead').textContent(), WAIT).toBe('0')
+    await until(async () => (await app.result(taskId).info())?.state === 'SUCCESS', 'SUCCESS', 30_000)
+
+    await page.goto(`${dashboard.url}tasks/${taskId}`)
+    expect(await page.locator('#task-state').textContent()).toBe('SUCCESS')
+    expect(await page.locator('table.fields').textContent()).toContain('dashboard.flaky')
+    expect(await page.locator('pre.result').textContent()).toContain('window.__pwned = 1')
+    expect(await pwned()).toBeUndefined()
+    await shot('task')
+    expect(runs).toBe(2)
+    expect(pageErrors).toEqual([])
+  })
+
+  it('the task search opens a task by id, and the schedules page says it cannot list schedules', async () => {
+    await page.goto(dashboard.url)
+    await page.locator('.task-search input').fill(taskId)
+    await Promise.all([page.waitForURL(`**/tasks/${taskId}`), page.locator('.task-search button').click()])
+    expect(await page.locator('#task-state').textContent()).toBe('SUCCESS')
+    await page.locator('header nav a', { hasText: 'Schedules' }).click()
+    await page.waitForURL('**/schedules')
+    expect(await page.locator('main').textContent()).toContain('no API that lists schedules')
+  })
+})
