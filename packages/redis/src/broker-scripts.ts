@@ -98,8 +98,10 @@ if want > 0 and fits(INFLIGHT, 'hash') then
   lmpop[#lmpop + 1] = 'RIGHT'
   lmpop[#lmpop + 1] = 'COUNT'
   local count_at = #lmpop + 1
-  local stop = false
-  while got < want and not stop do
+  local stop, dropped = false, 0
+  -- Garbage does not count toward want: bound it per call so a list full of it cannot hold the
+  -- server in one script (the next round trip goes on).
+  while got < want and not stop and dropped < 1000 do
     lmpop[count_at] = want - got
     -- pcall: a level of the wrong type further down fails this pop, not the ones before it.
     local popped = redis.pcall('LMPOP', unpack(lmpop))
@@ -122,6 +124,7 @@ if want > 0 and fits(INFLIGHT, 'hash') then
         elseif can_place(nil) then
           -- Not counted in got: the loop pops another in its place.
           bury(item, 'a ready list')
+          dropped = dropped + 1
         else
           -- Nowhere to put it: it and the rest of this pop go back where they were, in order.
           for j = #items, k, -1 do redis.call('RPUSH', key, items[j]) end

@@ -96,6 +96,20 @@ describe.runIf(available)('RedisBroker with garbage in its keys', () => {
     await until(() => seen.has('hello world'), 10_000, 'the requeued bytes')
   })
 
+  it('a ready list full of garbage is cleared in bounded steps and the job behind it still runs', async () => {
+    const b = await broker()
+    const q = queue()
+    const ready = keysOf(q).ready[0]!
+    for (let i = 0; i < 2500; i += 500) {
+      await raw.lpush(ready, ...Array.from({ length: 500 }, (_, j) => `junk-${i + j}`))
+    }
+    await b.publish(q, [{ body: text('behind the junk') }])
+    const { seen, acks } = await drain(b, q, 1)
+    await until(() => seen.has('behind the junk'), 10_000, 'the job behind 2500 garbage items')
+    await Promise.all(acks)
+    expect(await b.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 2500 })
+  })
+
   it('dead-letters garbage in the delayed set and in flight, and mends a malformed lease', async () => {
     const q = queue()
     const k = keysOf(q)
