@@ -22,10 +22,13 @@ export async function startFauxqs(timeoutMs = 30_000): Promise<FauxqsServer> {
     await app.listen({ port: 0, host: '127.0.0.1' })
     process.stdout.write(String(app.server.address().port) + '\\n')
     process.on('SIGTERM', () => app.close().then(() => process.exit(0)))
+    process.channel.unref()
+    process.once('disconnect', () => process.exit(0))
   `
   const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], {
     cwd: PACKAGE_DIR,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // IPC as a lifeline only: fauxqs exits when this process dies.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
   let stderr = ''
   child.stderr?.on('data', (c: Buffer) => {

@@ -20,6 +20,10 @@ export async function runWorkerProcess(factories: WorkerFactories): Promise<void
   const raw = process.env[WORKER_CONFIG_ENV]
   if (raw === undefined) throw new Error(`${WORKER_CONFIG_ENV} is not set`)
   const config = JSON.parse(raw) as WorkerConfig
+  // No orphans: if the supervisor dies (even by SIGKILL) its end of the IPC channel closes. The
+  // channel is unref'd so that it never holds a gracefully stopped worker open.
+  process.channel?.unref()
+  process.once('disconnect', () => process.exit(70))
   const runs = await openRunLog(config.runLog)
   const tasks = chaosTasks(config.queue, runs)
   const app = createApp({

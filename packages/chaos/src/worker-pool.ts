@@ -122,7 +122,8 @@ export class WorkerPool {
   private spawnOne(): void {
     const child = spawn(process.execPath, [...this.args], {
       env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(this.config) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel is only a lifeline: the child exits when it closes (this process died).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     })
     const pid = child.pid
     if (pid === undefined) throw new Error('could not spawn a worker process')
