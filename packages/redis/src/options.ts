@@ -36,9 +36,11 @@ export interface RedisConnectionOptions {
    */
   readonly keyPrefix?: string
   /**
-   * Where the adapter reports what it cannot throw to a caller (a failed fetch, a handler that
-   * threw, garbage found in a queue, a refused SELECT after a reconnect). Pass the app's logger.
-   * Default: core's `consoleLogger`. Lines are credential-masked.
+   * Where the adapter reports what it cannot throw to a caller (a failed fetch, a delivery
+   * handler that threw, a stray message on a result channel, a refused SELECT after a
+   * reconnect). Pass the app's logger (`createApp` does for URLs). Default: core's
+   * `consoleLogger`. Lines are credential-masked. (Garbage items in a queue are not logged: they
+   * are dead-lettered as `undecodable`, where `listDeadLetters` shows them.)
    */
   readonly logger?: Logger
 }
