@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import {
   type App,
   createApp,
@@ -56,7 +57,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     })
     await app.connect()
     const logFile = options.reportPath?.replace(/\.json$/, '.log')
-    if (logFile) writeFileSync(logFile, '')
+    if (logFile) {
+      mkdirSync(dirname(logFile), { recursive: true })
+      writeFileSync(logFile, '')
+    }
     pool = new WorkerPool(
       options.workers,
       {
