@@ -179,15 +179,20 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new DecodeError('message is not a JSON object')
   }
+  const id = (raw as { id?: unknown }).id
+  const named = { taskId: typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : undefined }
   const version = (raw as { v?: unknown }).v
   if (version !== ENVELOPE_VERSION) {
-    throw new DecodeError(`unknown envelope version ${JSON.stringify(version) ?? 'undefined'}`)
+    throw new DecodeError(`unknown envelope version ${JSON.stringify(version) ?? 'undefined'}`, named)
   }
   const parsed = envelopeSchema.safeParse(raw)
   if (!parsed.success) {
     const first = parsed.error.issues[0]
     const where = first && first.path.length > 0 ? first.path.join('.') : '(root)'
-    throw new DecodeError(`envelope does not match its schema at ${where}: ${first?.message ?? 'invalid'}`)
+    throw new DecodeError(
+      `envelope does not match its schema at ${where}: ${first?.message ?? 'invalid'}`,
+      named,
+    )
   }
   return parsed.data
 }

@@ -155,8 +155,15 @@ export class UnknownTaskError extends ErrandError {
 
 /** Bytes from a queue are not a valid Errand envelope. */
 export class DecodeError extends ErrandError {
-  constructor(message: string, options?: ErrandErrorOptions) {
+  /**
+   * The task id the message names, when it is a JSON object with a usable `id` (the version or
+   * the schema was wrong): the worker records FAILURE under it so the sender's handle settles.
+   */
+  readonly taskId: string | undefined
+
+  constructor(message: string, options?: ErrandErrorOptions & { readonly taskId?: string | undefined }) {
     super('ERR_DECODE', message, options)
+    this.taskId = options?.taskId
   }
 }
 

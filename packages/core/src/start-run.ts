@@ -1,7 +1,7 @@
 import type { Delivery } from './broker.js'
 import type { Envelope } from './envelope.js'
-import { ErrandError } from './errors.js'
-import type { ResultBackend } from './result-backend.js'
+import { DecodeError, ErrandError, type SerializedError, serializeError } from './errors.js'
+import { isFinalState, type ResultBackend } from './result-backend.js'
 import type { TaskInfo } from './worker-options.js'
 
 /** What {@link startRun} decided: run the handler, dead-letter as canceled, or as exhausted. */
@@ -72,4 +72,30 @@ export function deliveryBudget(d: Delivery, maxRedeliveries: number): 'run' | Er
 
 function tooMany(message: string): ErrandError {
   return new ErrandError('ERR_TIMEOUT', message)
+}
+
+/**
+ * A message that could not be decoded but names a task id (a foreign or stale producer got a
+ * field wrong): record FAILURE under that id, so the sender's `get()` fails with the decode error
+ * instead of waiting out its timeout. A final record already there is left alone (a garbage copy
+ * must not overwrite a task's real outcome), which costs one read, on this rare path only.
+ */
+export async function failUndecodable(
+  backend: ResultBackend | undefined,
+  err: unknown,
+  ttlMs: number,
+): Promise<SerializedError> {
+  const error = serializeError(err)
+  const id = err instanceof DecodeError ? err.taskId : undefined
+  if (!backend || id === undefined) return error
+  try {
+    const prev = await backend.getState(id)
+    if (prev === undefined || !isFinalState(prev.state)) {
+      await backend.setState({ id, state: 'FAILURE', error, finishedAt: Date.now() }, { ttlMs })
+    }
+  } catch {
+    // Best effort: the dead letter (which the worker logs) is what must happen; a backend that
+    // cannot be written now must not turn garbage into a redelivery loop.
+  }
+  return error
 }

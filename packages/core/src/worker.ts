@@ -11,7 +11,7 @@ import {
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
-import { deliveryBudget, startRun } from './start-run.js'
+import { deliveryBudget, failUndecodable, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
 
@@ -166,7 +166,7 @@ export class Worker {
     try {
       env = decodeEnvelope(d.body, rt.maxEnvelopeBytes)
     } catch (err) {
-      return this.deadLetter(d, {}, 'undecodable', serializeError(err))
+      return this.deadLetter(d, {}, 'undecodable', await failUndecodable(rt.backend, err, rt.resultTtlMs))
     }
     const info: TaskInfo = {
       id: env.id,
