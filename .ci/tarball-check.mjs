@@ -1,6 +1,6 @@
 // Do the published packages work outside this repository?
 //
-//   node .ci/tarball-check.mjs [--keep] [--packages=core,conformance,redis]
+//   node .ci/tarball-check.mjs [--keep] [--packages=core,conformance,redis] [--vitest=3.2.4]
 //
 // Builds every publishable package (packages/* without "private"), packs each with `pnpm pack`,
 // checks the packed manifests (no `workspace:` left, engines, license, types, every exported file
@@ -27,7 +27,8 @@ const only = process.argv
   ?.slice('--packages='.length)
   .split(',')
 const started = Date.now()
-const VITEST = '4.1.12'
+// `--vitest=3.2.4` runs the suites on another vitest in conformance's peer range.
+const VITEST = process.argv.find((a) => a.startsWith('--vitest='))?.slice('--vitest='.length) ?? '4.1.12'
 const TYPESCRIPT = '5.9.3'
 const TYPES_NODE = '20.19.43'
 
