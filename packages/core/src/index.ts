@@ -75,6 +75,7 @@ export {
   PayloadTooLargeError,
   RejectTaskError,
   RetryTaskError,
+  SerializationError,
   type SerializedError,
   serializeError,
   TaskFailedError,

@@ -42,7 +42,12 @@ export const workerOptionsSchema = z
     shutdownGraceMs: z.number().int().min(0).default(30_000),
     /** Lease asked for each delivery, where the broker has leases; extended while the task runs. Default 30 s. */
     leaseMs: z.number().int().min(100).default(30_000),
-    /** A message redelivered more than this many times without an outcome is dead-lettered. Default 5. */
+    /**
+     * Once a task was started `1 + maxRedeliveries` times without an outcome (its workers died
+     * or lost the lease while running it), its next delivery is dead-lettered as `exhausted`. Starts are counted in
+     * the result backend's STARTED record, so deliveries that were never started do not count;
+     * without a backend (or with `trackStarted: false`) deliveries are counted instead. Default 5.
+     */
     maxRedeliveries: z.number().int().min(0).default(5),
     /** How often running tasks are checked for cancellation. Default 500 ms. */
     cancelPollMs: z.number().int().min(10).default(500),
