@@ -1,11 +1,12 @@
 /**
  * Crash storm: how often does a delivery that never reached a handler spend the redelivery
  * budget on PostgreSQL? Publishes JOBS jobs, runs one worker process at a time (worker.ts) and
- * SIGKILLs it every JOBS/KILLS finished handlers, then reports per job the deliveries the
+ * SIGKILLs it every JOBS/KILLS finished handlers (or, with KILL_EVERY_MS, that long after each
+ * worker reported READY, whatever it finished), then reports per job the deliveries the
  * broker counted against those that reached core and those whose handler started.
  *
  *   cd packages/postgres && ../../bench/node_modules/.bin/tsx --conditions=source \
- *     test/crash-storm/storm.ts [prefetch=10] [jobs=2000] [kills=20] [concurrency=10]
+ *     test/crash-storm/storm.ts [prefetch=10] [jobs=2000] [kills=20] [concurrency=10] [killEveryMs=0]
  */
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -14,7 +15,9 @@ import { z } from 'zod'
 import { PostgresBroker } from '../../src/index.js'
 import { dropSchema, schemaUrl, sql, uniqueQueue, uniqueSchema } from '../helpers.js'
 
-const [prefetch = 10, jobs = 2000, kills = 20, concurrency = 10] = process.argv.slice(2).map(Number)
+const [prefetch = 10, jobs = 2000, kills = 20, concurrency = 10, killEveryMs = 0] = process.argv
+  .slice(2)
+  .map(Number)
 const schema = uniqueSchema('storm')
 const url = schemaUrl(schema)
 const queue = uniqueQueue('storm')
@@ -46,6 +49,14 @@ function runWorker(): Promise<void> {
     let doneHere = 0
     createInterface({ input: child.stdout }).on('line', (line) => {
       const [kind, n, attempt] = line.split(' ')
+      if (kind === 'READY' && killEveryMs > 0 && killed < kills) {
+        setTimeout(() => {
+          if (child.exitCode === null && killed < kills) {
+            killed++
+            child.kill('SIGKILL')
+          }
+        }, killEveryMs)
+      }
       if (kind === 'F') bump(fetched, Number(n))
       if (kind === 'S') {
         bump(started, Number(n))
@@ -54,7 +65,7 @@ function runWorker(): Promise<void> {
       if (kind === 'D') {
         finished++
         doneHere++
-        if (killed < kills && doneHere >= jobs / kills) {
+        if (killEveryMs === 0 && killed < kills && doneHere >= jobs / kills) {
           killed++
           child.kill('SIGKILL')
         }
@@ -116,6 +127,7 @@ try {
         kills: killed,
         prefetch,
         concurrency,
+        killEveryMs,
         seconds: (Date.now() - t0) / 1000,
         finished,
         deliveriesCounted: deliveries,
