@@ -17,6 +17,7 @@ import { LIST_DEAD, PUBLISH, PURGE, PURGE_DEAD, REQUEUE_DEAD, STATS } from './br
 import { decodeDeadRecord, encodeItem } from './codec.js'
 import { Connections } from './connection.js'
 import { type QueueKeys, queueKeys } from './keys.js'
+import { listQueueNames } from './list-queues.js'
 import { type ParsedBrokerOptions, parseBrokerOptions, type RedisBrokerOptions } from './options.js'
 import { RedisConsumer } from './redis-consumer.js'
 
@@ -188,6 +189,16 @@ export class RedisBroker implements Broker {
   async stats(queue: string): Promise<QueueStats> {
     const [ready, delayed, inFlight, dead] = (await this.#run('stats', queue, STATS, [])) as number[]
     return { ready: ready ?? 0, delayed: delayed ?? 0, inFlight: inFlight ?? 0, dead: dead ?? 0 }
+  }
+
+  /** Names of the queues holding anything (ready, delayed, in flight or dead), sorted. */
+  async listQueues(): Promise<string[]> {
+    this.#assertOpen()
+    try {
+      return await listQueueNames(this.#conns.main, this.#options.keyPrefix)
+    } catch (err) {
+      throw this.#conns.error('listing queues', err)
+    }
   }
 
   /** Remove ready and delayed messages (not in-flight, not dead); returns the count. */
