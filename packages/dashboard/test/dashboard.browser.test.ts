@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type App, createApp, defineTask, type Worker } from '@errand/core'
+import { type App, createApp, defineTask } from '@errand/core'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -49,7 +49,6 @@ const idle = defineTask({
 describe('dashboard in Chromium (Redis)', () => {
   const store = redisPrefix()
   let app: App
-  let worker: Worker
   let dashboard: RunningDashboard
   let browser: Browser
   let page: Page
@@ -66,11 +65,12 @@ describe('dashboard in Chromium (Redis)', () => {
   }
   const cell = (queue: string, field: string) =>
     page.locator(`td[data-queue="${queue}"][data-field="${field}"]`)
-  const pwned = () => page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)
+  const pwned = () => page.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)
 
   beforeAll(async () => {
     app = createApp({ broker: store.url, backend: store.url, tasks: [flaky, idle], logger: quiet })
-    worker = await app.worker({ queues: [work], concurrency: 1 }).start()
+    // Stopped by app.close().
+    await app.worker({ queues: [work], concurrency: 1 }).start()
     const sent = await app.send(flaky.s({ note: SCRIPT }))
     taskId = sent.id
     await expect(sent.get({ timeoutMs: 30_000 })).rejects.toThrow('first try fails')

@@ -3,7 +3,9 @@ import { Command } from 'commander'
 import type { CommandContext } from '../context.js'
 import { usageError } from '../exit-codes.js'
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
+/** Addresses only this machine can reach. */
+const isLoopback = (host: string) =>
+  host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 
 /**
  * `errand dashboard [--port 4000] [--host 127.0.0.1] [--read-only]`: serve the web dashboard until
@@ -27,7 +29,7 @@ export function dashboardCommand(ctx: CommandContext): Command {
       const app = await ctx.app()
       const running = await serveDashboard({ app, port, host: opts.host, readOnly: opts.readOnly === true })
       ctx.io.stdout.write(`dashboard: ${running.url}${opts.readOnly ? ' (read-only)' : ''}\n`)
-      if (!LOOPBACK.has(opts.host)) {
+      if (!isLoopback(opts.host)) {
         ctx.io.stderr.write(
           `errand: warning: the dashboard listens on ${opts.host} with no login: anyone who can reach it can requeue and purge (add --read-only, or mount createDashboard with authorize)\n`,
         )
