@@ -75,7 +75,6 @@ export {
   PayloadTooLargeError,
   RejectTaskError,
   RetryTaskError,
-  SerializationError,
   type SerializedError,
   serializeError,
   TaskFailedError,
