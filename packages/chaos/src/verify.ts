@@ -134,9 +134,10 @@ export function verify(c: Collected): ChaosReport {
   // is counted apart and reported; any other death outside the kills fails the run.
   const duringCut = (e: WorkerExit) =>
     c.disruptions.cuts.some((cut) => cut.from <= e.exitedAt && cut.to + 1_000 >= e.startedAt)
+  // `sent` may be SIGKILL: a kill can pick a worker whose exit is not processed yet.
   const startupExits = c.disruptions.exits.filter(
     (e) =>
-      e.sent === 'none' &&
+      e.sent !== 'SIGTERM' &&
       !e.wasReady &&
       e.code === 1 &&
       e.stderrTail.includes('ERR_CONNECTION') &&
