@@ -10,6 +10,8 @@ export interface ChaosReport {
   readonly backend: string
   readonly variant: string
   readonly queue: string
+  /** Commit of the sources the workers were bundled from, and packages with uncommitted changes. */
+  readonly sources: string
   readonly startedAt: string
   readonly durationMs: number
   readonly tasks: {
@@ -102,6 +104,7 @@ export function formatReport(r: ChaosReport): string {
       .join(', ') || 'none'
   const lines = [
     `== chaos ${r.store} (${r.variant}, backend ${r.backend}): ${r.passed ? 'PASSED' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(1)} s`,
+    `sources ${r.sources}`,
     `tasks sent ${r.tasks.sent} (${r.tasks.singles} singles, ${r.tasks.chains} chains, ${r.tasks.chords} chords of ${r.tasks.chordSize})`,
     `completed ${r.outcome.succeeded}, failed ${r.outcome.failed}, lost ${r.outcome.lost}; unexpected failures: ${kv(r.outcome.unexpectedFailures)}`,
     `handles ${r.handles.total}: resolved ${r.handles.resolved}, rejected ${r.handles.rejected}, unsettled ${r.handles.unsettled}, wrong ${r.handles.wrong}`,

@@ -12,6 +12,7 @@ import type { ChaosOptions } from './chaos-options.js'
 import { Disruptor } from './disruptor.js'
 import type { ChaosReport } from './report.js'
 import { openRunLog, type RunLog } from './run-log.js'
+import { sourceVersion } from './source-version.js'
 import { openRig } from './stores/index.js'
 import type { GarbageItem, StoreRig } from './stores/rig.js'
 import { chaosTasks } from './tasks.js'
@@ -45,6 +46,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let pool: WorkerPool | undefined
   let disruptor: Disruptor | undefined
   let script: WorkerScript | undefined
+  const sources = sourceVersion()
   try {
     script = await buildWorkerScript(options.store)
     runLog = await openRunLog(rig.runLog)
@@ -119,6 +121,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         backend: rig.backendKind,
         variant: options.variant,
         queue: rig.queue,
+        sources,
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
       },

@@ -22,7 +22,10 @@ export type HandleOutcome =
 
 /** Everything a run collected, for {@link verify}. */
 export interface Collected {
-  readonly meta: Pick<ChaosReport, 'store' | 'backend' | 'variant' | 'queue' | 'startedAt' | 'durationMs'>
+  readonly meta: Pick<
+    ChaosReport,
+    'store' | 'backend' | 'variant' | 'queue' | 'sources' | 'startedAt' | 'durationMs'
+  >
   readonly workload: Workload
   readonly outcomes: readonly HandleOutcome[]
   readonly states: ReadonlyMap<string, TaskRecord | undefined>
