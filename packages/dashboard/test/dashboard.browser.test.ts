@@ -46,7 +46,8 @@ const idle = defineTask({
   handler: () => undefined,
 })
 
-describe('dashboard in Chromium (Redis)', () => {
+// Generous but bounded: Chromium on a loaded 2-core machine can take seconds per navigation.
+describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
   const store = redisPrefix()
   let app: App
   let dashboard: RunningDashboard
