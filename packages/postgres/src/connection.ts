@@ -16,14 +16,16 @@ const CONNECTION_CODES = new Set([
 
 /**
  * True for errors that mean "the connection or the server went away" rather than "the statement
- * is wrong": SQLSTATE class 08, admin/crash shutdown, cannot-connect-now, socket errors, and
- * pg's own "Connection terminated" errors.
+ * is wrong": SQLSTATE class 08, admin/crash shutdown, cannot-connect-now, too many connections,
+ * socket errors, and pg's own "Connection terminated" errors.
  */
 export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = (err as { code?: unknown }).code
   if (typeof code === 'string') {
     if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
+    // too_many_connections: raised while connecting (nothing was sent), and transient.
+    if (code === '53300') return true
     if (CONNECTION_CODES.has(code)) return true
   }
   return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect/i.test(
@@ -57,8 +59,9 @@ function guard(client: PgPoolClient): PgPoolClient {
 }
 
 /**
- * A further bound on a retry loop, read at each retry: the time after which the caller gives up
- * (e.g. a canceled consumer's settles get the shutdown grace, its fetches nothing).
+ * A further bound on a retry loop, read at each retry: the most ms the call may keep retrying,
+ * counted from its start (e.g. a canceled consumer's settles get the shutdown grace each, its
+ * fetches nothing).
  */
 export type RetryLimit = () => number
 
@@ -130,11 +133,6 @@ export class Db {
       this.pool = own
       this.owned = true
     }
-  }
-
-  /** The URL (password masked) or `pg.Pool`, for messages. */
-  get display(): string {
-    return this.config.display
   }
 
   get isClosed(): boolean {
@@ -294,7 +292,8 @@ export class Db {
     if (err instanceof ClosedError || err instanceof ConnectionError) return err
     if (!always && !isConnectionError(err)) return err instanceof Error ? err : new Error(String(err))
     const message = maskCredentials(err instanceof Error ? err.message : String(err))
-    const what = this.everConnected ? 'lost the connection to' : 'cannot connect to'
+    // `always` is the connect path; the other is a statement whose connection broke.
+    const what = always ? 'cannot connect to' : 'lost the connection to'
     return new ConnectionError(`${what} PostgreSQL at ${this.endpoint}: ${message}`, {
       adapter: ADAPTER,
       cause: err,
@@ -337,7 +336,7 @@ export class Db {
 
   /** When a retry loop that began at `started` must give up. */
   private retryUntil(started: number, deadline: number, limit?: RetryLimit): number {
-    let until = Math.min(deadline, this.closeDeadline, limit?.() ?? Number.POSITIVE_INFINITY)
+    let until = Math.min(deadline, this.closeDeadline, started + (limit?.() ?? Number.POSITIVE_INFINITY))
     if (!this.everConnected) until = Math.min(until, started + this.config.connectTimeoutMs)
     return until
   }

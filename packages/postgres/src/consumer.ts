@@ -64,8 +64,6 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   /** The queue may hold more ready rows than we had room for. */
   private backlog = false
   private canceled = false
-  /** When {@link cancel} ran (bounds the retries of our settles). */
-  private canceledAt = Number.POSITIVE_INFINITY
   private failures = 0
   private dueTimer: NodeJS.Timeout | undefined
   private pollTimer: NodeJS.Timeout | undefined
@@ -96,7 +94,6 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   async cancel(): Promise<void> {
     if (this.canceled) return
     this.canceled = true
-    this.canceledAt = Date.now()
     clearInterval(this.pollTimer)
     clearTimeout(this.dueTimer)
     clearTimeout(this.retryTimer)
@@ -104,8 +101,8 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     while (this.lanes.size > 0) await Promise.allSettled([...this.lanes])
   }
 
-  settleLimit(): number {
-    return this.canceledAt + this.settings.closeTimeoutMs
+  settleBudget(): number {
+    return this.canceled ? this.settings.closeTimeoutMs : Number.POSITIVE_INFINITY
   }
 
   /** A delivery of ours stopped counting against the prefetch. */

@@ -16,11 +16,12 @@ export interface DeliveryHost {
 export interface DeliveryOwner {
   settled(): void
   /**
-   * Until when a settle of one of our deliveries keeps retrying through an outage: no bound
-   * while consuming; the shutdown grace once the consumer was canceled (the lease brings back
-   * what could not be settled, so a stopping worker need not wait out a long outage).
+   * How long (ms) one settle of our deliveries may keep retrying through an outage: no bound of
+   * ours while consuming (the broker's `reconnectTimeoutMs` applies); the shutdown grace once
+   * the consumer was canceled (the lease brings back what could not be settled, so a stopping
+   * worker need not wait out a long outage).
    */
-  settleLimit(): number
+  settleBudget(): number
 }
 
 /**
@@ -40,7 +41,7 @@ export class PgDelivery implements Delivery {
   private slotFreed = false
   private readonly host: DeliveryHost
   private readonly owner: DeliveryOwner
-  private readonly limit: RetryLimit = () => this.owner.settleLimit()
+  private readonly limit: RetryLimit = () => this.owner.settleBudget()
 
   constructor(
     host: DeliveryHost,

@@ -32,8 +32,9 @@ export interface PostgresConnectionOptions {
   /** Size of the pool we create from `url` (default 10; the LISTEN connection is extra). */
   readonly poolSize?: number
   /**
-   * How long a retry-safe operation (ack, nack, state reads…) keeps retrying while the server is
-   * unreachable, and how long a publish waits for a connection, in ms (default 30000).
+   * How long a retry-safe operation (ack, nack, state reads…) keeps retrying while a server that
+   * was reached once is unreachable, and how long a publish waits for a connection, in ms
+   * (default 30000).
    */
   readonly reconnectTimeoutMs?: number
   /**
@@ -54,7 +55,7 @@ export interface PostgresConnectionOptions {
   readonly closeTimeoutMs?: number
   /**
    * Where warnings go (default: core's `consoleLogger`). Credentials are masked either way. An
-   * app built with `createApp` from a URL passes its own logger where core supports it.
+   * app built with `createApp` from a URL passes its own logger (core's `AdapterContext`).
    */
   readonly logger?: PostgresLogger
 }

@@ -129,7 +129,7 @@ export class Settler {
     const deliveries = arrayLiteral(items, (a) => a.deliveries)
     // A batch retries as long as its least patient owner allows: an ack given up early only
     // means a redelivery after the lease, while waiting would hold up a stopping worker.
-    const limit = (): number => Math.min(...items.map((a) => a.owner.settleLimit()))
+    const limit = (): number => Math.min(...items.map((a) => a.owner.settleBudget()))
     const fused = fuse(items)
     if (fused === undefined) {
       await this.db.query(
