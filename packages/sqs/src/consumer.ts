@@ -137,6 +137,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     return this.#host.sendDeadLetter(this.#settings.names, delivery, info)
   }
 
+  giveBack(delivery: SqsDelivery): Promise<void> {
+    return this.#host.giveBack(this.#settings.names, delivery.url, {
+      ...delivery.message,
+      ReceiptHandle: delivery.handle,
+    })
+  }
+
   get #stopped(): boolean {
     return this.#stop.signal.aborted || this.#host.isClosed()
   }

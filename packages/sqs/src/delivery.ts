@@ -20,6 +20,8 @@ export interface DeliveryHost {
   resend(delivery: SqsDelivery, delayMs: number): Promise<void>
   /** Send the message to the dead-letter queue with the reason attributes. */
   sendDeadLetter(delivery: SqsDelivery, info: DeadLetterInfo): Promise<void>
+  /** Return the message without counting this receive (standard queues; FIFO: visibility 0). */
+  giveBack(delivery: SqsDelivery): Promise<void>
 }
 
 type State = 'open' | 'settling' | 'settled'
@@ -131,6 +133,23 @@ export class SqsDelivery implements Delivery {
         cause: err,
       })
     }
+  }
+
+  /**
+   * Return a delivery whose handler never started, without counting it as an attempt where SQS
+   * allows it. SQS has no way to undo a receive: ChangeMessageVisibility 0 makes the message
+   * visible again, but its ApproximateReceiveCount keeps the receive. So on a standard queue the
+   * message is re-sent carrying its delivery count (`errand.base` = attempt − 1) and the received
+   * copy deleted (2 batched calls; a crash between them leaves a duplicate, never a loss); on a
+   * FIFO queue, where a re-send would lose its place in the group, it is made visible again, which
+   * counts one receive. Settles the delivery. Not in core's `Delivery` interface yet (see the
+   * README, *Attempts and crashes*); `nack()` counts the receive.
+   */
+  giveBack(): Promise<void> {
+    return this.#settle('giveBack', async () => {
+      if (await this.#lost()) return
+      await this.#host.giveBack(this)
+    })
   }
 
   /** Give the message back at once (close); the delivery becomes settled. */
