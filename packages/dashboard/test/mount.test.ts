@@ -45,7 +45,7 @@ describe('mounting the dashboard', () => {
     const store = unique('memory')
     app = createApp({ broker: `memory://${store}`, backend: `memory://${store}`, logger: quiet })
     await makeDeadLetter(app, queue, 'garbage', { name: 'Error', message: 'nope' })
-    await makeDeadLetter(app, queue, 'more garbage', { name: 'Error', message: 'nope again' })
+    await makeDeadLetter(app, queue, 'x'.repeat(200_000), { name: 'Error', message: 'nope again' })
   })
   afterAll(async () => {
     await app?.close()
@@ -109,6 +109,11 @@ describe('mounting the dashboard', () => {
       const body = await page.text()
       expect(body).toContain(`action="/ops/errand/queues/${queue}/dead-letters/requeue"`)
       expect(body).toContain('nope')
+      // A huge payload is cut, saying so, rather than sent whole (a page lists up to 100).
+      expect(body).toContain(
+        `${'x'.repeat(1000)}\n… (truncated: ${200_000 - 64 * 1024} more characters not shown)`,
+      )
+      expect(body.length).toBeLessThan(100_000)
       expect((await fetch(`${origin}/ops/errand/assets/dashboard.css`)).status).toBe(200)
       expect((await fetch(`${origin}/express/ops/errand/queues/${queue}`)).status).toBe(200)
       const home = await fetch(`${origin}/ops/errand/`, { redirect: 'manual' })

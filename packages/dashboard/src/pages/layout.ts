@@ -33,6 +33,15 @@ export function prettyJson(value: unknown): string {
   }
 }
 
+/** Most characters of one payload or result shown; a page lists up to 100 dead letters. */
+export const MAX_SHOWN_CHARS = 64 * 1024
+
+/** `text`, cut at {@link MAX_SHOWN_CHARS} with a note saying how much was left out. */
+export function clip(text: string): string {
+  if (text.length <= MAX_SHOWN_CHARS) return text
+  return `${text.slice(0, MAX_SHOWN_CHARS)}\n… (truncated: ${text.length - MAX_SHOWN_CHARS} more characters not shown)`
+}
+
 /** The page around `body`: header with navigation, the stylesheet and the scripts. */
 export function layout(ctx: PageContext, title: string, body: Html, options: { chart?: boolean } = {}): Html {
   return html`<!doctype html>

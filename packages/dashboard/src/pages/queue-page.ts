@@ -2,7 +2,7 @@ import type { QueueStats } from '@errand/core'
 import type { DeadLetterView } from '../dead-letter-view.js'
 import { type Html, html } from '../html.js'
 import { depthChart } from './charts.js'
-import { href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
+import { clip, href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
 import { countCells } from './queues-page.js'
 
 /** What the last write did, from the redirect's query (fixed wording: nothing echoed from the URL). */
@@ -35,7 +35,7 @@ ${d.error.stack ? html`<details><summary>stack</summary><pre class="stack">${d.e
     : html`<div class="dl-error none">no error recorded</div>`
 }
 <details${d.payloadKind === 'envelope' ? '' : html` open`}><summary>payload (${d.payloadKind === 'envelope' ? 'decoded envelope' : d.payloadKind === 'text' ? 'raw bytes as UTF-8 text' : 'raw bytes as base64'})</summary>
-<pre class="payload">${d.payloadKind === 'envelope' ? prettyJson(d.payload) : String(d.payload)}</pre></details>
+<pre class="payload">${clip(d.payloadKind === 'envelope' ? prettyJson(d.payload) : String(d.payload))}</pre></details>
 </li>`
 }
 

@@ -1,6 +1,6 @@
 import { isFinalState, type TaskRecord } from '@errand/core'
 import { type Html, html } from '../html.js'
-import { href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
+import { clip, href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
 
 const time = (ms: number | undefined) =>
   ms === undefined
@@ -27,7 +27,7 @@ ${row('created', time(record.createdAt))}
 ${row('started', html`${time(record.startedAt)}${duration(record.createdAt, record.startedAt) && html`<span class="muted">${duration(record.createdAt, record.startedAt)} after created</span>`}`)}
 ${row('finished', html`${time(record.finishedAt)}${duration(record.startedAt, record.finishedAt) && html`<span class="muted">${duration(record.startedAt, record.finishedAt)} after started</span>`}`)}
 </table>
-${record.state === 'SUCCESS' ? html`<h2>Result</h2><pre class="result">${prettyJson(record.result)}</pre>` : ''}
+${record.state === 'SUCCESS' ? html`<h2>Result</h2><pre class="result">${clip(prettyJson(record.result))}</pre>` : ''}
 ${
   record.error
     ? html`<h2>${record.state === 'RETRY' ? 'Last error' : 'Error'}</h2>
