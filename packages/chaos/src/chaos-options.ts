@@ -36,7 +36,7 @@ export interface ChaosOptions {
 
 const DISRUPT: DisruptOptions = {
   killEveryMs: 1000,
-  gracefulEvery: 5,
+  gracefulEvery: 8,
   cutGapMs: [2000, 5000],
   cutLengthMs: [500, 2000],
 }

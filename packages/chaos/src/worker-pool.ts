@@ -69,6 +69,11 @@ export class WorkerPool {
     }
   }
 
+  /** Workers sent a SIGTERM that have not exited yet. */
+  get terminating(): number {
+    return [...this.slots].filter((s) => s.sent === 'SIGTERM').length
+  }
+
   /** Live pids. */
   get pids(): number[] {
     return [...this.slots].map((s) => s.pid)
