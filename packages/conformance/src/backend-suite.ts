@@ -1,4 +1,5 @@
 import { describe } from 'vitest'
+import { registerEventTests } from './backend-event-tests.js'
 import { registerGroupTests } from './backend-group-tests.js'
 import { registerStateTests } from './backend-state-tests.js'
 import { registerWaitTests } from './backend-wait-tests.js'
@@ -31,6 +32,7 @@ export function runResultBackendConformance(options: ResultBackendConformanceOpt
     registerStateTests(context)
     registerWaitTests(context)
     registerGroupTests(context)
+    registerEventTests(context, { retention: options.eventRetention ?? 1000 })
     finish()
   })
 }

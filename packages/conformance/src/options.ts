@@ -33,6 +33,13 @@ export interface ResultBackendConformanceOptions {
   readonly factory: () => ResultBackend | Promise<ResultBackend>
   readonly skip?: SkipList
   readonly timeScale?: number
+  /**
+   * Events kept per queue by the factory's backends (their configured retention), where
+   * `capabilities.events` is true: the retention test publishes ten times as many and expects at
+   * most `2 × eventRetention + 200` back (stores trim approximately, e.g. Redis `MAXLEN ~`).
+   * Default 1000.
+   */
+  readonly eventRetention?: number
 }
 
 /** Options of {@link runAppConformance}: end to end over a broker and a backend. */

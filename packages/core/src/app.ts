@@ -6,6 +6,9 @@ import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
 import { Dispatcher } from './dispatcher.js'
 import { DEFAULT_MAX_ENVELOPE_BYTES } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
+import type { EventsOptions, TaskEvent } from './events.js'
+import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
+import type { EventStream } from './events-stream.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
@@ -66,6 +69,12 @@ export const appOptionsSchema = z
      * checked before the built-in ones. See {@link Adapter}.
      */
     adapters: z.array(adapterLike).default([]),
+    /**
+     * Emit task events (`sent` from send, `started`, `progress`, `succeeded`, `failed`, …
+     * from workers) to the result backend, for `app.events()` and `errand events`. Default true;
+     * false turns off writing them from this app (reading other apps' events still works).
+     */
+    events: z.boolean().default(true),
     /** Where logs go (credentials are masked). Default: warnings and errors to the console. */
     logger: z
       .custom<Logger>((v) => isObject(v) && typeof v.warn === 'function' && typeof v.error === 'function', {
@@ -148,7 +157,34 @@ export class App {
       defaultQueue: this.options.defaultQueue,
       resultTtlMs: this.options.resultTtlMs,
       maxEnvelopeBytes: this.options.maxMessageBytes,
+      events: eventsRuntime(backend, this.options.events, this.logger),
     }
+  }
+
+  /**
+   * Follow task events (sent, started, progress, succeeded, failed, dead-lettered, canceled) of
+   * every producer and worker on this app's result backend. Resolves once the subscription is
+   * live: every event published after that reaches it. Without a backend, only this app's own
+   * events (in process); a backend without the events capability is refused (`ERR_NOT_SUPPORTED`).
+   * A reader that falls behind `bufferSize` loses the oldest events (see {@link EventStream}).
+   *
+   * @example
+   * ```ts
+   * for await (const e of await app.events({ types: ['failed'], signal })) console.log(e)
+   * ```
+   */
+  async events(options: EventsOptions = {}): Promise<EventStream> {
+    const rt = await this.connect()
+    return openEvents(rt.events, options, (stream) => this.onClose(() => stream.close()))
+  }
+
+  /**
+   * The last `limit` events of `queue` (default 100), oldest first, as the backend retains them
+   * (memory: 1000 per queue; Redis: a capped stream per queue; Postgres: a trimmed table).
+   */
+  async recentEvents(queue: string, options: { readonly limit?: number } = {}): Promise<TaskEvent[]> {
+    const rt = await this.connect()
+    return recentEvents(rt.events, queue, options.limit ?? 100)
   }
 
   /**
@@ -344,6 +380,8 @@ export class App {
       await Promise.allSettled([...this.stoppers].map((s) => s()))
       await Promise.allSettled([...this.workers].map((w) => w.stop()))
       const rt = await this.runtime?.catch(() => undefined)
+      // Events this app emitted go out before the backend closes (bounded: one batch in flight).
+      await rt?.events.sink?.flush()
       if (rt) await Promise.allSettled([rt.broker.close(), rt.backend?.close()])
     })()
     return this.closed

@@ -1,6 +1,6 @@
 import type { WireNode } from './envelope.js'
 import { CanceledError, NotSupportedError, TaskFailedError, TimeoutError } from './errors.js'
-import type { ResultBackend, TaskRecord, TaskState } from './result-backend.js'
+import type { ResultBackend, TaskLogLine, TaskRecord, TaskState } from './result-backend.js'
 
 /** Options of {@link AsyncResult.get}. */
 export interface GetOptions {
@@ -25,6 +25,13 @@ export interface AsyncResult<T> {
   info(): Promise<TaskRecord | undefined>
   /** Wait for the output. */
   get(options?: GetOptions): Promise<T>
+  /**
+   * The last value the task passed to `ctx.progress` (stored at most every 250 ms while it runs,
+   * and with its outcome), or undefined. For a group: undefined (ask its members).
+   */
+  progress(): Promise<unknown>
+  /** The lines the task wrote with `ctx.log` in its latest attempt, oldest first (capped). */
+  logs(): Promise<TaskLogLine[]>
 }
 
 function requireBackend(backend: ResultBackend | undefined): ResultBackend {
@@ -115,6 +122,14 @@ export class TaskResult<T> implements AsyncResult<T> {
     return (await backendFrom(this.backend)).getState(this.id)
   }
 
+  async progress(): Promise<unknown> {
+    return (await this.info())?.progress
+  }
+
+  async logs(): Promise<TaskLogLine[]> {
+    return [...((await this.info())?.logs ?? [])]
+  }
+
   async get(options: GetOptions = {}): Promise<T> {
     const backend = await backendFrom(this.backend)
     const { signal, dispose } = waitSignal(options, `task ${this.id}`, this.explain)
@@ -149,6 +164,18 @@ export class GroupResult<T> implements AsyncResult<T> {
   async info(): Promise<TaskRecord | undefined> {
     requireBackend(this.backend)
     return { id: this.id, state: await this.state(), children: this.children.map((c) => c.id) }
+  }
+
+  /** Undefined: a group reports no progress of its own (ask `children`). */
+  async progress(): Promise<unknown> {
+    requireBackend(this.backend)
+    return undefined
+  }
+
+  /** Empty: a group keeps no log lines of its own (ask `children`). */
+  async logs(): Promise<TaskLogLine[]> {
+    requireBackend(this.backend)
+    return []
   }
 
   async get(options: GetOptions = {}): Promise<T> {
@@ -286,5 +313,11 @@ class Delegating<T> implements AsyncResult<T> {
   }
   get(options?: GetOptions): Promise<T> {
     return this.inner.get(options)
+  }
+  progress(): Promise<unknown> {
+    return this.inner.progress()
+  }
+  logs(): Promise<TaskLogLine[]> {
+    return this.inner.logs()
   }
 }

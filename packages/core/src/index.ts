@@ -83,6 +83,34 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js'
+export {
+  type BackendEventSubscription,
+  type CanceledEvent,
+  type DeadLetteredEvent,
+  EVENT_ERROR_MESSAGE_MAX,
+  type EventError,
+  type EventFilter,
+  type EventStore,
+  type EventStreamItem,
+  type EventsDropped,
+  type EventsOptions,
+  eventError,
+  type FailedEvent,
+  hasEventStore,
+  isTaskEventType,
+  matchesFilter,
+  type ProgressEvent,
+  parseTaskEvent,
+  type SentEvent,
+  type StartedEvent,
+  type SucceededEvent,
+  TASK_EVENT_TYPES,
+  type TaskEvent,
+  type TaskEventBase,
+  type TaskEventType,
+} from './events.js'
+export { EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
+export { DEFAULT_EVENT_BUFFER, type EventListener, EventStream } from './events-stream.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
 export {
   createMemoryBroker,
@@ -91,6 +119,7 @@ export {
   MemoryBroker,
   type MemoryBrokerOptions,
   type MemoryCapabilityOverrides,
+  MemoryEvents,
   MemoryResultBackend,
   type MemoryResultBackendOptions,
   MemoryStore,
@@ -112,6 +141,7 @@ export {
   resultBackendCapabilities,
   type SetStateOptions,
   TASK_STATES,
+  type TaskLogLine,
   type TaskRecord,
   type TaskState,
 } from './result-backend.js'
@@ -127,6 +157,13 @@ export {
   type TaskDefinitionWithOutput,
   type TaskHandler,
 } from './task.js'
+export {
+  PROGRESS_MAX_BYTES,
+  PROGRESS_WRITE_EVERY_MS,
+  TASK_LOG_LINE_MAX_BYTES,
+  TASK_LOG_MAX_BYTES,
+  TASK_LOG_MAX_LINES,
+} from './task-telemetry.js'
 export { Worker } from './worker.js'
 export {
   type ResolvedWorkerOptions,

@@ -1,4 +1,5 @@
 import type { SerializedError } from './errors.js'
+import type { BackendEventSubscription, EventFilter, TaskEvent } from './events.js'
 
 /** Life of a task, as the result backend records it. */
 export type TaskState = 'PENDING' | 'RECEIVED' | 'STARTED' | 'RETRY' | 'SUCCESS' | 'FAILURE' | 'CANCELED'
@@ -50,6 +51,19 @@ export interface TaskRecord {
   readonly finishedAt?: number
   /** For canvases: the child task ids this record stands for. */
   readonly children?: readonly string[]
+  /** The last value the handler passed to `ctx.progress` (JSON, at most 4 KiB). */
+  readonly progress?: unknown
+  /** Lines the handler wrote with `ctx.log` in its latest attempt, oldest first (capped). */
+  readonly logs?: readonly TaskLogLine[]
+}
+
+/** One line a handler wrote with `ctx.log.info(…)` (or debug/warn/error), kept with its record. */
+export interface TaskLogLine {
+  /** When it was written (ms since the epoch). */
+  readonly at: number
+  readonly level: 'debug' | 'info' | 'warn' | 'error'
+  /** The message, with its fields as JSON after it when there were any (cut at 1 KiB). */
+  readonly message: string
 }
 
 /** The outcome of one group member, as stored by {@link ResultBackend.completeGroupMember}. */
@@ -75,11 +89,17 @@ export interface GroupProgress {
 export interface ResultBackendCapabilities {
   /** `waitFor` is pushed by the store (pub/sub, LISTEN/NOTIFY) rather than polled. */
   readonly pushWait: boolean
+  /**
+   * The backend stores and broadcasts task events: it implements `publishEvents`,
+   * `subscribeEvents` and `recentEvents` (see `EventStore` in `events.ts`). Default false.
+   */
+  readonly events: boolean
 }
 
 /** Defaults for every backend capability. */
 export const DEFAULT_RESULT_BACKEND_CAPABILITIES: ResultBackendCapabilities = Object.freeze({
   pushWait: false,
+  events: false,
 })
 
 /** Fills unspecified flags with defaults. */
@@ -135,4 +155,13 @@ export interface ResultBackend {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
   /** The value under `key`, if present and not expired. */
   getValue(key: string): Promise<string | undefined>
+  /** Where `capabilities.events` is true: store and broadcast events (see `EventStore`). */
+  publishEvents?(events: readonly TaskEvent[]): Promise<void>
+  /** Where `capabilities.events` is true: live events from every instance (see `EventStore`). */
+  subscribeEvents?(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription>
+  /** Where `capabilities.events` is true: the last events of a queue, oldest first. */
+  recentEvents?(queue: string, limit: number): Promise<TaskEvent[]>
 }

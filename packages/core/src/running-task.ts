@@ -3,6 +3,7 @@ import type { Envelope } from './envelope.js'
 import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { AnyTask, TaskContext } from './task.js'
+import type { TaskTelemetry } from './task-telemetry.js'
 import { formatPath } from './validation.js'
 import { checkWireValue } from './wire-check.js'
 
@@ -25,6 +26,9 @@ export class RunningTask {
   reason: unknown
   private controller: AbortController | undefined
   private onAbort: ((reason: unknown) => void) | undefined
+  #telemetry: TaskTelemetry | undefined
+  /** @internal Makes the task's progress and log recorder on first use (set by the worker). */
+  makeTelemetry: ((running: RunningTask) => TaskTelemetry) | undefined
 
   constructor(
     readonly delivery: Delivery,
@@ -40,6 +44,17 @@ export class RunningTask {
       if (this.reason !== undefined) this.controller.abort(this.reason)
     }
     return this.controller.signal
+  }
+
+  /** Progress and log lines (`ctx.progress`, `ctx.log`), made when the handler first uses them. */
+  get telemetry(): TaskTelemetry | undefined {
+    if (this.#telemetry === undefined && this.makeTelemetry) this.#telemetry = this.makeTelemetry(this)
+    return this.#telemetry
+  }
+
+  /** The recorder if the handler used it, without making one. */
+  get usedTelemetry(): TaskTelemetry | undefined {
+    return this.#telemetry
   }
 
   abort(reason: unknown): void {
@@ -83,7 +98,12 @@ export function runHandler(
     get signal() {
       return running.signal
     },
-    log,
+    get log() {
+      return running.makeTelemetry ? (running.telemetry as TaskTelemetry).log : log
+    },
+    progress: (value) => {
+      running.telemetry?.progress(value)
+    },
     headers: env.headers ?? NO_HEADERS,
     rootId: env.root,
     parentId: env.parent,

@@ -1,5 +1,6 @@
 import type { Broker } from './broker.js'
 import type { Dispatcher } from './dispatcher.js'
+import type { EventsRuntime } from './events-runtime.js'
 import type { Logger } from './logger.js'
 import type { ResultBackend } from './result-backend.js'
 import type { AnyTask } from './task.js'
@@ -14,4 +15,6 @@ export interface Runtime {
   readonly defaultQueue: string
   readonly resultTtlMs: number
   readonly maxEnvelopeBytes: number
+  /** Where task events are written and read. */
+  readonly events: EventsRuntime
 }

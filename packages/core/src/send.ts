@@ -4,6 +4,7 @@ import type { AnyCanvas } from './canvas.js'
 import { NO_INPUT } from './dispatcher.js'
 import type { Envelope } from './envelope.js'
 import { InvalidOptionError, NotSupportedError, ValidationError } from './errors.js'
+import { emitSent } from './events-runtime.js'
 import { newId } from './ids.js'
 import type { Runtime } from './runtime.js'
 import { applySendOptions, checkSendOptions, validateCanvas } from './send-plan.js'
@@ -93,6 +94,9 @@ export async function sendCanvases(
       ? undefined
       : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
   )
+  // After the broker has them (a failed send announces nothing), without waiting for the store.
+  // In a caller's transaction the send may yet roll back, so nothing is announced then.
+  if (rt.events.sink && tx === undefined) emitSent(rt.events.sink, envelopes)
   return results
 }
 

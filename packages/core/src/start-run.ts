@@ -1,7 +1,7 @@
 import type { Delivery } from './broker.js'
 import type { Envelope } from './envelope.js'
 import { DecodeError, ErrandError, type SerializedError, serializeError } from './errors.js'
-import { isFinalState, type ResultBackend } from './result-backend.js'
+import { isFinalState, type ResultBackend, type TaskRecord } from './result-backend.js'
 import type { TaskInfo } from './worker-options.js'
 
 /** What {@link startRun} decided: run the handler, dead-letter as canceled, or as exhausted. */
@@ -30,6 +30,8 @@ export async function startRun(
   ttlMs: number,
   maxRedeliveries: number,
   now: number,
+  /** Told the STARTED record this call wrote (progress writes reuse it). */
+  written?: (record: TaskRecord) => void,
 ): Promise<StartDecision> {
   let before = 0
   if (d.attempt > 1) {
@@ -45,18 +47,17 @@ export async function startRun(
       `started ${before} times without an outcome (workers died or lost the lease while running it)`,
     )
   }
-  const stored = await backend.setState(
-    {
-      id: env.id,
-      state: 'STARTED',
-      task: env.task,
-      attempts: info.attempt,
-      starts: before + 1,
-      createdAt: env.createdAt,
-      startedAt: now,
-    },
-    { ttlMs },
-  )
+  const record: TaskRecord = {
+    id: env.id,
+    state: 'STARTED',
+    task: env.task,
+    attempts: info.attempt,
+    starts: before + 1,
+    createdAt: env.createdAt,
+    startedAt: now,
+  }
+  written?.(record)
+  const stored = await backend.setState(record, { ttlMs })
   return stored === 'CANCELED' ? 'canceled' : 'run'
 }
 

@@ -15,7 +15,18 @@ export interface TaskContext {
   readonly attempt: number
   /** Aborted on timeout, cancellation, or shutdown past the grace period. Pass it on to I/O. */
   readonly signal: AbortSignal
+  /**
+   * The app's logger. Each line is also kept with the task's record (the last 100 lines or
+   * 16 KiB of the latest attempt), readable with `result.logs()` and `errand result`.
+   */
   readonly log: Logger
+  /**
+   * Report progress: a number (`0.42`) or small JSON (`{ done: 42, of: 100 }`), at most 4 KiB
+   * (`ERR_VALIDATION` beyond). Stored on the task's record (`result.progress()`) and sent as a
+   * `progress` event, at most every 250 ms per task (the last value wins), so calling it in a
+   * tight loop is cheap.
+   */
+  progress(value: unknown): void
   /** Headers sent with the task (W3C `traceparent` among them). */
   readonly headers: Readonly<Record<string, string>>
   /** First task of the workflow this task belongs to. */

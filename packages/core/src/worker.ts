@@ -8,11 +8,14 @@ import {
   type SerializedError,
   serializeError,
 } from './errors.js'
+import { WorkerEvents } from './events-runtime.js'
+import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
 import { deliveryBudget, failUndecodable, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
+import { type RunFacts, telemetryMaker } from './task-telemetry.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
 
 /**
@@ -34,6 +37,8 @@ export class Worker {
   private cancelTimer: NodeJS.Timeout | undefined
   private drained: (() => void) | undefined
   private runtime: Runtime | undefined
+  /** Lifecycle events (undefined with `events: false` or no event store); the hooks see the same points. */
+  private emit: WorkerEvents | undefined
 
   /** @internal Use `app.worker()`. */
   constructor(
@@ -52,6 +57,7 @@ export class Worker {
     this.state = 'starting'
     const rt = await this.connect()
     this.runtime = rt
+    if (rt.events.sink) this.emit = new WorkerEvents(rt.events.sink)
     const queues = this.options.queues ?? defaultQueues(rt)
     const prefetch = this.options.prefetch ?? this.options.concurrency
     try {
@@ -197,9 +203,13 @@ export class Worker {
       )
     }
     const { maxRedeliveries } = this.options
+    const ttlMs = task.resultTtlMs ?? rt.resultTtlMs
+    let started: TaskRecord | undefined
     const decision =
       rt.backend && this.options.trackStarted
-        ? await startRun(rt.backend, d, env, info, task.resultTtlMs ?? rt.resultTtlMs, maxRedeliveries, now)
+        ? await startRun(rt.backend, d, env, info, ttlMs, maxRedeliveries, now, (r) => {
+            started = r
+          })
         : deliveryBudget(d, maxRedeliveries)
     if (decision === 'canceled') return this.finishCanceled(d, env, info)
     if (decision !== 'run') return this.finishFailed(d, env, info, 'exhausted', serializeError(decision))
@@ -209,8 +219,10 @@ export class Worker {
     } catch (err) {
       return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
     }
+    this.emit?.started(env, info.attempt)
     if (this.options.hooks?.onStart) await this.hook('onStart', info)
     const running = new RunningTask(d, env, now)
+    running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
     this.running.add(running)
     let output: unknown
     let failure: unknown
@@ -224,17 +236,21 @@ export class Worker {
     } finally {
       this.running.delete(running)
     }
+    const recorder = running.usedTelemetry
+    // Awaited only when the handler reported progress or logged: the usual path adds no await.
+    const run: RunFacts = { startedAt: now, fields: recorder ? await recorder.finish() : undefined }
     if (running.abandoned) return
     if (ok) {
       // Checked before anything is stored or sent on: an output JSON cannot carry fails the same
       // way every time, so it is a final failure (no retry, no redelivery: the handler's side
       // effects are not repeated), like an output that does not match its schema.
       const unserializable = unserializableOutput(task, output)
-      if (unserializable) return this.finishFailed(d, env, info, 'rejected', serializeError(unserializable))
-      return this.finishSucceeded(d, env, info, task, output, now)
+      if (unserializable)
+        return this.finishFailed(d, env, info, 'rejected', serializeError(unserializable), run)
+      return this.finishSucceeded(d, env, info, task, output, run)
     }
     if (running.reason instanceof CanceledError) return this.finishCanceled(d, env, info)
-    return this.finishAttemptFailed(d, env, info, task, failure)
+    return this.finishAttemptFailed(d, env, info, task, failure, run)
   }
 
   private async finishSucceeded(
@@ -243,7 +259,7 @@ export class Worker {
     info: TaskInfo,
     task: AnyTask,
     output: unknown,
-    startedAt: number,
+    run: RunFacts,
   ): Promise<void> {
     const rt = this.runtime as Runtime
     const stored = rt.backend?.setState(
@@ -254,14 +270,16 @@ export class Worker {
         result: output,
         attempts: info.attempt,
         createdAt: env.createdAt,
-        startedAt,
+        startedAt: run.startedAt,
         finishedAt: Date.now(),
+        ...run.fields,
       },
       { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
     )
     // The outcome and the next step are written side by side; the ack waits for both.
     await Promise.all([stored, rt.dispatcher.succeeded(env, output)])
     await d.ack()
+    this.emit?.succeeded(env, info.attempt, run.startedAt)
     if (this.options.hooks?.onSuccess) await this.hook('onSuccess', info, output)
   }
 
@@ -271,6 +289,7 @@ export class Worker {
     info: TaskInfo,
     task: AnyTask,
     err: unknown,
+    run: RunFacts,
   ): Promise<void> {
     const rt = this.runtime as Runtime
     const error = serializeError(err)
@@ -293,15 +312,17 @@ export class Worker {
             error,
             attempts: info.attempt,
             createdAt: env.createdAt,
+            ...run.fields,
           },
           { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
         ),
       ])
       await d.ack()
+      this.emit?.failed(env, info.attempt, error, delayMs, run.startedAt)
       await this.hook('onRetry', info, error, delayMs)
       return
     }
-    return this.finishFailed(d, env, info, rejected ? 'rejected' : 'exhausted', error)
+    return this.finishFailed(d, env, info, rejected ? 'rejected' : 'exhausted', error, run)
   }
 
   /** A final failure: store FAILURE, walk the workflow's failure path, dead-letter the message. */
@@ -311,6 +332,7 @@ export class Worker {
     info: TaskInfo,
     reason: DeadLetterReason,
     error: SerializedError,
+    run?: RunFacts,
   ): Promise<void> {
     const rt = this.runtime as Runtime
     const ttlMs = rt.tasks.get(env.task)?.resultTtlMs ?? rt.resultTtlMs
@@ -324,12 +346,15 @@ export class Worker {
           attempts: info.attempt,
           createdAt: env.createdAt,
           finishedAt: Date.now(),
+          ...run?.fields,
         },
         { ttlMs },
       ),
       rt.dispatcher.failed(env, error),
     ])
     await this.deadLetter(d, info, reason, error)
+    this.emit?.failed(env, info.attempt, error, undefined, run?.startedAt)
+    this.emit?.deadLettered(env, info.attempt, reason, error)
     await this.hook('onFailure', info, error)
   }
 
@@ -337,6 +362,8 @@ export class Worker {
     const error = serializeError(new CanceledError(env.id))
     await (this.runtime as Runtime).dispatcher.failed(env, error)
     await this.deadLetter(d, info, 'canceled', error)
+    this.emit?.canceled(env, info.attempt)
+    this.emit?.deadLettered(env, info.attempt, 'canceled', error)
   }
 
   private async deadLetter(

@@ -37,6 +37,13 @@ export class Deque<T> {
     return item
   }
 
+  /** The items, front to back (a copy). */
+  toArray(): T[] {
+    const out: T[] = []
+    for (let i = 0; i < this.#size; i++) out.push(this.#buf[(this.#head + i) & (this.#buf.length - 1)] as T)
+    return out
+  }
+
   /** Remove everything. */
   clear(): void {
     this.#buf = new Array<T | undefined>(16)

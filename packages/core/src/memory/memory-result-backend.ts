@@ -1,4 +1,5 @@
 import { ClosedError } from '../errors.js'
+import type { BackendEventSubscription, EventFilter, TaskEvent } from '../events.js'
 import {
   type GroupProgress,
   isTaskState,
@@ -34,10 +35,14 @@ export class MemoryResultBackend implements ResultBackend {
   /** Adapter name in errors and logs. */
   readonly name = 'memory'
   /** What this instance does natively (see the class summary for the defaults). */
-  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
+    pushWait: true,
+    events: true,
+  })
   /** The store this backend works on. */
   readonly store: MemoryStore
   readonly #pending = new Set<(err: Error) => void>()
+  readonly #subscriptions = new Set<BackendEventSubscription>()
   #closed = false
 
   /** Throws `InvalidOptionError` naming the field when `options` are invalid. */
@@ -57,6 +62,8 @@ export class MemoryResultBackend implements ResultBackend {
     this.#closed = true
     const error = new ClosedError('the result backend closed while waiting', ADAPTER)
     for (const reject of [...this.#pending]) reject(error)
+    for (const subscription of this.#subscriptions) await subscription.close()
+    this.#subscriptions.clear()
     this.store.detach()
   }
 
@@ -153,6 +160,36 @@ export class MemoryResultBackend implements ResultBackend {
     this.#assertOpen()
     checkKey('key', key)
     return this.store.results.getValue(key)
+  }
+
+  /** Store events in the store's per-queue ring (last 1000) and call its live listeners. */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    this.#assertOpen()
+    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    return this.store.events.publishEvents(events)
+  }
+
+  /** Live events published on this store from now on (synchronous delivery, in order). */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    this.#assertOpen()
+    const subscription = await this.store.events.subscribeEvents(filter ?? {}, onEvent)
+    this.#subscriptions.add(subscription)
+    return {
+      close: async () => {
+        this.#subscriptions.delete(subscription)
+        await subscription.close()
+      },
+    }
+  }
+
+  /** The last `limit` events of `queue` on this store, oldest first. */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    this.#assertOpen()
+    checkKey('queue', queue)
+    return this.store.events.recentEvents(queue, limit)
   }
 
   #assertOpen(): void {

@@ -1,3 +1,4 @@
+import { MemoryEvents } from './memory-events.js'
 import { MemoryQueue } from './memory-queue.js'
 import { MemoryResults } from './memory-results.js'
 
@@ -25,6 +26,8 @@ export class MemoryStore {
   readonly name: string
   /** Task records, group counters and claims. */
   readonly results = new MemoryResults()
+  /** Task events: the last 1000 per queue, and live listeners. */
+  readonly events = new MemoryEvents()
   readonly #queues = new Map<string, MemoryQueue>()
   #clients = 0
 

@@ -1,0 +1,83 @@
+import type { EventStore, TaskEvent } from './events.js'
+import type { Logger } from './logger.js'
+
+/** Events waiting for the store at most; past it the oldest are dropped (the store is down). */
+export const MAX_PENDING_EVENTS = 10_000
+
+/** How often a failing store is reported in the log, at most. */
+const REPORT_EVERY_MS = 30_000
+
+/**
+ * Where the worker and `send` put events: a batching writer in front of an {@link EventStore}.
+ *
+ * `emit` only appends to an array (a few tens of nanoseconds: the hot path never waits for the
+ * store). The events of one turn of the event loop go to the store as one `publishEvents` call
+ * (on Redis one pipelined round trip, on Postgres one statement), and only one call is in flight
+ * at a time, so the events one process emits reach the store in the order they were emitted.
+ * Events are observability, not state: a store that fails loses the batch (logged at most every
+ * 30 s) and never fails a task or a send.
+ */
+export class EventSink {
+  readonly #store: EventStore
+  readonly #logger: Logger
+  #pending: TaskEvent[] = []
+  #flushing: Promise<void> | undefined
+  #scheduled = false
+  #lastReport = 0
+  #lost = 0
+
+  constructor(store: EventStore, logger: Logger) {
+    this.#store = store
+    this.#logger = logger
+  }
+
+  /** Queue one event for the store. */
+  emit(event: TaskEvent): void {
+    if (this.#pending.length >= MAX_PENDING_EVENTS) {
+      this.#pending.shift()
+      this.#lost++
+    }
+    this.#pending.push(event)
+    if (!this.#scheduled && this.#flushing === undefined) {
+      this.#scheduled = true
+      setImmediate(() => {
+        this.#scheduled = false
+        void this.#run()
+      })
+    }
+  }
+
+  /** Resolves once every event emitted so far has been handed to the store (or given up on). */
+  async flush(): Promise<void> {
+    while (this.#pending.length > 0 || this.#flushing !== undefined) {
+      await (this.#flushing ?? this.#run())
+    }
+  }
+
+  #run(): Promise<void> {
+    if (this.#flushing !== undefined) return this.#flushing
+    if (this.#pending.length === 0) return Promise.resolve()
+    const batch = this.#pending
+    this.#pending = []
+    this.#flushing = this.#store
+      .publishEvents(batch)
+      .catch((err: unknown) => this.#report(err, batch.length))
+      .finally(() => {
+        this.#flushing = undefined
+        // What arrived while this batch was in flight goes next, in order.
+        if (this.#pending.length > 0) void this.#run()
+      })
+    return this.#flushing
+  }
+
+  #report(err: unknown, count: number): void {
+    this.#lost += count
+    const now = Date.now()
+    if (now - this.#lastReport < REPORT_EVERY_MS) return
+    this.#lastReport = now
+    this.#logger.warn(`could not store ${this.#lost} task event(s); events are best effort`, {
+      error: String(err),
+    })
+    this.#lost = 0
+  }
+}

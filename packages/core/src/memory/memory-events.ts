@@ -1,0 +1,77 @@
+import {
+  type BackendEventSubscription,
+  type EventFilter,
+  type EventStore,
+  matchesFilter,
+  type TaskEvent,
+} from '../events.js'
+import { Deque } from './deque.js'
+
+/** Events kept per queue for `recentEvents` by default. */
+export const DEFAULT_MEMORY_EVENT_RETENTION = 1000
+
+interface Listener {
+  readonly filter: EventFilter
+  readonly onEvent: (event: TaskEvent) => void
+}
+
+/**
+ * Task events in this process: the last `retention` events of each queue for history, and
+ * listeners called synchronously by `publishEvents`. Shared by every backend on one
+ * `MemoryStore`, so two apps on `memory://` in one process see each other's events. Events are
+ * copied (JSON) on the way in and handed out as frozen copies: a reader cannot change what
+ * another one sees.
+ */
+export class MemoryEvents implements EventStore {
+  readonly #queues = new Map<string, Deque<TaskEvent>>()
+  readonly #listeners = new Set<Listener>()
+  readonly #retention: number
+
+  constructor(retention = DEFAULT_MEMORY_EVENT_RETENTION) {
+    this.#retention = retention
+  }
+
+  /** Store and broadcast, in order. */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    for (const original of events) {
+      const event = Object.freeze(JSON.parse(JSON.stringify(original)) as TaskEvent)
+      let ring = this.#queues.get(event.queue)
+      if (ring === undefined) {
+        ring = new Deque()
+        this.#queues.set(event.queue, ring)
+      }
+      ring.push(event)
+      while (ring.size > this.#retention) ring.shift()
+      for (const listener of this.#listeners) {
+        if (!matchesFilter(event, listener.filter)) continue
+        try {
+          listener.onEvent(event)
+        } catch {
+          // A subscriber's bug is its own; the publisher and the other subscribers go on.
+        }
+      }
+    }
+  }
+
+  /** Live at once. */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    const listener: Listener = { filter: { ...filter }, onEvent }
+    this.#listeners.add(listener)
+    return {
+      close: async () => {
+        this.#listeners.delete(listener)
+      },
+    }
+  }
+
+  /** The last `limit` events of `queue`, oldest first. */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    const ring = this.#queues.get(queue)
+    if (ring === undefined || limit <= 0) return []
+    const all = ring.toArray()
+    return all.slice(Math.max(0, all.length - limit))
+  }
+}
