@@ -8,7 +8,8 @@ export { SqsBroker } from './sqs-broker.js'
 
 /**
  * Open an SQS broker from an `sqs:` URL (core's `createApp` calls this for `sqs://` URLs). Does
- * not connect. SQS has no result backend: pair it with another store's.
+ * not connect. SQS has no result backend: pair it with another store's. `context.logger` (core
+ * passes the app's) receives the adapter's warnings; without it they go to core's `consoleLogger`.
  *
  * @example
  * ```ts
