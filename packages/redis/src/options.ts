@@ -56,7 +56,13 @@ export interface RedisBrokerOptions extends RedisConnectionOptions {
 }
 
 /** Options of {@link RedisResultBackend}. */
-export interface RedisResultBackendOptions extends RedisConnectionOptions {}
+export interface RedisResultBackendOptions extends RedisConnectionOptions {
+  /**
+   * Task events kept per queue for `recentEvents` (a stream trimmed with `MAXLEN ~`, so up to
+   * about 100 more). Live subscribers read an all-queues stream kept at ten times this. Default 1000.
+   */
+  readonly eventRetention?: number
+}
 
 /** Default lease of a delivery: 30 s. */
 export const DEFAULT_LEASE_MS = 30_000
@@ -106,7 +112,9 @@ const brokerSchema = z
   })
   .strict()
 
-const backendSchema = z.object(connectionShape).strict()
+const backendSchema = z
+  .object({ ...connectionShape, eventRetention: z.number().int().min(1).max(1_000_000).optional() })
+  .strict()
 
 /** Broker options after validation, with the URL's query parameters applied. */
 export interface ParsedBrokerOptions {
@@ -123,6 +131,8 @@ export interface ParsedBackendOptions {
   readonly connection: ConnectionPlan
   readonly logger: Logger
   readonly keyPrefix: string
+  /** Events kept per queue (default 1000). */
+  readonly eventRetention: number
 }
 
 /** Where the adapter's connections come from. */
@@ -168,6 +178,7 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     connection: plan,
     logger: maskingLogger(raw.logger ?? consoleLogger),
     keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
+    eventRetention: raw.eventRetention ?? 1000,
   }
 }
 

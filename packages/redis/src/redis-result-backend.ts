@@ -1,6 +1,8 @@
 import {
+  type BackendEventSubscription,
   ClosedError,
   DecodeError,
+  type EventFilter,
   type GroupProgress,
   isFinalState,
   isTaskState,
@@ -9,6 +11,7 @@ import {
   type ResultBackendCapabilities,
   resultBackendCapabilities,
   type SetStateOptions,
+  type TaskEvent,
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
@@ -18,6 +21,7 @@ import { Connections } from './connection.js'
 import { FinalWaiters } from './final-waiters.js'
 import { type BackendKeys, backendKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
+import { eventKeys, RedisEvents } from './redis-events.js'
 import { StateWriter } from './state-writer.js'
 
 const ADAPTER = { adapter: 'redis' } as const
@@ -30,6 +34,8 @@ const ADAPTER = { adapter: 'redis' } as const
  * - `waitFor` subscribes on one shared subscriber connection, then reads: pushed, no polling.
  * - `completeGroupMember` is one script: HSETNX of the member's outcome, count, PEXPIRE.
  * - `setIfAbsent` is `SET NX PX`.
+ * - Task events (`capabilities.events`): a capped stream per queue plus an all-queues stream read
+ *   live with `XREAD BLOCK` on one extra connection (see `RedisEvents`).
  * Keys of different tasks hash to different cluster slots; multi-key reads are split per key.
  *
  * @example
@@ -41,12 +47,16 @@ const ADAPTER = { adapter: 'redis' } as const
  */
 export class RedisResultBackend implements ResultBackend {
   readonly name = 'redis'
-  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
+    pushWait: true,
+    events: true,
+  })
   readonly #conns: Connections
   readonly #keys: BackendKeys
   readonly #waiters: FinalWaiters
   /** State writes of one tick go out as one script call (standalone only). */
   readonly #writer: StateWriter
+  readonly #events: RedisEvents
   #closed = false
 
   /**
@@ -59,6 +69,7 @@ export class RedisResultBackend implements ResultBackend {
     this.#conns = new Connections(parsed.connection, parsed.logger)
     this.#keys = backendKeys(parsed.keyPrefix)
     this.#writer = new StateWriter(this.#conns.main, !this.#conns.cluster)
+    this.#events = new RedisEvents(this.#conns, eventKeys(parsed.keyPrefix), parsed.eventRetention)
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
       this.#conns.main.get(this.#keys.record(id)),
     )
@@ -75,7 +86,9 @@ export class RedisResultBackend implements ResultBackend {
     if (this.#closed) return
     this.#closed = true
     this.#waiters.close(new ClosedError('the result backend closed while waiting', ADAPTER))
+    const events = this.#events.close()
     await this.#conns.close()
+    await events
   }
 
   /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
@@ -194,6 +207,29 @@ export class RedisResultBackend implements ResultBackend {
     checkKey('key', key)
     const value = await this.#call('getValue', () => this.#conns.main.get(this.#keys.value(key)))
     return value ?? undefined
+  }
+
+  /** Append events to their queues' capped streams and the all-queues stream (one pipeline). */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    this.#assertOpen()
+    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    await this.#call('publishEvents', () => this.#events.publishEvents(events))
+  }
+
+  /** Live events of every instance on this prefix, from now on (`XREAD BLOCK`, one connection). */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    this.#assertOpen()
+    return this.#call('subscribeEvents', () => this.#events.subscribeEvents(filter ?? {}, onEvent))
+  }
+
+  /** The last `limit` events of `queue`, oldest first (`XREVRANGE`). */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    this.#assertOpen()
+    checkKey('queue', queue)
+    return this.#call('recentEvents', () => this.#events.recentEvents(queue, limit))
   }
 
   async #call<T>(what: string, run: () => Promise<T>): Promise<T> {

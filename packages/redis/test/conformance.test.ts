@@ -11,7 +11,8 @@ describe.runIf(available)('redis (standalone)', () => {
   runBrokerConformance({ name: 'redis', factory: () => new RedisBroker({ url: REDIS_URL, keyPrefix }) })
   runResultBackendConformance({
     name: 'redis',
-    factory: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix }),
+    factory: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix, eventRetention: 100 }),
+    eventRetention: 100,
   })
   runAppConformance({
     name: 'redis broker + redis backend',

@@ -1,0 +1,241 @@
+import {
+  type BackendEventSubscription,
+  type EventFilter,
+  type EventStore,
+  matchesFilter,
+  parseTaskEvent,
+  type TaskEvent,
+} from '@errand/core'
+import type { Connections } from './connection.js'
+import type { RedisClient } from './options.js'
+
+/** Default events kept per queue (`XADD … MAXLEN ~`). */
+export const DEFAULT_EVENT_RETENTION = 1000
+/** The all-queues stream that live subscribers read keeps this many times the per-queue retention. */
+const ALL_STREAM_FACTOR = 10
+/** A queue's stream expires this long after its last event (a queue that is gone leaves no key behind). */
+const STREAM_TTL_MS = 7 * 86_400_000
+/** Entries one XREAD returns at most. */
+const READ_COUNT = 500
+/** How long one XREAD blocks (the loop re-checks for subscriptions between reads). */
+const BLOCK_MS = 2000
+
+interface Subscriber {
+  readonly filter: EventFilter
+  readonly onEvent: (event: TaskEvent) => void
+  /** Deliver only entries after this stream id (the top of the stream when it subscribed). */
+  readonly from: StreamId
+}
+
+type StreamId = readonly [number, number]
+
+function parseId(id: string): StreamId {
+  const dash = id.indexOf('-')
+  return [Number(id.slice(0, dash)), Number(id.slice(dash + 1))]
+}
+
+function after(a: StreamId, b: StreamId): boolean {
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1])
+}
+
+/** Stream keys: one per queue (hash-tagged like the queue's keys), one for all queues. */
+export interface EventKeys {
+  queue(queue: string): string
+  readonly all: string
+}
+
+/** Event stream keys under `prefix`. */
+export function eventKeys(prefix: string): EventKeys {
+  return { queue: (queue) => `${prefix}:events:{${queue}}`, all: `${prefix}:events:all` }
+}
+
+type StreamReply = [string, [string, string[]][]][] | null
+
+/**
+ * Task events on Redis streams: each event is appended to its queue's capped stream (history for
+ * `recentEvents`, `MAXLEN ~ retention`) and to one all-queues stream (`MAXLEN ~ 10 × retention`)
+ * that live subscribers read.
+ *
+ * - Writing: one pipeline per batch (the sink sends one batch per event-loop turn, one at a time),
+ *   on the main connection, so it goes out beside that turn's state writes without a round trip
+ *   of its own on the worker's path (the worker never awaits it). On a cluster the per-queue
+ *   streams live on their queue's slot, so the batch is one pipeline per slot group, in parallel.
+ * - Reading live: one duplicate connection per backend runs `XREAD BLOCK` on the all-queues
+ *   stream for every subscription of this instance, filtering in process. A subscription starts
+ *   at the stream's top as read when it subscribed (`XREVRANGE … COUNT 1`), so it misses nothing
+ *   written after `subscribeEvents` resolved, even while the loop is behind.
+ * - `MAXLEN ~` trims whole macro nodes (about 100 entries), so a stream keeps between the
+ *   retention and the retention plus one node.
+ */
+export class RedisEvents implements EventStore {
+  readonly #conns: Connections
+  readonly #keys: EventKeys
+  readonly #retention: number
+  readonly #subscribers = new Set<Subscriber>()
+  #reader: RedisClient | undefined
+  #loop: Promise<void> | undefined
+  #cursor = '0-0'
+
+  constructor(conns: Connections, keys: EventKeys, retention: number) {
+    this.#conns = conns
+    this.#keys = keys
+    this.#retention = retention
+  }
+
+  /** Append a batch to the queues' streams and the all-queues stream, in order. */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    if (events.length === 0) return
+    const main = this.#conns.main
+    const byQueue = new Map<string, string[]>()
+    const all: string[] = []
+    for (const event of events) {
+      const json = JSON.stringify(event)
+      all.push(json)
+      let list = byQueue.get(event.queue)
+      if (list === undefined) {
+        list = []
+        byQueue.set(event.queue, list)
+      }
+      list.push(json)
+    }
+    const allMax = this.#retention * ALL_STREAM_FACTOR
+    if (!this.#conns.cluster) {
+      const p = main.pipeline()
+      for (const [queue, list] of byQueue) this.#append(p, this.#keys.queue(queue), list, this.#retention)
+      this.#append(p, this.#keys.all, all, allMax)
+      check(await p.exec())
+      return
+    }
+    const pipes = [...byQueue].map(([queue, list]) => {
+      const p = main.pipeline()
+      this.#append(p, this.#keys.queue(queue), list, this.#retention)
+      return p.exec()
+    })
+    const p = main.pipeline()
+    this.#append(p, this.#keys.all, all, allMax)
+    pipes.push(p.exec())
+    for (const result of await Promise.all(pipes)) check(result)
+  }
+
+  /** Live from the stream's current top; one shared reader connection per backend. */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    const top = (await this.#conns.main.xrevrange(this.#keys.all, '+', '-', 'COUNT', 1)) as [
+      string,
+      string[],
+    ][]
+    const from = top[0] === undefined ? '0-0' : top[0][0]
+    const subscriber: Subscriber = { filter: { ...filter }, onEvent, from: parseId(from) }
+    if (this.#subscribers.size === 0 && this.#loop === undefined) this.#cursor = from
+    this.#subscribers.add(subscriber)
+    this.#loop ??= this.#run()
+    return {
+      close: async () => {
+        this.#subscribers.delete(subscriber)
+        if (this.#subscribers.size === 0) await this.#stop()
+      },
+    }
+  }
+
+  /** The last `limit` events of `queue`, oldest first. */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    if (limit <= 0) return []
+    const entries = (await this.#conns.main.xrevrange(this.#keys.queue(queue), '+', '-', 'COUNT', limit)) as [
+      string,
+      string[],
+    ][]
+    const out: TaskEvent[] = []
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const event = decode((entries[i] as [string, string[]])[1])
+      if (event !== undefined) out.push(event)
+    }
+    return out
+  }
+
+  /** Stop reading (the backend closes). */
+  async close(): Promise<void> {
+    this.#subscribers.clear()
+    await this.#stop()
+  }
+
+  #append(p: ReturnType<RedisClient['pipeline']>, key: string, list: readonly string[], max: number): void {
+    for (const json of list) p.xadd(key, 'MAXLEN', '~', max, '*', 'e', json)
+    p.pexpire(key, STREAM_TTL_MS)
+  }
+
+  async #stop(): Promise<void> {
+    const reader = this.#reader
+    this.#reader = undefined
+    if (reader) this.#conns.drop(reader)
+    const loop = this.#loop
+    if (loop) await loop
+  }
+
+  async #run(): Promise<void> {
+    let reader: RedisClient | undefined
+    let failed = false
+    try {
+      reader = this.#conns.duplicate()
+      this.#reader = reader
+      await reader.connect()
+      while (this.#subscribers.size > 0 && this.#reader === reader) {
+        const reply = (await reader.xread(
+          'COUNT',
+          READ_COUNT,
+          'BLOCK',
+          BLOCK_MS,
+          'STREAMS',
+          this.#keys.all,
+          this.#cursor,
+        )) as StreamReply
+        for (const [, entries] of reply ?? []) for (const [id, fields] of entries) this.#deliver(id, fields)
+      }
+    } catch (err) {
+      if (this.#reader === reader && !this.#conns.closed) {
+        failed = true
+        this.#conns.logger.warn(`[redis] reading task events failed, reconnecting: ${String(err)}`)
+      }
+    } finally {
+      if (reader !== undefined && this.#reader === reader) {
+        this.#reader = undefined
+        this.#conns.drop(reader)
+      }
+      this.#loop = undefined
+      // Subscriptions still open (the read failed, or one arrived while this loop was ending):
+      // read on with a new connection, after a pause when it failed.
+      if (this.#subscribers.size > 0 && !this.#conns.closed) {
+        this.#loop = (failed ? new Promise((r) => setTimeout(r, 500)) : Promise.resolve()).then(() =>
+          this.#subscribers.size > 0 && !this.#conns.closed ? this.#run() : undefined,
+        )
+      }
+    }
+  }
+
+  #deliver(id: string, fields: readonly string[]): void {
+    this.#cursor = id
+    const event = decode(fields)
+    if (event === undefined) return
+    const sid = parseId(id)
+    for (const s of this.#subscribers) {
+      if (!after(sid, s.from) || !matchesFilter(event, s.filter)) continue
+      try {
+        s.onEvent(event)
+      } catch {
+        // A subscriber's bug is its own; the others still get the event.
+      }
+    }
+  }
+}
+
+function decode(fields: readonly string[]): TaskEvent | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'e') return parseTaskEvent(fields[i + 1] as string)
+  }
+  return undefined
+}
+
+function check(results: [Error | null, unknown][] | null): void {
+  for (const [err] of results ?? []) if (err) throw err
+}
