@@ -9,6 +9,7 @@ import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
 import type { EventsOptions, TaskEvent } from './events.js'
 import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
 import type { EventStream } from './events-stream.js'
+import type { Instrumentation } from './instrumentation.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
@@ -49,6 +50,14 @@ const adapterLike = z.custom<Adapter>(
   },
 )
 
+const instrumentationLike = z.custom<Instrumentation>(
+  (v) =>
+    isObject(v) &&
+    (v.onPublish === undefined || typeof v.onPublish === 'function') &&
+    (v.wrapRun === undefined || typeof v.wrapRun === 'function'),
+  { message: 'expected an instrumentation { onPublish?, wrapRun? }' },
+)
+
 /** Options of {@link createApp}. Unknown keys are refused, naming the key. */
 export const appOptionsSchema = z
   .object({
@@ -75,6 +84,11 @@ export const appOptionsSchema = z
      * false turns off writing them from this app (reading other apps' events still works).
      */
     events: z.boolean().default(true),
+    /**
+     * Tracing and metrics hooks, e.g. `errandOtel()` from `@errand/otel`. Default none (then
+     * publishing and running pay one `length === 0` check each).
+     */
+    instrumentation: z.array(instrumentationLike).default([]),
     /** Where logs go (credentials are masked). Default: warnings and errors to the console. */
     logger: z
       .custom<Logger>((v) => isObject(v) && typeof v.warn === 'function' && typeof v.error === 'function', {
@@ -147,6 +161,7 @@ export class App {
       defaultQueue: this.options.defaultQueue,
       resultTtlMs: this.options.resultTtlMs,
       publishChunk: 1000,
+      instrumentation: this.options.instrumentation,
     })
     return {
       broker,

@@ -2,6 +2,8 @@ import type { Broker, OutgoingMessage } from './broker.js'
 import type { ErrorCallbackInput } from './canvas.js'
 import { ENVELOPE_VERSION, type Envelope, encodeEnvelope, type WireFrame, type WireNode } from './envelope.js'
 import { NotSupportedError, PayloadTooLargeError, type SerializedError, ValidationError } from './errors.js'
+import { linkFrames, mergeInput, planMap, resultValue, storeResult } from './dispatcher-frames.js'
+import { type Instrumentation, notifyPublish } from './instrumentation.js'
 import type { MemberOutcome, ResultBackend } from './result-backend.js'
 import type { AnyTask } from './task.js'
 import { envelopeProblem } from './wire-check.js'
@@ -24,6 +26,8 @@ export interface DispatcherSettings {
   readonly resultTtlMs: number
   /** Chunk size for one `publish` call when sending many messages. */
   readonly publishChunk: number
+  /** Tracing and metrics hooks (`createApp({ instrumentation })`). Default none. */
+  readonly instrumentation?: readonly Instrumentation[]
 }
 
 /** Where the dispatcher sends: the broker, or the user's transaction. */
@@ -35,12 +39,17 @@ export type PublishTarget = (queue: string, messages: readonly OutgoingMessage[]
  * whoever moves it on.
  */
 export class Dispatcher {
+  /** The app's instrumentation; the worker reads it too (empty: nothing is called). */
+  readonly instrumentation: readonly Instrumentation[]
+
   constructor(
     private readonly broker: Broker,
     private readonly backend: ResultBackend | undefined,
     private readonly tasks: ReadonlyMap<string, AnyTask>,
     private readonly settings: DispatcherSettings,
-  ) {}
+  ) {
+    this.instrumentation = settings.instrumentation ?? []
+  }
 
   /** The queue a task node goes to: its own option, else its task's, else the app's default. */
   readonly queueOf = (node: Extract<WireNode, { kind: 'task' }>): string =>
@@ -54,9 +63,7 @@ export class Dispatcher {
     lineage: Lineage,
     out: Envelope[],
   ): Promise<void> {
-    const base = node.onError?.length
-      ? [...stack, ...node.onError.map((n): WireFrame => ({ t: 'onError', node: n }))]
-      : stack
+    const base = linkFrames(node, stack)
     switch (node.kind) {
       case 'task':
         out.push(this.envelopeFor(node, upstream, base, lineage))
@@ -80,6 +87,8 @@ export class Dispatcher {
           lineage,
           out,
         )
+      case 'map':
+        return planMap(this, node, upstream, base, lineage, out)
     }
   }
 
@@ -132,6 +141,16 @@ export class Dispatcher {
       const rest = stack.slice(0, i)
       if (frame.t === 'onError') continue
       if (frame.t === 'next') return this.plan(frame.node, { has: true, value: current }, rest, lineage, out)
+      if (frame.t === 'onSuccess') {
+        // A link starts a workflow of its own (empty stack): its outcome never reaches this one.
+        await this.plan(frame.node, { has: true, value: current }, [], lineage, out)
+        continue
+      }
+      if (frame.t === 'result') {
+        current = resultValue(frame, current)
+        await storeResult(this.backend, frame, { ok: true, value: current }, this.settings.resultTtlMs)
+        continue
+      }
       const progress = await this.requireBackend('groups and chords').completeGroupMember(
         frame.group,
         frame.index,
@@ -174,6 +193,11 @@ export class Dispatcher {
         await this.markFailed(frame.node, error)
         continue
       }
+      if (frame.t === 'onSuccess') continue
+      if (frame.t === 'result') {
+        await storeResult(this.backend, frame, { ok: false, error }, this.settings.resultTtlMs)
+        continue
+      }
       const progress = await this.requireBackend('groups and chords').completeGroupMember(
         frame.group,
         frame.index,
@@ -211,7 +235,8 @@ export class Dispatcher {
     lineage: Lineage,
   ): Envelope {
     // An `immutable` node is bound even when its input is undefined (absent from the JSON).
-    const bound = node.immutable === true || Object.hasOwn(node, 'input')
+    // A partial signature (`merge`) has input but is not bound: the previous output completes it.
+    const bound = node.merge === undefined && (node.immutable === true || Object.hasOwn(node, 'input'))
     if (!bound && !upstream.has) {
       throw new TypeError(
         `signature of task "${node.task}" has no input: use .s(input) or put it after another step`,
@@ -224,7 +249,11 @@ export class Dispatcher {
       v: ENVELOPE_VERSION,
       id: node.id,
       task: node.task,
-      input: bound ? node.input : (upstream as { value: unknown }).value,
+      input: bound
+        ? node.input
+        : node.merge
+          ? mergeInput(node, (upstream as { value: unknown }).value)
+          : (upstream as { value: unknown }).value,
       queue: this.queueOf(node),
       attempt: 1,
       createdAt: now,
@@ -250,6 +279,7 @@ export class Dispatcher {
   async publish(envelopes: readonly Envelope[], target?: PublishTarget): Promise<void> {
     if (envelopes.length === 0) return
     const send: PublishTarget = target ?? ((q, m) => this.broker.publish(q, m))
+    if (this.instrumentation.length !== 0) notifyPublish(this.instrumentation, envelopes)
     const byQueue = new Map<string, OutgoingMessage[]>()
     const now = Date.now()
     for (const env of envelopes) {
@@ -337,6 +367,10 @@ export function collectTaskIds(node: WireNode, into: string[]): void {
     case 'chord':
       for (const m of node.header) collectTaskIds(m, into)
       collectTaskIds(node.body, into)
+      return
+    case 'map':
+      // Its members do not exist yet; its handle waits on the map's own id.
+      into.push(node.id)
   }
 }
 

@@ -111,6 +111,7 @@ export {
 } from './events.js'
 export { EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
 export { DEFAULT_EVENT_BUFFER, type EventListener, EventStream } from './events-stream.js'
+export type { Instrumentation, RunInfo } from './instrumentation.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
 export {
   createMemoryBroker,

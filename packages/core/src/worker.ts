@@ -9,6 +9,7 @@ import {
   serializeError,
 } from './errors.js'
 import { WorkerEvents } from './events-runtime.js'
+import { runInstrumented } from './instrumentation.js'
 import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
@@ -228,8 +229,24 @@ export class Worker {
     let failure: unknown
     let ok = false
     try {
-      output = await runHandler(task, input, env, info.attempt, running, rt.logger, this.options.leaseMs)
-      if (task.outputSchema) output = parseOutput(task, output)
+      const instrumentation = rt.dispatcher.instrumentation
+      if (instrumentation.length === 0) {
+        output = await runHandler(task, input, env, info.attempt, running, rt.logger, this.options.leaseMs)
+        if (task.outputSchema) output = parseOutput(task, output)
+      } else {
+        output = await runInstrumented(instrumentation, env, info.attempt, task.retry.attempts, async () => {
+          const out = await runHandler(
+            task,
+            input,
+            env,
+            info.attempt,
+            running,
+            rt.logger,
+            this.options.leaseMs,
+          )
+          return task.outputSchema ? parseOutput(task, out) : out
+        })
+      }
       ok = true
     } catch (err) {
       failure = err
