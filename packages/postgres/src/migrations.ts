@@ -19,6 +19,11 @@ export function queueChannel(schema: string, queue: string): string {
   return `${schema}_q_${hash}`
 }
 
+/** The channel carrying task events (`<id> <event JSON>`, or `<id>` alone when too long for NOTIFY). */
+export function eventsChannel(schema: string): string {
+  return `${schema}_e`
+}
+
 /** The channel carrying ids of tasks that reached a final state. */
 export function resultChannel(schema: string): string {
   return `${schema}_r`
@@ -290,6 +295,20 @@ const MIGRATIONS: readonly Migration[] = [
       FROM bad;
       ALTER TABLE ${s}.jobs VALIDATE CONSTRAINT jobs_priority_range;
       ALTER TABLE ${s}.jobs VALIDATE CONSTRAINT jobs_deliveries_range;
+    `,
+  },
+  {
+    version: 6,
+    name: 'events: recent task events per queue',
+    // Task events for history (`recentEvents`); live readers get them by NOTIFY. Writers trim
+    // each queue to its retention in batches, so the table stays small and needs no sweep.
+    sql: (s) => `
+      CREATE TABLE ${s}.events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue text NOT NULL,
+        body text NOT NULL
+      );
+      CREATE INDEX events_queue ON ${s}.events (queue, id);
     `,
   },
 ]

@@ -1,4 +1,6 @@
 import {
+  type BackendEventSubscription,
+  type EventFilter,
   type GroupProgress,
   isFinalState,
   type MemberOutcome,
@@ -6,6 +8,7 @@ import {
   type ResultBackendCapabilities,
   resultBackendCapabilities,
   type SetStateOptions,
+  type TaskEvent,
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
@@ -21,6 +24,7 @@ import {
   parseOptions,
   resolveConnection,
 } from './options.js'
+import { DEFAULT_EVENT_RETENTION, PostgresEvents } from './postgres-events.js'
 import { ResultSql } from './result-sql.js'
 import { Waiters } from './waiters.js'
 
@@ -31,12 +35,18 @@ export interface PostgresResultBackendOptions extends PostgresConnectionOptions 
    * default 60000), triggered by writes: no cron job needed. 0 = never (clean up yourself).
    */
   readonly cleanupIntervalMs?: number
+  /**
+   * Task events kept per queue in the `events` table for `recentEvents` (writers trim back to it
+   * in batches, so a queue holds up to about 10% more). Default 1000.
+   */
+  readonly eventRetention?: number
 }
 
 const optionsSchema = z
   .object({
     ...connectionOptionsShape,
     cleanupIntervalMs: z.number().int().min(0).optional(),
+    eventRetention: z.number().int().min(1).max(1_000_000).optional(),
   })
   .strict()
 
@@ -62,7 +72,10 @@ interface StateWrite {
  */
 export class PostgresResultBackend implements ResultBackend {
   readonly name = ADAPTER
-  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: true })
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
+    pushWait: true,
+    events: true,
+  })
   private readonly db: Db
   private readonly sql: ResultSql
   private readonly listener: Listener
@@ -71,6 +84,7 @@ export class PostgresResultBackend implements ResultBackend {
   private readonly cleanupIntervalMs: number
   private readonly writes: Batcher<StateWrite, TaskState>
   private readonly waiters: Waiters
+  private readonly events: PostgresEvents
   private connected: Promise<void> | undefined
   private closing: Promise<void> | undefined
   private lastCleanup = 0
@@ -92,6 +106,12 @@ export class PostgresResultBackend implements ResultBackend {
       key: (w) => w.record.id,
     })
     this.waiters = new Waiters((ids) => this.getStates(ids))
+    this.events = new PostgresEvents(
+      this.db,
+      this.listener,
+      resolved.schema,
+      parsed.eventRetention ?? DEFAULT_EVENT_RETENTION,
+    )
   }
 
   /** Migrates (unless disabled) and LISTENs for final states. Idempotent. */
@@ -124,6 +144,7 @@ export class PostgresResultBackend implements ResultBackend {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.waiters.closeAll()
+      await this.events.close()
       await this.db.shutdown(() => this.writes.drained(), this.listener)
     })()
     return this.closing
@@ -234,6 +255,36 @@ export class PostgresResultBackend implements ResultBackend {
       'idempotent',
     )
     return res.rows[0]?.value
+  }
+
+  /** Insert a batch into `events` and NOTIFY each (one statement); see `PostgresEvents`. */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    this.db.assertOpen('publishEvents')
+    if (!Array.isArray(events)) throw new TypeError('events must be an array')
+    await this.events.publishEvents(events)
+  }
+
+  /** Live events of every instance on this schema, by LISTEN on the events channel. */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    this.db.assertOpen('subscribeEvents')
+    await this.connected
+    return this.events.subscribeEvents(filter ?? {}, onEvent)
+  }
+
+  /** The last `limit` events of `queue`, oldest first. */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    this.db.assertOpen('recentEvents')
+    checkId(queue, 'queue')
+    return this.events.recentEvents(queue, limit)
+  }
+
+  /** Trim the events of the queues this instance wrote to back to the retention now. */
+  async trimEvents(): Promise<void> {
+    this.db.assertOpen('trimEvents')
+    await this.events.trim()
   }
 
   /** Deletes expired rows now (a batch of each kind); returns how many of each. */

@@ -9,4 +9,8 @@ const url = schemaUrl(schema)
 afterAll(() => dropSchema(schema))
 
 runBrokerConformance({ name: 'postgres', factory: () => new PostgresBroker({ url }) })
-runResultBackendConformance({ name: 'postgres', factory: () => new PostgresResultBackend({ url }) })
+runResultBackendConformance({
+  name: 'postgres',
+  factory: () => new PostgresResultBackend({ url, eventRetention: 100 }),
+  eventRetention: 100,
+})
