@@ -240,6 +240,7 @@ function collectQueues(node: WireNode, context: ResultContext, into: Set<string>
   if (node.kind === 'task') into.add(context.queueOf(node))
   else if (node.kind === 'chain') for (const s of node.steps) collectQueues(s, context, into)
   else if (node.kind === 'group') for (const m of node.members) collectQueues(m, context, into)
+  else if (node.kind === 'map') collectQueues(node.node, context, into)
   else {
     for (const m of node.header) collectQueues(m, context, into)
     collectQueues(node.body, context, into)
@@ -293,6 +294,9 @@ export function resultFor<T>(
         node.header.map((m) => resultFor<unknown>(m, backend, context)),
       )
     }
+    case 'map':
+      // Members are made when the array is known: the map's result is stored under its own id.
+      return new TaskResult<T>(node.id, backend, [], explainFor(node, context))
   }
 }
 

@@ -45,9 +45,39 @@ export abstract class Canvas<Need, Out, Ready extends boolean> {
   declare readonly [phantom]?: { need: (n: Need) => void; out: Out; ready: Ready }
   /** @internal Error callbacks attached with {@link Canvas.onError}. */
   readonly errbacks: readonly Canvas<never, unknown, boolean>[]
+  /** @internal Success callbacks attached with {@link Canvas.onSuccess}. */
+  readonly successes: readonly Canvas<never, unknown, boolean>[] = []
 
   protected constructor(errbacks: readonly Canvas<never, unknown, boolean>[]) {
     this.errbacks = errbacks
+  }
+
+  /**
+   * Also send `callback` with this canvas's output when it succeeds (a success link, Celery's
+   * `link`). Unlike a chain step it starts a separate workflow: this canvas's handle still gives
+   * its own output, and a failing callback does not fail it. Several callbacks all run.
+   *
+   * @example
+   * ```ts
+   * await app.send(resize.s({ url }).onSuccess(notify.s()))
+   * ```
+   */
+  onSuccess(callback: Canvas<Out, unknown, boolean>): this {
+    requireCanvas('onSuccess', 'the callback', callback)
+    return this.withSuccesses(this, [...this.successes, callback as AnyCanvas])
+  }
+
+  /** @internal `copy` (a new canvas made from this one) with `successes`; `this` is not changed. */
+  protected withSuccesses<C extends Canvas<never, unknown, boolean>>(
+    copy: C,
+    successes: readonly AnyCanvas[] = this.successes,
+  ): C {
+    if (successes.length === 0) return copy
+    // Canvases are immutable values: copy the object (its class kept) rather than add a
+    // constructor parameter to every kind of canvas.
+    const out = Object.create(Object.getPrototypeOf(copy)) as C
+    Object.assign(out, copy, { successes })
+    return out
   }
 
   /**
@@ -69,10 +99,20 @@ export type NeedOf<C> = C extends Canvas<infer N, unknown, boolean> ? N : never
 /** Whether a canvas can be sent as it is. */
 export type ReadyOf<C> = C extends Canvas<never, unknown, infer R> ? R : never
 
-function nodeWithErrbacks(node: WireNode, errbacks: readonly AnyCanvas[], ids: () => string): WireNode {
-  if (errbacks.length === 0) return node
-  node.onError = errbacks.map((e) => e.toWire(ids))
+/** @internal A node with the wire form of `canvas`'s error and success callbacks. */
+export function nodeWithErrbacks(node: WireNode, canvas: AnyCanvas, ids: () => string): WireNode {
+  if (canvas.errbacks.length !== 0) node.onError = canvas.errbacks.map((e) => e.toWire(ids))
+  if (canvas.successes.length !== 0) node.onSuccess = canvas.successes.map((e) => e.toWire(ids))
   return node
+}
+
+/**
+ * How a partial signature takes the previous step's output. Without `into` the output must be an
+ * object whose fields fill the ones left open (where both have a field, the bound one wins);
+ * with `into` the whole output becomes that one field.
+ */
+export interface PartialMerge {
+  readonly into?: string
 }
 
 /** Checks a bound input (a task's input schema). */
@@ -90,6 +130,11 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
   readonly options: SignatureOptions
   /** @internal The task's input check, so `send` validates even tasks the app does not register. */
   readonly validator: InputValidator | undefined
+  /**
+   * Set on a partial signature (`task.partial(bound, into?)`): `input` holds the bound fields and
+   * the previous step's output fills the rest (see {@link PartialMerge}).
+   */
+  readonly merge: PartialMerge | undefined
 
   /** @internal Use `task.s()` / `task.si()`. */
   constructor(
@@ -100,6 +145,7 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
     options: SignatureOptions,
     errbacks: readonly AnyCanvas[] = [],
     validator?: InputValidator,
+    merge?: PartialMerge,
   ) {
     super(errbacks)
     this.task = task
@@ -108,12 +154,13 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
     this.immutable = immutable
     this.options = options
     this.validator = validator
+    this.merge = merge
   }
 
   /** A copy with these options merged in. */
   set(options: SignatureOptions): Signature<Need, Out, Ready> {
     requireOptions('set', options, SIGNATURE_OPTION_KEYS)
-    return new Signature(
+    return this.withSuccesses(new Signature(
       this.task,
       this.bound,
       this.input,
@@ -121,25 +168,30 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
       { ...this.options, ...options },
       this.errbacks,
       this.validator,
-    )
+      this.merge,
+    ))
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Signature<Need, Out, Ready> {
     requireCanvas('onError', 'the callback', callback)
-    return new Signature(
-      this.task,
-      this.bound,
-      this.input,
-      this.immutable,
-      this.options,
-      [...this.errbacks, callback as AnyCanvas],
-      this.validator,
+    return this.withSuccesses(
+      new Signature(
+        this.task,
+        this.bound,
+        this.input,
+        this.immutable,
+        this.options,
+        [...this.errbacks, callback as AnyCanvas],
+        this.validator,
+        this.merge,
+      ),
     )
   }
 
   toWire(ids: () => string): WireNode {
     const node: WireNode = { kind: 'task', id: ids(), task: this.task }
-    if (this.bound) node.input = this.input
+    if (this.bound || this.merge) node.input = this.input
+    if (this.merge) node.merge = this.merge.into === undefined ? {} : { into: this.merge.into }
     // JSON drops an `undefined` input, which would leave the step unbound on the wire (taking the
     // previous output): `immutable` keeps it bound, which is what a bound step means anyway.
     if (this.immutable || (this.bound && this.input === undefined)) node.immutable = true
@@ -158,7 +210,7 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
         ...(o.timeoutMs !== undefined && { timeoutMs: o.timeoutMs }),
       }
     }
-    return nodeWithErrbacks(node, this.errbacks, ids)
+    return nodeWithErrbacks(node, this, ids)
   }
 }
 
@@ -175,12 +227,12 @@ export class Chain<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Chain<Need, Out, Ready> {
     requireCanvas('onError', 'the callback', callback)
-    return new Chain(this.steps, [...this.errbacks, callback as AnyCanvas])
+    return this.withSuccesses(new Chain(this.steps, [...this.errbacks, callback as AnyCanvas]))
   }
 
   toWire(ids: () => string): WireNode {
     const node: WireNode = { kind: 'chain', steps: this.steps.map((s) => s.toWire(ids)) }
-    return nodeWithErrbacks(node, this.errbacks, ids)
+    return nodeWithErrbacks(node, this, ids)
   }
 }
 
@@ -197,12 +249,12 @@ export class Group<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Group<Need, Out, Ready> {
     requireCanvas('onError', 'the callback', callback)
-    return new Group(this.members, [...this.errbacks, callback as AnyCanvas])
+    return this.withSuccesses(new Group(this.members, [...this.errbacks, callback as AnyCanvas]))
   }
 
   toWire(ids: () => string): WireNode {
     const node: WireNode = { kind: 'group', id: ids(), members: this.members.map((m) => m.toWire(ids)) }
-    return nodeWithErrbacks(node, this.errbacks, ids)
+    return nodeWithErrbacks(node, this, ids)
   }
 }
 
@@ -228,7 +280,9 @@ export class Chord<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Chord<Need, Out, Ready> {
     requireCanvas('onError', 'the callback', callback)
-    return new Chord(this.header, this.body, this.tolerant, [...this.errbacks, callback as AnyCanvas])
+    return this.withSuccesses(
+      new Chord(this.header, this.body, this.tolerant, [...this.errbacks, callback as AnyCanvas]),
+    )
   }
 
   toWire(ids: () => string): WireNode {
@@ -239,7 +293,7 @@ export class Chord<Need, Out, Ready extends boolean> extends Canvas<Need, Out, R
       body: this.body.toWire(ids),
       ...(this.tolerant && { tolerant: true }),
     }
-    return nodeWithErrbacks(node, this.errbacks, ids)
+    return nodeWithErrbacks(node, this, ids)
   }
 }
 

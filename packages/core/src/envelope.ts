@@ -15,7 +15,17 @@ export const wireOptionsSchema = z
   })
   .strict()
 
-/** A task, chain, group or chord, serialised. Ids are assigned when the canvas is sent. */
+/**
+ * How a partial signature (`task.partial(bound)`) takes the previous step's output: without
+ * `into`, the output's own fields fill the fields `input` leaves open (the bound fields win where
+ * both have one); with `into`, the whole output goes under that field.
+ */
+export const wireMergeSchema = z.object({ into: z.string().min(1).max(200).optional() }).strict()
+
+/**
+ * A task, chain, group, chord or map, serialised. Ids are assigned when the canvas is sent.
+ * `onError` / `onSuccess` are the callbacks linked with `.onError()` / `.onSuccess()`.
+ */
 export type WireNode =
   | {
       kind: 'task'
@@ -24,11 +34,14 @@ export type WireNode =
       input?: unknown
       /** Bound input that ignores the previous step's output (`.si()`). */
       immutable?: boolean
+      /** A partial signature: `input` is the bound part, the previous output fills the rest. */
+      merge?: z.infer<typeof wireMergeSchema>
       options?: z.infer<typeof wireOptionsSchema>
       onError?: WireNode[]
+      onSuccess?: WireNode[]
     }
-  | { kind: 'chain'; steps: WireNode[]; onError?: WireNode[] }
-  | { kind: 'group'; id: string; members: WireNode[]; onError?: WireNode[] }
+  | { kind: 'chain'; steps: WireNode[]; onError?: WireNode[]; onSuccess?: WireNode[] }
+  | { kind: 'group'; id: string; members: WireNode[]; onError?: WireNode[]; onSuccess?: WireNode[] }
   | {
       kind: 'chord'
       id: string
@@ -36,6 +49,24 @@ export type WireNode =
       body: WireNode
       tolerant?: boolean
       onError?: WireNode[]
+      onSuccess?: WireNode[]
+    }
+  | {
+      /**
+       * One task node applied to each element of an array (`map`, `starmap`, `chunks`): a group
+       * made when the array is known. `items` binds the array (chunks); else it is the previous
+       * step's output. `spread` names the fields a tuple element fills, in order (`starmap`).
+       * `flatten`: the result is the members' arrays joined (chunks). The map's result is stored
+       * under `id`.
+       */
+      kind: 'map'
+      id: string
+      node: WireNode
+      items?: unknown[]
+      spread?: string[]
+      flatten?: boolean
+      onError?: WireNode[]
+      onSuccess?: WireNode[]
     }
 
 export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
@@ -47,8 +78,10 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         task: z.string().min(1),
         input: z.unknown().optional(),
         immutable: z.boolean().optional(),
+        merge: wireMergeSchema.optional(),
         options: wireOptionsSchema.optional(),
         onError: z.array(wireNodeSchema).optional(),
+        onSuccess: z.array(wireNodeSchema).optional(),
       })
       .strict(),
     z
@@ -56,6 +89,7 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         kind: z.literal('chain'),
         steps: z.array(wireNodeSchema),
         onError: z.array(wireNodeSchema).optional(),
+        onSuccess: z.array(wireNodeSchema).optional(),
       })
       .strict(),
     z
@@ -64,6 +98,7 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         id: z.string().min(1),
         members: z.array(wireNodeSchema),
         onError: z.array(wireNodeSchema).optional(),
+        onSuccess: z.array(wireNodeSchema).optional(),
       })
       .strict(),
     z
@@ -74,6 +109,19 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
         body: wireNodeSchema,
         tolerant: z.boolean().optional(),
         onError: z.array(wireNodeSchema).optional(),
+        onSuccess: z.array(wireNodeSchema).optional(),
+      })
+      .strict(),
+    z
+      .object({
+        kind: z.literal('map'),
+        id: z.string().min(1),
+        node: wireNodeSchema,
+        items: z.array(z.unknown()).optional(),
+        spread: z.array(z.string().min(1)).optional(),
+        flatten: z.boolean().optional(),
+        onError: z.array(wireNodeSchema).optional(),
+        onSuccess: z.array(wireNodeSchema).optional(),
       })
       .strict(),
   ]),
@@ -85,12 +133,22 @@ export const wireNodeSchema: z.ZodType<WireNode> = z.lazy(() =>
  * - `join`: record the output as member `index` of group `group` (of `size`); the member that
  *   completes the group goes on down the stack with the array of outputs (`tolerant`: the array
  *   of outcomes, failures included);
- * - `onError`: on a final failure, send `node` with `{ taskId, error }`; skipped on success.
+ * - `onError`: on a final failure, send `node` with `{ taskId, error }`; skipped on success;
+ * - `onSuccess`: on success, send `node` with the output and go on down the stack with the same
+ *   output; skipped on failure;
+ * - `result`: store the output as the result of task `id` (a map, chunks, or a task that handed
+ *   its place to a canvas with `ctx.replace`), joined one level first when `flatten`, and go on;
+ *   on failure store the failure under `id` and go on.
+ *
+ * A worker that does not know a frame refuses the whole message when decoding it (schema
+ * mismatch: dead letter `undecodable`, its handle settled with the error), never half-runs it.
  */
 export type WireFrame =
   | { t: 'next'; node: WireNode }
   | { t: 'join'; group: string; index: number; size: number; tolerant?: boolean }
   | { t: 'onError'; node: WireNode }
+  | { t: 'onSuccess'; node: WireNode }
+  | { t: 'result'; id: string; task?: string; flatten?: boolean }
 
 export const wireFrameSchema: z.ZodType<WireFrame> = z.discriminatedUnion('t', [
   z.object({ t: z.literal('next'), node: wireNodeSchema }).strict(),
@@ -104,6 +162,15 @@ export const wireFrameSchema: z.ZodType<WireFrame> = z.discriminatedUnion('t', [
     })
     .strict(),
   z.object({ t: z.literal('onError'), node: wireNodeSchema }).strict(),
+  z.object({ t: z.literal('onSuccess'), node: wireNodeSchema }).strict(),
+  z
+    .object({
+      t: z.literal('result'),
+      id: z.string().min(1).max(200),
+      task: z.string().min(1).max(200).optional(),
+      flatten: z.boolean().optional(),
+    })
+    .strict(),
 ]) as z.ZodType<WireFrame>
 
 /**

@@ -52,6 +52,8 @@ export function applySendOptions(node: WireNode, options: SendOptions): WireNode
         return { ...n, members: n.members.map(apply) }
       case 'chord':
         return { ...n, header: n.header.map(apply) }
+      case 'map':
+        return { ...n, node: apply(n.node) }
     }
   }
   return apply(node)
