@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { cancelCommand } from './commands/cancel.js'
 import { dashboardCommand } from './commands/dashboard.js'
 import { dlqCommand } from './commands/dlq.js'
+import { eventsCommand } from './commands/events.js'
 import { purgeCommand } from './commands/purge.js'
 import { queuesCommand } from './commands/queues.js'
 import { resultCommand } from './commands/result.js'
@@ -58,6 +59,7 @@ export async function run(argv: readonly string[], io: Io = processIo()): Promis
     purgeCommand(ctx),
     workerCommand(ctx, hasApp),
     dashboardCommand(ctx),
+    eventsCommand(ctx),
   ]) {
     program.addCommand(command)
   }

@@ -1,4 +1,4 @@
-import { isErrandError, type TaskRecord } from '@errand/core'
+import { isErrandError, type TaskLogLine, type TaskRecord } from '@errand/core'
 import { Command } from 'commander'
 import type { CommandContext } from '../context.js'
 import { CliError, EXIT, usageError } from '../exit-codes.js'
@@ -23,13 +23,20 @@ function describe(record: TaskRecord): Record<string, unknown> {
     result: record.result,
     error: record.error,
     children: record.children,
+    progress: record.progress,
+    logs: record.logs,
   }
 }
 
-/** `errand result <id>`: state, attempts, timings, result or error of a task. */
+/** Log lines as an operator reads them: time, level, message. */
+function logLines(logs: readonly TaskLogLine[]): string {
+  return logs.map((l) => `\n  ${new Date(l.at).toISOString()} ${l.level.padEnd(5)} ${l.message}`).join('')
+}
+
+/** `errand result <id>`: state, attempts, timings, result or error, progress and log lines of a task. */
 export function resultCommand(ctx: CommandContext): Command {
   return new Command('result')
-    .description('state, attempts, timings and result or error of a task')
+    .description('state, attempts, timings, result or error, progress and log lines of a task')
     .argument('<id>', 'task id (printed by send, shown by dlq list)')
     .option('--wait <ms>', 'wait up to this long for a final state')
     .option('--json', 'print JSON')
@@ -56,6 +63,10 @@ export function resultCommand(ctx: CommandContext): Command {
       else {
         for (const [key, value] of Object.entries(view)) {
           if (value === undefined) continue
+          if (key === 'logs') {
+            print(ctx.io, `logs:${logLines(value as TaskLogLine[])}`)
+            continue
+          }
           print(
             ctx.io,
             `${`${key}:`.padEnd(12)}${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}`,
