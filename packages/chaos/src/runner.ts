@@ -110,7 +110,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const chaosEndedAt = Date.now()
     log(`${options.store}: disruptions over; draining`)
     const queueAtEnd = await drain(app, rig.queue, options.drainTimeoutMs)
-    await pool.stop(options.shutdownGraceMs + 20_000)
+    // Past the worker's own bound on close (grace + 30 s), so that its exit code tells what hung.
+    await pool.stop(options.shutdownGraceMs + 40_000)
     const ids = [...workload.tasks.keys()]
     const states = await readStates(app, ids)
     const deadLetters = await listAllDeadLetters(app, rig.queue)

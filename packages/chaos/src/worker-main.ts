@@ -32,15 +32,27 @@ export async function runWorkerProcess(factories: WorkerFactories): Promise<void
     tasks: [...tasks.all],
   })
   process.once('SIGTERM', () => {
-    // runWorker closes the app on SIGTERM; after that nothing should hold the process open. If
-    // something does (a timer, a socket), exit with a code of our own so the supervisor can tell.
-    const watchdog = setTimeout(() => {
-      process.stderr.write('chaos worker: still alive 15 s after the grace period (a handle keeps it open)\n')
-      process.exit(3)
-    }, config.shutdownGraceMs + 15_000)
-    watchdog.unref()
+    // runWorker closes the app on SIGTERM. Two bounds, each with an exit code of its own so the
+    // supervisor can tell: close must resolve (running tasks get the grace period), and once it
+    // has, nothing may hold the process open (a timer, a socket, a poll).
+    const exitWith = (code: number, why: string) => {
+      process.stderr.write(`chaos worker: ${why}\n`)
+      process.exit(code)
+    }
+    setTimeout(
+      () => exitWith(4, `app.close() not resolved ${config.shutdownGraceMs + 30_000} ms after SIGTERM`),
+      config.shutdownGraceMs + 30_000,
+    ).unref()
     // The run log goes last: tasks still finishing during the grace period record into it.
-    void app.close().then(() => runs.close())
+    void app
+      .close()
+      .then(() => runs.close())
+      .then(() => {
+        setTimeout(
+          () => exitWith(3, 'still alive 5 s after app.close() resolved (a handle keeps it open)'),
+          5_000,
+        ).unref()
+      })
   })
   await app.runWorker({
     // Only the run's own queue: the app's default queue ('default') may be someone else's.

@@ -57,9 +57,12 @@ export async function openSqsRig(): Promise<StoreRig> {
   const sqsProxy = await startTcpProxy({ host: '127.0.0.1', port: fauxqs.port })
   const redisPort = Number(new URL(SERVERS.redis).port || 6379)
   const redisProxy = await startTcpProxy({ host: new URL(SERVERS.redis).hostname, port: redisPort })
-  const sqsUrl = (port: number) =>
+  // Workers long-poll with the default wait (20 s), as deployed: a closed broker must not keep
+  // its process alive for the rest of a poll. The suite's own side polls briefly (admin reads).
+  const sqsUrl = (port: number, waitTimeSeconds?: number) =>
     `sqs://?region=us-east-1&endpoint=${encodeURIComponent(`http://127.0.0.1:${port}`)}` +
-    '&accessKeyId=test&secretAccessKey=test&waitTimeSeconds=1&retryTimeoutMs=60000'
+    '&accessKeyId=test&secretAccessKey=test&retryTimeoutMs=60000' +
+    (waitTimeSeconds === undefined ? '' : `&waitTimeSeconds=${waitTimeSeconds}`)
   const redisUrl = (port: number) => `redis://127.0.0.1:${port}/${REDIS_DB}?keyPrefix=${name}`
   const client = new SQSClient({
     endpoint: fauxqs.endpoint,
@@ -72,7 +75,7 @@ export async function openSqsRig(): Promise<StoreRig> {
     store: 'sqs',
     queue,
     worker: { brokerUrl: sqsUrl(sqsProxy.port), backendUrl: redisUrl(redisProxy.port) },
-    direct: { brokerUrl: sqsUrl(fauxqs.port), backendUrl: redisUrl(redisPort) },
+    direct: { brokerUrl: sqsUrl(fauxqs.port, 1), backendUrl: redisUrl(redisPort) },
     proxies: [sqsProxy, redisProxy],
     runLog: { kind: 'redis', url: `redis://127.0.0.1:${redisPort}/${REDIS_DB}`, key: `${name}:runs` },
     backendKind: 'redis',
