@@ -1,0 +1,7 @@
+export { ATTR, type AttemptOutcome, MESSAGING_SYSTEM } from './attributes.js'
+export { ErrandOtel, type ErrandOtelOptions, errandOtel } from './errand-otel.js'
+export { METRIC } from './metrics.js'
+export { classifyFailure, type FailedAttempt } from './outcome.js'
+export { type PrometheusEndpoint, type PrometheusOptions, startPrometheusExporter } from './prometheus.js'
+export { extractContext, injectHeaders } from './propagation.js'
+export type { QueueGaugeOptions, QueueGauges, StatsSource } from './queue-gauges.js'

@@ -1,0 +1,202 @@
+import type { Envelope, RunInfo } from '@errand/core'
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api'
+import { ATTR, MESSAGING_SYSTEM } from './attributes.js'
+import type { FailedAttempt } from './outcome.js'
+import { extractContext, injectHeaders } from './propagation.js'
+
+/** Most process spans remembered for parenting what their settlement publishes. */
+const MAX_REMEMBERED_RUNS = 4096
+/** Most chords whose members' spans are kept for the callback's links. */
+const MAX_OPEN_GROUPS = 1024
+
+interface RecentRun {
+  readonly span: Span
+  readonly group: RunInfo['group']
+}
+
+/**
+ * Producer spans on publish (context injected into each envelope's headers) and one consumer
+ * span per attempt.
+ *
+ * Why a map of recent runs: the worker stores a task's outcome and publishes the next step *after*
+ * the attempt's `wrapRun` returned, outside the span's context. The published envelope names the
+ * task that started it (`parent`, or its own `id` for a retry), so its producer span is parented
+ * on that task's process span from this map (bounded; evicted oldest first). The same map says
+ * when a publish completes a chord (the parent was a group member), to link the callback to the
+ * members' spans (those that ran in this process, at most `maxLinks`).
+ */
+export class ErrandTracing {
+  private readonly recent = new Map<string, RecentRun>()
+  private readonly members = new Map<string, SpanContext[]>()
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly maxLinks: number,
+  ) {}
+
+  /** Start a producer span per envelope and write its context into the envelope's headers. */
+  publish(envelopes: readonly Envelope[]): void {
+    const active = context.active()
+    // Messages of one new group or chord published together share a `send` batch span, so the
+    // workflow lands in one trace (each member is its own root: lineage starts at the member).
+    let fresh: Map<string, number> | undefined
+    let batches: Map<string, Context> | undefined
+    if (envelopes.length > 1) {
+      fresh = new Map()
+      for (const env of envelopes) {
+        if (this.parentOf(env, active) === undefined) {
+          const key = batchKey(env)
+          fresh.set(key, (fresh.get(key) ?? 0) + 1)
+        }
+      }
+    }
+    for (const env of envelopes) {
+      let parent = this.parentOf(env, active)
+      let operation: 'send' | 'create' = 'send'
+      const key = batchKey(env)
+      if (parent === undefined && (fresh?.get(key) ?? 0) > 1) {
+        batches ??= new Map()
+        parent = batches.get(key)
+        if (parent === undefined) {
+          const batch = this.tracer.startSpan('send', {
+            kind: SpanKind.PRODUCER,
+            attributes: {
+              [ATTR.system]: MESSAGING_SYSTEM,
+              [ATTR.operationType]: 'send',
+              [ATTR.operationName]: 'send',
+              [ATTR.batchCount]: fresh?.get(key) ?? 0,
+            },
+          })
+          batch.end()
+          parent = trace.setSpan(ROOT_CONTEXT, batch)
+          batches.set(key, parent)
+        }
+        operation = 'create'
+      }
+      const links = this.chordLinks(env)
+      const span = this.tracer.startSpan(
+        `${operation} ${env.task}`,
+        { kind: SpanKind.PRODUCER, attributes: messageAttributes(env, operation), ...(links && { links }) },
+        parent ?? ROOT_CONTEXT,
+      )
+      span.end()
+      env.headers = injectHeaders(trace.setSpan(parent ?? ROOT_CONTEXT, span), env.headers)
+    }
+  }
+
+  /** Start the consumer span of one attempt; the handler runs in the returned context. */
+  startRun(info: RunInfo): { span: Span; ctx: Context } {
+    const parent = extractContext(info.headers) ?? ROOT_CONTEXT
+    const attributes: Attributes = {
+      [ATTR.system]: MESSAGING_SYSTEM,
+      [ATTR.operationType]: 'process',
+      [ATTR.operationName]: 'process',
+      [ATTR.destination]: info.queue,
+      [ATTR.messageId]: info.id,
+      [ATTR.conversationId]: info.root,
+      [ATTR.task]: info.task,
+      [ATTR.attempt]: info.attempt,
+      [ATTR.maxAttempts]: info.maxAttempts,
+    }
+    if (info.parent !== undefined) attributes[ATTR.parentId] = info.parent
+    if (info.group) {
+      attributes[ATTR.groupId] = info.group.id
+      attributes[ATTR.groupIndex] = info.group.index
+      attributes[ATTR.groupSize] = info.group.size
+    }
+    const span = this.tracer.startSpan(
+      `process ${info.task}`,
+      { kind: SpanKind.CONSUMER, attributes },
+      parent,
+    )
+    if (info.attempt > 1) span.addEvent('errand.retry', { [ATTR.attempt]: info.attempt })
+    this.remember(info, span)
+    return { span, ctx: trace.setSpan(parent, span) }
+  }
+
+  /** End an attempt's span that succeeded. */
+  succeeded(span: Span): void {
+    span.setAttribute(ATTR.outcome, 'succeeded')
+    span.end()
+  }
+
+  /** End an attempt's span that threw: ERROR status, the exception, and what comes of it. */
+  failed(span: Span, err: unknown, failure: FailedAttempt, info: RunInfo): void {
+    span.recordException(err instanceof Error ? err : String(err))
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) })
+    span.setAttribute(ATTR.outcome, failure.outcome)
+    if (failure.outcome === 'retried')
+      span.addEvent('errand.retry_scheduled', { [ATTR.attempt]: info.attempt + 1 })
+    if (failure.reason !== undefined) {
+      span.setAttribute(ATTR.deadLetterReason, failure.reason)
+      span.addEvent('errand.dead_letter', { [ATTR.deadLetterReason]: failure.reason })
+    }
+    span.end()
+  }
+
+  private parentOf(env: Envelope, active: Context): Context | undefined {
+    const run =
+      this.recent.get(env.id) ?? (env.parent === undefined ? undefined : this.recent.get(env.parent))
+    if (run) return trace.setSpan(ROOT_CONTEXT, run.span)
+    if (trace.getSpan(active)) return active
+    return extractContext(env.headers)
+  }
+
+  /** Links to the members' spans when `env` is what a chord member's settlement started. */
+  private chordLinks(env: Envelope): Link[] | undefined {
+    if (env.parent === undefined || this.recent.has(env.id)) return undefined
+    const group = this.recent.get(env.parent)?.group
+    if (!group) return undefined
+    const spans = this.members.get(group.id)
+    if (!spans) return undefined
+    this.members.delete(group.id)
+    return spans.map((sc) => ({ context: sc, attributes: { [ATTR.groupId]: group.id } }))
+  }
+
+  private remember(info: RunInfo, span: Span): void {
+    this.recent.delete(info.id)
+    this.recent.set(info.id, { span, group: info.group })
+    if (this.recent.size > MAX_REMEMBERED_RUNS) this.recent.delete(this.recent.keys().next().value as string)
+    if (!info.group) return
+    let spans = this.members.get(info.group.id)
+    if (!spans) {
+      spans = []
+      this.members.set(info.group.id, spans)
+      if (this.members.size > MAX_OPEN_GROUPS) this.members.delete(this.members.keys().next().value as string)
+    }
+    if (spans.length < this.maxLinks) spans.push(span.spanContext())
+  }
+}
+
+function messageAttributes(env: Envelope, operation: 'send' | 'create'): Attributes {
+  const a: Attributes = {
+    [ATTR.system]: MESSAGING_SYSTEM,
+    [ATTR.operationType]: operation,
+    [ATTR.operationName]: operation,
+    [ATTR.destination]: env.queue,
+    [ATTR.messageId]: env.id,
+    [ATTR.conversationId]: env.root ?? env.id,
+    [ATTR.task]: env.task,
+  }
+  if (env.attempt > 1) a[ATTR.attempt] = env.attempt
+  if (env.parent !== undefined) a[ATTR.parentId] = env.parent
+  return a
+}
+
+/** Members of one group (the join frame on top of their stacks) batch together; others by root. */
+function batchKey(env: Envelope): string {
+  const top = env.stack?.[env.stack.length - 1]
+  return top?.t === 'join' ? `group:${top.group}` : `root:${env.root ?? env.id}`
+}
