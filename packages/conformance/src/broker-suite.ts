@@ -3,9 +3,10 @@ import { registerAdminTests } from './broker-admin-tests.js'
 import { registerBasicsTests } from './broker-basics-tests.js'
 import { registerDeliveryTests } from './broker-delivery-tests.js'
 import { registerFlowTests } from './broker-flow-tests.js'
+import { registerOutageTests } from './broker-outage-tests.js'
 import { registerRedeliveryTests } from './broker-redelivery-tests.js'
 import { registerScheduleTests } from './broker-schedule-tests.js'
-import { type BrokerSuiteContext, brokerHarness, registrar } from './harness.js'
+import { type BrokerSuiteContext, brokerHarness, outageHarness, registrar } from './harness.js'
 import type { BrokerConformanceOptions } from './options.js'
 
 /**
@@ -15,7 +16,8 @@ import type { BrokerConformanceOptions } from './options.js'
  * the server is touched. Capabilities are read from the instances: where one is off, the test
  * checks that asking for it is refused with `ERR_NOT_SUPPORTED`.
  *
- * Defaults: `timeScale` 1, `queuePrefix` `conf`, `stressMessages` 10 000.
+ * Defaults: `timeScale` 1, `queuePrefix` `conf`, `stressMessages` 10 000. With `outage` (a broker
+ * whose way to the store can be cut), the failure tests run too.
  *
  * @example
  * ```ts
@@ -37,6 +39,7 @@ export function runBrokerConformance(options: BrokerConformanceOptions): void {
       h: brokerHarness(options.factory, timeScale, options.queuePrefix ?? 'conf'),
       stressMessages: options.stressMessages ?? 10_000,
       soon: 5_000 * timeScale,
+      outage: options.outage === undefined ? undefined : outageHarness(options.outage, timeScale),
     }
     registerBasicsTests(context)
     registerDeliveryTests(context)
@@ -44,6 +47,7 @@ export function runBrokerConformance(options: BrokerConformanceOptions): void {
     registerFlowTests(context)
     registerScheduleTests(context)
     registerAdminTests(context)
+    registerOutageTests(context)
     finish()
   })
 }

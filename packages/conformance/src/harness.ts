@@ -1,7 +1,7 @@
 import type { Broker, ResultBackend } from '@errand/core'
 import { afterEach, beforeEach, expect, it, type TestContext } from 'vitest'
 import { uniqueName } from './helpers.js'
-import type { SkipList } from './options.js'
+import type { BrokerOutage, SkipList } from './options.js'
 
 /** A test body: gets vitest's context (for `ctx.skip(note)` where a capability makes it moot). */
 export type TestBody = (ctx: TestContext) => Promise<void>
@@ -125,6 +125,23 @@ export function brokerHarness(
   }
 }
 
+/** Brokers whose way to the store can be cut (`options.outage`), closed after each test. */
+export interface OutageHarness extends InstanceHarness<Broker> {
+  /** Sever the brokers' connections to the store. */
+  cut(): Promise<void>
+  /** Let them through again. */
+  restore(): Promise<void>
+}
+
+/** An {@link OutageHarness} over `outage`; registers its hooks in the current `describe`. */
+export function outageHarness(outage: BrokerOutage, timeScale: number): OutageHarness {
+  return {
+    ...instanceHarness(outage.broker, timeScale, async () => {}),
+    cut: () => outage.cut(),
+    restore: () => outage.restore(),
+  }
+}
+
 /** An {@link InstanceHarness} of result backends over `factory`. */
 export function backendHarness(
   factory: () => ResultBackend | Promise<ResultBackend>,
@@ -141,6 +158,8 @@ export interface BrokerSuiteContext {
   readonly stressMessages: number
   /** How long to wait for something that should happen promptly (5 s, scaled). */
   readonly soon: number
+  /** The cuttable brokers of `options.outage`; undefined when the variant gives none. */
+  readonly outage: OutageHarness | undefined
 }
 
 /** What each group of result backend tests gets. */

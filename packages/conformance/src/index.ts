@@ -4,6 +4,7 @@ export { runBrokerConformance } from './broker-suite.js'
 export type {
   AppConformanceOptions,
   BrokerConformanceOptions,
+  BrokerOutage,
   ResultBackendConformanceOptions,
   SkipList,
 } from './options.js'

@@ -24,6 +24,46 @@ export interface BrokerConformanceOptions {
    * throughput makes the default impractical, and say so in the variant's notes.
    */
   readonly stressMessages?: number
+  /**
+   * A broker whose way to the store a test can cut, for the tests of failures (registered only
+   * when given). Typically the same broker class pointed at a {@link startTcpProxy} in front of
+   * the store.
+   */
+  readonly outage?: BrokerOutage
+}
+
+/**
+ * A broker that reaches its store through something the suite can sever: usually a cuttable
+ * loopback proxy (`startTcpProxy`) in front of the same store `factory` uses.
+ *
+ * @example
+ * ```ts
+ * const proxy = await startTcpProxy(REDIS_URL)
+ * afterAll(() => proxy.close())
+ * runBrokerConformance({
+ *   name: 'redis',
+ *   factory: () => new RedisBroker({ url: REDIS_URL }),
+ *   outage: {
+ *     // Fail a command at once when the connection drops, instead of waiting for a reconnect.
+ *     broker: () => new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, redisOptions: { maxRetriesPerRequest: 0 } }),
+ *     cut: () => proxy.cut(),
+ *     restore: () => proxy.restore(),
+ *   },
+ * })
+ * ```
+ */
+export interface BrokerOutage {
+  /**
+   * A fresh broker (not yet connected) on the same store as `factory`, going through the cut.
+   * Bound its timeouts (reconnect patience, retries per command) to a few seconds: a settle made
+   * during a cut must reject within twice the suite's "soon" (10 s, scaled), not wait for the
+   * store to come back.
+   */
+  readonly broker: () => Broker | Promise<Broker>
+  /** Sever every connection of the `broker`s to the store and refuse new ones until `restore`. */
+  cut(): Promise<void>
+  /** Let them reach the store again (they reconnect by themselves). */
+  restore(): Promise<void>
 }
 
 /** Options of {@link runResultBackendConformance}. */

@@ -117,7 +117,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       if (this.#cycling === undefined && (this.#acks.length > 0 || this.#extends.length > 0)) this.#cycle()
       await Promise.allSettled([this.#cycling, ...this.#settling])
     }
-    const leases = [...this.#held.values()].filter((d) => !d.settled).map((d) => d.lease)
+    const leases = [...this.#held.values()].filter((d) => d.open).map((d) => d.lease)
     this.#held.clear()
     for (let i = 0; i < leases.length; i += MAX_BATCH) {
       await RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['1', ...leases.slice(i, i + MAX_BATCH)])
@@ -137,6 +137,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   ack(delivery: RedisDelivery): Promise<void> {
+    this.#hold(delivery)
     return new Promise<void>((resolve, reject) => {
       this.#acks.push({ delivery, resolve, reject })
       // Every held delivery is being settled: nothing more will join this batch, send it now
@@ -157,6 +158,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   nack(delivery: RedisDelivery, delayMs: number): Promise<void> {
+    this.#hold(delivery)
     return this.#settle(
       delivery,
       'nack',
@@ -165,9 +167,18 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void> {
+    this.#hold(delivery)
     const header = JSON.stringify({ reason: info.reason, error: info.error, deadAt: Date.now() })
     const run = DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, header, Date.now()])
     return this.#settle(delivery, 'deadLetter', run)
+  }
+
+  /**
+   * A failed settle stops counting against the prefetch (the lease brings the message back if
+   * nobody tries again); a retry counts it again until it resolves, and is given back at close.
+   */
+  #hold(delivery: RedisDelivery): void {
+    this.#held.set(delivery.lease, delivery)
   }
 
   async #settle(delivery: RedisDelivery, what: string, run: Promise<unknown>): Promise<void> {

@@ -14,9 +14,12 @@ export interface DeliveryOwner {
 
 /**
  * A delivery from a {@link RedisBroker}: delivery number `attempt` of message `messageId`, on a
- * lease named `<id>:<attempt>`. The first of `ack`, `nack` or `deadLetter` settles it; later calls
- * resolve without effect. Settling or extending after the lease ran out (the message went back
- * to the queue, maybe to another consumer) touches nothing: the lease name no longer exists.
+ * lease named `<id>:<attempt>`. The first of `ack`, `nack` or `deadLetter` that succeeds settles
+ * it; later calls resolve without effect (a call made while one is on its way shares its outcome).
+ * A settle that failed (Redis unreachable) leaves it unsettled, so it may be called again: every
+ * script is fenced on the lease, so a retry after a reply that was lost changes nothing. Settling
+ * or extending after the lease ran out (the message went back to the queue, maybe to another
+ * consumer) touches nothing: the lease name no longer exists.
  */
 export class RedisDelivery implements Delivery {
   readonly messageId: string
@@ -25,7 +28,9 @@ export class RedisDelivery implements Delivery {
   /** The lease member: `<id>:<attempt>`. */
   readonly lease: string
   readonly #owner: DeliveryOwner
-  #settled = false
+  #state: 'open' | 'settling' | 'settled' = 'open'
+  /** The settle on its way, which a second call waits for. */
+  #settling: Promise<void> | undefined
 
   constructor(owner: DeliveryOwner, item: DecodedItem) {
     this.#owner = owner
@@ -35,15 +40,14 @@ export class RedisDelivery implements Delivery {
     this.lease = `${item.id}:${this.attempt}`
   }
 
-  /** True once `ack`, `nack` or `deadLetter` was called. */
-  get settled(): boolean {
-    return this.#settled
+  /** True while nothing settled it and no settle is on its way (what `close()` gives back). */
+  get open(): boolean {
+    return this.#state === 'open'
   }
 
   /** Remove the message for good. Acks issued in the same tick go to Redis in one call. */
   async ack(): Promise<void> {
-    if (!this.#claim()) return
-    return this.#owner.ack(this)
+    return this.#settle(() => this.#owner.ack(this))
   }
 
   /** Return the message, redelivered after `delayMs` (default 0: at once, at the back). */
@@ -52,7 +56,7 @@ export class RedisDelivery implements Delivery {
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
       throw new TypeError(`nack: delayMs must be a finite number >= 0, got ${String(delayMs)}`)
     }
-    if (!this.#settled && delayMs > this.#owner.maxDelayMs) {
+    if (this.#state === 'open' && delayMs > this.#owner.maxDelayMs) {
       throw new NotSupportedError(
         `nack delay of ${delayMs} ms is over maxDelayMs ${this.#owner.maxDelayMs}`,
         {
@@ -60,8 +64,7 @@ export class RedisDelivery implements Delivery {
         },
       )
     }
-    if (!this.#claim()) return
-    return this.#owner.nack(this, Math.ceil(delayMs))
+    return this.#settle(() => this.#owner.nack(this, Math.ceil(delayMs)))
   }
 
   /** Move the message to the queue's dead letters, atomically with its removal. */
@@ -69,8 +72,7 @@ export class RedisDelivery implements Delivery {
     if (typeof info !== 'object' || info === null || typeof info.reason !== 'string') {
       throw new TypeError('deadLetter: info must be an object with a reason')
     }
-    if (!this.#claim()) return
-    return this.#owner.deadLetter(this, info)
+    return this.#settle(() => this.#owner.deadLetter(this, info))
   }
 
   /** Lengthen the lease to `ms` from now. Without effect once settled or once the lease ran out. */
@@ -78,15 +80,30 @@ export class RedisDelivery implements Delivery {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
       throw new TypeError(`extend: ms must be a finite number > 0, got ${String(ms)}`)
     }
-    if (this.#settled) return
+    // Racing a settle is normal (a lease timer firing as the task ends): nothing to extend then.
+    if (this.#state !== 'open') return
     this.#owner.assertOpen()
     return this.#owner.extend(this, Math.ceil(ms))
   }
 
-  #claim(): boolean {
-    if (this.#settled) return false
+  #settle(run: () => Promise<void>): Promise<void> {
+    if (this.#state === 'settled') return Promise.resolve()
+    if (this.#settling !== undefined) return this.#settling
     this.#owner.assertOpen()
-    this.#settled = true
-    return true
+    this.#state = 'settling'
+    const settling = run().then(
+      () => {
+        this.#state = 'settled'
+        this.#settling = undefined
+      },
+      (err: unknown) => {
+        // Not settled: the caller may try again; if nobody does, the lease brings it back.
+        this.#state = 'open'
+        this.#settling = undefined
+        throw err
+      },
+    )
+    this.#settling = settling
+    return settling
   }
 }
