@@ -13,9 +13,17 @@ function patterned(size: number): Uint8Array {
 
 async function expectEmpty(broker: Broker, queue: string): Promise<void> {
   const stats = await broker.stats(queue)
-  expect(stats.ready).toBe(0)
-  if (stats.inFlight !== undefined) expect(stats.inFlight).toBe(0)
-  if (stats.delayed !== undefined) expect(stats.delayed).toBe(0)
+  expect(stats.ready, 'the queue should be empty, but stats().ready counts a message still waiting').toBe(0)
+  if (stats.inFlight !== undefined)
+    expect(
+      stats.inFlight,
+      'the queue should be empty, but stats().inFlight counts a message still held by a consumer',
+    ).toBe(0)
+  if (stats.delayed !== undefined)
+    expect(
+      stats.delayed,
+      'the queue should be empty, but stats().delayed counts a message still scheduled',
+    ).toBe(0)
 }
 
 /** Publish, deliver, ack, nack and settle-once semantics. */
@@ -34,14 +42,20 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
     await inbox.waitForCount(4)
     const got = inbox.received.map((r) => r.delivery).sort((a, b) => a.body.byteLength - b.body.byteLength)
     for (const [i, delivery] of got.entries()) {
-      expect(delivery.body.byteLength).toBe(bodies[i]!.byteLength)
+      expect(
+        delivery.body.byteLength,
+        `body ${i}: a delivery's body must have exactly the length that was published`,
+      ).toBe(bodies[i]!.byteLength)
       expect(sameBytes(delivery.body, bodies[i]!), `body ${i} differs`).toBe(true)
-      expect(delivery.attempt).toBe(1)
-      expect(typeof delivery.messageId).toBe('string')
-      expect(delivery.messageId.length).toBeGreaterThan(0)
+      expect(delivery.attempt, 'a message delivered for the first time must have attempt 1').toBe(1)
+      expect(typeof delivery.messageId, 'Delivery.messageId must be a string').toBe('string')
+      expect(delivery.messageId.length, 'Delivery.messageId must not be empty').toBeGreaterThan(0)
       await delivery.ack()
     }
-    expect(new Set(got.map((d) => d.messageId)).size).toBe(4)
+    expect(
+      new Set(got.map((d) => d.messageId)).size,
+      'every message published must get its own messageId (4 messages, 4 distinct ids)',
+    ).toBe(4)
   })
 
   test('a body over maxMessageBytes is refused with ERR_PAYLOAD_TOO_LARGE', async (ctx) => {
@@ -54,7 +68,10 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
       'ERR_PAYLOAD_TOO_LARGE',
       'publish over maxMessageBytes',
     )
-    expect((await broker.stats(q)).ready).toBe(0)
+    expect(
+      (await broker.stats(q)).ready,
+      'a publish refused as too large must store nothing (ready should stay 0)',
+    ).toBe(0)
   })
 
   test('publishing an empty batch resolves', async () => {
@@ -77,9 +94,15 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
     await consumeInto(b, q, inboxB, { prefetch: 10 })
     await b.publish(q, [{ body: encode('marker') }])
     const marker = await inboxB.next()
-    expect(decode(marker.body)).toBe('marker')
+    expect(
+      decode(marker.body),
+      'after an ack and a reconnect, the next delivery must be the new marker, not the acked message again',
+    ).toBe('marker')
     await marker.ack()
-    expect(inboxB.count).toBe(1)
+    expect(
+      inboxB.count,
+      'only the marker should be delivered on the new connection: the acked message came back',
+    ).toBe(1)
     await expectEmpty(b, q)
   })
 
@@ -90,15 +113,15 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
     await consumeInto(broker, q, inbox, { prefetch: 1 })
     await broker.publish(q, [{ body: encode('again') }])
     const first = await inbox.next()
-    expect(first.attempt).toBe(1)
+    expect(first.attempt, 'a message delivered for the first time must have attempt 1').toBe(1)
     await first.nack()
     const second = await inbox.next()
-    expect(second.attempt).toBe(2)
-    expect(second.messageId).toBe(first.messageId)
-    expect(decode(second.body)).toBe('again')
+    expect(second.attempt, 'after one nack, the message must come back with attempt 2').toBe(2)
+    expect(second.messageId, 'a nacked message must come back with the same messageId').toBe(first.messageId)
+    expect(decode(second.body), 'a nacked message must come back with the same bytes').toBe('again')
     await second.nack()
     const third = await inbox.next()
-    expect(third.attempt).toBe(3)
+    expect(third.attempt, 'after two nacks, the message must come back with attempt 3').toBe(3)
     await third.ack()
     await expectEmpty(broker, q)
   })
@@ -123,9 +146,15 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
     const before = Date.now()
     await first.nack({ delayMs: delay })
     const again = await inbox.nextReceived(delay + soon)
-    expect(again.at - before).toBeGreaterThanOrEqual(delay - CLOCK_SLACK_MS)
-    expect(again.at - before).toBeLessThanOrEqual(delay + h.ms(500))
-    expect(again.delivery.attempt).toBe(2)
+    expect(
+      again.at - before,
+      'a message nacked with delayMs was redelivered before the delay had passed',
+    ).toBeGreaterThanOrEqual(delay - CLOCK_SLACK_MS)
+    expect(
+      again.at - before,
+      'a message nacked with delayMs was redelivered more than 500 ms (scaled) after the delay',
+    ).toBeLessThanOrEqual(delay + h.ms(500))
+    expect(again.delivery.attempt, 'a message nacked with delayMs must come back with attempt 2').toBe(2)
     await again.delivery.ack()
   })
 
@@ -146,15 +175,24 @@ export function registerDeliveryTests({ test, h, soon }: BrokerSuiteContext): vo
     await nacked.ack()
     await inbox.waitForCount(4)
     const again = inbox.received[3]!.delivery
-    expect(decode(again.body)).toBe('nacked')
-    expect(again.attempt).toBe(2)
+    expect(
+      decode(again.body),
+      'the message redelivered after nack-then-ack must be the nacked one (the ack after nack must not remove it)',
+    ).toBe('nacked')
+    expect(again.attempt, 'the nacked message must come back once, with attempt 2').toBe(2)
     await again.ack()
     const dead = byBody.get('dead')!
     await dead.deadLetter({ reason: 'rejected' })
     await dead.deadLetter({ reason: 'rejected' })
     await dead.ack()
-    expect((await broker.listDeadLetters(q)).length).toBe(1)
-    expect(inbox.count).toBe(4)
+    expect(
+      (await broker.listDeadLetters(q)).length,
+      'a message dead-lettered twice (then acked) must be in the dead letters exactly once',
+    ).toBe(1)
+    expect(
+      inbox.count,
+      'settling twice redelivered something: only the nacked message should come back (3 + 1 deliveries)',
+    ).toBe(4)
     await expectEmpty(broker, q)
   })
 }

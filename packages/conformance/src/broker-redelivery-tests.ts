@@ -12,15 +12,21 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     await consumeInto(a, q, inboxA, { prefetch: 1 }, 'a')
     await a.publish(q, [{ body: encode('orphan') }])
     const first = await inboxA.next()
-    expect(first.attempt).toBe(1)
+    expect(first.attempt, 'a message delivered for the first time must have attempt 1').toBe(1)
     // b is already waiting when a goes away: the message must come back at once, not after a lease.
     const inboxB = new Inbox(soon)
     await consumeInto(b, q, inboxB, { prefetch: 1 }, 'b')
     await h.close(a)
     const again = await inboxB.next()
-    expect(again.messageId).toBe(first.messageId)
-    expect(again.attempt).toBe(2)
-    expect(decode(again.body)).toBe('orphan')
+    expect(
+      again.messageId,
+      'the message given back at close must be redelivered with the same messageId',
+    ).toBe(first.messageId)
+    expect(again.attempt, 'the message given back at close must be redelivered with attempt + 1 (2)').toBe(2)
+    expect(
+      decode(again.body),
+      'the message given back at close must be redelivered with the same bytes',
+    ).toBe('orphan')
     await again.ack()
   })
 
@@ -35,7 +41,10 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     )
     await inboxA.waitForCount(10)
     await consumerA.cancel()
-    expect(inboxA.count).toBe(10)
+    expect(
+      inboxA.count,
+      'with prefetch 10, exactly 10 deliveries should arrive before the consumer is canceled',
+    ).toBe(10)
     const acked = new Set<string>()
     for (const { delivery } of inboxA.received.slice(0, 5)) {
       await delivery.ack()
@@ -48,13 +57,21 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     await consumeInto(b, q, inboxB, { prefetch: 20 }, 'b')
     await inboxB.waitForCount(15)
     const bodies = inboxB.received.map((r) => decode(r.delivery.body))
-    expect(new Set(bodies).size).toBe(15)
+    expect(
+      new Set(bodies).size,
+      'each of the 15 messages not acked (10 never delivered + 5 held at close) must be delivered once to the new broker, no duplicates',
+    ).toBe(15)
     for (const body of bodies) expect(acked.has(body), `acked message ${body} came back`).toBe(false)
     for (const { delivery } of inboxB.received) {
-      expect(delivery.attempt).toBe(held.has(decode(delivery.body)) ? 2 : 1)
+      expect(
+        delivery.attempt,
+        'messages held unsettled at close must come back with attempt 2; messages never delivered must arrive with attempt 1',
+      ).toBe(held.has(decode(delivery.body)) ? 2 : 1)
       await delivery.ack()
     }
-    expect(inboxB.count).toBe(15)
+    expect(inboxB.count, 'nothing beyond the 15 unacked messages should be delivered to the new broker').toBe(
+      15,
+    )
   })
 
   test('an expired lease redelivers to another consumer; the stale holder cannot settle it', async (ctx) => {
@@ -68,24 +85,45 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     await a.publish(q, [{ body: encode('slow') }])
     const first = await inbox.next()
     if (!a.capabilities.leases) {
-      expect(first.extend).toBeUndefined()
+      expect(
+        first.extend,
+        'a broker with capabilities.leases false must not offer Delivery.extend',
+      ).toBeUndefined()
       await first.ack()
       return ctx.skip('capabilities.leases is false: deliveries are held until settled or closed')
     }
-    expect(typeof first.extend).toBe('function')
+    expect(typeof first.extend, 'a broker with capabilities.leases true must offer Delivery.extend').toBe(
+      'function',
+    )
     await consumeInto(b, q, inbox, { prefetch: 1, leaseMs: lease }, 'b')
     const second = await inbox.nextReceived(lease + soon)
-    expect(second.by).toBe('b')
-    expect(second.at - before).toBeGreaterThanOrEqual(lease - CLOCK_SLACK_MS)
-    expect(second.delivery.messageId).toBe(first.messageId)
-    expect(second.delivery.attempt).toBe(2)
-    expect(decode(second.delivery.body)).toBe('slow')
+    expect(second.by, 'after the lease ran out, the message must go to the other waiting consumer (b)').toBe(
+      'b',
+    )
+    expect(second.at - before, 'the message was redelivered before its lease ran out').toBeGreaterThanOrEqual(
+      lease - CLOCK_SLACK_MS,
+    )
+    expect(
+      second.delivery.messageId,
+      'the redelivery after an expired lease must have the same messageId',
+    ).toBe(first.messageId)
+    expect(second.delivery.attempt, 'the redelivery after an expired lease must have attempt 2').toBe(2)
+    expect(
+      decode(second.delivery.body),
+      'the redelivery after an expired lease must have the same bytes',
+    ).toBe('slow')
     // Too late: whatever a's ack answers, it must not remove b's delivery.
     await settleQuietly(first.ack())
     await second.delivery.nack()
     const third = await inbox.next()
-    expect(third.messageId).toBe(first.messageId)
-    expect(third.attempt).toBe(3)
+    expect(
+      third.messageId,
+      "the stale holder's ack removed the message: the new holder's nack must still bring it back (same messageId)",
+    ).toBe(first.messageId)
+    expect(
+      third.attempt,
+      'after an expired lease and a nack, the message must come back with attempt 3',
+    ).toBe(3)
     await third.ack()
   })
 
@@ -100,8 +138,14 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     const held = await inbox.next()
     const extend = held.extend?.bind(held)
     if (!a.capabilities.leases || extend === undefined) {
-      expect(a.capabilities.leases).toBe(false)
-      expect(held.extend).toBeUndefined()
+      expect(
+        a.capabilities.leases,
+        'a delivery without extend must come from a broker with capabilities.leases false',
+      ).toBe(false)
+      expect(
+        held.extend,
+        'a broker with capabilities.leases false must not offer Delivery.extend',
+      ).toBeUndefined()
       await held.ack()
       return ctx.skip('capabilities.leases is false: nothing to extend')
     }
@@ -115,8 +159,14 @@ export function registerRedeliveryTests({ test, h, soon }: BrokerSuiteContext): 
     await held.ack()
     await a.publish(q, [{ body: encode('marker') }])
     const marker = await inbox.next()
-    expect(decode(marker.body)).toBe('marker')
+    expect(
+      decode(marker.body),
+      'after the extended delivery was acked, the next delivery must be the new marker',
+    ).toBe('marker')
     await marker.ack()
-    expect(inbox.count).toBe(2)
+    expect(
+      inbox.count,
+      'the extended message was delivered twice: only it and the marker should have arrived',
+    ).toBe(2)
   })
 }

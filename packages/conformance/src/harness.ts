@@ -32,8 +32,14 @@ export function registrar(
   const finish = () => {
     it('the skip list names existing tests, each with a reason', () => {
       const entries = Object.entries(skip ?? {})
-      expect(entries.filter(([name]) => !names.has(name)).map(([name]) => name)).toEqual([])
-      expect(entries.filter(([, reason]) => reason.trim() === '').map(([name]) => name)).toEqual([])
+      expect(
+        entries.filter(([name]) => !names.has(name)).map(([name]) => name),
+        'the skip list names tests that do not exist in this suite (a typo skips nothing)',
+      ).toEqual([])
+      expect(
+        entries.filter(([, reason]) => reason.trim() === '').map(([name]) => name),
+        'every skip needs a reason: these skip entries have an empty one',
+      ).toEqual([])
     })
   }
   return { register, finish }
