@@ -35,7 +35,7 @@ const MAX_ERROR_JSON = 16 * 1024
  * counted in our header (each nack or re-count publishes a copy with the count so far), plus one,
  * plus earlier deliveries of this copy that were returned unsettled — counted exactly by quorum
  * queues (`x-delivery-count`); on classic queues, which only flag `redelivered`, the consumer
- * re-counts a returned copy before handing it out (see {@link needsRecount}).
+ * re-counts a returned copy before handing it out (see `needsRecount`).
  */
 export function attemptOf(message: Message): number {
   const headers = message.properties.headers
