@@ -58,14 +58,21 @@ export function registerFlowTests({ test, h, soon, stressMessages }: BrokerSuite
         throw new Error(`${String(err)}; got ${distinct} distinct, ${duplicates} duplicates`)
       })
       await Promise.all(acks)
-      expect(bad).toBe(0)
-      expect(duplicates).toBe(0)
-      expect(distinct).toBe(n)
+      expect(
+        bad,
+        "a delivery's body was not one of the published messages (bytes changed or foreign message)",
+      ).toBe(0)
+      expect(
+        duplicates,
+        'a message was delivered twice to the competing consumers (each must get a distinct subset)',
+      ).toBe(0)
+      expect(distinct, 'every published message must be delivered (distinct count)').toBe(n)
       expect(perConsumer.a, 'consumer a got nothing').toBeGreaterThan(0)
       expect(perConsumer.b, 'consumer b got nothing').toBeGreaterThan(0)
       const stats = await a.stats(q)
-      expect(stats.ready).toBe(0)
-      if (stats.inFlight !== undefined) expect(stats.inFlight).toBe(0)
+      expect(stats.ready, 'after all were acked, stats().ready must be 0').toBe(0)
+      if (stats.inFlight !== undefined)
+        expect(stats.inFlight, 'after all were acked, stats().inFlight must be 0').toBe(0)
     },
     h.ms(120_000),
   )
@@ -106,11 +113,16 @@ export function registerFlowTests({ test, h, soon, stressMessages }: BrokerSuite
     await withTimeout(first.promise, soon, `${prefetch} deliveries`)
     // Nothing more may arrive while the first `prefetch` are held.
     await sleep(h.ms(300))
-    expect(held.length).toBe(prefetch)
+    expect(
+      held.length,
+      'a consumer with prefetch 3 must get exactly 3 deliveries while it holds them unsettled',
+    ).toBe(prefetch)
     holding = false
     for (const delivery of held) settle(delivery)
     await withTimeout(done.promise, soon, `${total} acks`)
-    expect(most).toBe(prefetch)
+    expect(most, 'the most deliveries held unsettled at once must equal the prefetch (never more)').toBe(
+      prefetch,
+    )
   })
 
   test('cancel stops deliveries; deliveries already handed out stay valid', async () => {
@@ -130,19 +142,20 @@ export function registerFlowTests({ test, h, soon, stressMessages }: BrokerSuite
     await consumeInto(b, q, inboxB, { prefetch: 10 }, 'b')
     await inboxB.waitForCount(5)
     expect(inboxA.count, 'a received after cancel').toBe(1)
-    expect(inboxB.received.map((r) => decode(r.delivery.body)).sort()).toEqual([
-      'after-0',
-      'after-1',
-      'after-2',
-      'after-3',
-      'after-4',
-    ])
+    expect(
+      inboxB.received.map((r) => decode(r.delivery.body)).sort(),
+      'messages published after a consumer was canceled must all go to the other consumer',
+    ).toEqual(['after-0', 'after-1', 'after-2', 'after-3', 'after-4'])
     await kept.ack()
     for (const { delivery } of inboxB.received) await delivery.ack()
     const stats = await a.stats(q)
-    expect(stats.ready).toBe(0)
-    if (stats.inFlight !== undefined) expect(stats.inFlight).toBe(0)
-    expect(inboxB.count).toBe(5)
+    expect(stats.ready, 'after acking everything, stats().ready must be 0').toBe(0)
+    if (stats.inFlight !== undefined)
+      expect(
+        stats.inFlight,
+        'after acking everything, stats().inFlight must be 0 (the delivery kept across cancel was acked)',
+      ).toBe(0)
+    expect(inboxB.count, 'the other consumer must get exactly the 5 messages published after cancel').toBe(5)
   })
 
   test('different queues are separate', async () => {
@@ -153,19 +166,22 @@ export function registerFlowTests({ test, h, soon, stressMessages }: BrokerSuite
     await broker.publish(q2, [{ body: encode('two') }, { body: encode('two') }])
     const s1 = await broker.stats(q1)
     const s2 = await broker.stats(q2)
-    expect([s1.ready, s2.ready]).toEqual([1, 2])
+    expect(
+      [s1.ready, s2.ready],
+      "stats().ready of two queues must count each queue's own messages ([1, 2])",
+    ).toEqual([1, 2])
     const inbox1 = new Inbox(soon)
     await consumeInto(broker, q1, inbox1, { prefetch: 5 })
     const one = await inbox1.next()
-    expect(decode(one.body)).toBe('one')
+    expect(decode(one.body), "a consumer of queue 1 must get queue 1's message").toBe('one')
     await one.ack()
     const inbox2 = new Inbox(soon)
     await consumeInto(broker, q2, inbox2, { prefetch: 5 })
     await inbox2.waitForCount(2)
     for (const { delivery } of inbox2.received) {
-      expect(decode(delivery.body)).toBe('two')
+      expect(decode(delivery.body), "a consumer of queue 2 must get only queue 2's messages").toBe('two')
       await delivery.ack()
     }
-    expect(inbox1.count).toBe(1)
+    expect(inbox1.count, 'the consumer of queue 1 received a message of queue 2').toBe(1)
   })
 }

@@ -11,7 +11,11 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
     const q = h.queue()
     const { maxDelayMs } = broker.capabilities
     if (maxDelayMs === 0) {
-      await expectCode(() => broker.publish(q, [{ body: encode('x'), delayMs: 1 }]), 'ERR_NOT_SUPPORTED')
+      await expectCode(
+        () => broker.publish(q, [{ body: encode('x'), delayMs: 1 }]),
+        'ERR_NOT_SUPPORTED',
+        'publish with a delay on a broker with maxDelayMs 0',
+      )
       return
     }
     const delays = [0, h.ms(200), h.ms(700), h.ms(1200)].map((d) => Math.min(d, maxDelayMs))
@@ -45,9 +49,17 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
     const before = Date.now()
     await broker.publish(q, [{ body: encode('short'), delayMs: short }])
     const first = await inbox.nextReceived(long)
-    expect(decode(first.delivery.body)).toBe('short')
-    expect(first.at - before).toBeGreaterThanOrEqual(short - CLOCK_SLACK_MS)
-    expect(first.at - before).toBeLessThanOrEqual(short + h.ms(500))
+    expect(
+      decode(first.delivery.body),
+      'a short delay published after a long one must be delivered first',
+    ).toBe('short')
+    expect(first.at - before, 'the short delay was delivered early').toBeGreaterThanOrEqual(
+      short - CLOCK_SLACK_MS,
+    )
+    expect(
+      first.at - before,
+      'the short delay was delivered late (waited behind the longer delay?)',
+    ).toBeLessThanOrEqual(short + h.ms(500))
     await first.delivery.ack()
   })
 
@@ -55,8 +67,15 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
     const broker = await h.open()
     const q = h.queue()
     const over = broker.capabilities.maxDelayMs + 1
-    await expectCode(() => broker.publish(q, [{ body: encode('x'), delayMs: over }]), 'ERR_NOT_SUPPORTED')
-    expect((await broker.stats(q)).ready).toBe(0)
+    await expectCode(
+      () => broker.publish(q, [{ body: encode('x'), delayMs: over }]),
+      'ERR_NOT_SUPPORTED',
+      'publish with a delay of maxDelayMs + 1',
+    )
+    expect(
+      (await broker.stats(q)).ready,
+      'a publish refused for its delay must store nothing (ready should stay 0)',
+    ).toBe(0)
   })
 
   test('delays: the longest delay is held, not delivered', async (ctx) => {
@@ -67,16 +86,20 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
     if (delayMs < h.ms(60_000)) ctx.skip(`maxDelayMs ${broker.capabilities.maxDelayMs} is under a minute`)
     await broker.publish(q, [{ body: encode('far'), delayMs }])
     const stats = await broker.stats(q)
-    expect(stats.ready).toBe(0)
-    if (stats.delayed !== undefined) expect(stats.delayed).toBe(1)
+    expect(stats.ready, 'a message with the longest delay must not be ready').toBe(0)
+    if (stats.delayed !== undefined)
+      expect(stats.delayed, 'stats().delayed must count the message with the longest delay').toBe(1)
     const inbox = new Inbox(soon)
     await consumeInto(broker, q, inbox, { prefetch: 10 })
     await broker.publish(q, [{ body: encode('marker') }])
     const marker = await inbox.next()
-    expect(decode(marker.body)).toBe('marker')
+    expect(
+      decode(marker.body),
+      'the first delivery must be the marker: the longest delay was delivered at once (timer overflow?)',
+    ).toBe('marker')
     await marker.ack()
-    expect(inbox.count).toBe(1)
-    expect(await broker.purge(q)).toBe(1)
+    expect(inbox.count, 'only the marker may be delivered: the longest delay was delivered').toBe(1)
+    expect(await broker.purge(q), 'purge must remove the delayed message (count 1)').toBe(1)
   })
 
   test('priorities: higher first, or refused when maxPriority is 0', async () => {
@@ -90,7 +113,10 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
     )
     if (maxPriority === 0) {
       await broker.publish(q, [{ body: encode('zero'), priority: 0 }])
-      expect((await broker.stats(q)).ready).toBe(1)
+      expect(
+        (await broker.stats(q)).ready,
+        'with maxPriority 0, priority 0 must be accepted and stored',
+      ).toBe(1)
       return
     }
     // Published while no one consumes; low first so that FIFO alone would get it wrong.
@@ -110,6 +136,8 @@ export function registerScheduleTests({ test, h, soon }: BrokerSuiteContext): vo
       await delivery.ack()
     }
     const expected = maxPriority > 1 ? ['high', 'mid', 'low', 'low', 'low'] : ['high', 'low', 'low', 'low']
-    expect(order).toEqual(expected)
+    expect(order, 'deliveries must come highest priority first, in FIFO order within a priority').toEqual(
+      expected,
+    )
   })
 }
