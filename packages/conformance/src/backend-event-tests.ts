@@ -82,7 +82,10 @@ export function registerEventTests(
     async (ctx) => {
       const backend = await h.open()
       if (hasEventStore(backend)) ctx.skip('capabilities.events is on')
-      expect(backend.capabilities.events).toBe(false)
+      expect(
+        backend.capabilities.events,
+        'capabilities.events is true but publishEvents, subscribeEvents or recentEvents is missing: declare the flag only with all three',
+      ).toBe(false)
       const app = createApp({ broker: new MemoryBroker({ store: new MemoryStore() }), backend })
       try {
         await expectCode(() => app.events(), 'ERR_NOT_SUPPORTED', 'app.events()')
@@ -102,8 +105,14 @@ export function registerEventTests(
 
   test('events: the capability flag comes with publishEvents, subscribeEvents and recentEvents', async () => {
     const backend = await h.open()
-    expect(backend.capabilities.events).toBe(true)
-    expect(hasEventStore(backend)).toBe(true)
+    expect(
+      backend.capabilities.events,
+      'a backend with publishEvents, subscribeEvents and recentEvents must declare capabilities.events true',
+    ).toBe(true)
+    expect(
+      hasEventStore(backend),
+      'capabilities.events is true, so publishEvents, subscribeEvents and recentEvents must all be functions',
+    ).toBe(true)
   })
 
   test('events: one task’s events arrive in order, across batches, at a subscriber on another instance', async () => {
@@ -119,8 +128,14 @@ export function registerEventTests(
       await writer.publishEvents([event(queue, id, 'progress', 3)])
       await writer.publishEvents([event(queue, id, 'succeeded', 4)])
       await got.until(4, soon, 'four events')
-      expect(got.events.map((e) => e.type)).toEqual(['started', 'progress', 'progress', 'succeeded'])
-      expect(got.events[1]).toEqual(progress)
+      expect(
+        got.events.map((e) => e.type),
+        "one task's events must arrive at a subscriber in the order published, across publishEvents calls",
+      ).toEqual(['started', 'progress', 'progress', 'succeeded'])
+      expect(
+        got.events[1],
+        'an event must arrive exactly as published (every field, including its value)',
+      ).toEqual(progress)
     } finally {
       await sub.close()
     }
@@ -147,7 +162,10 @@ export function registerEventTests(
       await got.until(300, soon * 2, '300 events')
       for (const id of ids) {
         const ns = got.events.filter((e) => e.id === id).map((e) => (e as { value: { n: number } }).value.n)
-        expect(ns).toEqual(Array.from({ length: 150 }, (_, n) => n))
+        expect(
+          ns,
+          `events of task ${id} lost, duplicated or out of order (expected n = 0..149 in order)`,
+        ).toEqual(Array.from({ length: 150 }, (_, n) => n))
       }
     } finally {
       await sub.close()
@@ -173,8 +191,14 @@ export function registerEventTests(
       ])
       await all.until(4, soon, 'all four events')
       await failures.until(1, soon, 'the failure')
-      expect(failures.events.map((e) => [e.queue, e.type])).toEqual([[q1, 'failed']])
-      expect(all.events).toHaveLength(4)
+      expect(
+        failures.events.map((e) => [e.queue, e.type]),
+        'a subscription filtered by queue and type got events outside its filter, or missed its one event',
+      ).toEqual([[q1, 'failed']])
+      expect(
+        all.events,
+        'an unfiltered subscription on both queues must get all 4 events, once each',
+      ).toHaveLength(4)
     } finally {
       await Promise.all(subs.map((s) => s.close()))
     }
@@ -192,7 +216,7 @@ export function registerEventTests(
       await backend.publishEvents([event(queue, uniqueName('conf-task'), 'started', 1)])
       // The open subscription on the same instance proves the event went out and was read.
       await open.until(1, soon, 'the event on the open subscription')
-      expect(closed.events).toEqual([])
+      expect(closed.events, 'a subscription closed before the publish must receive nothing').toEqual([])
     } finally {
       await second.close()
     }
@@ -206,8 +230,14 @@ export function registerEventTests(
     await writer.publishEvents(Array.from({ length: 10 }, (_, n) => event(queue, id, 'progress', n)))
     await writer.publishEvents([event(uniqueName('conf-ev'), id, 'started', 99)])
     const last = await reader.recentEvents(queue, 3)
-    expect(last.map((e) => (e as { value: { n: number } }).value.n)).toEqual([7, 8, 9])
-    expect(await reader.recentEvents(uniqueName('conf-ev'), 10)).toEqual([])
+    expect(
+      last.map((e) => (e as { value: { n: number } }).value.n),
+      'recentEvents(queue, 3) must return the last 3 events of that queue, oldest first',
+    ).toEqual([7, 8, 9])
+    expect(
+      await reader.recentEvents(uniqueName('conf-ev'), 10),
+      'recentEvents of a queue with no events must be an empty list',
+    ).toEqual([])
   })
 
   test('events: retention is bounded (ten times the retention published, the newest kept)', async () => {
@@ -220,8 +250,17 @@ export function registerEventTests(
       await backend.publishEvents(Array.from({ length: size }, (_, k) => event(queue, id, 'progress', i + k)))
     }
     const kept = await backend.recentEvents(queue, total)
-    expect(kept.length).toBeGreaterThanOrEqual(Math.min(retention, 1))
-    expect(kept.length).toBeLessThanOrEqual(2 * retention + 200)
-    expect((kept[kept.length - 1] as { value: { n: number } }).value.n).toBe(total - 1)
+    expect(
+      kept.length,
+      'after publishing ten times the retention, recentEvents must still return some events',
+    ).toBeGreaterThanOrEqual(Math.min(retention, 1))
+    expect(
+      kept.length,
+      'retention is not enforced: recentEvents returned more than 2 × eventRetention + 200 events',
+    ).toBeLessThanOrEqual(2 * retention + 200)
+    expect(
+      (kept[kept.length - 1] as { value: { n: number } }).value.n,
+      'trimming must drop the oldest events: the newest one published must be the last returned',
+    ).toBe(total - 1)
   })
 }

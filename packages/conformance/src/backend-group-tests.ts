@@ -23,36 +23,65 @@ export function registerGroupTests({ test, h }: BackendSuiteContext): void {
       order.map((i, n) => (n % 2 === 0 ? a : b).completeGroupMember(group, i, size, outcome(i), TTL)),
     )
     const done = progress.filter((p) => p.done)
-    expect(done).toHaveLength(1)
-    expect(done[0]!.completed).toBe(size)
-    expect(done[0]!.outcomes).toEqual(Array.from({ length: size }, (_, i) => outcome(i)))
+    expect(
+      done,
+      'exactly one completeGroupMember call must return done: true when 100 members complete at once on two instances',
+    ).toHaveLength(1)
+    expect(done[0]!.completed, 'the completing call must report completed equal to the group size').toBe(size)
+    expect(
+      done[0]!.outcomes,
+      "the completing call must return every member's outcome in index order (not completion order)",
+    ).toEqual(Array.from({ length: size }, (_, i) => outcome(i)))
     const counts = progress.map((p) => p.completed).sort((x, y) => x - y)
-    expect(counts).toEqual(Array.from({ length: size }, (_, i) => i + 1))
-    for (const p of progress) if (!p.done) expect(p.outcomes).toBeUndefined()
+    expect(
+      counts,
+      'each call must see a distinct completed count (1..size): the counter is not atomic',
+    ).toEqual(Array.from({ length: size }, (_, i) => i + 1))
+    for (const p of progress)
+      if (!p.done)
+        expect(p.outcomes, 'a call that did not complete the group must not return outcomes').toBeUndefined()
   })
 
   test('completeGroupMember: a repeated index is not counted twice', async () => {
     const backend = await h.open()
     const group = uniqueName('conf-group')
     const call = (i: number) => backend.completeGroupMember(group, i, 3, outcome(i), TTL)
-    expect(await call(0)).toMatchObject({ completed: 1, done: false })
-    expect(await call(0)).toMatchObject({ completed: 1, done: false })
-    expect(await call(2)).toMatchObject({ completed: 2, done: false })
+    expect(await call(0), 'the first record of index 0 counts 1').toMatchObject({ completed: 1, done: false })
+    expect(await call(0), 'recording index 0 again (a redelivery) must not count twice').toMatchObject({
+      completed: 1,
+      done: false,
+    })
+    expect(await call(2), 'a new index (2) counts: completed 2 of 3').toMatchObject({
+      completed: 2,
+      done: false,
+    })
     const last = await call(1)
-    expect(last).toEqual({ completed: 3, done: true, outcomes: [outcome(0), outcome(1), outcome(2)] })
+    expect(
+      last,
+      'the last missing index completes the group and returns every outcome in index order',
+    ).toEqual({ completed: 3, done: true, outcomes: [outcome(0), outcome(1), outcome(2)] })
     // A redelivered member of a complete group may fire the callback it missed.
-    expect(await call(2)).toEqual(last)
+    expect(
+      await call(2),
+      'recording an index of a complete group again must answer done: true with the same outcomes (a redelivered member may fire the callback it missed)',
+    ).toEqual(last)
   })
 
   test('completeGroupMember: the bookkeeping expires ttlMs after the last call', async () => {
     const backend = await h.open()
     const group = uniqueName('conf-group')
     const ttlMs = h.ms(500)
-    expect(await backend.completeGroupMember(group, 0, 2, outcome(0), { ttlMs })).toMatchObject({
+    expect(
+      await backend.completeGroupMember(group, 0, 2, outcome(0), { ttlMs }),
+      'the first member of a group counts 1',
+    ).toMatchObject({
       completed: 1,
     })
     await sleep(ttlMs + h.ms(300))
-    expect(await backend.completeGroupMember(group, 1, 2, outcome(1), { ttlMs })).toMatchObject({
+    expect(
+      await backend.completeGroupMember(group, 1, 2, outcome(1), { ttlMs }),
+      "after ttlMs without a call, the group's bookkeeping must have expired: the next member counts 1 again",
+    ).toMatchObject({
       completed: 1,
       done: false,
     })
@@ -65,26 +94,39 @@ export function registerGroupTests({ test, h }: BackendSuiteContext): void {
     const wins = await Promise.all(
       Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).setIfAbsent(key, `caller-${i}`, 60_000)),
     )
-    expect(wins.filter(Boolean)).toHaveLength(1)
-    expect(await b.getValue(key)).toBe(`caller-${wins.indexOf(true)}`)
+    expect(
+      wins.filter(Boolean),
+      'exactly one of 50 concurrent setIfAbsent calls on two instances may win',
+    ).toHaveLength(1)
+    expect(await b.getValue(key), "the stored value must be the winner's, read from the other instance").toBe(
+      `caller-${wins.indexOf(true)}`,
+    )
   })
 
   test('setIfAbsent: a claim expires after ttlMs and can be taken again', async () => {
     const backend = await h.open()
     const key = uniqueName('conf-claim')
     const ttlMs = h.ms(500)
-    expect(await backend.setIfAbsent(key, 'first', ttlMs)).toBe(true)
-    expect(await backend.setIfAbsent(key, 'second', ttlMs)).toBe(false)
-    expect(await backend.getValue(key)).toBe('first')
+    expect(await backend.setIfAbsent(key, 'first', ttlMs), 'setIfAbsent on a free key must win').toBe(true)
+    expect(await backend.setIfAbsent(key, 'second', ttlMs), 'setIfAbsent on a taken key must lose').toBe(
+      false,
+    )
+    expect(await backend.getValue(key), 'a losing setIfAbsent must not change the stored value').toBe('first')
     await sleep(ttlMs + h.ms(300))
-    expect(await backend.getValue(key)).toBeUndefined()
-    expect(await backend.setIfAbsent(key, 'third', ttlMs)).toBe(true)
-    expect(await backend.getValue(key)).toBe('third')
+    expect(await backend.getValue(key), 'a claim must be gone after its ttlMs').toBeUndefined()
+    expect(
+      await backend.setIfAbsent(key, 'third', ttlMs),
+      'an expired claim must be free to take again',
+    ).toBe(true)
+    expect(await backend.getValue(key), "the new claim's value must be stored").toBe('third')
   })
 
   test('getValue of an unknown key is undefined', async () => {
     const backend = await h.open()
-    expect(await backend.getValue(uniqueName('conf-none'))).toBeUndefined()
+    expect(
+      await backend.getValue(uniqueName('conf-none')),
+      'getValue of a key never set must be undefined',
+    ).toBeUndefined()
   })
 
   test('calls after close reject with ERR_CLOSED', async () => {

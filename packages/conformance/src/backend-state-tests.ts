@@ -33,24 +33,36 @@ export function registerStateTests({ test, h }: BackendSuiteContext): void {
       finishedAt: 1_700_000_000_200,
       children: ['a', 'b'],
     }
-    expect(await backend.setState(record, TTL)).toBe('SUCCESS')
-    expect(await backend.getState(id)).toEqual(record)
+    expect(await backend.setState(record, TTL), 'setState must return the state it stored').toBe('SUCCESS')
+    expect(
+      await backend.getState(id),
+      'getState must return the record as written (JSON values, unicode, nested lists)',
+    ).toEqual(record)
     const failed: TaskRecord = {
       id: taskId(),
       state: 'FAILURE',
       error: { name: 'TypeError', message: 'bad ✗', code: 'ERR_X', stack: 'TypeError: bad\n    at x' },
     }
     await backend.setState(failed, TTL)
-    expect(await backend.getState(failed.id)).toEqual(failed)
-    expect(await backend.getState(taskId())).toBeUndefined()
+    expect(
+      await backend.getState(failed.id),
+      "a FAILURE record's error (name, message, code, stack) must round trip",
+    ).toEqual(failed)
+    expect(await backend.getState(taskId()), 'getState of an unknown id must be undefined').toBeUndefined()
   })
 
   test('setState replaces the stored record', async () => {
     const backend = await h.open()
     const id = taskId()
     await backend.setState({ id, state: 'STARTED', task: 'conf.t', attempts: 1, startedAt: 5 }, TTL)
-    expect(await backend.setState({ id, state: 'RETRY', attempts: 2 }, TTL)).toBe('RETRY')
-    expect(await backend.getState(id)).toEqual({ id, state: 'RETRY', attempts: 2 })
+    expect(
+      await backend.setState({ id, state: 'RETRY', attempts: 2 }, TTL),
+      'setState over an existing record must return the new state',
+    ).toBe('RETRY')
+    expect(
+      await backend.getState(id),
+      'setState must replace the record, not merge fields of the old one into it',
+    ).toEqual({ id, state: 'RETRY', attempts: 2 })
   })
 
   test('getStates answers in the order asked', async () => {
@@ -60,9 +72,12 @@ export function registerStateTests({ test, h }: BackendSuiteContext): void {
     await backend.setState({ id: a, state: 'PENDING' }, TTL)
     await backend.setState({ id: b, state: 'STARTED' }, TTL)
     const states = await backend.getStates([b, taskId(), a, b])
-    expect(states.map((r) => r?.state)).toEqual(['STARTED', undefined, 'PENDING', 'STARTED'])
-    expect(states[0]?.id).toBe(b)
-    expect(await backend.getStates([])).toEqual([])
+    expect(
+      states.map((r) => r?.state),
+      'getStates must answer in the order asked, undefined for an unknown id, repeats included',
+    ).toEqual(['STARTED', undefined, 'PENDING', 'STARTED'])
+    expect(states[0]?.id, 'getStates must answer the record of each id asked').toBe(b)
+    expect(await backend.getStates([]), 'getStates of no ids must be an empty list').toEqual([])
   })
 
   test('records expire ttlMs after their last write', async () => {
@@ -72,7 +87,10 @@ export function registerStateTests({ test, h }: BackendSuiteContext): void {
     const refreshed = taskId()
     await backend.setState({ id, state: 'SUCCESS' }, { ttlMs })
     await backend.setState({ id: refreshed, state: 'STARTED' }, { ttlMs })
-    expect((await backend.getState(id))?.state).toBe('SUCCESS')
+    expect(
+      (await backend.getState(id))?.state,
+      'a record must be readable right after it was written with a ttl',
+    ).toBe('SUCCESS')
     // t = 0.5 ttl: rewrite one record, which now expires at 1.5 ttl.
     await sleep(ttlMs * 0.5)
     await backend.setState({ id: refreshed, state: 'SUCCESS' }, { ttlMs })
@@ -84,7 +102,10 @@ export function registerStateTests({ test, h }: BackendSuiteContext): void {
     )
     // t = 1.8 ttl: both gone.
     await sleep(ttlMs * 0.5)
-    expect(await backend.getState(refreshed)).toBeUndefined()
+    expect(
+      await backend.getState(refreshed),
+      'a record rewritten at 0.5 ttl must be gone at 1.8 ttl',
+    ).toBeUndefined()
   })
 
   test('a CANCELED record is never overwritten', async () => {
@@ -92,10 +113,26 @@ export function registerStateTests({ test, h }: BackendSuiteContext): void {
     const other = await h.open()
     const id = taskId()
     await backend.setState({ id, state: 'STARTED' }, TTL)
-    expect(await backend.setState({ id, state: 'CANCELED', finishedAt: 7 }, TTL)).toBe('CANCELED')
-    expect(await backend.setState({ id, state: 'SUCCESS', result: 1 }, TTL)).toBe('CANCELED')
-    expect(await other.setState({ id, state: 'FAILURE' }, TTL)).toBe('CANCELED')
-    expect(await other.setState({ id, state: 'PENDING' }, TTL)).toBe('CANCELED')
-    expect(await backend.getState(id)).toEqual({ id, state: 'CANCELED', finishedAt: 7 })
+    expect(
+      await backend.setState({ id, state: 'CANCELED', finishedAt: 7 }, TTL),
+      'setState(CANCELED) must return CANCELED',
+    ).toBe('CANCELED')
+    expect(
+      await backend.setState({ id, state: 'SUCCESS', result: 1 }, TTL),
+      'setState after CANCELED must not overwrite it and must return CANCELED',
+    ).toBe('CANCELED')
+    expect(
+      await other.setState({ id, state: 'FAILURE' }, TTL),
+      'setState(FAILURE) from another instance must not overwrite CANCELED',
+    ).toBe('CANCELED')
+    expect(
+      await other.setState({ id, state: 'PENDING' }, TTL),
+      'setState(PENDING) from another instance must not overwrite CANCELED',
+    ).toBe('CANCELED')
+    expect(await backend.getState(id), 'the CANCELED record must be stored unchanged').toEqual({
+      id,
+      state: 'CANCELED',
+      finishedAt: 7,
+    })
   })
 }

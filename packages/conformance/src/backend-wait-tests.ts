@@ -16,7 +16,10 @@ export function registerWaitTests({ test, h, soon }: BackendSuiteContext): void 
     await backend.setState({ id, state: 'STARTED' }, TTL)
     await backend.setState({ id, state: 'SUCCESS', result: { ok: 1 } }, TTL)
     const record = await withTimeout(waiting, soon, 'waitFor')
-    expect(record).toEqual({ id, state: 'SUCCESS', result: { ok: 1 } })
+    expect(
+      record,
+      'waitFor must resolve with the final record, not an earlier PENDING or STARTED one',
+    ).toEqual({ id, state: 'SUCCESS', result: { ok: 1 } })
   })
 
   test('waitFor resolves on a write from another instance', async () => {
@@ -26,8 +29,11 @@ export function registerWaitTests({ test, h, soon }: BackendSuiteContext): void 
     const waiting = waiter.waitFor(id, { signal: new AbortController().signal })
     await writer.setState({ id, state: 'FAILURE', error: { name: 'Error', message: 'x' } }, TTL)
     const record = await withTimeout(waiting, soon, 'waitFor')
-    expect(record.state).toBe('FAILURE')
-    expect(record.error).toEqual({ name: 'Error', message: 'x' })
+    expect(record.state, 'waitFor must resolve on a final state written by another instance').toBe('FAILURE')
+    expect(record.error, 'the record waitFor resolves with must carry the error written').toEqual({
+      name: 'Error',
+      message: 'x',
+    })
   })
 
   test('waitFor resolves at once when the state is already final', async () => {
@@ -39,7 +45,7 @@ export function registerWaitTests({ test, h, soon }: BackendSuiteContext): void 
       soon,
       'waitFor on a final record',
     )
-    expect(record.state).toBe('CANCELED')
+    expect(record.state, 'waitFor on a record already final must resolve with it at once').toBe('CANCELED')
   })
 
   test('waitFor does not miss a write racing the call', async () => {
@@ -64,7 +70,10 @@ export function registerWaitTests({ test, h, soon }: BackendSuiteContext): void 
     const records = (await withTimeout(Promise.all(waits), soon, '50 racing waitFor calls')) as {
       result?: unknown
     }[]
-    expect(records.map((r) => r.result)).toEqual(ids.map((_, i) => i))
+    expect(
+      records.map((r) => r.result),
+      'each racing waitFor must resolve with its own final record (a write racing the call was missed)',
+    ).toEqual(ids.map((_, i) => i))
   })
 
   test('waitFor rejects with the reason when its signal aborts', async () => {
@@ -73,10 +82,14 @@ export function registerWaitTests({ test, h, soon }: BackendSuiteContext): void 
     const reason = new Error('no longer interested')
     const waiting = backend.waitFor(taskId(), { signal: controller.signal })
     controller.abort(reason)
-    await expect(withTimeout(waiting, soon, 'waitFor to reject')).rejects.toBe(reason)
+    await expect(
+      withTimeout(waiting, soon, 'waitFor to reject'),
+      "waitFor must reject with the signal's reason when the signal aborts while waiting",
+    ).rejects.toBe(reason)
     const aborted = AbortSignal.abort(reason)
-    await expect(withTimeout(backend.waitFor(taskId(), { signal: aborted }), soon, 'waitFor')).rejects.toBe(
-      reason,
-    )
+    await expect(
+      withTimeout(backend.waitFor(taskId(), { signal: aborted }), soon, 'waitFor'),
+      'waitFor with an already aborted signal must reject with its reason',
+    ).rejects.toBe(reason)
   })
 }
