@@ -6,6 +6,7 @@
  * - `errand sqlite broker`: the SqliteBroker alone (publish / consume / ack), the adapter's floor;
  * - `raw better-sqlite3 lease+delete`: the same lease-and-delete work with no framework: one
  *   `BEGIN IMMEDIATE` per turn deletes the previous turn's jobs and leases the next 50;
+ * - `errand sqlite (durability process)`: enqueues only, publishes without an fsync;
  * - `errand redis`: Errand on the Redis at REDIS_URL, the reference drain rate.
  *
  * Run: cd bench && pnpm exec tsx --conditions=source src/cli.ts --store sqlite --rounds 3
@@ -19,7 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { RedisBroker } from '@errand/redis'
-import { SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
+import { type Durability, SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
 import Database from 'better-sqlite3'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
 import { brokerContender } from './broker-only.js'
@@ -52,12 +53,16 @@ function perRun(): { url(): string; path(): string; remove(): void } {
   }
 }
 
-/** Errand (app + worker) on a fresh file per run, with or without a result backend on that file. */
-function errandSqlite(results: boolean): Contender {
+/**
+ * Errand (app + worker) on a fresh file per run, with or without a result backend on that file.
+ * `durability: 'process'`: publishes do not wait for an fsync (see the package README).
+ */
+function errandSqlite(results: boolean, durability: Durability = 'publish'): Contender {
   const file = perRun()
+  const suffix = durability === 'publish' ? '' : ` (durability ${durability})`
   return errandContender({
-    name: results ? 'errand sqlite + results' : 'errand sqlite',
-    broker: () => new SqliteBroker({ url: file.url(), logger: silentLogger }),
+    name: (results ? 'errand sqlite + results' : 'errand sqlite') + suffix,
+    broker: () => new SqliteBroker({ url: file.url(), logger: silentLogger, durability }),
     ...(results && { backend: () => new SqliteResultBackend({ url: file.url(), logger: silentLogger }) }),
     cleanup: async () => file.remove(),
   })
@@ -157,6 +162,7 @@ function rawSqlite(): Contender {
 export const contenders: ContenderSet = () => [
   errandSqlite(false),
   errandSqlite(true),
+  { ...errandSqlite(false, 'process'), unsupported: ['drain-c1', 'drain-c50', 'latency'] },
   sqliteBroker(),
   rawSqlite(),
   errandContender({ name: 'errand redis', broker: () => new RedisBroker({ url: REDIS_URL }) }),

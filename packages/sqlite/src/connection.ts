@@ -172,6 +172,18 @@ export class SqliteConnection {
     }
   }
 
+  /**
+   * `fn` outside a transaction (for statements that cannot run in one, like `VACUUM`), retried
+   * on timers while another process holds the lock, up to `busyTimeoutMs`.
+   */
+  async retrying<T>(fn: () => T, busyTimeoutMs: number): Promise<T> {
+    try {
+      return await retryBusy(fn, Date.now() + busyTimeoutMs)
+    } catch (err) {
+      throw this.wrap(err, 'maintenance')
+    }
+  }
+
   /** `fn` reading outside a transaction; SQLite errors become `ERR_CONNECTION`. */
   read<T>(fn: () => T): T {
     try {

@@ -43,12 +43,13 @@ export async function maintain(
   const before = databaseSize(connection)
   const { db } = connection
   if (options.full) {
-    await connection.write(() => undefined, busyTimeoutMs) // waits for the lock on timers first
-    connection.read(() => db.exec('VACUUM'))
+    await connection.retrying(() => db.exec('VACUUM'), busyTimeoutMs)
   } else {
     // incremental_vacuum frees pages only while its statement is stepped to the end.
     await connection.write(() => db.pragma('incremental_vacuum'), busyTimeoutMs)
   }
-  if (connection.path !== MEMORY_PATH) connection.read(() => db.pragma('wal_checkpoint(TRUNCATE)'))
+  if (connection.path !== MEMORY_PATH) {
+    await connection.retrying(() => db.pragma('wal_checkpoint(TRUNCATE)'), busyTimeoutMs)
+  }
   return { before, after: databaseSize(connection) }
 }

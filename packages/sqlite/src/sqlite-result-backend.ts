@@ -143,6 +143,7 @@ export class SqliteResultBackend implements ResultBackend {
     })
   }
 
+  /** The record of `id`, if present and not expired. */
   async getState(id: string): Promise<TaskRecord | undefined> {
     this.#assertOpen('getState')
     checkId(id, 'id')
@@ -150,6 +151,7 @@ export class SqliteResultBackend implements ResultBackend {
     return this.#connection!.read(() => this.#sql!.getState(id, Date.now()))
   }
 
+  /** Records of `ids` in the order asked (`undefined` where unknown), read in one synchronous pass. */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.#assertOpen('getStates')
     if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array of strings')
@@ -214,6 +216,7 @@ export class SqliteResultBackend implements ResultBackend {
     return set
   }
 
+  /** The value under `key`, if present and not expired. */
   async getValue(key: string): Promise<string | undefined> {
     this.#assertOpen('getValue')
     checkId(key, 'key')

@@ -145,6 +145,9 @@ describe('sqlite broker', () => {
     expect(after.file).toBeLessThanOrEqual(start.file + 16 * 1024)
     expect(after.wal).toBe(0)
     expect(after.free).toBe(0)
+    // VACUUM rewrites the file: no larger than after the incremental step.
+    const vacuumed = await broker.maintain({ full: true })
+    expect(vacuumed.after.file).toBeLessThanOrEqual(after.file)
     await broker.close()
   })
 
