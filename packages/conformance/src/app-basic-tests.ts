@@ -19,13 +19,19 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     })
     const app = await h.app({ tasks: [greet] })
     const result = await app.send(greet.s({ name: 'ada' }))
-    expect(await result.state()).toBe('PENDING')
+    expect(await result.state(), 'a task sent while no worker runs must read PENDING').toBe('PENDING')
     await app.worker({ concurrency: 2 }).start()
-    expect(await result.get({ timeoutMs: soon })).toEqual({ text: 'hi hi ada #1 true' })
+    expect(
+      await result.get({ timeoutMs: soon }),
+      "the handler's output must come back through result.get() (input defaults applied, attempt 1)",
+    ).toEqual({ text: 'hi hi ada #1 true' })
     const info = await result.info()
-    expect(info?.state).toBe('SUCCESS')
-    expect(info?.attempts).toBe(1)
-    expect(info?.finishedAt).toBeGreaterThanOrEqual(info?.startedAt ?? Number.POSITIVE_INFINITY)
+    expect(info?.state, 'the stored record of a task that succeeded must be SUCCESS').toBe('SUCCESS')
+    expect(info?.attempts, 'a task that succeeded at once must record 1 attempt').toBe(1)
+    expect(
+      info?.finishedAt,
+      "the record's finishedAt must not be before its startedAt",
+    ).toBeGreaterThanOrEqual(info?.startedAt ?? Number.POSITIVE_INFINITY)
   })
 
   test('invalid input is refused at send with ERR_VALIDATION naming the field, and nothing is queued', async () => {
@@ -43,9 +49,17 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     } catch (err) {
       error = err
     }
-    expect((error as { code?: string }).code).toBe('ERR_VALIDATION')
-    expect(String((error as Error).message)).toContain('input.sizes[1].width')
-    expect((await app.stats(queue)).ready).toBe(0)
+    expect(
+      (error as { code?: string }).code,
+      "send with input failing the task's schema must reject with ERR_VALIDATION",
+    ).toBe('ERR_VALIDATION')
+    expect(String((error as Error).message), "the validation error must name the bad field's path").toContain(
+      'input.sizes[1].width',
+    )
+    expect(
+      (await app.stats(queue)).ready,
+      'a send refused for invalid input must queue nothing (ready should stay 0)',
+    ).toBe(0)
   })
 
   test('sendMany publishes every signature and each gets its result', async () => {
@@ -55,7 +69,9 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     await app.worker({ concurrency: 8 }).start()
     const results = await app.sendMany(Array.from({ length: 250 }, (_, i) => square.s(i)))
     const values = await Promise.all(results.map((r) => r.get({ timeoutMs: soon })))
-    expect(values).toEqual(Array.from({ length: 250 }, (_, i) => i * i))
+    expect(values, 'each of 250 tasks sent with sendMany must produce its own result, in order').toEqual(
+      Array.from({ length: 250 }, (_, i) => i * i),
+    )
   })
 
   test('a result is read from another app by id', async () => {
@@ -65,7 +81,10 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     const consumer = await h.app({ tasks: [echo] })
     await consumer.worker().start()
     const sent = await producer.send(echo.s('über ✓'))
-    expect(await consumer.result<string>(sent.id).get({ timeoutMs: soon })).toBe('über ✓')
+    expect(
+      await consumer.result<string>(sent.id).get({ timeoutMs: soon }),
+      'a result must be readable by id from another app on the same broker and backend',
+    ).toBe('über ✓')
   })
 
   test('lifecycle hooks are called: onStart, onSuccess, onRetry, onFailure, onDeadLetter', async () => {
@@ -112,7 +131,10 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
       soon,
       'the failure hook',
     )
-    expect(events).toEqual(
+    expect(
+      events,
+      'the worker hooks must fire: onStart and onSuccess for the good task; onRetry, onDeadLetter (exhausted) and onFailure for the failing one',
+    ).toEqual(
       expect.arrayContaining([
         'start:conf.hook.ok',
         'success:conf.hook.ok',
@@ -133,8 +155,14 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     } catch (err) {
       error = err
     }
-    expect((error as { code?: string }).code).toBe('ERR_INVALID_OPTION')
-    expect(String((error as Error).message)).toContain('concurrency')
+    expect(
+      (error as { code?: string }).code,
+      'a worker option out of range must be refused with ERR_INVALID_OPTION',
+    ).toBe('ERR_INVALID_OPTION')
+    expect(
+      String((error as Error).message),
+      'the ERR_INVALID_OPTION error must name the option (concurrency)',
+    ).toContain('concurrency')
     await expectCode(
       async () => app.worker({ concurency: 3 } as never),
       'ERR_INVALID_OPTION',
@@ -158,7 +186,10 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     await app.worker().start()
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
     await app.send(t.s(null), { headers: { traceparent } })
-    expect((await withTimeout(seen.promise, soon, 'the handler')).traceparent).toBe(traceparent)
+    expect(
+      (await withTimeout(seen.promise, soon, 'the handler')).traceparent,
+      'a header given at send must reach the handler unchanged (ctx.headers)',
+    ).toBe(traceparent)
   })
 
   test('the encoded envelope is plain versioned JSON', async () => {
@@ -171,7 +202,10 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
       attempt: 1,
       createdAt: 1,
     })
-    expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({
+    expect(
+      JSON.parse(new TextDecoder().decode(bytes)),
+      'encodeEnvelope must produce plain JSON carrying v, id, task and input',
+    ).toMatchObject({
       v: 1,
       id: 'x',
       task: 't',

@@ -41,8 +41,14 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     )
     // A tick sent twice would show up as a run more than there were ticks.
     await sleep(h.ms(300))
-    expect(runs).toBeGreaterThanOrEqual(least)
-    expect(runs).toBeLessThanOrEqual(most)
+    expect(
+      runs,
+      'a periodic schedule ran fewer times than the ticks inside its window (ticks lost)',
+    ).toBeGreaterThanOrEqual(least)
+    expect(
+      runs,
+      'a periodic schedule ran more times than there were ticks: three schedulers sent one tick twice (setIfAbsent claims not exclusive?)',
+    ).toBeLessThanOrEqual(most)
   })
 
   test('a cron schedule with a bad pattern is refused naming the option', async () => {
@@ -56,7 +62,9 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     )
     const s = await app.schedule('nightly', '0 3 * * *', t.s(null), { timezone: 'Europe/Paris' })
     const next = s.nextTick()
-    expect(next?.getTime()).toBeGreaterThan(Date.now())
+    expect(next?.getTime(), 'a valid cron schedule must report its next tick in the future').toBeGreaterThan(
+      Date.now(),
+    )
     await s.stop()
   })
 
@@ -68,14 +76,17 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     const key = `k-${queue}`
     const first = await app.send(t.s(1), { dedupKey: key, dedupTtlMs: h.ms(60_000) })
     const second = await app.send(t.s(2), { dedupKey: key, dedupTtlMs: h.ms(60_000) })
-    expect(second.id).toBe(first.id)
+    expect(
+      second.id,
+      "a second send with the same dedupKey within the window must return the first send's id",
+    ).toBe(first.id)
     const other = await app.send(t.s(3), { dedupKey: `${key}-other` })
-    expect(other.id).not.toBe(first.id)
+    expect(other.id, 'a send with another dedupKey must get a new id').not.toBe(first.id)
     await app.worker().start()
     await first.get({ timeoutMs: soon })
     await other.get({ timeoutMs: soon })
     await sleep(h.ms(200))
-    expect(runs).toBe(2)
+    expect(runs, 'only the two distinct sends may run: the deduplicated one ran too').toBe(2)
   })
 
   test('cancel: a queued task is dead-lettered as canceled when reached', async () => {
@@ -87,9 +98,12 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     const r = await app.send(t.s(null))
     await app.cancel(r.id)
     await app.worker({ hooks: { onDeadLetter: (_i, reason) => dead.resolve(reason) } }).start()
-    expect(await withTimeout(dead.promise, soon, 'the dead letter')).toBe('canceled')
+    expect(
+      await withTimeout(dead.promise, soon, 'the dead letter'),
+      'a task canceled while queued must be dead-lettered with reason canceled when a worker reaches it',
+    ).toBe('canceled')
     await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_CANCELED', 'get() of a canceled task')
-    expect(runs).toBe(0)
+    expect(runs, 'a task canceled while queued must never run').toBe(0)
   })
 
   test('cancel: a running task has its signal aborted within about a second', async () => {
@@ -116,7 +130,10 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     const canceledAt = Date.now()
     await app.cancel(r.id)
     const at = await withTimeout(aborted.promise, soon, 'the abort')
-    expect(at - canceledAt).toBeLessThan(h.ms(1500))
+    expect(
+      at - canceledAt,
+      'a running task must see ctx.signal abort within about 1.5 s of app.cancel()',
+    ).toBeLessThan(h.ms(1500))
     await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_CANCELED', 'get() of a canceled task')
     await withTimeout(
       (async () => {
@@ -125,7 +142,10 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
       soon,
       'the dead letter',
     )
-    expect((await app.deadLetters(queue).list())[0]?.reason).toBe('canceled')
+    expect(
+      (await app.deadLetters(queue).list())[0]?.reason,
+      'a task canceled while running must be dead-lettered with reason canceled',
+    ).toBe('canceled')
   })
 
   test('cancel: a canceled chord member fails its chord', async () => {
@@ -156,6 +176,6 @@ export function registerAppControlTests({ test, h, soon }: AppSuiteContext): voi
     gate.resolve()
     await app.worker({ concurrency: 2 }).start()
     await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'the chord result')
-    expect(calls).toBe(0)
+    expect(calls, 'the chord callback must not run when one of its members was canceled').toBe(0)
   })
 }

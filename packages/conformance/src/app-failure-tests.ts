@@ -34,8 +34,11 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
       const app = await h.app({ tasks: [flaky] })
       await app.worker().start()
       const r = await app.send(flaky.s(null))
-      expect(await r.get({ timeoutMs: soon })).toBe('done')
-      expect(attempts).toEqual([1, 2, 3, 4])
+      expect(
+        await r.get({ timeoutMs: soon }),
+        "a task that fails 3 times and then succeeds must return the 4th attempt's output",
+      ).toBe('done')
+      expect(attempts, 'ctx.attempt must count 1, 2, 3, 4 across the retries').toEqual([1, 2, 3, 4])
       const expected = { fixed: [1, 1, 1], exponential: [1, 2, 4], fibonacci: [1, 1, 2] }[type]
       for (let i = 1; i < times.length; i++) {
         const gap = (times[i] as number) - (times[i - 1] as number)
@@ -43,7 +46,10 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
           (expected[i - 1] as number) * base - 5,
         )
       }
-      expect((await r.info())?.attempts).toBe(4)
+      expect(
+        (await r.info())?.attempts,
+        'the record of a task that succeeded on its 4th attempt must say attempts 4',
+      ).toBe(4)
     })
   }
 
@@ -65,8 +71,14 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     const app = await h.app({ tasks: [t] })
     await app.worker().start()
     const r = await app.send(t.s(null))
-    expect(await r.get({ timeoutMs: soon })).toBe(2)
-    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(delayMs - 5)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      'a task that threw RetryTaskError once must succeed on attempt 2',
+    ).toBe(2)
+    expect(
+      (times[1] as number) - (times[0] as number),
+      'RetryTaskError({ delayMs }) must delay the next attempt by at least delayMs',
+    ).toBeGreaterThanOrEqual(delayMs - 5)
   })
 
   test('RejectTaskError fails at once, without retrying, and dead-letters as rejected', async () => {
@@ -87,12 +99,19 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     await app.worker({ hooks: { onDeadLetter: (_i, reason) => dead.resolve(reason) } }).start()
     const r = await app.send(t.s(null))
     await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'get() of a rejected task')
-    expect(await withTimeout(dead.promise, soon, 'the dead letter')).toBe('rejected')
-    expect(runs).toBe(1)
+    expect(
+      await withTimeout(dead.promise, soon, 'the dead letter'),
+      'a task that threw RejectTaskError must be dead-lettered with reason rejected',
+    ).toBe('rejected')
+    expect(runs, 'RejectTaskError must not be retried: the handler ran more than once').toBe(1)
     const letters = await app.deadLetters(queue).list()
-    expect(letters).toHaveLength(1)
-    expect(letters[0]?.reason).toBe('rejected')
-    expect(letters[0]?.error?.message).toContain('bad request')
+    expect(letters, 'a rejected task must leave exactly one dead letter').toHaveLength(1)
+    expect(letters[0]?.reason, 'the dead letter of a rejected task must have reason rejected').toBe(
+      'rejected',
+    )
+    expect(letters[0]?.error?.message, "the dead letter must keep the RejectTaskError's message").toContain(
+      'bad request',
+    )
   })
 
   test('a task that exhausts its attempts is FAILURE and dead-lettered with its error and original bytes', async () => {
@@ -116,14 +135,26 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     } catch (err) {
       error = err
     }
-    expect((error as { code?: string }).code).toBe('ERR_TASK_FAILED')
-    expect(String((error as Error).message)).toContain('boom 7')
-    expect(await r.state()).toBe('FAILURE')
+    expect(
+      (error as { code?: string }).code,
+      'get() of a task that exhausted its attempts must reject with ERR_TASK_FAILED',
+    ).toBe('ERR_TASK_FAILED')
+    expect(
+      String((error as Error).message),
+      "the ERR_TASK_FAILED error must carry the handler's error message",
+    ).toContain('boom 7')
+    expect(await r.state(), 'a task that exhausted its attempts must be stored as FAILURE').toBe('FAILURE')
     await withTimeout(dead.promise, soon, 'the dead letter')
     const [letter] = await app.deadLetters(queue).list()
-    expect(letter?.reason).toBe('exhausted')
+    expect(
+      letter?.reason,
+      'a task that exhausted its attempts must be dead-lettered with reason exhausted',
+    ).toBe('exhausted')
     const body = JSON.parse(new TextDecoder().decode(letter?.body))
-    expect(body).toMatchObject({ id: r.id, task: 'conf.exhaust', input: { n: 7 }, attempt: 2 })
+    expect(
+      body,
+      'the dead letter must keep the original message bytes (the envelope of the last attempt: id, task, input, attempt 2)',
+    ).toMatchObject({ id: r.id, task: 'conf.exhaust', input: { n: 7 }, attempt: 2 })
   })
 
   test('a timeout aborts ctx.signal and fails the attempt', async () => {
@@ -144,8 +175,13 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     const app = await h.app({ tasks: [t] })
     await app.worker().start()
     const r = await app.send(t.s(null))
-    expect(await r.get({ timeoutMs: soon })).toBe('second attempt is quick')
-    expect(((await aborted.promise) as { code?: string }).code).toBe('ERR_TIMEOUT')
+    expect(await r.get({ timeoutMs: soon }), 'after a timed-out first attempt, the retry must succeed').toBe(
+      'second attempt is quick',
+    )
+    expect(
+      ((await aborted.promise) as { code?: string }).code,
+      'a task past its timeoutMs must see ctx.signal abort with an ERR_TIMEOUT reason',
+    ).toBe('ERR_TIMEOUT')
   })
 
   test('dead letters: undecodable bytes, unregistered task and invalid input, and the worker goes on', async () => {
@@ -186,13 +222,28 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
       { body: envelope('conf.dl.ok', { n: 'not a number' }) },
     ])
     await withTimeout(three.promise, soon, 'three dead letters')
-    expect(reasons.sort()).toEqual(['invalid-input', 'undecodable', 'unregistered'])
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(
+      reasons.sort(),
+      'garbage bytes, an unknown task and invalid input must each be dead-lettered once, with reasons undecodable, unregistered and invalid-input',
+    ).toEqual(['invalid-input', 'undecodable', 'unregistered'])
+    expect(
+      ({} as Record<string, unknown>).polluted,
+      'decoding a message with a __proto__ key must not pollute Object.prototype',
+    ).toBeUndefined()
     const letters = await app.deadLetters(queue).list()
-    expect(letters.map((l) => l.reason).sort()).toEqual(['invalid-input', 'undecodable', 'unregistered'])
+    expect(
+      letters.map((l) => l.reason).sort(),
+      "the broker's dead letters must hold the three messages with their reasons",
+    ).toEqual(['invalid-input', 'undecodable', 'unregistered'])
     const undecodable = letters.find((l) => l.reason === 'undecodable')
-    expect(new TextDecoder().decode(undecodable?.body)).toContain('__proto__')
-    expect(await (await app.send(ok.s({ n: 5 }))).get({ timeoutMs: soon })).toBe(5)
+    expect(
+      new TextDecoder().decode(undecodable?.body),
+      'the undecodable dead letter must keep its original bytes',
+    ).toContain('__proto__')
+    expect(
+      await (await app.send(ok.s({ n: 5 }))).get({ timeoutMs: soon }),
+      'the worker must go on running tasks after dead-lettering bad messages',
+    ).toBe(5)
   })
 
   test('a requeued dead letter runs again', async () => {
@@ -213,7 +264,10 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
     const r = await app.send(t.s(null))
     await withTimeout(dead.promise, soon, 'the dead letter')
     fail = false
-    expect(await app.deadLetters(queue).requeue()).toBe(1)
+    expect(
+      await app.deadLetters(queue).requeue(),
+      'requeue() of the dead letters must return how many it moved (1)',
+    ).toBe(1)
     await withTimeout(
       (async () => {
         while ((await r.state()) !== 'SUCCESS') await new Promise((res) => setTimeout(res, 20))
@@ -221,7 +275,12 @@ export function registerAppFailureTests({ test, h, soon }: AppSuiteContext): voi
       soon,
       'the requeued task to succeed',
     )
-    expect(await r.get()).toBe('second time lucky')
-    expect(await app.deadLetters(queue).list()).toHaveLength(0)
+    expect(await r.get(), 'the requeued task must run again and store its new result').toBe(
+      'second time lucky',
+    )
+    expect(
+      await app.deadLetters(queue).list(),
+      'the requeued dead letter must be gone from the dead letters',
+    ).toHaveLength(0)
   })
 }

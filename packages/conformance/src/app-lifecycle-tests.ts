@@ -35,10 +35,13 @@ export function registerAppLifecycleTests({ test, h, soon }: AppSuiteContext): v
     release.resolve()
     await withTimeout(stopping, soon, 'the worker to stop')
     const doneByA = ranBy.length
-    expect(doneByA).toBeGreaterThanOrEqual(1)
+    expect(doneByA, 'the worker being stopped must finish the task it was running').toBeGreaterThanOrEqual(1)
     await b.worker({ concurrency: 4 }).start()
     const values = await Promise.all(results.map((r) => r.get({ timeoutMs: soon })))
-    expect(values).toEqual(Array.from({ length: 10 }, (_, n) => n))
+    expect(
+      values,
+      'every task must complete: those the stopped worker held unstarted must go back to the queue and run on the other worker',
+    ).toEqual(Array.from({ length: 10 }, (_, n) => n))
   })
 
   test('shutdown past the grace period aborts the task and returns it to the queue', async () => {
@@ -62,11 +65,15 @@ export function registerAppLifecycleTests({ test, h, soon }: AppSuiteContext): v
     const worker = await a.worker({ shutdownGraceMs: h.ms(100) }).start()
     await withTimeout(started.promise, soon, 'the task to start')
     await worker.stop()
-    expect(((await withTimeout(aborted.promise, soon, 'the abort')) as { code?: string }).code).toBe(
-      'ERR_CLOSED',
-    )
+    expect(
+      ((await withTimeout(aborted.promise, soon, 'the abort')) as { code?: string }).code,
+      'a task still running past shutdownGraceMs must see ctx.signal abort with an ERR_CLOSED reason',
+    ).toBe('ERR_CLOSED')
     await b.worker().start()
-    expect(await r.get({ timeoutMs: soon })).toMatch(/^rerun \d+$/)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      'a task aborted at shutdown must go back to the queue and run again on another worker',
+    ).toMatch(/^rerun \d+$/)
   })
 
   test('a task whose worker dies without settling runs again elsewhere with attempt + 1', async () => {
@@ -94,8 +101,13 @@ export function registerAppLifecycleTests({ test, h, soon }: AppSuiteContext): v
     // The "crash": the connection goes away without an ack (close() of the broker itself).
     await (await a.connect()).broker.close()
     await b.worker({ leaseMs: h.ms(1000) }).start()
-    expect(await r.get({ timeoutMs: soon + h.ms(2000) })).toBe('survived')
-    expect(attempts).toEqual([1, 2])
+    expect(
+      await r.get({ timeoutMs: soon + h.ms(2000) }),
+      "a task whose worker's broker closed mid-run must run again on another worker",
+    ).toBe('survived')
+    expect(attempts, 'the rerun after a lost worker must be ctx.attempt 2 (the redelivery counts)').toEqual([
+      1, 2,
+    ])
   })
 
   test('a task running longer than its lease is not redelivered while its worker extends the lease', async () => {
@@ -117,7 +129,13 @@ export function registerAppLifecycleTests({ test, h, soon }: AppSuiteContext): v
     await a.worker({ leaseMs }).start()
     await b.worker({ leaseMs }).start()
     const r = await a.send(t.s(null))
-    expect(await r.get({ timeoutMs: soon + leaseMs * 4 })).toBe(1)
-    expect(runs).toBe(1)
+    expect(
+      await r.get({ timeoutMs: soon + leaseMs * 4 }),
+      'a task running 4 leases long must complete with the result of its single run',
+    ).toBe(1)
+    expect(
+      runs,
+      'a task whose worker extends its lease must run once: it was redelivered to the other worker',
+    ).toBe(1)
   })
 }

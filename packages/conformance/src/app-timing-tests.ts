@@ -21,8 +21,13 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
     const sentAt = Date.now()
     await app.send(t.s(null), { countdownMs: delay })
     const at = await withTimeout(ran.promise, soon + delay, 'the delayed task')
-    expect(at - sentAt).toBeGreaterThanOrEqual(delay - CLOCK_SLACK_MS)
-    expect(at - sentAt).toBeLessThan(delay + h.ms(1500))
+    expect(at - sentAt, 'a task sent with countdownMs ran before the delay').toBeGreaterThanOrEqual(
+      delay - CLOCK_SLACK_MS,
+    )
+    expect(
+      at - sentAt,
+      'a task sent with countdownMs ran more than 1.5 s (scaled) after the delay',
+    ).toBeLessThan(delay + h.ms(1500))
   })
 
   test('a delay longer than the broker allows is hopped and still never runs early', async () => {
@@ -41,8 +46,14 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
     const eta = new Date(Date.now() + delay)
     await app.send(t.s(null), { eta })
     const at = await withTimeout(ran.promise, soon + delay, 'the hopped task')
-    expect(at).toBeGreaterThanOrEqual(eta.getTime() - CLOCK_SLACK_MS)
-    expect(at - eta.getTime()).toBeLessThan(h.ms(1500))
+    expect(
+      at,
+      "a task whose delay was split into hops (over the broker's maxDelayMs) ran before its eta",
+    ).toBeGreaterThanOrEqual(eta.getTime() - CLOCK_SLACK_MS)
+    expect(
+      at - eta.getTime(),
+      'a task whose delay was split into hops ran more than 1.5 s (scaled) after its eta',
+    ).toBeLessThan(h.ms(1500))
   })
 
   test('priorities: higher first, or refused with ERR_NOT_SUPPORTED when the broker has none', async () => {
@@ -73,7 +84,9 @@ export function registerAppTimingTests({ test, h, soon }: AppSuiteContext): void
     await app.send(t.s(2, { priority: max }))
     await app.worker({ concurrency: 1 }).start()
     await withTimeout(all.promise, soon, 'three tasks')
-    expect(order).toEqual([2, 1, 0])
+    expect(order, 'with one worker at concurrency 1, tasks must run highest priority first').toEqual([
+      2, 1, 0,
+    ])
     await expectCode(
       () => app.send(t.s(3, { priority: max + 1 })),
       'ERR_NOT_SUPPORTED',

@@ -56,11 +56,23 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const app = await h.app({ tasks: [add, double] })
     await app.worker({ concurrency: 4 }).start()
     const r = await app.send(chain(add.s({ a: 1, b: 2 }), double.s(), double.s()))
-    expect(await r.get({ timeoutMs: soon })).toBe(12)
-    expect(r.children.map((c) => c.id)).toHaveLength(3)
-    expect(await r.children[0]?.get({ timeoutMs: soon })).toBe(3)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      "a chain's result must be its last step's output, each output passed on as the next input",
+    ).toBe(12)
+    expect(
+      r.children.map((c) => c.id),
+      "a chain's handle must have one child per step",
+    ).toHaveLength(3)
+    expect(
+      await r.children[0]?.get({ timeoutMs: soon }),
+      "a chain's first child must hold the first step's result",
+    ).toBe(3)
     const si = await app.send(chain(add.s({ a: 1, b: 2 }), add.si({ a: 10, b: 10 }), double.s()))
-    expect(await si.get({ timeoutMs: soon })).toBe(40)
+    expect(
+      await si.get({ timeoutMs: soon }),
+      'a step signed with .si() must ignore the previous output and use its own input',
+    ).toBe(40)
   })
 
   test('group yields results in signature order, not completion order', async () => {
@@ -75,8 +87,11 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
         sleepy.s({ value: 3, ms: h.ms(60) }),
       ),
     )
-    expect(await r.get({ timeoutMs: soon })).toEqual([1, 2, 3])
-    expect(r.children).toHaveLength(3)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      "a group's result must list member results in signature order, not completion order",
+    ).toEqual([1, 2, 3])
+    expect(r.children, "a group's handle must have one child per member").toHaveLength(3)
   })
 
   test('chord calls its callback once with all results in order', async () => {
@@ -87,8 +102,11 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const r = await app.send(
       chord([add.s({ a: 1, b: 1 }), add.s({ a: 2, b: 2 }), add.s({ a: 3, b: 3 })], sum.s()),
     )
-    expect(await r.get({ timeoutMs: soon })).toBe(12)
-    expect(r.children).toHaveLength(3)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      "a chord's callback must get every member's result, in order",
+    ).toBe(12)
+    expect(r.children, "a chord's handle must have one child per header member").toHaveLength(3)
   })
 
   test('chord exactly once: 200 members finished by two workers at concurrency 20', async () => {
@@ -121,12 +139,18 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
         total.s(),
       ),
     )
-    expect(await r.get({ timeoutMs: soon * 3 })).toEqual({ count: 200, sum: 19_900, ordered: true })
+    expect(
+      await r.get({ timeoutMs: soon * 3 }),
+      'the chord callback must get all 200 member outputs in member order',
+    ).toEqual({ count: 200, sum: 19_900, ordered: true })
     const elapsed = Date.now() - started
     // Let any duplicate callback surface before counting.
     await new Promise((res) => setTimeout(res, h.ms(300)))
-    expect(callbacks).toBe(1)
-    expect(elapsed).toBeGreaterThan(0)
+    expect(
+      callbacks,
+      'the chord callback must run exactly once although two workers finished members at once',
+    ).toBe(1)
+    expect(elapsed, 'the clock must have moved while the chord ran').toBeGreaterThan(0)
   })
 
   test('canvases nest: a chain of groups, a group of chains, a chord whose header holds chains', async () => {
@@ -139,12 +163,18 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const a = await app.send(
       chain(add.s({ a: 1, b: 2 }), group(double.s(), double.s(), double.s()), sum.s(), double.s()),
     )
-    expect(await a.get({ timeoutMs: soon })).toBe(36)
+    expect(
+      await a.get({ timeoutMs: soon }),
+      "a chain through a group must feed each member the previous output and the group's list to the next step",
+    ).toBe(36)
     // group of chains
     const b = await app.send(
       group(chain(add.s({ a: 1, b: 1 }), double.s()), chain(add.s({ a: 2, b: 2 }), double.s(), double.s())),
     )
-    expect(await b.get({ timeoutMs: soon })).toEqual([4, 16])
+    expect(
+      await b.get({ timeoutMs: soon }),
+      "a group of chains must yield each chain's last output, in order",
+    ).toEqual([4, 16])
     // chord whose header holds chains, inside a chain
     const c = await app.send(
       chain(
@@ -159,7 +189,10 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
         double.s(),
       ),
     )
-    expect(await c.get({ timeoutMs: soon })).toBe((4 + 10 + 3) * 2)
+    expect(
+      await c.get({ timeoutMs: soon }),
+      'a chord whose header holds a chain, a task and a group, inside a chain, must compute (4 + 10 + 3) × 2',
+    ).toBe((4 + 10 + 3) * 2)
   })
 
   test('a failing step stops its chain and calls onError with the task id and error', async () => {
@@ -191,10 +224,12 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const r = await app.send(chain(add.s({ a: 1, b: 2 }), fail.s(), countingDouble.s()).onError(report.s()))
     await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'the chain result')
     const info = await withTimeout(seen.promise, soon, 'the error callback')
-    expect(info.task).toBe('conf.wf.fail')
-    expect(info.taskId).toBe(r.children[1]?.id)
-    expect(info.error.message).toContain('member failed on purpose')
-    expect(doubled).toBe(0)
+    expect(info.task, 'the onError callback must name the task that failed').toBe('conf.wf.fail')
+    expect(info.taskId, "the onError callback must carry the failing step's task id").toBe(r.children[1]?.id)
+    expect(info.error.message, "the onError callback must carry the step's error message").toContain(
+      'member failed on purpose',
+    )
+    expect(doubled, 'the step after a failed one must not run').toBe(0)
   })
 
   test('a chord with a failing member does not call back and reports FAILURE with the member error', async () => {
@@ -219,9 +254,15 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     } catch (err) {
       error = err
     }
-    expect((error as { code?: string }).code).toBe('ERR_TASK_FAILED')
-    expect(String((error as Error).message)).toContain('member failed on purpose')
-    expect(calls).toBe(0)
+    expect(
+      (error as { code?: string }).code,
+      'a chord with a failing member must reject with ERR_TASK_FAILED',
+    ).toBe('ERR_TASK_FAILED')
+    expect(
+      String((error as Error).message),
+      "the chord's error must carry the failing member's message",
+    ).toContain('member failed on purpose')
+    expect(calls, "a chord's callback must not run when a member failed").toBe(0)
   })
 
   test('a chord with allowFailures calls back with every member outcome', async () => {
@@ -241,9 +282,12 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     const app = await h.app({ tasks: [add, fail, tally] })
     await app.worker({ concurrency: 4 }).start()
     const r = await app.send(chord([add.s({ a: 1, b: 1 }), fail.s(null)], tally.s(), { allowFailures: true }))
-    expect(await r.get({ timeoutMs: soon })).toEqual([2, 'failed: member failed on purpose'])
+    expect(
+      await r.get({ timeoutMs: soon }),
+      "a chord with allowFailures must call back with each member's outcome, failures included, in order",
+    ).toEqual([2, 'failed: member failed on purpose'])
     const typed: Outcome<number>[] = [{ ok: true, value: 1 }]
-    expect(typed).toHaveLength(1)
+    expect(typed, 'Outcome<T> values must be usable as typed (compile-time check)').toHaveLength(1)
   })
 
   test('a workflow goes on after its worker is stopped mid-chain', async () => {
@@ -271,7 +315,10 @@ export function registerAppWorkflowTests({ test, h, soon }: AppSuiteContext): vo
     gate.resolve()
     await stopping
     await b.worker({ concurrency: 2 }).start()
-    expect(await r.get({ timeoutMs: soon })).toBe(12)
+    expect(
+      await r.get({ timeoutMs: soon }),
+      'a chain must finish on another worker after the first was stopped mid-chain',
+    ).toBe(12)
   })
 }
 
