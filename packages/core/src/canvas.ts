@@ -1,4 +1,5 @@
 import { requireCanvas, requireCanvases, requireOptions } from './canvas-checks.js'
+import type { PartialStepMismatch } from './canvas-partial.js'
 import type { WireNode } from './envelope.js'
 import { type SerializedError, ValidationError } from './errors.js'
 
@@ -160,16 +161,18 @@ export class Signature<Need, Out, Ready extends boolean> extends Canvas<Need, Ou
   /** A copy with these options merged in. */
   set(options: SignatureOptions): Signature<Need, Out, Ready> {
     requireOptions('set', options, SIGNATURE_OPTION_KEYS)
-    return this.withSuccesses(new Signature(
-      this.task,
-      this.bound,
-      this.input,
-      this.immutable,
-      { ...this.options, ...options },
-      this.errbacks,
-      this.validator,
-      this.merge,
-    ))
+    return this.withSuccesses(
+      new Signature(
+        this.task,
+        this.bound,
+        this.input,
+        this.immutable,
+        { ...this.options, ...options },
+        this.errbacks,
+        this.validator,
+        this.merge,
+      ),
+    )
   }
 
   onError(callback: Canvas<ErrorCallbackInput, unknown, boolean>): Signature<Need, Out, Ready> {
@@ -305,7 +308,14 @@ export interface ChainStepMismatch<Prev, Need> {
 }
 
 type CheckSteps<T extends readonly unknown[], Prev> = T extends readonly [infer H, ...infer R]
-  ? [[Prev] extends [NeedOf<H>] ? H : ChainStepMismatch<Prev, NeedOf<H>>, ...CheckSteps<R, OutputOf<H>>]
+  ? [
+      [Prev] extends [NeedOf<H>]
+        ? H
+        : H extends { readonly merge: PartialMerge }
+          ? PartialStepMismatch<Prev, NeedOf<H>>
+          : ChainStepMismatch<Prev, NeedOf<H>>,
+      ...CheckSteps<R, OutputOf<H>>,
+    ]
   : []
 
 /** Every step after the first must accept the previous step's output. */

@@ -108,7 +108,9 @@ export function resultValue(frame: Extract<WireFrame, { t: 'result' }>, value: u
 export async function storeResult(
   backend: ResultBackend | undefined,
   frame: Extract<WireFrame, { t: 'result' }>,
-  outcome: { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: SerializedError },
+  outcome:
+    | { readonly ok: true; readonly value: unknown }
+    | { readonly ok: false; readonly error: SerializedError },
   ttlMs: number,
 ): Promise<void> {
   if (!backend) return

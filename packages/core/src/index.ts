@@ -45,10 +45,29 @@ export {
   type OutcomesOf,
   type OutputOf,
   type OutputsOf,
+  type PartialMerge,
   type ReadyOf,
   Signature,
   type SignatureOptions,
 } from './canvas.js'
+export { CHUNK_TASK, chunks } from './canvas-chunks.js'
+export {
+  type FieldsTuple,
+  MapCanvas,
+  type MapElementOf,
+  type MapOutputOf,
+  type Mappable,
+  map,
+  starmap,
+} from './canvas-map.js'
+export type {
+  NotAnInputField,
+  OpenFields,
+  PartialBound,
+  PartialNeedsObjectInput,
+  PartialSignature,
+  PartialStepMismatch,
+} from './canvas-partial.js'
 export {
   DEFAULT_MAX_ENVELOPE_BYTES,
   decodeEnvelope,
@@ -109,7 +128,7 @@ export {
   type TaskEventBase,
   type TaskEventType,
 } from './events.js'
-export { EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
+export { EVENT_FLUSH_MS, EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
 export { DEFAULT_EVENT_BUFFER, type EventListener, EventStream } from './events-stream.js'
 export type { Instrumentation, RunInfo } from './instrumentation.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'

@@ -9,6 +9,8 @@ import {
   Signature,
 } from './canvas.js'
 import { describeArgument } from './canvas-checks.js'
+import { MapCanvas } from './canvas-map.js'
+import { checkPartialInput } from './canvas-partial.js'
 import type { WireNode } from './envelope.js'
 import { InvalidOptionError, ValidationError, type ValidationIssue } from './errors.js'
 import type { SendOptions } from './send.js'
@@ -161,6 +163,7 @@ function checkSignature(
     if (own !== undefined) throwIf(name, ['queue'], queueProblem(own), "(the task's queue) ")
   }
   if (sig.bound) checkInput(sig, tasks.get(name) ?? sig.validator)
+  else if (sig.merge) checkPartialInput(sig, tasks.get(name) ?? sig.validator)
 }
 
 /** Schema first (the familiar message), then whether it travels, then the decoded form if JSON changes it. */
@@ -217,6 +220,15 @@ export function validateCanvas(canvas: unknown, tasks: ReadonlyMap<string, AnyTa
   } else if (canvas instanceof Chord) {
     for (const m of canvas.header) validateCanvas(m, tasks, first)
     validateCanvas(canvas.body, tasks, false)
+  } else if (canvas instanceof MapCanvas) {
+    if (first && canvas.items === undefined) {
+      throw new ValidationError(
+        `map over task "${canvas.template.task}" takes the previous step's array output: put it after a step in a chain`,
+        [{ path: ['input'], message: 'missing' }],
+      )
+    }
+    validateCanvas(canvas.template, tasks, false)
   }
   for (const e of (canvas as AnyCanvas).errbacks) validateCanvas(e, tasks, false)
+  for (const e of (canvas as AnyCanvas).successes) validateCanvas(e, tasks, false)
 }

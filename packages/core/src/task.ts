@@ -1,6 +1,7 @@
 import type { z } from 'zod'
 import { SIGNATURE_OPTION_KEYS, Signature, type SignatureOptions } from './canvas.js'
 import { requireOptions } from './canvas-checks.js'
+import { makePartial, type OpenFields, type PartialBound, type PartialSignature } from './canvas-partial.js'
 import { InvalidOptionError } from './errors.js'
 import type { Logger } from './logger.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
@@ -135,6 +136,31 @@ export class Task<In, Out> {
   si(input: In, options?: SignatureOptions): Signature<unknown, Out, true> {
     requireOptions('si', options, SIGNATURE_OPTION_KEYS)
     return new Signature(this.name, true, input, true, options ?? {}, [], this)
+  }
+
+  /**
+   * A partial signature: `bound` fixes some input fields, the previous chain step fills the rest
+   * (Celery's and machinery's partial arguments, by field name). `partial(bound)`: the previous
+   * output's fields fill the open ones; where both have a field, the bound one wins. A previous
+   * output that is not an object gives nothing, so the merged input fails the task's schema.
+   * `partial(bound, into)`: the whole previous output becomes field `into` (which `bound` must not
+   * have). The bound fields are checked at send; the merged input by the worker before the
+   * handler runs (a mismatch is dead-lettered as `invalid-input`). A chain step whose previous
+   * output cannot fill the open fields does not compile (`PartialStepMismatch`).
+   *
+   * @example
+   * ```ts
+   * chain(add.s({ a: 2, b: 2 }), add.partial({ a: 5 }, 'b')) // add({ a: 5, b: 4 }) = 9
+   * chain(measure.s(img), scale.partial({ factor: 2 })) // scale({ ...measured, factor: 2 })
+   * ```
+   */
+  partial<B>(bound: PartialBound<In, B>): PartialSignature<OpenFields<In, B>, Out>
+  partial<B, K extends Exclude<keyof In & string, keyof B>>(
+    bound: PartialBound<In, B>,
+    into: K,
+  ): PartialSignature<In[K], Out>
+  partial(bound: unknown, into?: string): Signature<never, unknown, false> {
+    return makePartial(this.name, this, bound, into)
   }
 
   /** Validate input as at send; throws `ERR_VALIDATION` naming the bad field. */

@@ -1,4 +1,5 @@
 import type { Consumer, DeadLetterReason, Delivery } from './broker.js'
+import { CHUNK_TASK, chunkRunnerFor } from './canvas-chunks.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
 import {
   CanceledError,
@@ -181,7 +182,8 @@ export class Worker {
       queue: env.queue,
       attempt: env.attempt + d.attempt - 1,
     }
-    const task = rt.tasks.get(env.task)
+    const task =
+      rt.tasks.get(env.task) ?? (env.task === CHUNK_TASK ? chunkRunnerFor(env.input, rt.tasks) : undefined)
     if (!task) {
       const error = serializeError(
         new ErrandError('ERR_UNKNOWN_TASK', `no task named "${env.task}" is registered on this worker`),
