@@ -101,4 +101,71 @@ export function registerOutageTests({ test, h, soon, outage }: BrokerSuiteContex
     await first.ack()
     expect(after.count, 'the acked message came back alongside the marker').toBe(1)
   })
+
+  test('a nack or deadLetter that failed while the store was unreachable can be called again, and then settles', async () => {
+    const q = h.queue()
+    const broker = await outage.open()
+    const inbox = new Inbox(soon)
+    await consumeInto(broker, q, inbox, { prefetch: 2 })
+    await broker.publish(q, [{ body: encode('nacked') }, { body: encode('dead') }])
+    await inbox.waitForCount(2)
+    const byBody = new Map(inbox.received.map((r) => [decode(r.delivery.body), r.delivery]))
+    const nacked = byBody.get('nacked')!
+    const dead = byBody.get('dead')!
+
+    let during: string[]
+    try {
+      await outage.cut()
+      during = await Promise.all([
+        outcome(nacked.nack(), 2 * soon),
+        outcome(dead.deadLetter({ reason: 'rejected' }), 2 * soon),
+      ])
+    } finally {
+      await outage.restore()
+    }
+    expect(
+      during[0]!.startsWith('rejected'),
+      `nack() while the store was unreachable must reject (any error); it ${during[0]}`,
+    ).toBe(true)
+    expect(
+      during[1]!.startsWith('rejected'),
+      `deadLetter() while the store was unreachable must reject (any error); it ${during[1]}`,
+    ).toBe(true)
+
+    await untilAnswering(broker, q, 2 * soon)
+    expect(
+      await outcome(nacked.nack(), 2 * soon),
+      'nack() called again after its failure, once the store answers, must resolve',
+    ).toBe('resolved')
+    expect(
+      await outcome(dead.deadLetter({ reason: 'rejected' }), 2 * soon),
+      'deadLetter() called again after its failure, once the store answers, must resolve',
+    ).toBe('resolved')
+
+    // The consumer has a free slot again: the nacked message comes back to it, counted once.
+    await inbox.waitForCount(3)
+    const again = inbox.received[2]!.delivery
+    expect(decode(again.body), 'the retried nack must bring the nacked message back').toBe('nacked')
+    expect(
+      again.attempt,
+      'the message nacked on the second try must come back with attempt 2 (one more delivery)',
+    ).toBe(2)
+    await again.ack()
+
+    const healthy = await h.open()
+    const letters = await healthy.listDeadLetters(q)
+    expect(
+      letters.map((l) => [decode(l.body), l.reason]),
+      'the retried deadLetter must leave exactly one dead letter, with its reason',
+    ).toEqual([['dead', 'rejected']])
+    const stats = await healthy.stats(q)
+    expect(stats.ready, 'after the retried settles, nothing may be left ready').toBe(0)
+    if (stats.inFlight !== undefined) {
+      expect(
+        stats.inFlight,
+        'after the retried settles, nothing may be left in flight: a retry did not reach the store',
+      ).toBe(0)
+    }
+    expect(inbox.count, 'only the nacked message may be delivered again').toBe(3)
+  })
 }
