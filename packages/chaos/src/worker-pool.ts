@@ -80,14 +80,15 @@ export class WorkerPool {
   }
 
   /**
-   * SIGKILL (or SIGTERM) one worker at random among those that consume and were not already sent
-   * a signal; none such: nothing happens. Only consuming workers, because one still starting
-   * holds no work (killing it tests nothing), and on two loaded cores a worker can take seconds to
-   * start: killing starters starved whole runs. A SIGTERM before the handler exists would also
-   * only test Node's default for the signal.
+   * SIGKILL (or SIGTERM) one live worker at random that was not already sent a signal. A SIGTERM
+   * goes only to a worker that consumes: before that it has no handler for it yet, and Node's
+   * default for SIGTERM is to die (which would test nothing but the signal's default). SIGKILLs
+   * hit starting workers too: sparing them means each consuming worker lives about three kill
+   * intervals, and on two loaded cores (worker start-up takes seconds there) that starved a
+   * PostgreSQL full run to ~1 workflow/s.
    */
   disrupt(signal: 'SIGKILL' | 'SIGTERM'): StopEvent | undefined {
-    const candidates = [...this.slots].filter((s) => s.sent === 'none' && s.ready)
+    const candidates = [...this.slots].filter((s) => s.sent === 'none' && (signal === 'SIGKILL' || s.ready))
     const slot = candidates[Math.floor(Math.random() * candidates.length)]
     if (!slot) return undefined
     slot.sent = signal
