@@ -40,8 +40,8 @@ export class ErrandOtel implements Instrumentation {
   /** @internal Use {@link errandOtel}. */
   constructor(options: ErrandOtelOptions = {}) {
     if (options.traces !== false) {
-      const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE, VERSION)
-      this.tracing = new ErrandTracing(tracer, options.maxLinks ?? 128)
+      const provider = options.tracerProvider ?? trace.getTracerProvider()
+      this.tracing = new ErrandTracing(provider, options.maxLinks ?? 128, SCOPE, VERSION)
     }
     this.meterProvider = options.meterProvider
     if (options.metrics !== false) this.taskMetrics = new ErrandMetrics(this.meter())

@@ -4,12 +4,14 @@ import {
   type Context,
   context,
   type Link,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
   SpanKind,
   SpanStatusCode,
   type Tracer,
+  type TracerProvider,
   trace,
 } from '@opentelemetry/api'
 import { ATTR, MESSAGING_SYSTEM } from './attributes.js'
@@ -20,6 +22,8 @@ import { extractContext, injectHeaders } from './propagation.js'
 const MAX_REMEMBERED_RUNS = 4096
 /** Most chords whose members' spans are kept for the callback's links. */
 const MAX_OPEN_GROUPS = 1024
+/** The API's no-op provider: what the global proxy delegates to until an SDK registers. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate()
 
 interface RecentRun {
   readonly span: Span
@@ -41,13 +45,31 @@ export class ErrandTracing {
   private readonly recent = new Map<string, RecentRun>()
   private readonly members = new Map<string, SpanContext[]>()
 
+  private readonly tracer: Tracer
+
   constructor(
-    private readonly tracer: Tracer,
+    private readonly provider: TracerProvider,
     private readonly maxLinks: number,
-  ) {}
+    scope: string,
+    version: string,
+  ) {
+    this.tracer = provider.getTracer(scope, version)
+  }
+
+  /**
+   * False while the global provider is the API's no-op (no SDK registered; checked on every call,
+   * since an SDK may register later): then nothing is built or written into headers. Measured on
+   * the memory drain at concurrency 50: the no-op API calls with their attribute objects, context
+   * objects and copied headers cost about 15% CPU per job; this check costs nothing measurable.
+   */
+  get enabled(): boolean {
+    const p = this.provider
+    return !(p instanceof ProxyTracerProvider && p.getDelegate() === NOOP_PROVIDER)
+  }
 
   /** Start a producer span per envelope and write its context into the envelope's headers. */
   publish(envelopes: readonly Envelope[]): void {
+    if (!this.enabled) return
     const active = context.active()
     // Messages of one new group or chord published together share a `send` batch span, so the
     // workflow lands in one trace (each member is its own root: lineage starts at the member).
@@ -97,7 +119,8 @@ export class ErrandTracing {
   }
 
   /** Start the consumer span of one attempt; the handler runs in the returned context. */
-  startRun(info: RunInfo): { span: Span; ctx: Context } {
+  startRun(info: RunInfo): { span: Span; ctx: Context } | undefined {
+    if (!this.enabled) return undefined
     const parent = extractContext(info.headers) ?? ROOT_CONTEXT
     const attributes: Attributes = {
       [ATTR.system]: MESSAGING_SYSTEM,
