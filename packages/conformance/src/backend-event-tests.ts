@@ -240,6 +240,36 @@ export function registerEventTests(
     ).toEqual([])
   })
 
+  test('events: a reader that does not keep up holds at most bufferSize items (oldest dropped, counted)', async () => {
+    const backend = await openEvents(() => h.open())
+    const app = createApp({ broker: new MemoryBroker({ store: new MemoryStore() }), backend })
+    const queue = uniqueName('conf-ev')
+    const id = uniqueName('conf-task')
+    try {
+      const stream = await app.events({ queues: [queue], bufferSize: 10 })
+      const seen = new Collector()
+      stream.on(seen.push)
+      for (let b = 0; b < 10; b++) {
+        await backend.publishEvents(
+          Array.from({ length: 50 }, (_, k) => event(queue, id, 'progress', b * 50 + k)),
+        )
+      }
+      // The listener proves all 500 arrived; the iterator, not read meanwhile, kept the newest.
+      await seen.until(500, soon * 2, '500 events on the listener')
+      await stream.close()
+      const items = []
+      for await (const item of stream) items.push(item)
+      expect(items.length).toBeLessThanOrEqual(10)
+      expect(items[0]).toMatchObject({ type: 'dropped' })
+      const dropped = (items[0] as { count: number }).count
+      expect(dropped + items.length - 1).toBe(500)
+      expect(stream.dropped).toBe(dropped)
+      expect((items[items.length - 1] as { value: { n: number } }).value.n).toBe(499)
+    } finally {
+      await app.close()
+    }
+  })
+
   test('events: retention is bounded (ten times the retention published, the newest kept)', async () => {
     const backend = await openEvents(() => h.open())
     const queue = uniqueName('conf-ev')
