@@ -27,6 +27,7 @@ import {
   resolveConnection,
   type SqliteConnectionOptions,
 } from './options.js'
+import { Publisher } from './publisher.js'
 import { queueTopic, SqliteConsumer } from './sqlite-consumer.js'
 
 /** Options of {@link SqliteBroker}. */
@@ -82,6 +83,7 @@ export class SqliteBroker implements Broker {
   #jobs: JobsSql | undefined
   #cycle: Cycle | undefined
   #admin: QueueAdmin | undefined
+  #publisher: Publisher | undefined
   #connecting: Promise<void> | undefined
   #closing: Promise<void> | undefined
   #keepAlive: NodeJS.Timeout | undefined
@@ -129,6 +131,8 @@ export class SqliteBroker implements Broker {
         sync,
       )
       this.#admin = new QueueAdmin(connection, this.#resolved.busyTimeoutMs)
+      const publishSync = this.#resolved.durability === 'process' ? 'NORMAL' : 'FULL'
+      this.#publisher = new Publisher(connection, this.#jobs, this.#resolved.busyTimeoutMs, publishSync)
     })().catch((err: unknown) => {
       this.#connecting = undefined
       throw err
@@ -163,12 +167,14 @@ export class SqliteBroker implements Broker {
     await Promise.all(releases)
     await cycle.drained()
     cycle.stop(this.#closedError('settle'))
+    await this.#publisher?.drained()
     connection.release()
   }
 
   /**
    * Stores the messages in one transaction (all or none) and resolves once committed (after an
-   * fsync unless `durability: 'process'`). Wakes this process's consumers of `queue` at once.
+   * fsync unless `durability: 'process'`). The publishes of one event-loop turn share that
+   * transaction (group commit). Wakes this process's consumers of `queue` at once.
    */
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
     this.assertOpen('publish')
@@ -177,20 +183,7 @@ export class SqliteBroker implements Broker {
     const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
     if (checked.length === 0) return
     await this.connect()
-    const jobs = this.#jobs!
-    const sync = this.#resolved.durability === 'process' ? 'NORMAL' : 'FULL'
-    await this.#connection!.write(
-      () => {
-        const now = Date.now()
-        for (const m of checked) {
-          const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
-          jobs.insert(queue, m.priority, now + m.delayMs, body)
-        }
-      },
-      this.#resolved.busyTimeoutMs,
-      sync,
-    )
-    this.#connection!.feed.emit(queueTopic(queue))
+    await this.#publisher!.publish(queue, checked)
   }
 
   /**

@@ -115,6 +115,23 @@ describe('sqlite broker', () => {
     }
   })
 
+  it('concurrent publishes share a transaction and each is still all or nothing', async () => {
+    const url = fileUrl(tmp.dir)
+    const broker = new SqliteBroker({ url, durability: 'full', maxMessageBytes: 100 })
+    await broker.connect()
+    const [q1, q2] = [uniqueQueue('group'), uniqueQueue('group')]
+    const calls = Array.from({ length: 200 }, (_, i) =>
+      broker.publish(i % 2 === 0 ? q1 : q2, [{ body: bytes(`a${i}`) }, { body: bytes(`b${i}`) }]),
+    )
+    // One call of the same turn is refused as a whole (a body over maxMessageBytes): the others land.
+    const refused = broker.publish(q1, [{ body: bytes('ok') }, { body: new Uint8Array(101) }])
+    await expect(refused).rejects.toMatchObject({ code: 'ERR_PAYLOAD_TOO_LARGE' })
+    await Promise.all(calls)
+    expect((await broker.stats(q1)).ready).toBe(200)
+    expect((await broker.stats(q2)).ready).toBe(200)
+    await broker.close()
+  })
+
   it('maintain() gives the pages of a drained backlog back: the file returns to its starting size', async () => {
     const url = fileUrl(tmp.dir)
     const broker = new SqliteBroker({ url })
