@@ -13,7 +13,7 @@ describe('sqlite: processes killed with SIGKILL', () => {
   it('a worker killed mid-task: its tasks come back after the lease and complete, nothing lost', async () => {
     const url = fileUrl(tmp.dir)
     const queue = uniqueQueue('kill-worker')
-    const leaseMs = 1000
+    const leaseMs = 2000
     const attempts = new Map<number, number>()
     const slow = defineTask({
       name: 'fault.slow',
@@ -42,9 +42,10 @@ describe('sqlite: processes killed with SIGKILL', () => {
       await app.worker({ concurrency: 3, queues: [queue] }).start()
       expect(await Promise.all(results.map((r) => r.get({ timeoutMs: 10_000 })))).toEqual([2, 4, 6])
       const elapsed = Date.now() - killedAt
-      // The child extended its leases every leaseMs / 3: they ran out between 2/3 and 1 lease
-      // after it died, not before (no early redelivery) and not much later.
-      expect(elapsed).toBeGreaterThanOrEqual(leaseMs / 2)
+      // The child extended its leases every leaseMs / 3: they ran out about 2/3 to 1 lease after
+      // it died (a quarter of it at the least, allowing for a starved child's late extensions),
+      // not at once, and not much later.
+      expect(elapsed).toBeGreaterThanOrEqual(leaseMs / 4)
       expect(elapsed).toBeLessThan(leaseMs + 3000)
       expect([...attempts.values()]).toEqual([2, 2, 2])
       const stats = await broker.stats(queue)
