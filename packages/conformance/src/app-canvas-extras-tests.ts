@@ -234,3 +234,94 @@ export function registerAppCanvasExtrasTests({ test, h, soon }: AppSuiteContext)
     expect(calls).toBe(1)
   })
 }
+
+/** `return ctx.replace(canvas)`: alone, in a chain, in a group and a chord, and when the canvas fails. */
+export function registerAppReplaceTests({ test, h, soon }: AppSuiteContext): void {
+  function replaceTasks(queue: string) {
+    const { add, double, fail } = extraTasks(queue)
+    const parents: { parent: string | undefined; root: string | undefined }[] = []
+    const traced = defineTask({
+      name: 'conf.cx.traced',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: (n, ctx) => {
+        parents.push({ parent: ctx.parentId, root: ctx.rootId })
+        return n + 1
+      },
+    })
+    // Small numbers are answered at once; larger ones hand their place to a chain.
+    const settle = defineTask({
+      name: 'conf.cx.settle',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: (n, ctx) => (n < 10 ? n : ctx.replace(chain(traced.s(n), double.s()))),
+    })
+    const broken = defineTask({
+      name: 'conf.cx.broken',
+      queue,
+      input: z.number(),
+      output: z.number(),
+      handler: (n, ctx) => ctx.replace(chain(double.s(n), fail.s())),
+    })
+    return { add, double, fail, traced, settle, broken, parents }
+  }
+
+  test("replace: the handle gets the canvas's result; the canvas's tasks have the task as parent", async () => {
+    const queue = h.queue()
+    const t = replaceTasks(queue)
+    const app = await h.app({ tasks: [t.add, t.double, t.fail, t.traced, t.settle, t.broken] })
+    await app.worker({ concurrency: 4 }).start()
+    expect(await (await app.send(t.settle.s(3))).get({ timeoutMs: soon })).toBe(3)
+    const r = await app.send(t.settle.s(20))
+    expect(await r.get({ timeoutMs: soon })).toBe(42)
+    expect(t.parents).toEqual([{ parent: r.id, root: r.id }])
+    expect(await r.state()).toBe('SUCCESS')
+  })
+
+  test('replace in a chain: the rest of the chain runs after the replacement', async () => {
+    const queue = h.queue()
+    const t = replaceTasks(queue)
+    const app = await h.app({ tasks: [t.add, t.double, t.fail, t.traced, t.settle, t.broken] })
+    await app.worker({ concurrency: 4 }).start()
+    // add(5, 6) = 11 → settle(11) = (11 + 1) × 2 = 24 → double = 48
+    const r = await app.send(chain(t.add.s({ a: 5, b: 6 }), t.settle.s(), t.double.s()))
+    expect(await r.get({ timeoutMs: soon })).toBe(48)
+    expect(await r.children[1]?.get({ timeoutMs: soon })).toBe(24)
+    expect(t.parents[0]?.parent).toBe(r.children[1]?.id)
+    expect(t.parents[0]?.root).toBe(r.children[0]?.id)
+  })
+
+  test("replace in a group and a chord: the member's result is the replacement's", async () => {
+    const queue = h.queue()
+    const t = replaceTasks(queue)
+    const total = defineTask({
+      name: 'conf.cx.total',
+      queue,
+      input: z.array(z.number()),
+      output: z.number(),
+      handler: (xs) => xs.reduce((s, x) => s + x, 0),
+    })
+    const app = await h.app({ tasks: [t.add, t.double, t.fail, t.traced, t.settle, t.broken, total] })
+    await app.worker({ concurrency: 4 }).start()
+    const g = await app.send(group(t.settle.s(10), t.double.s(1), t.settle.s(2)))
+    expect(await g.get({ timeoutMs: soon })).toEqual([22, 2, 2])
+    const c = await app.send(chord([t.settle.s(10), t.settle.s(30)], total.s()))
+    expect(await c.get({ timeoutMs: soon })).toBe(22 + 62)
+  })
+
+  test("replace: a failing replacement fails the task's handle and the rest of its chain", async () => {
+    const queue = h.queue()
+    const t = replaceTasks(queue)
+    const app = await h.app({ tasks: [t.add, t.double, t.fail, t.traced, t.settle, t.broken] })
+    await app.worker({ concurrency: 4 }).start()
+    const r = await app.send(chain(t.broken.s(1), t.double.s()))
+    await expectCode(
+      () => r.children[0]?.get({ timeoutMs: soon }) as Promise<unknown>,
+      'ERR_TASK_FAILED',
+      'the replaced task',
+    )
+    await expectCode(() => r.get({ timeoutMs: soon }), 'ERR_TASK_FAILED', 'the chain')
+  })
+}

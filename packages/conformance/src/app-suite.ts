@@ -1,6 +1,6 @@
 import { describe } from 'vitest'
 import { registerAppBasicTests } from './app-basic-tests.js'
-import { registerAppCanvasExtrasTests } from './app-canvas-extras-tests.js'
+import { registerAppCanvasExtrasTests, registerAppReplaceTests } from './app-canvas-extras-tests.js'
 import { registerAppControlTests } from './app-control-tests.js'
 import { registerAppFailureTests } from './app-failure-tests.js'
 import { type AppSuiteContext, appHarness } from './app-harness.js'
@@ -41,6 +41,7 @@ export function runAppConformance(options: AppConformanceOptions): void {
     registerAppLifecycleTests(context)
     registerAppWorkflowTests(context)
     registerAppCanvasExtrasTests(context)
+    registerAppReplaceTests(context)
     registerAppControlTests(context)
     finish()
   })

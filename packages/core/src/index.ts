@@ -148,6 +148,7 @@ export {
 } from './memory/index.js'
 export { type CheckedMessage, checkOutgoing } from './outgoing.js'
 export { maskCredentials } from './redact.js'
+export { Replaced } from './replaced.js'
 export { ADAPTER_PACKAGES, type AdapterLookup, memoryAdapter, registerAdapter } from './resolve-adapter.js'
 export {
   DEFAULT_RESULT_BACKEND_CAPABILITIES,

@@ -1,7 +1,9 @@
 import type { Delivery } from './broker.js'
+import type { AnyCanvas } from './canvas.js'
 import type { Envelope } from './envelope.js'
 import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
+import { Replaced } from './replaced.js'
 import type { AnyTask, TaskContext } from './task.js'
 import type { TaskTelemetry } from './task-telemetry.js'
 import { formatPath } from './validation.js'
@@ -111,6 +113,7 @@ export function runHandler(
       running.lastExtendedAt = Date.now()
       await delivery.extend?.(leaseMs)
     },
+    replace: (canvas) => new Replaced(canvas as AnyCanvas),
   }
   const work = Promise.resolve().then(() => task.handler(input, ctx))
   const aborted = running.whenAborted()
@@ -128,7 +131,8 @@ export function runHandler(
 /** The handler's output checked against the task's output schema (a mismatch is a RejectTaskError). */
 export function parseOutput(task: AnyTask, output: unknown): unknown {
   const schema = task.outputSchema
-  if (!schema) return output
+  // A replacement's output is the canvas's, known later: the schema does not apply to it.
+  if (!schema || output instanceof Replaced) return output
   const parsed = schema.safeParse(output)
   if (parsed.success) return parsed.data
   const first = parsed.error.issues[0]
@@ -143,6 +147,7 @@ export function parseOutput(task: AnyTask, output: unknown): unknown {
  * walk over the output; a number or a small object costs well under a microsecond.
  */
 export function unserializableOutput(task: AnyTask, output: unknown): SerializationError | undefined {
+  if (output instanceof Replaced) return undefined
   const check = checkWireValue(output)
   if (check.ok) return undefined
   return new SerializationError(

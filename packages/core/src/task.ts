@@ -1,9 +1,16 @@
 import type { z } from 'zod'
-import { SIGNATURE_OPTION_KEYS, Signature, type SignatureOptions } from './canvas.js'
+import {
+  type Canvas,
+  type OutputOf,
+  SIGNATURE_OPTION_KEYS,
+  Signature,
+  type SignatureOptions,
+} from './canvas.js'
 import { requireOptions } from './canvas-checks.js'
 import { makePartial, type OpenFields, type PartialBound, type PartialSignature } from './canvas-partial.js'
 import { InvalidOptionError } from './errors.js'
 import type { Logger } from './logger.js'
+import type { Replaced } from './replaced.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
 import { parseOrThrow } from './validation.js'
 
@@ -36,10 +43,31 @@ export interface TaskContext {
   readonly parentId: string | undefined
   /** Extend the delivery's lease now. The worker also does this on its own while the task runs. */
   heartbeat(): Promise<void>
+  /**
+   * Hand this task's place to `canvas` (Celery's `self.replace`): `return ctx.replace(canvas)`.
+   * The canvas is sent when the handler returns it, with this task as the parent of its tasks
+   * (and this task's root as their root); its output (or failure) becomes this task's result,
+   * and the workflow goes on from there: the rest of a chain runs after the canvas, a group or
+   * chord member's slot gets the canvas's output. The canvas must be ready to send (bound input);
+   * one that cannot be sent fails this task with `ERR_VALIDATION`. The task's output schema is not
+   * applied to the canvas's output.
+   *
+   * @example
+   * ```ts
+   * handler: (n, ctx) => (n <= 100 ? n : ctx.replace(chain(half.s(n), check.s())))
+   * ```
+   */
+  replace<C extends Canvas<never, unknown, true>>(canvas: C): Replaced<OutputOf<C>>
 }
 
-/** How a handler is written. */
-export type TaskHandler<In, Out> = (input: In, ctx: TaskContext) => Out | Promise<Out>
+/**
+ * How a handler is written. It returns its output, or hands its place to a canvas with
+ * `return ctx.replace(canvas)` (whose output must then be the task's output type).
+ */
+export type TaskHandler<In, Out> = (
+  input: In,
+  ctx: TaskContext,
+) => Out | Replaced<Out> | Promise<Out | Replaced<Out>>
 
 interface TaskDefinitionBase<I extends z.ZodType> {
   /** Unique name, sent on the wire (`image.resize`). */

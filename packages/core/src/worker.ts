@@ -11,6 +11,8 @@ import {
 } from './errors.js'
 import { WorkerEvents } from './events-runtime.js'
 import { runInstrumented } from './instrumentation.js'
+import { handOver } from './replace.js'
+import { Replaced } from './replaced.js'
 import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
@@ -260,6 +262,12 @@ export class Worker {
     const run: RunFacts = { startedAt: now, fields: recorder ? await recorder.finish() : undefined }
     if (running.abandoned) return
     if (ok) {
+      // `return ctx.replace(canvas)`: the canvas takes the task's place and stores its result.
+      if (output instanceof Replaced) {
+        const refused = await handOver(rt, env, output)
+        if (refused) return this.finishFailed(d, env, info, 'rejected', refused, run)
+        return d.ack()
+      }
       // Checked before anything is stored or sent on: an output JSON cannot carry fails the same
       // way every time, so it is a final failure (no retry, no redelivery: the handler's side
       // effects are not repeated), like an output that does not match its schema.

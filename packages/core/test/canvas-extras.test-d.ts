@@ -123,3 +123,36 @@ describe('success links', () => {
     add.s({ a: 1, b: 2 }).onSuccess(count.s(3))
   })
 })
+
+describe('ctx.replace', () => {
+  it("types the task's output from what the handler returns, replacement or not", () => {
+    const settle = defineTask({
+      name: 'tx.settle',
+      input: z.number(),
+      handler: (n, ctx) => (n < 10 ? n : ctx.replace(chain(count.s(n), count.s()))),
+    })
+    expectTypeOf(app.send(settle.s(1))).resolves.toEqualTypeOf<AsyncResult<number>>()
+    const always = defineTask({
+      name: 'tx.always',
+      input: z.string(),
+      handler: (s, ctx) => ctx.replace(label.s(s)),
+    })
+    expectTypeOf(app.send(always.s('x'))).resolves.toEqualTypeOf<AsyncResult<string>>()
+  })
+
+  it('rejects a replacement whose output is not the task output, or that cannot be sent', () => {
+    // @ts-expect-error -- the replacement gives a string; the task's output is a number
+    defineTask({
+      name: 'tx.bad-output',
+      input: z.number(),
+      output: z.number(),
+      handler: (n, ctx) => ctx.replace(label.s(String(n))),
+    })
+    defineTask({
+      name: 'tx.open',
+      input: z.number(),
+      // @ts-expect-error -- count.s() waits for an input: a replacement must be ready to send
+      handler: (_n, ctx) => ctx.replace(count.s()),
+    })
+  })
+})
