@@ -1,6 +1,7 @@
 // Quickstart: define two tasks, send work, run a worker, print the results.
 // Runs on the in-memory store by default; set ERRAND_BROKER_URL / ERRAND_BACKEND_URL for another
-// store, e.g. ERRAND_BROKER_URL=redis://127.0.0.1:6379 ERRAND_BACKEND_URL=redis://127.0.0.1:6379
+// store, e.g. ERRAND_BROKER_URL=redis://127.0.0.1:6379 ERRAND_BACKEND_URL=redis://127.0.0.1:6379,
+// or, durable with no server, ERRAND_BROKER_URL=sqlite://./errand.db ERRAND_BACKEND_URL=sqlite://./errand.db
 import { createApp, isErrandError } from '@errand/core'
 import { add, greet } from './tasks.js'
 
