@@ -24,6 +24,8 @@ export async function runWorkerProcess(factories: WorkerFactories): Promise<void
   // channel is unref'd so that it never holds a gracefully stopped worker open.
   process.channel?.unref()
   process.once('disconnect', () => process.exit(70))
+  // It may have closed while this process was still loading, before anyone listened.
+  if (process.send !== undefined && !process.connected) process.exit(70)
   const runs = await openRunLog(config.runLog)
   const tasks = chaosTasks(config.queue, runs)
   const app = createApp({
