@@ -51,6 +51,20 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
+/** Why a map cannot run over `items`, or undefined. */
+function mapProblem(node: Extract<WireNode, { kind: 'map' }>, items: unknown): string | undefined {
+  if (!Array.isArray(items))
+    return `expected the previous step's output to be an array, got ${describe(items)}`
+  if (node.node.kind !== 'task') return 'the mapped node must be a task'
+  if (node.spread) {
+    const bad = items.findIndex((e) => !Array.isArray(e))
+    if (bad !== -1) {
+      return `starmap: every element must be an array (a tuple of ${node.spread.join(', ')}); element ${bad} is ${describe(items[bad])}`
+    }
+  }
+  return undefined
+}
+
 /**
  * Start a map node: a group of one member per element, made now that the array is known. Member
  * ids are derived from the map's id (`<id>.<index>`), so planning the same map twice (the step
@@ -72,18 +86,13 @@ export async function planMap(
   const settled = [...stack, result]
   const items = node.items ?? (upstream.has ? upstream.value : undefined)
   const template = node.node
-  const problem = !Array.isArray(items)
-    ? `expected the previous step's output to be an array, got ${describe(items)}`
-    : template.kind !== 'task'
-      ? 'the mapped node must be a task'
-      : node.spread && items.some((e) => !Array.isArray(e))
-        ? `starmap: every element must be an array (a tuple of ${node.spread.join(', ')}), element ${items.findIndex((e) => !Array.isArray(e))} is not`
-        : undefined
+  const problem = mapProblem(node, items)
   if (problem !== undefined || !Array.isArray(items) || template.kind !== 'task') {
+    // Failed like a task would: its handle, the rest of the chain and onError callbacks all see it.
+    const name = template.kind === 'task' ? template.task : template.kind
+    const message = problem ?? 'the mapped node must be a task'
     const error = serializeError(
-      new ValidationError(`map over task "${template.kind === 'task' ? template.task : '?'}": ${problem}`, [
-        { path: [], message: problem ?? 'invalid' },
-      ]),
+      new ValidationError(`map over task "${name}": ${message}`, [{ path: [], message }]),
     )
     return d.fail(error, { taskId: node.id, task: MAP_TASK }, settled, lineage, out)
   }
