@@ -32,7 +32,8 @@ import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@
 import { z } from 'zod'
 
 const VARIANTS = ['none', 'api', 'sdk'] as const
-type Variant = (typeof VARIANTS)[number]
+/** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only. */
+type Variant = (typeof VARIANTS)[number] | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics'
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -85,6 +86,8 @@ async function drainOnce(instrumentation: Instrumentation[], jobs: number, name:
 function instrumentationFor(variant: Variant): Instrumentation[] {
   if (variant === 'none') return []
   if (variant === 'api') return [errandOtel()]
+  const traces = variant !== 'sdk-metrics'
+  const withMetrics = variant !== 'sdk-traces'
   const spans = new InMemorySpanExporter()
   const tracerProvider = new BasicTracerProvider({
     spanProcessors: [
@@ -95,8 +98,8 @@ function instrumentationFor(variant: Variant): Instrumentation[] {
       }),
     ],
   })
-  trace.setGlobalTracerProvider(tracerProvider)
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  if (traces) trace.setGlobalTracerProvider(tracerProvider)
+  if (variant !== 'sdk-noctx') context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   propagation.setGlobalPropagator(new W3CTraceContextPropagator())
   const meterProvider = new MeterProvider({
     readers: [
@@ -106,7 +109,7 @@ function instrumentationFor(variant: Variant): Instrumentation[] {
       }),
     ],
   })
-  metrics.setGlobalMeterProvider(meterProvider)
+  if (withMetrics) metrics.setGlobalMeterProvider(meterProvider)
   // Keep the in-memory exporter from growing across the run's many spans.
   setInterval(() => spans.reset(), 1000).unref()
   return [errandOtel()]
@@ -129,6 +132,7 @@ const median = (xs: number[]) => {
 function parent(runs: number, jobs: number): void {
   const self = fileURLToPath(import.meta.url)
   const rates: Record<Variant, number[]> = { none: [], api: [], sdk: [] }
+  const cpu: Record<Variant, number[]> = { none: [], api: [], sdk: [] }
   for (let round = 0; round < runs; round++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Variant)
     for (const variant of order) {
@@ -139,12 +143,16 @@ function parent(runs: number, jobs: number): void {
       )
       const line = out.stdout.trim().split('\n').pop() ?? ''
       if (out.status !== 0 || !line.startsWith('{')) throw new Error(`child ${variant} failed: ${out.stderr}`)
-      const { perSecond } = JSON.parse(line) as { perSecond: number }
+      const { perSecond, cpuMicros } = JSON.parse(line) as Drain
       rates[variant].push(perSecond)
-      process.stderr.write(`round ${round + 1}/${runs} ${variant}: ${Math.round(perSecond)} jobs/s\n`)
+      cpu[variant].push(cpuMicros)
+      process.stderr.write(
+        `round ${round + 1}/${runs} ${variant}: ${Math.round(perSecond)} jobs/s, ${cpuMicros.toFixed(1)} µs CPU/job\n`,
+      )
     }
   }
   const base = median(rates.none)
+  const baseCpu = median(cpu.none)
   const summary = VARIANTS.map((v) => ({
     variant: v,
     medianPerSecond: Math.round(median(rates[v])),
@@ -153,12 +161,21 @@ function parent(runs: number, jobs: number): void {
     // Cost against no instrumentation: 1 - median rate / median rate of `none`.
     overhead: v === 'none' ? 0 : 1 - median(rates[v]) / base,
     runs: rates[v].map(Math.round),
+    // The steadier figure on a shared machine: CPU time per job, and its increase over `none`.
+    medianCpuMicros: Number(median(cpu[v]).toFixed(1)),
+    cpuMinMax: [Number(Math.min(...cpu[v]).toFixed(1)), Number(Math.max(...cpu[v]).toFixed(1))],
+    cpuOverhead: v === 'none' ? 0 : median(cpu[v]) / baseCpu - 1,
+    cpuRuns: cpu[v].map((x) => Number(x.toFixed(1))),
   }))
-  console.log('| variant | median jobs/s | min–max | overhead vs none |')
-  console.log('|---|---:|---:|---:|')
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`
+  console.log(
+    '| variant | median jobs/s | min–max | throughput cost | median CPU µs/job | min–max | CPU cost |',
+  )
+  console.log('|---|---:|---:|---:|---:|---:|---:|')
   for (const s of summary) {
+    const none = s.variant === 'none'
     console.log(
-      `| ${s.variant} | ${s.medianPerSecond} | ${s.min}–${s.max} | ${s.variant === 'none' ? '–' : `${(s.overhead * 100).toFixed(1)}%`} |`,
+      `| ${s.variant} | ${s.medianPerSecond} | ${s.min}–${s.max} | ${none ? '–' : pct(s.overhead)} | ${s.medianCpuMicros} | ${s.cpuMinMax[0]}–${s.cpuMinMax[1]} | ${none ? '–' : pct(s.cpuOverhead)} |`,
     )
   }
   const dir = fileURLToPath(new URL('../results/', import.meta.url))
