@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { Signature } from './canvas.js'
 import { MapCanvas } from './canvas-map.js'
-import { ValidationError } from './errors.js'
+import { RejectTaskError, ValidationError } from './errors.js'
+import { Replaced } from './replaced.js'
 import { parseOutput } from './running-task.js'
 import { defineTask, type Task } from './task.js'
 import { formatPath } from './validation.js'
@@ -109,7 +110,14 @@ function makeRunner(target: Task<never, unknown>): Task<never, unknown> {
       const outputs: unknown[] = []
       for (const item of items) {
         ctx.signal.throwIfAborted()
-        outputs.push(parseOutput(target, await run(item, ctx)))
+        const output = await run(item, ctx)
+        if (output instanceof Replaced) {
+          // One message stands for many items here: there is no single place to hand over.
+          throw new RejectTaskError(
+            `task "${target.name}" called ctx.replace inside chunks(), which cannot replace an item`,
+          )
+        }
+        outputs.push(parseOutput(target, output))
       }
       return outputs
     },

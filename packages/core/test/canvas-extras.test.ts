@@ -139,3 +139,26 @@ describe('run-time checks of the builders', () => {
     expect(c.items).toEqual([[1, 2], [3, 4], [5]])
   })
 })
+
+describe('chunks and ctx.replace', () => {
+  it('a task that replaces itself inside chunks fails the chunk instead of storing the replacement', async () => {
+    const replacing = defineTask({
+      name: 'ux.replacing',
+      input: z.number(),
+      output: z.number(),
+      handler: (n, ctx) => ctx.replace(count.s(n)),
+    })
+    const app = createApp({
+      broker: 'memory://extras-chunk-replace',
+      backend: 'memory://extras-chunk-replace',
+      tasks: [replacing, count],
+    })
+    await app.worker().start()
+    const r = await app.send(chunks(replacing, [1, 2], 2))
+    await expect(r.get({ timeoutMs: 5000 })).rejects.toMatchObject({
+      code: 'ERR_TASK_FAILED',
+      message: expect.stringContaining('ctx.replace inside chunks()'),
+    })
+    await app.close()
+  })
+})
