@@ -204,13 +204,15 @@ describe('sqs broker: store-specific behaviour', () => {
     const a = await open()
     const q = uniqueQueue()
     const box = inbox()
-    await a.consume(q, box.handler, { prefetch: 3, leaseMs: 1_000 })
+    // A 2 s lease extended every 0.6 s: 1.4 s of margin for a loaded machine's timers and calls
+    // (SQS visibility has whole seconds; a 1 s lease ran out under load before the extend landed).
+    await a.consume(q, box.handler, { prefetch: 3, leaseMs: 2_000 })
     await a.publish(q, [{ body: enc.encode('held') }, { body: enc.encode('dropped') }])
     const got = await box.take(2)
     const held = got.find(({ d }) => dec.decode(d.body) === 'held')!.d
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       await new Promise((r) => setTimeout(r, 600))
-      await held.extend!(1_000)
+      await held.extend!(2_000)
     }
     const [again] = await box.take(1, 5_000)
     expect(dec.decode(again!.d.body)).toBe('dropped')
