@@ -33,7 +33,7 @@ function codeOf(fn: () => unknown): string | undefined {
 }
 
 const base: Envelope = { v: 1, id: 'id-x', task: 't', queue: 'q', attempt: 1, createdAt: 1 }
-const taskNode = (id: string): WireNode => ({ kind: 'task', id, task: 'ux.count' })
+const taskNode = (id: string): Extract<WireNode, { kind: 'task' }> => ({ kind: 'task', id, task: 'ux.count' })
 
 describe('wire: frames for success links, maps, partials and replace', () => {
   it('decodes the new frames and nodes', () => {
