@@ -17,6 +17,8 @@ import {
 const available = await rabbitAvailable()
 const pool = new BrokerPool()
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+/** Runs the children on the workspace's TypeScript sources (test-support/README.md). */
+const TS_HOOKS = fileURLToPath(new URL('../../../test-support/ts-hooks.mjs', import.meta.url))
 
 /** `promise`, or a rejection naming `what` after `timeoutMs`. */
 function within<T>(what: string, timeoutMs: number, promise: Promise<T>): Promise<T> {
@@ -40,7 +42,7 @@ describe.runIf(available)('amqp: runWorker and SIGTERM', () => {
     const finished = new Set<number>()
     const ran = (i: number) => runs.set(i, (runs.get(i) ?? 0) + 1)
     const child = fork(fixture('sigterm-worker.ts'), [], {
-      execArgv: ['--conditions=source', '--import', fixture('ts-hooks.mjs')],
+      execArgv: ['--conditions=source', '--import', TS_HOOKS],
       env: {
         ...process.env,
         AMQP_URL,

@@ -16,6 +16,8 @@ import { deletePrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers
 
 const available = await redisAvailable()
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+/** Runs the children on the workspace's TypeScript sources (test-support/README.md). */
+const TS_HOOKS = fileURLToPath(new URL('../../../test-support/ts-hooks.mjs', import.meta.url))
 
 /** Reads `stream` until `done` accepts what arrived; fails after 10 s listing what did. */
 async function collect(
@@ -127,7 +129,7 @@ describe.runIf(available)('task events on Redis across apps and processes', () =
   it('a worker in a child process: the parent sees its events live', async () => {
     const q = queue()
     const child = fork(fixture('events-worker.ts'), [], {
-      execArgv: ['--conditions=source', '--import', fixture('ts-hooks.mjs')],
+      execArgv: ['--conditions=source', '--import', TS_HOOKS],
       env: { ...process.env, REDIS_URL, PREFIX: prefix, QUEUE: q },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     })

@@ -2,6 +2,8 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+/** Runs the children on the workspace's TypeScript sources (test-support/README.md). */
+const TS_HOOKS = fileURLToPath(new URL('../../../test-support/ts-hooks.mjs', import.meta.url))
 
 /** A forked child running test/fixtures/child.ts, with its IPC messages collected. */
 export interface Child {
@@ -17,7 +19,7 @@ export interface Child {
 /** Forks test/fixtures/child.ts in `role` with `env` (TypeScript sources through ts-hooks.mjs). */
 export function spawnChild(role: string, env: Record<string, string>, options: { uid?: number } = {}): Child {
   const child = fork(fixture('child.ts'), [], {
-    execArgv: ['--conditions=source', '--import', fixture('ts-hooks.mjs')],
+    execArgv: ['--conditions=source', '--import', TS_HOOKS],
     env: { ...process.env, ...env, ROLE: role },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),

@@ -70,7 +70,7 @@ const done = new Promise<void>((resolve) => {
 })
 
 const workerScript = fileURLToPath(new URL('./crash-storm-worker.ts', import.meta.url))
-const register = fileURLToPath(new URL('../test/child/ts-register.mjs', import.meta.url))
+const register = fileURLToPath(new URL('../../../test-support/ts-hooks.mjs', import.meta.url))
 const workers = new Set<ChildProcess>()
 
 function startWorker(): void {

@@ -23,7 +23,7 @@ it('a process that used SQS exits within a few seconds of app.close() (long poll
       '--conditions=source',
       '--no-warnings',
       '--import',
-      here('./child/ts-register.mjs'),
+      fileURLToPath(new URL('../../../test-support/ts-hooks.mjs', import.meta.url)),
       here('./child/quickstart.ts'),
     ],
     {

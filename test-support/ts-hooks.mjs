@@ -1,14 +1,21 @@
-// Module hooks that let a plain `node` child process run this repository's TypeScript sources
+// Module hooks that let a plain `node` child process run this repository's TypeScript sources on
+// Node 20, which has no type stripping: `node --conditions=source --import <this file> child.ts`
 // (tests and scripts spawn children to watch process-level behaviour: when a process exits, what
-// a SIGKILL leaves behind). Types are stripped with `typescript`'s transpileModule (a dev
+// a SIGKILL leaves behind). The `source` export condition points workspace packages at src/*.ts. Types are stripped with `typescript`'s transpileModule (a dev
 // dependency already); `./x.js` imports inside .ts files resolve to `./x.ts`, as TypeScript's
 // NodeNext resolution does. Output is cached on disk by path, size and mtime: loading the
 // compiler and transpiling core and the adapter costs seconds, paid once instead of per child.
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { register } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isMainThread } from 'node:worker_threads'
+
+// Imported with --import on the main thread: register this same file as the hooks module (Node
+// runs hooks on a thread of their own, where this branch is skipped).
+if (isMainThread) register(import.meta.url)
 
 const CACHE = join(tmpdir(), 'errand-ts-hooks-cache')
 let compiler
