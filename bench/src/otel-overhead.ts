@@ -33,7 +33,8 @@ import { z } from 'zod'
 
 const VARIANTS = ['none', 'api', 'sdk'] as const
 /** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only. */
-type Variant = (typeof VARIANTS)[number] | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics'
+type Main = (typeof VARIANTS)[number]
+type Variant = Main | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics'
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -131,10 +132,10 @@ const median = (xs: number[]) => {
 
 function parent(runs: number, jobs: number): void {
   const self = fileURLToPath(import.meta.url)
-  const rates: Record<Variant, number[]> = { none: [], api: [], sdk: [] }
-  const cpu: Record<Variant, number[]> = { none: [], api: [], sdk: [] }
+  const rates: Record<Main, number[]> = { none: [], api: [], sdk: [] }
+  const cpu: Record<Main, number[]> = { none: [], api: [], sdk: [] }
   for (let round = 0; round < runs; round++) {
-    const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Variant)
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Main)
     for (const variant of order) {
       const out = spawnSync(
         process.execPath,
