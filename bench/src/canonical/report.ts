@@ -81,6 +81,37 @@ const CLASS_COLOR: Record<string, string> = {
 }
 const CLASS_ORDER = ['no-results', 'results', 'floor', 'ceiling']
 
+/** What each store's durability means, and where Errand's defaults come from. */
+const STORE_NOTES: Record<string, string[]> = {
+  postgres: [
+    '**Durability.** The peers (graphile-worker, pg-boss) and the `raw-sync` floor commit everything with the',
+    "server's `synchronous_commit=on` (fsync on): each commit waits for the WAL flush. Errand's default does not",
+    'for leases and settles: `PostgresBroker` option `durableSettle` (default `false`,',
+    '`packages/postgres/src/postgres-broker.ts`) makes `BrokerSql` (`broker-sql.ts`, `asyncSettle`) and the',
+    "`lease_jobs` SQL function (`migrations.ts`, `p_async`) run `set_config('synchronous_commit', 'off', true)`",
+    'inside the fetch/ack/nack/extend/dead-letter statements; publishes always wait for the flush. Its README',
+    '(Durability) says a crash of the server (not a clean restart) "can forget the last few hundred ms of them, and',
+    'those jobs are delivered again (never lost)". So Errand is shown twice: `errand` / `errand+results` at the',
+    'default (floor: `raw-async`, the same commit mode) and `errand-durable` / `errand+results-durable` with',
+    '`durableSettle: true` (floor: `raw-sync`), which is the like-for-like comparison with the peers. The result',
+    'backend commits STARTED/RETRY records asynchronously and final records with the flush; task events (on by',
+    'default with a backend) are inserted with the flush.',
+  ],
+  redis: [
+    '**Durability.** The shared Redis runs with `--appendonly no --save ""`: nothing reaches disk, for every',
+    'contender alike (a server crash loses every queued job and result). An AOF `appendfsync everysec` variant',
+    '(`BENCH_REDIS_AOF_URL` pointing at a second redis-server) is supported by the harness but was not run here.',
+  ],
+  amqp: [
+    '**Durability.** Errand and the raw floor both use durable classic queues, persistent messages and publisher',
+    'confirms (a publish resolves on the confirm), manual acks, prefetch = concurrency. Results (errand+redis-results)',
+    'go to the shared Redis, which keeps nothing on disk.',
+  ],
+  memory: [
+    '**Durability.** None: the in-process store, shown as the ceiling of what the Errand core can do.',
+  ],
+}
+
 const isLatency = (w: string) => w === 'latency'
 /** The figure compared: jobs/s (higher is better) or p50 ms (lower is better). */
 const metric = (r: Row, w: string): number | undefined => (isLatency(w) ? r.p50Ms : r.perSecond)
@@ -183,6 +214,8 @@ async function main(): Promise<void> {
       `Versions: ${Object.entries(file.versions)
         .map(([k, v]) => `${k} ${v}`)
         .join('; ')}.`,
+      '',
+      ...(STORE_NOTES[file.store] ?? []),
       '',
       '| contender | class | library | durability | settings |',
       '|---|---|---|---|---|',

@@ -18,6 +18,8 @@ export interface ErrandOptions {
   readonly broker: () => Broker | Promise<Broker>
   /** With a backend, every result is stored (the "results kept" class). */
   readonly backend?: () => ResultBackend | Promise<ResultBackend>
+  /** Diagnostics only (not in the published set): `events: false` on the app. */
+  readonly noEvents?: boolean
   /** Drop what the run created (schema, keys), after the app is closed. */
   readonly teardown?: () => Promise<void>
 }
@@ -45,7 +47,13 @@ export function errand(options: ErrandOptions): Contender {
     async setup() {
       broker = await options.broker()
       const backend = options.backend ? await options.backend() : undefined
-      app = createApp({ broker, ...(backend && { backend }), tasks: [noop], logger: silentLogger })
+      app = createApp({
+        broker,
+        ...(backend && { backend }),
+        ...(options.noEvents && { events: false }),
+        tasks: [noop],
+        logger: silentLogger,
+      })
       await app.connect()
     },
     async enqueueOne(p) {

@@ -39,13 +39,14 @@ async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult
 
 const dropSchema = (schema: string) => sql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).then(() => {})
 
-function errandPg(id: string, results: boolean, durableSettle: boolean): Contender {
+function errandPg(id: string, results: boolean, durableSettle: boolean, noEvents = false): Contender {
   const schema = `bench_c_${id}`
   const url = withSchema(schema)
   return errand({
     queue: `q-${id}`,
     broker: () => new PostgresBroker({ url, logger: silent, ...(durableSettle && { durableSettle: true }) }),
     ...(results && { backend: () => new PostgresResultBackend({ url, logger: silent }) }),
+    noEvents,
     teardown: () => dropSchema(schema),
   })
 }
@@ -363,6 +364,9 @@ export const store: StoreModule = {
         return errandPg(id, true, false)
       case 'errand+results-durable':
         return errandPg(id, true, true)
+      // Diagnostics, not in the published set: the result backend without task events.
+      case 'diag-errand+results-noevents':
+        return errandPg(id, true, false, true)
       case 'graphile-worker':
         return graphile(id)
       case 'pg-boss':

@@ -35,12 +35,13 @@ async function deleteKeys(url: string, pattern: string): Promise<void> {
   }
 }
 
-function errandRedis(url: string, id: string, results: boolean): Contender {
+function errandRedis(url: string, id: string, results: boolean, noEvents = false): Contender {
   const keyPrefix = `bench-c-${id}`
   return errand({
     queue: `q-${id}`,
     broker: () => new RedisBroker({ url, keyPrefix }),
     ...(results && { backend: () => new RedisResultBackend({ url, keyPrefix }) }),
+    noEvents,
     teardown: () => deleteKeys(url, `${keyPrefix}:*`),
   })
 }
@@ -233,6 +234,9 @@ export const store: StoreModule = {
         return errandRedis(url, id, false)
       case 'errand+results':
         return errandRedis(url, id, true)
+      // Diagnostics, not in the published set: the result backend without task events.
+      case 'diag-errand+results-noevents':
+        return errandRedis(url, id, true, true)
       case 'bullmq-remove':
         return bullmq(url, id, false)
       case 'bullmq-keep':
