@@ -155,13 +155,23 @@ export class SqliteConnection {
 
   /**
    * `fn` in a write transaction, waiting (on timers, not blocking) while other processes hold
-   * the lock, up to `busyTimeoutMs`; then `ERR_CONNECTION`.
+   * the lock, up to `busyTimeoutMs`; then `ERR_CONNECTION`. `committed`, when given, runs
+   * synchronously right after the commit, before anything else in this process can run (the
+   * returned promise resolves a microtask later, which is too late for some bookkeeping).
    */
-  async write<T>(fn: () => T, busyTimeoutMs: number, sync: SyncLevel = 'NORMAL'): Promise<T> {
+  async write<T>(
+    fn: () => T,
+    busyTimeoutMs: number,
+    sync: SyncLevel = 'NORMAL',
+    committed?: (value: T) => void,
+  ): Promise<T> {
     const deadline = Date.now() + busyTimeoutMs
     for (let round = 0; ; round++) {
       const attempt = this.tryWrite(fn, sync)
-      if (!attempt.busy) return attempt.value
+      if (!attempt.busy) {
+        committed?.(attempt.value)
+        return attempt.value
+      }
       if (Date.now() >= deadline) {
         throw new ConnectionError(
           `${this.path} stayed locked by another process for more than ${busyTimeoutMs} ms (busyTimeoutMs)`,

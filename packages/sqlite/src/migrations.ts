@@ -65,6 +65,19 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX errand_kv_expiry ON errand_kv (expires_at);
   `,
+  // 2: task events (the events capability).
+  `
+  -- AUTOINCREMENT: ids are never reused, even after every row was trimmed or deleted by hand, so
+  -- a live reader in another process that remembers the last id it saw never skips a new row.
+  -- Commits are serialised by the file lock, so ids also become visible in increasing order.
+  CREATE TABLE errand_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL
+  );
+  -- recentEvents and the retention trim: the newest rows of one queue.
+  CREATE INDEX errand_events_queue ON errand_events (queue, id);
+  `,
 ]
 
 /** The schema version this package writes and reads. */

@@ -1,5 +1,8 @@
 import {
+  type BackendEventSubscription,
   ClosedError,
+  type EventFilter,
+  type EventStore,
   type GroupProgress,
   isFinalState,
   isTaskState,
@@ -8,6 +11,7 @@ import {
   type ResultBackendCapabilities,
   resultBackendCapabilities,
   type SetStateOptions,
+  type TaskEvent,
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
@@ -22,6 +26,7 @@ import {
   type SqliteConnectionOptions,
 } from './options.js'
 import { ResultsSql } from './results-sql.js'
+import { DEFAULT_EVENT_RETENTION, MAX_EVENT_RETENTION, SqliteEvents } from './sqlite-events.js'
 import { resultTopic, Waiters } from './waiters.js'
 
 /** Options of {@link SqliteResultBackend}. */
@@ -31,12 +36,19 @@ export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
    * triggered by writes: no cron job needed. 0 = never (reads ignore expired rows anyway).
    */
   readonly cleanupIntervalMs?: number
+  /**
+   * Task events kept per queue for `recentEvents` (default 1000, at most 100,000). Each writer
+   * trims a queue back to it once it has added a tenth of it (at least 10), so a queue holds up
+   * to about the retention plus a tenth of it per writing process.
+   */
+  readonly eventRetention?: number
 }
 
 const optionsSchema = z
   .object({
     ...connectionOptionsShape,
     cleanupIntervalMs: z.number().int().min(0).optional(),
+    eventRetention: z.number().int().min(1).max(MAX_EVENT_RETENTION).optional(),
   })
   .strict()
 
@@ -58,21 +70,30 @@ interface StateWrite {
  * write in this process, and within a few ms by another process's (see `pollIntervalMs`), so
  * `capabilities.pushWait` is false.
  *
+ * Task events (`capabilities.events`) live in `errand_events`, trimmed per queue to
+ * `eventRetention`; live subscribers get this process's events at once and other processes'
+ * within the same polling delay as `waitFor` (see `SqliteEvents`).
+ *
  * @example
  * ```ts
  * const backend = new SqliteResultBackend({ url: 'sqlite://./errand.db' })
  * await backend.connect()
  * ```
  */
-export class SqliteResultBackend implements ResultBackend {
+export class SqliteResultBackend implements ResultBackend, EventStore {
   readonly name = ADAPTER
-  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({ pushWait: false })
+  readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
+    pushWait: false,
+    events: true,
+  })
   readonly #resolved: ResolvedConnection
   readonly #cleanupIntervalMs: number
+  readonly #eventRetention: number
   readonly #sync: SyncLevel
   #connection: SqliteConnection | undefined
   #sql: ResultsSql | undefined
   #waiters: Waiters | undefined
+  #events: SqliteEvents | undefined
   #connecting: Promise<void> | undefined
   #closing: Promise<void> | undefined
   #writes: StateWrite[] = []
@@ -84,6 +105,7 @@ export class SqliteResultBackend implements ResultBackend {
     const parsed = parseOptions(optionsSchema, options)
     this.#resolved = resolveConnection(parsed)
     this.#cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
+    this.#eventRetention = parsed.eventRetention ?? DEFAULT_EVENT_RETENTION
     this.#sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
   }
 
@@ -109,6 +131,12 @@ export class SqliteResultBackend implements ResultBackend {
         (id) => connection.read(() => sql.getState(id, Date.now())),
         this.#resolved.pollIntervalMs,
       )
+      this.#events = new SqliteEvents(connection, {
+        retention: this.#eventRetention,
+        busyTimeoutMs: this.#resolved.busyTimeoutMs,
+        pollIntervalMs: this.#resolved.pollIntervalMs,
+        logger: this.#resolved.logger,
+      })
     })().catch((err: unknown) => {
       this.#connecting = undefined
       throw err
@@ -122,6 +150,7 @@ export class SqliteResultBackend implements ResultBackend {
       await this.#connecting?.catch(() => undefined)
       this.#waiters?.closeAll()
       while (this.#flushing !== undefined) await this.#flushing
+      await this.#events?.close()
       this.#connection?.release()
     })()
     return this.#closing
@@ -232,6 +261,37 @@ export class SqliteResultBackend implements ResultBackend {
       () => this.#sql!.sweep(Date.now(), CLEANUP_BATCH),
       this.#resolved.busyTimeoutMs,
     )
+  }
+
+  /** Stores task events (one short transaction per 500) and hands them to live subscribers. */
+  async publishEvents(events: readonly TaskEvent[]): Promise<void> {
+    this.#assertOpen('publishEvents')
+    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    await this.connect()
+    return this.#events!.publishEvents(events)
+  }
+
+  /**
+   * Calls `onEvent` for each event that passes `filter`, written from now on by any process on
+   * the file: this process's at once, others' within `pollIntervalMs` (5 ms while busy).
+   */
+  async subscribeEvents(
+    filter: EventFilter,
+    onEvent: (event: TaskEvent) => void,
+  ): Promise<BackendEventSubscription> {
+    this.#assertOpen('subscribeEvents')
+    await this.connect()
+    return this.#events!.subscribeEvents(filter ?? {}, onEvent)
+  }
+
+  /** The last `limit` events of `queue` (at most `eventRetention` and a bit), oldest first. */
+  async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
+    this.#assertOpen('recentEvents')
+    if (typeof queue !== 'string') throw new TypeError('recentEvents: queue must be a string')
+    if (!Number.isInteger(limit)) throw new TypeError(`recentEvents: limit must be an integer, got ${limit}`)
+    if (limit <= 0) return []
+    await this.connect()
+    return this.#events!.recentEvents(queue, limit)
   }
 
   #scheduleFlush(): void {

@@ -10,5 +10,6 @@ runBrokerConformance({
 })
 runResultBackendConformance({
   name: 'sqlite memory',
-  factory: () => new SqliteResultBackend({ url: 'sqlite::memory:' }),
+  factory: () => new SqliteResultBackend({ url: 'sqlite::memory:', eventRetention: 100 }),
+  eventRetention: 100,
 })

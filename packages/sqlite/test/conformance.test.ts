@@ -8,4 +8,8 @@ const url = fileUrl(tmp.dir)
 afterAll(() => tmp.remove())
 
 runBrokerConformance({ name: 'sqlite file', factory: () => new SqliteBroker({ url }) })
-runResultBackendConformance({ name: 'sqlite file', factory: () => new SqliteResultBackend({ url }) })
+runResultBackendConformance({
+  name: 'sqlite file',
+  factory: () => new SqliteResultBackend({ url, eventRetention: 100 }),
+  eventRetention: 100,
+})

@@ -31,6 +31,7 @@ describe('sqlite: two processes open a fresh file at once', () => {
           .all()
         expect(tables).toEqual([
           'errand_dead_letters',
+          'errand_events',
           'errand_group_members',
           'errand_groups',
           'errand_jobs',
