@@ -1,5 +1,6 @@
 // The Errand dashboard's only page script (served from this package; the CSP allows no inline
-// script): write confirmations, live counts over server-sent events, and the depth chart.
+// script): write confirmations, live counts over server-sent events, the depth and throughput
+// charts, and the live activity list. Everything from a store is written with textContent.
 ;(() => {
   const base = document.body.dataset.base || ''
   const HOUR = 3_600_000
@@ -70,9 +71,85 @@
     }
   }
 
+  // Throughput: one point per minute (succeeded, failed, dead-lettered), null before the window.
+  const tpCanvas = document.getElementById('throughput-chart')
+  const tpQueue = tpCanvas && tpCanvas.dataset.all !== '1' ? tpCanvas.dataset.queue : undefined
+  const TP_FIELDS = [
+    ['succeeded', 'succeeded', '#16a34a'],
+    ['failed', 'failed attempts', '#d97706'],
+    ['deadLettered', 'dead-lettered', '#dc2626'],
+  ]
+  let tpChart
+
+  function applyThroughput(points) {
+    if (!tpChart) return
+    for (const p of points) {
+      tpChart.data.datasets.forEach((ds, i) => {
+        const y = p[TP_FIELDS[i][0]]
+        const at = ds.data.findIndex((d) => d.x === p.at)
+        if (at >= 0) ds.data[at] = { x: p.at, y }
+        else {
+          ds.data.push({ x: p.at, y })
+          ds.data.sort((a, b) => a.x - b.x)
+        }
+        while (ds.data.length > 0 && ds.data[0].x < p.at - HOUR) ds.data.shift()
+      })
+    }
+    tpChart.update('none')
+  }
+
+  // The live rows of the activity list, the same markup as the server's activityRow().
+  const list = document.getElementById('activity')
+  function span(cls, text) {
+    const el = document.createElement('span')
+    el.className = cls
+    el.textContent = text
+    return el
+  }
+  function activityRow(item) {
+    const li = document.createElement('li')
+    li.className = `event event-${item.type}`
+    li.dataset.id = item.id
+    const iso = new Date(item.at).toISOString()
+    const time = document.createElement('time')
+    time.dateTime = iso
+    time.textContent = iso.slice(11, 19)
+    li.append(time, ' ')
+    const label = item.type === 'failed' ? (item.willRetry ? 'failed, will retry' : 'failed') : item.type
+    li.append(span('event-type', label), ' ', span('task-name', item.task), ' ')
+    const link = document.createElement('a')
+    link.className = 'task-link'
+    link.href = `${base}/tasks/${encodeURIComponent(item.id)}`
+    link.textContent = item.id
+    li.append(link, ' ', span('attempt', `attempt ${item.attempt}`))
+    if (item.durationMs !== undefined) li.append(' ', span('duration', `${Math.round(item.durationMs)} ms`))
+    if (item.reason !== undefined) li.append(' ', span('reason', item.reason))
+    if (item.error) {
+      const err = span('event-error', '')
+      const name = document.createElement('strong')
+      name.className = 'error-name'
+      name.textContent = `${item.error.name}${item.error.code ? ` (${item.error.code})` : ''}:`
+      err.append(name, ' ', span('error-message', item.error.message))
+      li.append(' ', err)
+    }
+    return li
+  }
+  function applyActivity(items) {
+    if (!list) return
+    const limit = Number(list.dataset.limit) || 50
+    for (const item of items) list.prepend(activityRow(item))
+    while (list.children.length > limit) list.lastElementChild.remove()
+    const empty = document.getElementById('activity-empty')
+    if (empty && list.children.length > 0) empty.hidden = true
+  }
+
   if (typeof EventSource === 'function') {
-    const source = new EventSource(`${base}/events`)
+    const pageQueue = list ? list.dataset.queue : tpQueue
+    const query = pageQueue !== undefined ? `?queue=${encodeURIComponent(pageQueue)}` : ''
+    const source = new EventSource(`${base}/events${query}`)
     source.addEventListener('sample', (event) => applySample(JSON.parse(event.data)))
+    source.addEventListener('throughput', (event) => applyThroughput(JSON.parse(event.data)))
+    source.addEventListener('activity', (event) => applyActivity(JSON.parse(event.data)))
     source.addEventListener('error', () => {
       if (live) live.textContent = 'live: reconnecting…'
     })
@@ -113,6 +190,44 @@
       })
       .catch(() => {
         canvas.dataset.ready = 'error'
+      })
+  }
+
+  if (tpCanvas && window.Chart) {
+    const query = tpQueue !== undefined ? `?queue=${encodeURIComponent(tpQueue)}` : ''
+    fetch(`${base}/api/throughput${query}`, { credentials: 'same-origin' })
+      .then((res) => res.json())
+      .then((data) => {
+        tpChart = new window.Chart(tpCanvas, {
+          type: 'line',
+          data: {
+            datasets: TP_FIELDS.map(([key, label, color]) => ({
+              label,
+              data: data.points.map((p) => ({ x: p.at, y: p[key] })),
+              borderColor: color,
+              backgroundColor: color,
+              pointRadius: 2,
+              borderWidth: 2,
+              spanGaps: false,
+            })),
+          },
+          options: {
+            animation: false,
+            maintainAspectRatio: false,
+            interaction: { mode: 'nearest', axis: 'x', intersect: false },
+            scales: {
+              x: {
+                type: 'linear',
+                ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 8 },
+              },
+              y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: 'per minute' } },
+            },
+          },
+        })
+        tpCanvas.dataset.ready = '1'
+      })
+      .catch(() => {
+        tpCanvas.dataset.ready = 'error'
       })
   }
 })()

@@ -1,6 +1,7 @@
 import { type App, isErrandError, type TaskRecord } from '@errand/core'
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
+import { Activity, type ActivityItem } from './activity.js'
 import { asset } from './assets.js'
 import { viewDeadLetter } from './dead-letter-view.js'
 import { depthPoints } from './history.js'
@@ -39,13 +40,25 @@ export interface DashboardOptions {
   readonly sampleIntervalMs?: number
   /** Most dead letters listed on a queue's page. Default 100. */
   readonly deadLetterLimit?: number
+  /** Outcome events listed per queue ("recent completions and failures"). Default 50. */
+  readonly activityLimit?: number
+  /** Events read back per queue at start (`app.recentEvents`) for the throughput chart. Default 1000. */
+  readonly backfillLimit?: number
 }
 
-/** The dashboard: a Hono app, plus `close()` to stop its sampling timer. */
+/** The dashboard: a Hono app, plus `close()` to stop its sampling timer and event subscription. */
 export type Dashboard = Hono & {
-  /** Stop sampling (the timer is unref'd, so forgetting this never holds a process open). */
+  /**
+   * Stop sampling and close the event subscription (the timer is unref'd, so forgetting this never
+   * holds a process open; the subscription also ends when the app closes).
+   */
   close(): void
 }
+
+/** Most outcome events sent to one page per live message (the newest; the list shows fewer). */
+const LIVE_BATCH = 50
+/** Live activity is gathered for this long before it is sent, so a busy queue costs one message a second. */
+const LIVE_FLUSH_MS = 1_000
 
 const NOTICE_KINDS = new Set<Notice['kind']>(['requeued', 'purged-dead', 'purged-ready'])
 
@@ -74,11 +87,21 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const readOnly = options.readOnly ?? false
   const deadLetterLimit = options.deadLetterLimit ?? 100
   const sampler = new Sampler(app, { intervalMs: options.sampleIntervalMs ?? 5_000 })
+  const activity = new Activity(app, {
+    recentLimit: options.activityLimit ?? 50,
+    backfillLimit: options.backfillLimit ?? 1000,
+  })
   const ctx: PageContext = {
     base: normaliseBasePath(options.basePath),
     readOnly,
     sampleIntervalMs: sampler.intervalMs,
+    recentLimit: activity.recentLimit,
+    backfillLimit: activity.backfillLimit,
   }
+  const eventsOf = (queue: string | undefined) => ({
+    status: activity.status,
+    windowStart: activity.windowStart(queue),
+  })
   const web = new Hono()
   web.use('*', securityHeaders)
   web.use('*', authorizeRequests(options.authorize))
@@ -101,7 +124,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   web.get('/', async (c) => {
     const names = await app.queues()
     const sample = (await sampler.tick()) ?? sampler.latest()
-    return c.html(queuesPage(ctx, names, sample, sampler.lastError).value)
+    return c.html(queuesPage(ctx, names, sample, sampler.lastError, eventsOf(undefined)).value)
   })
 
   web.get('/queues/:name', async (c) => {
@@ -113,7 +136,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     const kind = c.req.query('done') as Notice['kind'] | undefined
     const n = Number(c.req.query('n'))
     const notice = kind && NOTICE_KINDS.has(kind) && Number.isInteger(n) ? { kind, n } : undefined
-    return c.html(queuePage(ctx, queue, stats, dead.map(viewDeadLetter), deadLetterLimit, notice).value)
+    const events = { ...eventsOf(queue), recent: activity.recentOf(queue) }
+    return c.html(
+      queuePage(ctx, queue, stats, dead.map(viewDeadLetter), deadLetterLimit, notice, events).value,
+    )
   })
 
   /**
@@ -172,7 +198,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       throw err
     }
     if (!record) return c.html(taskNotFoundPage(ctx, id, undefined).value, 404)
-    return c.html(taskPage(ctx, record).value)
+    return c.html(taskPage(ctx, record, activity.lineage(id), activity.status).value)
   })
 
   web.post('/tasks/:id/cancel', async (c) => {
@@ -198,23 +224,66 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     })
   })
 
-  // Live updates: every new sample, as it is taken, to every open page.
-  web.get('/events', (c) =>
-    streamSSE(c, async (stream) => {
+  web.get('/api/throughput', (c) => {
+    const q = c.req.query('queue')
+    const queue = q === undefined || q === '' ? undefined : q
+    const start = activity.windowStart(queue)
+    return c.json({
+      status: activity.status,
+      historyMs: activity.historyMs,
+      // JSON has no infinities: null = the store held every event of the hour.
+      windowStart: Number.isFinite(start) ? start : null,
+      points: activity.throughput(queue),
+    })
+  })
+
+  // Live updates: every new sample, as it is taken, to every open page; with `?queue=`, that
+  // queue's outcome events (at most LIVE_BATCH a second) and its current throughput minute;
+  // without, the all-queues throughput minute.
+  web.get('/events', (c) => {
+    const q = c.req.query('queue')
+    const queue = q === undefined || q === '' ? undefined : q
+    return streamSSE(c, async (stream) => {
       const closed = new Promise<void>((resolve) => stream.onAbort(resolve))
       const send = (sample: Sample) =>
         stream.writeSSE({ event: 'sample', data: JSON.stringify(sample) }).catch(() => {})
       const latest = sampler.latest()
       if (latest) await send(latest)
       const unsubscribe = sampler.subscribe((s) => void send(s))
+      let batch: ActivityItem[] = []
+      let timer: NodeJS.Timeout | undefined
+      const flush = () => {
+        timer = undefined
+        const items = batch.slice(-LIVE_BATCH)
+        batch = []
+        const minutes = new Set(items.map((i) => Math.floor(Math.min(i.at, Date.now()) / 60_000)))
+        const points = [...minutes].map((m) => activity.pointAt(m * 60_000, queue))
+        void stream.writeSSE({ event: 'throughput', data: JSON.stringify(points) }).catch(() => {})
+        if (queue !== undefined)
+          void stream.writeSSE({ event: 'activity', data: JSON.stringify(items) }).catch(() => {})
+      }
+      const unlisten = activity.subscribe((item) => {
+        if (queue !== undefined && item.queue !== queue) return
+        batch.push(item)
+        if (batch.length > LIVE_BATCH * 2) batch = batch.slice(-LIVE_BATCH)
+        timer ??= setTimeout(flush, LIVE_FLUSH_MS)
+      })
       try {
         await closed
       } finally {
         unsubscribe()
+        unlisten()
+        clearTimeout(timer)
       }
-    }),
-  )
+    })
+  })
 
   sampler.start()
-  return Object.assign(web, { close: () => sampler.stop() }) as Dashboard
+  void activity.start()
+  return Object.assign(web, {
+    close: () => {
+      sampler.stop()
+      activity.stop()
+    },
+  }) as Dashboard
 }

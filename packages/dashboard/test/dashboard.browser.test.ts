@@ -1,10 +1,12 @@
 // End to end in headless Chromium against Redis: the dashboard shows the right counts, updates
-// them live, shows a hostile payload and error as text (nothing runs), requeues a dead letter by
-// clicking through the confirmation, and the task page shows it succeeded on the second run.
+// them live, shows a hostile payload and error as text (nothing runs; in the dead letters and in the
+// activity list, where the failure arrives from the events read back at start), requeues a dead
+// letter by clicking through the confirmation, the task then succeeds (live in the activity list
+// and the throughput chart), and a task's page shows its progress, logs and lineage.
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type App, createApp, defineTask } from '@errand/core'
+import { type App, createApp, defineTask, type EventStore, type TaskEvent } from '@errand/core'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -38,6 +40,18 @@ const flaky = defineTask({
   },
 })
 
+/** Reports progress and a log line, for the task page. */
+const halfway = defineTask({
+  name: 'dashboard.halfway',
+  queue: work,
+  input: z.object({ n: z.number() }),
+  handler: ({ n }, ctx) => {
+    ctx.progress(50)
+    ctx.log.info('halfway')
+    return n
+  },
+})
+
 /** Never consumed in this test: its queue holds ready messages. */
 const idle = defineTask({
   name: 'dashboard.idle',
@@ -67,9 +81,20 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
   const cell = (queue: string, field: string) =>
     page.locator(`td[data-queue="${queue}"][data-field="${field}"]`)
   const pwned = () => page.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)
+  /** The largest succeeded-per-minute point the throughput chart draws (0 when none). */
+  const succeededPoints = () =>
+    page.evaluate(() => {
+      type ChartJs = {
+        getChart(c: Element): { data: { datasets: { data: { y: number | null }[] }[] } } | undefined
+      }
+      const canvas = document.getElementById('throughput-chart')
+      const chart = canvas && (globalThis as unknown as { Chart: ChartJs }).Chart.getChart(canvas)
+      const points = chart?.data.datasets[0]?.data ?? []
+      return Math.max(0, ...points.map((p) => p.y ?? 0))
+    })
 
   beforeAll(async () => {
-    app = createApp({ broker: store.url, backend: store.url, tasks: [flaky, idle], logger: quiet })
+    app = createApp({ broker: store.url, backend: store.url, tasks: [flaky, halfway, idle], logger: quiet })
     // Stopped by app.close().
     await app.worker({ queues: [work], concurrency: 1 }).start()
     const sent = await app.send(flaky.s({ note: SCRIPT }))
@@ -98,11 +123,13 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
     await expect.poll(() => cell(work, 'ready').textContent(), WAIT).toBe('0')
     await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
     await expect.poll(() => page.locator('#live').textContent(), WAIT).toMatch(/^live: updated/)
-    expect(await page.locator('.chart .note').textContent()).toContain('No "processed per minute"')
+    // Events are on (Redis): the throughput chart is drawn and says what its window covers.
+    await page.locator('#throughput-chart[data-ready="1"]').waitFor(WAIT)
+    expect(await page.locator('#throughput .note').textContent()).toContain('since it\nsubscribed at')
     // A new message shows up without a reload (server-sent events).
     await app.send(idle.s({ to: 'd@example.com' }))
     await expect.poll(() => cell(waiting, 'ready').textContent(), WAIT).toBe('4')
-    await shot('queues', 'dashboard-queues.png')
+    await shot('queues')
     expect(pageErrors).toEqual([])
   })
 
@@ -118,8 +145,17 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
     expect(await item.locator('pre.payload').textContent()).toContain(JSON.stringify(SCRIPT).slice(1, -1))
     // No element was made from the payload or the error.
     expect(await page.locator('main script, main img').count()).toBe(0)
+    // The failed attempt, read back from the store's recent events at start, is in the activity
+    // list with the hostile message as text.
+    const failedRow = page.locator('#activity .event-failed')
+    await expect.poll(() => failedRow.count(), WAIT).toBe(1)
+    expect(await failedRow.locator('.error-message').textContent()).toBe(HTML_ERROR)
+    expect(await failedRow.locator('.task-name').textContent()).toBe('dashboard.flaky')
+    expect(await failedRow.locator('a.task-link').getAttribute('href')).toBe(`/tasks/${taskId}`)
+    expect(await page.locator('main script, main img').count()).toBe(0)
     expect(await pwned()).toBeUndefined()
     await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
+    await page.locator('#throughput-chart[data-ready="1"]').waitFor(WAIT)
     await item
       .locator('details')
       .first()
@@ -148,17 +184,69 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
     page.once('dialog', (d) => void d.accept())
     await Promise.all([page.waitForURL(/done=requeued&n=1/), requeue.click()])
     expect(await page.locator('.notice').textContent()).toBe('1 dead letter(s) requeued.')
-    // The worker runs it again and it succeeds: the queue empties live.
+    // The worker runs it again and it succeeds: the queue empties live, and the success arrives
+    // live in the activity list (server-sent events, no reload) and in the throughput chart.
     await expect.poll(() => cell(work, 'dead').textContent(), WAIT).toBe('0')
     await until(async () => (await app.result(taskId).info())?.state === 'SUCCESS', 'SUCCESS', 30_000)
+    const done = page.locator(`#activity .event-succeeded[data-id="${taskId}"]`)
+    await expect.poll(() => done.count(), WAIT).toBe(1)
+    expect(await done.locator('.task-name').textContent()).toBe('dashboard.flaky')
+    // A hostile event arriving live (task name and error message are user data) is written as text.
+    const { backend } = await app.connect()
+    const hostile: TaskEvent = {
+      type: 'failed',
+      id: 'hostile-event',
+      task: SCRIPT,
+      queue: work,
+      attempt: 1,
+      at: Date.now(),
+      error: { name: 'Error', message: HTML_ERROR },
+      willRetry: false,
+    }
+    await (backend as unknown as EventStore).publishEvents([hostile])
+    const hostileRow = page.locator('#activity .event[data-id="hostile-event"]')
+    await expect.poll(() => hostileRow.count(), WAIT).toBe(1)
+    expect(await hostileRow.locator('.task-name').textContent()).toBe(SCRIPT)
+    expect(await hostileRow.locator('.error-message').textContent()).toBe(HTML_ERROR)
+    expect(await page.locator('main script, main img').count()).toBe(0)
+    expect(await pwned()).toBeUndefined()
+    await expect.poll(() => succeededPoints(), WAIT).toBeGreaterThan(0)
+    await page.reload()
+    await page.locator('#throughput-chart[data-ready="1"]').waitFor(WAIT)
+    expect(await succeededPoints()).toBeGreaterThan(0)
+    expect(await page.locator(`#activity .event-succeeded[data-id="${taskId}"]`).count()).toBe(1)
+    await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
+    await shot('queue-activity')
 
     await page.goto(`${dashboard.url}tasks/${taskId}`)
     expect(await page.locator('#task-state').textContent()).toBe('SUCCESS')
-    expect(await page.locator('table.fields').textContent()).toContain('dashboard.flaky')
+    expect(await page.locator('table.fields').first().textContent()).toContain('dashboard.flaky')
     expect(await page.locator('pre.result').textContent()).toContain('window.__pwned = 1')
     expect(await pwned()).toBeUndefined()
     await shot('task')
     expect(runs).toBe(2)
+    expect(pageErrors).toEqual([])
+  })
+
+  it('a task page shows its progress, its log lines and its lineage; the queues chart counts it', async () => {
+    const sent = await app.send(halfway.s({ n: 7 }))
+    expect(await sent.get({ timeoutMs: 30_000 })).toBe(7)
+    await page.goto(`${dashboard.url}tasks/${sent.id}`)
+    expect(await page.locator('#task-state').textContent()).toBe('SUCCESS')
+    expect(await page.locator('#task-progress progress').getAttribute('value')).toBe('50')
+    expect(await page.locator('#task-progress .progress-value').textContent()).toBe('50')
+    expect(await page.locator('#task-logs td.message').allTextContents()).toEqual(['halfway'])
+    expect(await page.locator('#task-logs td.level').allTextContents()).toEqual(['info'])
+    // Lineage from its events: its queue, no parent, and it is its own workflow's root (or none).
+    await expect.poll(() => page.locator('#lineage').count(), WAIT).toBe(1)
+    expect(await page.locator('#lineage a').first().getAttribute('href')).toBe(`/queues/${work}`)
+    await shot('task-progress', 'dashboard-task.png')
+    // The all-queues throughput chart has counted the successes.
+    await page.goto(dashboard.url)
+    await page.locator('#throughput-chart[data-ready="1"]').waitFor(WAIT)
+    await page.locator('#depth-chart[data-ready="1"]').waitFor(WAIT)
+    expect(await succeededPoints()).toBeGreaterThan(0)
+    await shot('queues-throughput', 'dashboard-queues.png')
     expect(pageErrors).toEqual([])
   })
 

@@ -1,6 +1,6 @@
 // The dashboard's safety rules, checked over real HTTP (serveDashboard on 127.0.0.1, port 0) with
 // fetch: authorize, read-only, same-origin writes, escaping, headers, loopback by default.
-import { type App, createApp } from '@errand/core'
+import { type App, createApp, type EventStore } from '@errand/core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningDashboard, type ServeDashboardOptions, serveDashboard } from '../src/index.js'
 import { makeDeadLetter, quiet, unique } from './helpers.js'
@@ -28,6 +28,20 @@ describe('dashboard security', () => {
       message: HTML_ERROR,
       stack: `Error: ${HTML_ERROR}\n    at <anonymous>`,
     })
+    // An outcome event with a hostile task name and error message, as any producer could write.
+    const { backend } = await app.connect()
+    await (backend as unknown as EventStore).publishEvents([
+      {
+        type: 'failed',
+        id: 'hostile-event',
+        task: SCRIPT,
+        queue,
+        attempt: 1,
+        at: Date.now(),
+        error: { name: 'Error', message: HTML_ERROR },
+        willRetry: false,
+      },
+    ])
   })
   afterEach(async () => {
     await running?.close()
@@ -55,6 +69,20 @@ describe('dashboard security', () => {
     expect(page).toContain('&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;boom')
     expect(page).not.toContain(SCRIPT)
     expect(page).not.toContain('<img')
+    // The same event fields in the activity list (read back from the store's recent events at start).
+    let withActivity = ''
+    for (let i = 0; i < 100 && !withActivity.includes('data-id="hostile-event"'); i++) {
+      withActivity = await (await fetch(`${url}queues/${queue}`)).text()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const row = withActivity.slice(withActivity.indexOf('<ol class="activity"'))
+    expect(row).toContain('data-id="hostile-event"')
+    expect(row).toContain('<span class="task-name">&lt;script&gt;window.__pwned = 1&lt;/script&gt;</span>')
+    expect(row).toContain(
+      '<span class="error-message">&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;boom</span>',
+    )
+    expect(withActivity).not.toContain(SCRIPT)
+    expect(withActivity).not.toContain('<img')
     // A queue name is data too: in text, attributes and links.
     const odd = 'a/b"<i>'
     const oddPage = await (await fetch(`${url}queues/${encodeURIComponent(odd)}`)).text()
@@ -70,7 +98,15 @@ describe('dashboard security', () => {
         return req.headers.get('x-user') === 'admin'
       },
     })
-    for (const path of ['', `queues/${queue}`, 'assets/dashboard.js', 'api/history', 'events', 'tasks/x']) {
+    for (const path of [
+      '',
+      `queues/${queue}`,
+      'assets/dashboard.js',
+      'api/history',
+      'api/throughput',
+      'events',
+      'tasks/x',
+    ]) {
       expect((await fetch(`${url}${path}`)).status, path).toBe(403)
       expect((await fetch(`${url}${path}`, { headers: { 'x-user': 'crash' } })).status, path).toBe(403)
     }

@@ -7,6 +7,10 @@ export interface PageContext {
   readonly readOnly: boolean
   /** Milliseconds between samples, for the page's wording. */
   readonly sampleIntervalMs: number
+  /** Outcome events listed per queue (activity list). */
+  readonly recentLimit: number
+  /** Events read back per queue at start, for the wording under the throughput chart. */
+  readonly backfillLimit: number
 }
 
 /** `base` + path, with each dynamic segment percent-encoded by the caller via {@link seg}. */

@@ -1,7 +1,9 @@
 import type { QueueStats } from '@errand/core'
+import type { ActivityItem, ActivityStatus } from '../activity.js'
 import type { DeadLetterView } from '../dead-letter-view.js'
 import { type Html, html } from '../html.js'
-import { depthChart } from './charts.js'
+import { activityList } from './activity-list.js'
+import { depthChart, throughputChart } from './charts.js'
 import { clip, href, layout, type PageContext, prettyJson, seg, writeButton } from './layout.js'
 import { countCells } from './queues-page.js'
 
@@ -39,7 +41,17 @@ ${d.error.stack ? html`<details><summary>stack</summary><pre class="stack">${d.e
 </li>`
 }
 
-/** One queue: counts (live), depth chart, dead letters with their errors and payloads, and the writes. */
+/** What the queue page shows from task events. */
+export interface QueueEvents {
+  readonly status: ActivityStatus
+  readonly windowStart: number
+  readonly recent: readonly ActivityItem[]
+}
+
+/**
+ * One queue: counts (live), throughput and depth charts, recent outcomes (live), dead letters
+ * with their errors and payloads, and the writes.
+ */
 export function queuePage(
   ctx: PageContext,
   queue: string,
@@ -47,6 +59,7 @@ export function queuePage(
   dead: readonly DeadLetterView[],
   limit: number,
   notice: Notice | undefined,
+  events: QueueEvents,
 ): Html {
   const qbase = href(ctx, `/queues/${seg(queue)}`)
   const counts = {
@@ -67,7 +80,11 @@ ${notice ? html`<p class="notice" role="status">${notice.n} ${NOTICE_TEXT[notice
 <div class="toolbar">
 ${writeButton(ctx, `${qbase}/purge`, 'Purge ready and delayed', `Delete every ready and delayed message of ${queue}? In-flight and dead messages stay.`, {}, true)}
 </div>
+<div class="charts">
+${throughputChart(ctx, queue, events.status, events.windowStart)}
 ${depthChart(ctx, queue)}
+</div>
+${activityList(ctx, queue, events.recent, events.status)}
 <section>
 <h2>Dead letters <span class="muted">(${dead.length}${dead.length >= limit ? `, showing the first ${limit}` : ''})</span></h2>
 ${

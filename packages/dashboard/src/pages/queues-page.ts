@@ -1,6 +1,7 @@
+import type { ActivityStatus } from '../activity.js'
 import { type Html, html } from '../html.js'
 import type { Sample } from '../sampler.js'
-import { depthChart } from './charts.js'
+import { depthChart, throughputChart } from './charts.js'
 import { count, href, layout, type PageContext, seg } from './layout.js'
 
 /** The counts row of one queue; cells carry `data-queue`/`data-field` so live samples update them. */
@@ -10,12 +11,13 @@ export function countCells(queue: string, c: Sample['queues'][string] | undefine
   return html`${cell('ready')}${cell('delayed')}${cell('inFlight')}${cell('dead')}`
 }
 
-/** All queues with their counts, and the depth chart. */
+/** All queues with their counts, and the throughput and depth charts (all queues summed). */
 export function queuesPage(
   ctx: PageContext,
   names: readonly string[],
   sample: Sample | undefined,
   samplingError: string | undefined,
+  events: { readonly status: ActivityStatus; readonly windowStart: number },
 ): Html {
   const rows = names.map(
     (q) =>
@@ -32,7 +34,10 @@ ${samplingError ? html`<p class="error">Could not read the counts: ${samplingErr
 </table>
 <p class="note">A dash means the store cannot tell that count. Queues listed: those the store reports
 holding anything (where it can list them), the queues of the app's tasks, and the default queue.</p>
-${depthChart(ctx, undefined)}`,
+<div class="charts">
+${throughputChart(ctx, undefined, events.status, events.windowStart)}
+${depthChart(ctx, undefined)}
+</div>`,
     { chart: true },
   )
 }
