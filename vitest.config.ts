@@ -43,7 +43,11 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
-          exclude: ['packages/*/test/**/*.fault.test.ts', 'examples/*/test/**/*.fault.test.ts', '**/node_modules/**'],
+          exclude: [
+            'packages/*/test/**/*.fault.test.ts',
+            'examples/*/test/**/*.fault.test.ts',
+            '**/node_modules/**',
+          ],
           typecheck: {
             enabled: true,
             include: ['packages/*/test/**/*.test-d.ts'],

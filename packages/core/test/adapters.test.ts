@@ -11,7 +11,11 @@ import {
   registerAdapter,
 } from '../src/index.js'
 
-const echo = defineTask({ name: 'adapters.echo', input: z.object({ n: z.number() }), handler: ({ n }) => n * 2 })
+const echo = defineTask({
+  name: 'adapters.echo',
+  input: z.object({ n: z.number() }),
+  handler: ({ n }) => n * 2,
+})
 
 async function failure(fn: () => unknown): Promise<{ code?: string; message: string }> {
   try {
@@ -43,7 +47,12 @@ function fakeAdapter(scheme: string) {
 describe('pluggable adapters', () => {
   it("an app's own adapter serves a third-party scheme by URL, end to end", async () => {
     const { adapter, calls } = fakeAdapter('acme:')
-    const app = createApp({ broker: 'acme://db/1', backend: 'acme://db/1', tasks: [echo], adapters: [adapter] })
+    const app = createApp({
+      broker: 'acme://db/1',
+      backend: 'acme://db/1',
+      tasks: [echo],
+      adapters: [adapter],
+    })
     try {
       await app.worker({ concurrency: 1 }).start()
       const r = await app.send(echo.s({ n: 21 }))
@@ -94,7 +103,10 @@ describe('pluggable adapters', () => {
     const bad = [
       [{ schemes: ['x:'], createBroker: () => null }, 'name'],
       [{ name: 'n', schemes: [], createBroker: () => null }, 'schemes'],
-      [{ name: 'n', schemes: ['MySQL'], createBroker: () => null }, 'must be lower case and end with a colon'],
+      [
+        { name: 'n', schemes: ['MySQL'], createBroker: () => null },
+        'must be lower case and end with a colon',
+      ],
       [{ name: 'n', schemes: ['x:'] }, 'neither createBroker nor createResultBackend'],
     ] as const
     for (const [adapter, words] of bad) {
@@ -113,7 +125,9 @@ describe('pluggable adapters', () => {
       schemes: ['bonly:'],
       createBroker: () => new MemoryBroker({ url: 'memory://bonly' }),
     })
-    const err = await failure(() => createApp({ broker: 'memory://', backend: 'bonly://x', adapters: [adapter] }).connect())
+    const err = await failure(() =>
+      createApp({ broker: 'memory://', backend: 'bonly://x', adapters: [adapter] }).connect(),
+    )
     expect(err.code).toBe('ERR_INVALID_OPTION')
     expect(err.message).toContain('broker-only has no result backend')
   })
