@@ -37,7 +37,7 @@ export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
    */
   readonly cleanupIntervalMs?: number
   /**
-   * Task events kept per queue for `recentEvents` (default 1000, at most 100,000). Each writer
+   * Task events kept per queue for `recentEvents` (default 1000, at most 1,000,000). Each writer
    * trims a queue back to it once it has added a tenth of it (at least 10), so a queue holds up
    * to about the retention plus a tenth of it per writing process.
    */
@@ -263,7 +263,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
     )
   }
 
-  /** Stores task events (one short transaction per 500) and hands them to live subscribers. */
+  /** Stores task events (one short transaction per 200) and hands them to live subscribers. */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
     this.#assertOpen('publishEvents')
     if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')

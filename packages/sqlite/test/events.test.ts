@@ -114,34 +114,42 @@ describe('sqlite events', () => {
     }
   })
 
-  it('writers trim a queue back to the retention, in batches of at most 1000 rows', async () => {
-    const url = fileUrl(tmp.dir)
-    const queue = uniqueQueue('ev-trim')
-    const backend = new SqliteResultBackend({ url, eventRetention: 20 })
-    await backend.connect()
-    const other = new Database(pathOf(url))
-    const count = () => other.prepare('SELECT count(*) FROM errand_events WHERE queue = ?').pluck().get(queue)
-    try {
-      // 9 events: below a tenth of the retention (at least 10), nothing trimmed yet.
-      for (let n = 0; n < 9; n++) await backend.publishEvents([progress(queue, 'a', n)])
-      expect(count()).toBe(9)
-      // 2500 rows from elsewhere (another process, no trimming of its own), then the 10th own event.
-      const insert = other.prepare('INSERT INTO errand_events (queue, body) VALUES (?, ?)')
-      other.transaction(() => {
-        for (let n = 0; n < 2500; n++) insert.run(queue, JSON.stringify(progress(queue, 'b', n)))
-      })()
-      await backend.publishEvents([progress(queue, 'a', 9)])
-      // The first batch in the insert's transaction, the rest in their own: back to 20.
-      expect(count()).toBe(20)
-      const kept = await backend.recentEvents(queue, 100)
-      expect(kept).toHaveLength(20)
-      expect(kept[19]).toMatchObject({ id: 'a', value: { n: 9 } })
-      expect(ns(kept.slice(0, 19))).toEqual(Array.from({ length: 19 }, (_, i) => 2481 + i))
-    } finally {
-      other.close()
-      await backend.close()
-    }
-  })
+  // 20: the cut-off in one step, 2490 rows deleted in 13 transactions; 6000: the cut-off found
+  // over two steps of the index walk (5000 entries each at most).
+  for (const retention of [20, 6000]) {
+    it(`writers trim a queue back to the retention (${retention}), whoever wrote the rows`, async () => {
+      const url = fileUrl(tmp.dir)
+      const queue = uniqueQueue('ev-trim')
+      const every = Math.max(10, retention / 10)
+      const backend = new SqliteResultBackend({ url, eventRetention: retention })
+      await backend.connect()
+      const other = new Database(pathOf(url))
+      const count = () =>
+        other.prepare('SELECT count(*) FROM errand_events WHERE queue = ?').pluck().get(queue)
+      try {
+        // Below a tenth of the retention (at least 10) since the last trim: nothing trimmed yet.
+        await backend.publishEvents(Array.from({ length: every - 1 }, (_, n) => progress(queue, 'a', n)))
+        expect(count()).toBe(every - 1)
+        // Many rows from elsewhere (another process that does not trim), then one more own event.
+        const foreign = retention + 2500
+        const insert = other.prepare('INSERT INTO errand_events (queue, body) VALUES (?, ?)')
+        other.transaction(() => {
+          for (let n = 0; n < foreign; n++) insert.run(queue, JSON.stringify(progress(queue, 'b', n)))
+        })()
+        await backend.publishEvents([progress(queue, 'a', every - 1)])
+        expect(count()).toBe(retention)
+        const kept = await backend.recentEvents(queue, retention + 100)
+        expect(kept).toHaveLength(retention)
+        expect(kept[retention - 1]).toMatchObject({ id: 'a', value: { n: every - 1 } })
+        expect(ns(kept.slice(0, retention - 1))).toEqual(
+          Array.from({ length: retention - 1 }, (_, i) => foreign - retention + 1 + i),
+        )
+      } finally {
+        other.close()
+        await backend.close()
+      }
+    })
+  }
 
   it('recentEvents pages through more than 1000 rows, oldest first', async () => {
     const url = fileUrl(tmp.dir)
