@@ -42,7 +42,15 @@ export interface Lineage {
 /** What the page says about the event feed. */
 export type ActivityStatus =
   | { readonly state: 'starting' }
-  | { readonly state: 'live'; readonly since: number }
+  | {
+      readonly state: 'live'
+      readonly since: number
+      /**
+       * True when the app has no result backend: `app.events()` then sees only the tasks this
+       * process sends and runs (an in-process store), not other processes'.
+       */
+      readonly processOnly: boolean
+    }
   | { readonly state: 'unsupported'; readonly reason: string }
   | { readonly state: 'failed'; readonly reason: string }
 
@@ -63,6 +71,8 @@ export interface ActivityOptions {
 }
 
 const MINUTE = 60_000
+/** Most live events remembered while the read-back runs, to count each event once. */
+const MAX_PENDING_KEYS = 100_000
 
 interface Counts {
   succeeded: number
@@ -189,7 +199,13 @@ export class Activity {
     this.stream = stream
     this.liveSince = this.now()
     this.allCoverage = this.liveSince
-    this.status = { state: 'live', since: this.liveSince }
+    let processOnly = false
+    try {
+      processOnly = (await this.app.connect()).backend === undefined
+    } catch {
+      // Connected already (events() succeeded); a failure here leaves the wording as it was.
+    }
+    this.status = { state: 'live', since: this.liveSince, processOnly }
     this.pending = new Set()
     stream.on((event) => this.add(event, true))
     try {
@@ -241,7 +257,9 @@ export class Activity {
 
   private add(e: TaskEvent, live: boolean, countFrom = Number.NEGATIVE_INFINITY): void {
     if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.queue !== 'string') return
-    if (live && this.pending) this.pending.add(eventKey(e))
+    // Bounded: past it, an event both live and read back may be counted twice (only when the
+    // read-back takes long on a very busy store).
+    if (live && this.pending && this.pending.size < MAX_PENDING_KEYS) this.pending.add(eventKey(e))
     this.remember(e)
     const item = activityItem(e)
     if (!item) return

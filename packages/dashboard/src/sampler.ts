@@ -30,10 +30,9 @@ export interface SamplerOptions {
 /**
  * Samples `stats()` of every queue on a timer into a bounded ring buffer (one hour by default).
  *
- * This is all the dashboard can measure honestly without lifecycle events: queue depth over time.
- * Throughput ("processed per minute") cannot be derived from depth samples — a queue that takes in
- * and finishes 1 000 tasks between two samples shows the same depth as an idle one — so the sampler
- * does not pretend to.
+ * This is queue depth over time. Throughput ("processed per minute") cannot be derived from depth
+ * samples — a queue that takes in and finishes 1 000 tasks between two samples shows the same depth
+ * as an idle one — so it comes from task events instead (see `Activity`).
  */
 export class Sampler {
   readonly intervalMs: number

@@ -120,6 +120,23 @@ describe('Activity (task events → throughput, activity list, lineage)', () => 
     expect(activity.throughput('q').at(-1)?.succeeded).toBe(10)
   })
 
+  it('an app without a result backend: the chart says it counts only the tasks of this process', async () => {
+    const app = createApp({ broker: `memory://${unique('memory')}`, logger: quiet })
+    const running = await serveDashboard({ app, port: 0 })
+    try {
+      let page = ''
+      for (let i = 0; i < 100 && !page.includes('throughput-process-only'); i++) {
+        page = await (await fetch(running.url)).text()
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      expect(page).toContain('id="throughput-process-only"')
+      expect(page).toContain('id="throughput-chart"')
+    } finally {
+      await running.close()
+      await app.close()
+    }
+  })
+
   it('a backend without events: the page keeps the depth chart and says why there is no throughput', async () => {
     const store = unique('memory')
     const app = createApp({ broker: `memory://${store}`, backend: `memory://${store}`, logger: quiet })

@@ -30,6 +30,13 @@ ${title}
 </section>`
   }
   const every = Number.isFinite(windowStart)
+  const processOnly =
+    status.state === 'live' && status.processOnly
+      ? html`<p class="note warning" id="throughput-process-only"><strong>This app has no result backend:</strong>
+events are only those of tasks this process sends and runs, so other processes' tasks are not
+counted. Give the app a backend with events (<code>redis://</code>, <code>postgres://</code>) to
+see them all.</p>`
+      : ''
   return html`<section class="chart throughput" id="throughput">
 ${title}
 <div class="chart-box"><canvas id="throughput-chart" data-queue="${queue ?? ''}" data-all="${queue === undefined ? '1' : '0'}" aria-label="tasks succeeded, failed and dead-lettered per minute" role="img"></canvas></div>
@@ -47,6 +54,7 @@ per queue at most). ${
           : 'The store held every event of the hour.'
   } Tasks sent by apps with <code>events: false</code> are not counted; the history is lost when the
 dashboard stops.</p>
+${processOnly}
 </section>`
 }
 
