@@ -32,9 +32,9 @@ import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@
 import { z } from 'zod'
 
 const VARIANTS = ['none', 'api', 'sdk'] as const
-/** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only. */
+/** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only, the context manager only. */
 type Main = (typeof VARIANTS)[number]
-type Variant = Main | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics'
+type Variant = Main | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics' | 'ctx-only'
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -48,7 +48,12 @@ interface Drain {
 }
 
 /** One drain in this process. */
-async function drainOnce(instrumentation: Instrumentation[], jobs: number, name: string): Promise<Drain> {
+async function drainOnce(
+  instrumentation: Instrumentation[],
+  jobs: number,
+  name: string,
+  flush: () => Promise<void>,
+): Promise<Drain> {
   let done = 0
   let finished: () => void = () => {}
   const all = new Promise<void>((resolve) => {
@@ -74,6 +79,8 @@ async function drainOnce(instrumentation: Instrumentation[], jobs: number, name:
   for (let i = 0; i < jobs; i += 1000) {
     await app.sendMany(Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => noop.s({ n: i + k, data })))
   }
+  // The fill's producer spans are exported now, not inside the timed drain.
+  await flush()
   const start = performance.now()
   const cpu = process.cpuUsage()
   await app.worker({ concurrency: 50, queues: [queue], trackStarted: false }).start()
@@ -84,9 +91,16 @@ async function drainOnce(instrumentation: Instrumentation[], jobs: number, name:
   return { perSecond: jobs / seconds, cpuMicros: (used.user + used.system) / jobs }
 }
 
+let flush = async (): Promise<void> => {}
+
 function instrumentationFor(variant: Variant): Instrumentation[] {
   if (variant === 'none') return []
   if (variant === 'api') return [errandOtel()]
+  if (variant === 'ctx-only') {
+    // The AsyncLocalStorage context manager alone (what every traced Node 20 app registers).
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+    return [errandOtel()]
+  }
   const traces = variant !== 'sdk-metrics'
   const withMetrics = variant !== 'sdk-traces'
   const spans = new InMemorySpanExporter()
@@ -100,6 +114,7 @@ function instrumentationFor(variant: Variant): Instrumentation[] {
     ],
   })
   if (traces) trace.setGlobalTracerProvider(tracerProvider)
+  flush = () => tracerProvider.forceFlush()
   if (variant !== 'sdk-noctx') context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   propagation.setGlobalPropagator(new W3CTraceContextPropagator())
   const meterProvider = new MeterProvider({
@@ -118,8 +133,8 @@ function instrumentationFor(variant: Variant): Instrumentation[] {
 
 async function child(variant: Variant, jobs: number): Promise<void> {
   const instrumentation = instrumentationFor(variant)
-  await drainOnce(instrumentation, Math.min(jobs, 5000), 'warmup')
-  const result = await drainOnce(instrumentation, jobs, 'measured')
+  await drainOnce(instrumentation, Math.min(jobs, 5000), 'warmup', flush)
+  const result = await drainOnce(instrumentation, jobs, 'measured', flush)
   process.stdout.write(`${JSON.stringify({ variant, ...result })}\n`)
   process.exit(0)
 }
