@@ -151,6 +151,31 @@ describe('sqlite events', () => {
     })
   }
 
+  it('a large batch is written in slices of 200, the event loop running between them', async () => {
+    const url = fileUrl(tmp.dir)
+    const queue = uniqueQueue('ev-slices')
+    const backend = new SqliteResultBackend({ url, eventRetention: 5000 })
+    await backend.connect()
+    let turns = 0
+    let ticking = true
+    const tick = () => {
+      turns++
+      if (ticking) setImmediate(tick)
+    }
+    try {
+      setImmediate(tick)
+      await backend.publishEvents(Array.from({ length: 2000 }, (_, n) => progress(queue, 's', n)))
+      ticking = false
+      // Ten transactions, with a turn of the loop between each two: one long write would let
+      // the ticker run once or twice.
+      expect(turns).toBeGreaterThanOrEqual(9)
+      expect(ns(await backend.recentEvents(queue, 5000))).toEqual(Array.from({ length: 2000 }, (_, n) => n))
+    } finally {
+      ticking = false
+      await backend.close()
+    }
+  })
+
   it('recentEvents pages through more than 1000 rows, oldest first', async () => {
     const url = fileUrl(tmp.dir)
     const queue = uniqueQueue('ev-page')
