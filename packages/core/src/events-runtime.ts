@@ -44,7 +44,7 @@ export function eventsRuntime(
   else
     refusal =
       `app.events() needs a result backend with the events capability; "${backend.name}" has none. ` +
-      'Events are stored by the memory://, redis:// and postgres:// backends. Inside a worker process, ' +
+      'Events are stored by the memory://, redis://, postgres:// and sqlite:// backends. Inside a worker process, ' +
       'the worker hooks (onStart, onSuccess, onFailure, onRetry, onDeadLetter) see the same lifecycle'
   return { store, sink: enabled && store ? new EventSink(store, logger) : undefined, refusal }
 }
