@@ -84,13 +84,16 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
   /** The largest succeeded-per-minute point the throughput chart draws (0 when none). */
   const succeededPoints = () =>
     page.evaluate(() => {
-      type ChartJs = {
-        getChart(c: Element): { data: { datasets: { data: { y: number | null }[] }[] } } | undefined
+      // Runs in the page: DOM types are not in this project's lib, so name only what is used.
+      type Chart = { data: { datasets: { data: { y: number | null }[] }[] } }
+      const page = globalThis as unknown as {
+        document: { getElementById(id: string): object | null }
+        Chart: { getChart(canvas: object): Chart | undefined }
       }
-      const canvas = document.getElementById('throughput-chart')
-      const chart = canvas && (globalThis as unknown as { Chart: ChartJs }).Chart.getChart(canvas)
+      const canvas = page.document.getElementById('throughput-chart')
+      const chart = canvas ? page.Chart.getChart(canvas) : undefined
       const points = chart?.data.datasets[0]?.data ?? []
-      return Math.max(0, ...points.map((p) => p.y ?? 0))
+      return Math.max(0, ...points.map((p: { y: number | null }) => p.y ?? 0))
     })
 
   beforeAll(async () => {
