@@ -37,6 +37,7 @@ if [ "$skipped" != "[]" ]; then
       case "$skipped" in *"\"dir\":\"$dir\""*) continue ;; esac
       filters+=("$dir/")
     done
+    filters+=("examples/")
   fi
 fi
 
