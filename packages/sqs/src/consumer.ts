@@ -45,6 +45,16 @@ const PRIORITY_RESCAN_MS = 50
 const HOLD_MS = 2_000
 
 /**
+ * Visibility of a delay-queue receive, in seconds: the hold ({@link HOLD_MS}) and the forward's
+ * send and delete, with room to spare. Short on purpose: a long poll whose client died (a
+ * SIGKILLed worker, a cut connection) is still served by SQS, and the message it takes stays
+ * hidden for this long. The oldest waiting poll is served first, so with workers dying often most
+ * of the waiting polls are dead ones: with 60 s a due message went from dead poll to dead poll for
+ * minutes. A forward slower than this (an outage) can forward twice: at-least-once, never lost.
+ */
+const FORWARD_VISIBILITY_SECONDS = 5
+
+/**
  * Receive loops for one queue. Each loop reserves min(10, free prefetch) slots, long-polls for
  * that many, and hands the messages out; a slot frees when its delivery is settled. Failed
  * receives back off and go on. Cancel stops new polls without aborting the ones in flight (an
@@ -256,7 +266,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
       try {
         delayUrl ??= await this.#host.delayUrl(names)
         const url = delayUrl
-        const messages = await this.#host.transport.receive(url, 10, waitTimeSeconds, 60, false)
+        const messages = await this.#host.transport.receive(
+          url,
+          10,
+          waitTimeSeconds,
+          FORWARD_VISIBILITY_SECONDS,
+          false,
+        )
         failures = 0
         await Promise.all(
           messages
