@@ -191,6 +191,9 @@ export class ConnectionManager {
         { ...ADAPTER, cause: err },
       )
     }
+    // An 'error' with no listener throws: until #install adds the logging one (and on a model
+    // closed unused), a socket error must not crash the process. The 'close' after it is handled.
+    model.on('error', () => {})
     return new Session(model, ++this.#generation, this.#settings.logger)
   }
 

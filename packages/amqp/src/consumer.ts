@@ -3,7 +3,7 @@ import type { ConsumeMessage } from 'amqplib'
 import type { ConnectionManager } from './connection.js'
 import { AmqpDelivery, type DeliveryHost, type Lane } from './delivery.js'
 import { attemptOf, needsRecount } from './headers.js'
-import { closeQuietly, serverCode, type Topology } from './topology.js'
+import { closeQuietly, serverCode, type Topology, wrap } from './topology.js'
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
@@ -111,7 +111,20 @@ export class AmqpConsumer implements Consumer {
     if (!lane.consuming && lane.outstanding === 0) void closeQuietly(lane.ch)
   }
 
+  /**
+   * Subscribe on a new channel. Every failure is an `ErrandError` (a lost connection mid-way is
+   * `ERR_CONNECTION`), never amqplib's own error ("Channel ended, no reply will be forthcoming",
+   * "Connection closed"): `consume()` rejects with it at start, the recovery loop retries on it.
+   */
   async #open(): Promise<void> {
+    try {
+      await this.#subscribe()
+    } catch (err) {
+      throw wrap(err, `cannot subscribe to "${this.#queue}"`)
+    }
+  }
+
+  async #subscribe(): Promise<void> {
     const session = await this.#host.conn.session()
     await this.#host.topology.ensureQueue(this.#queue)
     const ch = await session.openChannel()
