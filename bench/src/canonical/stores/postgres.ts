@@ -133,6 +133,16 @@ function pgBoss(id: string): Contender {
     },
     async stopWorker() {
       await boss!.offWork(queue)
+      // offWork does not wait for the last batch's completion to commit: wait (up to 10 s) for
+      // no job of the queue to be active, so the verification does not count those as left over.
+      for (let i = 0; i < 100; i++) {
+        const r = await sql(
+          `SELECT count(*)::int AS n FROM ${schema}.job WHERE name = $1 AND state = 'active'`,
+          [queue],
+        )
+        if (r.rows[0].n === 0) break
+        await new Promise((res) => setTimeout(res, 100))
+      }
     },
     async remaining() {
       const r = await sql(
