@@ -11,9 +11,21 @@ import type { StopEvent, WorkerExit } from './worker-pool.js'
  *   finish and settle, so a re-run is a defect;
  * - `chord-republish`: a chord callback published again by a redelivered member (the documented
  *   crash window: the callback is at-least-once across crashes);
+ * - `republish`: a second copy of the task's message, not a redelivery of the one before: its
+ *   `attempt` is not higher than the run before's (every store counts a redelivery). An earlier
+ *   step that ran twice (its worker SIGKILLed after publishing the next step, before its ack)
+ *   publishes the next step twice; that step's own re-run is classified where it happened, so
+ *   blaming the copy on whatever befell the worker of the run before would be wrong;
  * - `unexplained`: none of the above (a lease that ran out on a starved process, or a defect).
  */
-export type RerunCause = 'kill' | 'crash' | 'cut' | 'graceful-stop' | 'chord-republish' | 'unexplained'
+export type RerunCause =
+  | 'kill'
+  | 'crash'
+  | 'cut'
+  | 'graceful-stop'
+  | 'chord-republish'
+  | 'republish'
+  | 'unexplained'
 
 /** One run beyond what the task planned (planned retries are not counted). */
 export interface ExtraRun {
@@ -47,6 +59,9 @@ export function runsById(runs: readonly RunRecord[]): Map<string, RunRecord[]> {
 
 /** Why `run` followed `previous` (see {@link RerunCause}); chord callbacks are handled apart. */
 export function rerunCause(previous: RunRecord, run: RunRecord, d: Disruptions): RerunCause {
+  // A redelivery always carries a higher attempt (retries and redeliveries both count): a run
+  // whose attempt is not higher is another copy of the message, published upstream.
+  if (run.attempt <= previous.attempt) return 'republish'
   const stopped = (signal: StopEvent['signal']) =>
     d.stops.find((s) => s.pid === previous.pid && s.signal === signal && s.at >= previous.at)
   if (stopped('SIGKILL')) return 'kill'
@@ -121,6 +136,7 @@ export function countCauses(extras: readonly ExtraRun[]): Record<RerunCause, num
     cut: 0,
     'graceful-stop': 0,
     'chord-republish': 0,
+    republish: 0,
     unexplained: 0,
   }
   for (const e of extras) out[e.cause]++
