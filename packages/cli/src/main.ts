@@ -7,6 +7,7 @@ import { eventsCommand } from './commands/events.js'
 import { purgeCommand } from './commands/purge.js'
 import { queuesCommand } from './commands/queues.js'
 import { resultCommand } from './commands/result.js'
+import { schedulesCommand } from './commands/schedules.js'
 import { sendCommand } from './commands/send.js'
 import { statsCommand } from './commands/stats.js'
 import { workerCommand } from './commands/worker.js'
@@ -58,6 +59,7 @@ export async function run(argv: readonly string[], io: Io = processIo()): Promis
     sendCommand(ctx, hasApp),
     purgeCommand(ctx),
     workerCommand(ctx, hasApp),
+    schedulesCommand(ctx, hasApp),
     dashboardCommand(ctx),
     eventsCommand(ctx),
   ]) {

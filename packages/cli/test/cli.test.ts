@@ -169,6 +169,7 @@ describe('errand CLI: mistakes and failures (in process)', () => {
       [['--app', 'missing.ts', 'queues'], {}, 'no such file'],
       [['--app', 'x.ts', '--broker', 'memory://', 'queues'], {}, 'drop --broker'],
       [['worker'], { ERRAND_BROKER_URL: 'memory://' }, 'pass --app'],
+      [['schedules'], { ERRAND_BROKER_URL: 'memory://' }, 'pass --app'],
       [['stats', 'q', '--watch', '--interval', '5'], { ERRAND_BROKER_URL: 'memory://' }, '--interval'],
       [['dlq', 'list', 'q', '--limit', '0'], { ERRAND_BROKER_URL: 'memory://' }, '--limit'],
       [['dlq', 'requeue', 'q', '1', '--reason', 'rejected'], { ERRAND_BROKER_URL: 'memory://' }, 'not both'],
@@ -196,4 +197,20 @@ describe('errand CLI: mistakes and failures (in process)', () => {
     expect(help.code).toBe(0)
     expect(help.stdout).toContain('requeue')
   })
+})
+
+describe('errand schedules', () => {
+  it('lists the schedules the app module arms, with the next tick', async () => {
+    const r = await runCli(['--app', FIXTURE_APP, 'schedules', '--json'], {
+      ERRAND_BROKER_URL: 'memory://cli-schedules',
+      ERRAND_BACKEND_URL: 'memory://cli-schedules',
+      CLI_TEST_SCHEDULE: '1',
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const list = JSON.parse(r.stdout) as { name: string; when: string; timezone: string; nextTick: string }[]
+    expect(list.map((s) => [s.name, s.when, s.timezone])).toEqual([
+      ['cli.nightly', '0 3 * * *', 'Europe/Paris'],
+    ])
+    expect(Date.parse(list[0]!.nextTick)).toBeGreaterThan(Date.now())
+  }, 60_000)
 })

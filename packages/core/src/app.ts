@@ -14,7 +14,13 @@ import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
 import type { Runtime } from './runtime.js'
-import { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
+import {
+  type Schedule,
+  type ScheduleInfo,
+  type ScheduleOptions,
+  Scheduler,
+  type ScheduleSpec,
+} from './schedule.js'
 import { checkSend, type SendOptions, sendCanvases } from './send.js'
 import { validateCanvas } from './send-plan.js'
 import { localResultsWarning } from './split-results.js'
@@ -115,6 +121,8 @@ export class App {
   private closed: Promise<void> | undefined
   private readonly workers = new Set<Worker>()
   private readonly stoppers = new Set<() => Promise<void>>()
+  /** Schedules armed by this app, for `schedules()`. */
+  private readonly armed = new Map<Schedule, () => ScheduleInfo>()
   /** What a `get()` timeout message can say about this app's setup (filled in at connect). */
   private readonly waitHints: { localResults: boolean } = { localResults: false }
 
@@ -286,14 +294,29 @@ export class App {
     )
     const unregister = this.onClose(() => scheduler.stop())
     await scheduler.start()
-    return {
+    const schedule: Schedule = {
       name,
       nextTick: () => scheduler.nextTick(),
       stop: async () => {
         unregister()
+        this.armed.delete(schedule)
         await scheduler.stop()
       },
     }
+    const spec = typeof when === 'string' ? when : `every ${when.everyMs} ms`
+    const timezone = typeof when === 'string' ? (options.timezone ?? 'UTC') : undefined
+    this.armed.set(schedule, () => ({ name, when: spec, timezone, nextTick: scheduler.nextTick() }))
+    return schedule
+  }
+
+  /**
+   * The schedules this app has armed in this process (`app.schedule()`), by name, with their next
+   * tick. Schedules live in the processes that arm them (each tick is claimed in the backend, so
+   * several processes may arm the same one): a tool lists them by loading the app module that arms
+   * them (`errand schedules --app`, the dashboard mounted in the app's process).
+   */
+  schedules(): ScheduleInfo[] {
+    return [...this.armed.values()].map((info) => info()).sort((a, b) => a.name.localeCompare(b.name))
   }
 
   /**

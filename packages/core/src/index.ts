@@ -168,7 +168,13 @@ export {
 } from './result-backend.js'
 export { type Backoff, backoffDelay, backoffSchema, type RetryPolicy, retryPolicySchema } from './retry.js'
 export { ShutdownError } from './running-task.js'
-export { type Schedule, type ScheduleOptions, Scheduler, type ScheduleSpec } from './schedule.js'
+export {
+  type Schedule,
+  type ScheduleInfo,
+  type ScheduleOptions,
+  Scheduler,
+  type ScheduleSpec,
+} from './schedule.js'
 export {
   type AnyTask,
   defineTask,

@@ -26,6 +26,17 @@ export interface Schedule {
   stop(): Promise<void>
 }
 
+/** A schedule armed in this process, as `app.schedules()` lists it. */
+export interface ScheduleInfo {
+  readonly name: string
+  /** The cron pattern, or `every <n> ms`. */
+  readonly when: string
+  /** IANA time zone of a cron pattern (UTC when none was given). */
+  readonly timezone: string | undefined
+  /** The next tick time, if any. */
+  readonly nextTick: Date | undefined
+}
+
 /** Sends one tick; resolves when the broker has it. */
 export type TickSender = (canvas: Canvas<never, unknown, true>, tick: Date) => Promise<void>
 

@@ -213,7 +213,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return c.redirect(page, 303)
   })
 
-  web.get('/schedules', (c) => c.html(schedulesPage(ctx).value))
+  web.get('/schedules', (c) => c.html(schedulesPage(ctx, options.app.schedules()).value))
 
   web.get('/api/history', (c) => {
     const queue = c.req.query('queue')
@@ -261,6 +261,13 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         void stream.writeSSE({ event: 'throughput', data: JSON.stringify(points) }).catch(() => {})
         if (queue !== undefined)
           void stream.writeSSE({ event: 'activity', data: JSON.stringify(items) }).catch(() => {})
+      }
+      // The page was rendered a moment ago; what happened between that and this stream opening
+      // would be missed. Send the recent list again first: the browser keeps one row per event.
+      if (queue !== undefined) {
+        const recent = activity.recentOf(queue).slice(0, LIVE_BATCH).reverse()
+        if (recent.length > 0)
+          await stream.writeSSE({ event: 'activity', data: JSON.stringify(recent) }).catch(() => {})
       }
       const unlisten = activity.subscribe((item) => {
         if (queue !== undefined && item.queue !== queue) return

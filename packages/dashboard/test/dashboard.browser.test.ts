@@ -253,13 +253,29 @@ describe('dashboard in Chromium (Redis)', { timeout: 120_000 }, () => {
     expect(pageErrors).toEqual([])
   })
 
-  it('the task search opens a task by id, and the schedules page says it cannot list schedules', async () => {
+  it("the task search opens a task by id, and the schedules page lists the app's schedules with their next tick", async () => {
     await page.goto(dashboard.url)
     await page.locator('.task-search input').fill(taskId)
     await Promise.all([page.waitForURL(`**/tasks/${taskId}`), page.locator('.task-search button').click()])
     expect(await page.locator('#task-state').textContent()).toBe('SUCCESS')
     await page.locator('header nav a', { hasText: 'Schedules' }).click()
     await page.waitForURL('**/schedules')
-    expect(await page.locator('main').textContent()).toContain('no API that lists schedules')
+    expect(await page.locator('main').textContent()).toContain('has armed no schedules')
+    const nightly = await app.schedule('nightly', '0 3 * * *', idle.s({ to: 'nobody' }), {
+      timezone: 'Europe/Paris',
+    })
+    try {
+      await page.goto(dashboard.url)
+      await page.locator('header nav a', { hasText: 'Schedules' }).click()
+      await page.waitForURL('**/schedules')
+      const row = page.locator('table.schedules tbody tr')
+      expect(await row.count()).toBe(1)
+      expect(await row.locator('td').first().textContent()).toBe('nightly')
+      expect(await row.textContent()).toContain('0 3 * * *')
+      expect(await row.textContent()).toContain('Europe/Paris')
+      expect(await row.textContent()).toContain(nightly.nextTick()!.toISOString())
+    } finally {
+      await nightly.stop()
+    }
   })
 })
