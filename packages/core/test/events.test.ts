@@ -183,7 +183,7 @@ describe('app.events()', () => {
     const err = await app.events().catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_NOT_SUPPORTED' })
     expect(String((err as Error).message)).toMatch(
-      /"plain" has none.*memory:\/\/, redis:\/\/ and postgres:\/\/.*hooks/,
+      /"plain" has none.*memory:\/\/, redis:\/\/, postgres:\/\/ and sqlite:\/\/.*hooks/,
     )
     // Sending and running still work: events are simply not written.
     await app.worker().start()

@@ -110,6 +110,7 @@
     const li = document.createElement('li')
     li.className = `event event-${item.type}`
     li.dataset.id = item.id
+    li.dataset.key = activityKey(item)
     const iso = new Date(item.at).toISOString()
     const time = document.createElement('time')
     time.dateTime = iso
@@ -134,10 +135,19 @@
     }
     return li
   }
+  // The same key as the server's activityKey(): one row per event, whoever sent it first.
+  function activityKey(item) {
+    return `${item.type}|${item.id}|${item.attempt}|${item.at}`
+  }
   function applyActivity(items) {
     if (!list) return
     const limit = Number(list.dataset.limit) || 50
-    for (const item of items) list.prepend(activityRow(item))
+    const shown = new Set([...list.children].map((li) => li.dataset.key))
+    for (const item of items) {
+      if (shown.has(activityKey(item))) continue
+      shown.add(activityKey(item))
+      list.prepend(activityRow(item))
+    }
     while (list.children.length > limit) list.lastElementChild.remove()
     const empty = document.getElementById('activity-empty')
     if (empty && list.children.length > 0) empty.hidden = true

@@ -14,7 +14,7 @@ export function outcomeLabel(item: ActivityItem): string {
  */
 export function activityRow(ctx: PageContext, item: ActivityItem): Html {
   const iso = new Date(item.at).toISOString()
-  return html`<li class="event event-${item.type}" data-id="${item.id}">
+  return html`<li class="event event-${item.type}" data-id="${item.id}" data-key="${activityKey(item)}">
 <time datetime="${iso}">${iso.slice(11, 19)}</time>
 <span class="event-type">${outcomeLabel(item)}</span>
 <span class="task-name">${item.task}</span>
@@ -43,4 +43,12 @@ dead-lettered, canceled), newest first, live.</p>
 <p class="muted" id="activity-empty"${items.length > 0 ? html` hidden` : ''}>Nothing yet.</p>
 <ol class="activity" id="activity" data-queue="${queue}" data-limit="${ctx.recentLimit}">${items.map((i) => activityRow(ctx, i))}</ol>
 </section>`
+}
+
+/**
+ * What identifies one event in the list (events carry no id): the page and the live stream both
+ * send recent events, and the browser keeps one row per key.
+ */
+export function activityKey(item: ActivityItem): string {
+  return `${item.type}|${item.id}|${item.attempt}|${item.at}`
 }
