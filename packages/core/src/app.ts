@@ -8,6 +8,7 @@ import { DEFAULT_MAX_ENVELOPE_BYTES } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
 import type { EventsOptions, TaskEvent } from './events.js'
 import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
+import { EVENT_CLOSE_FLUSH_MS } from './events-sink.js'
 import type { EventStream } from './events-stream.js'
 import type { Instrumentation } from './instrumentation.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
@@ -418,8 +419,9 @@ export class App {
       await Promise.allSettled([...this.stoppers].map((s) => s()))
       await Promise.allSettled([...this.workers].map((w) => w.stop()))
       const rt = await this.runtime?.catch(() => undefined)
-      // Events this app emitted go out before the backend closes (bounded: one batch in flight).
-      await rt?.events.sink?.flush()
+      // Events this app emitted go out before the backend closes, within a bound: a store that is
+      // down must not hold the shutdown (the Postgres outage test caught close() hanging here).
+      await rt?.events.sink?.flush(EVENT_CLOSE_FLUSH_MS)
       if (rt) await Promise.allSettled([rt.broker.close(), rt.backend?.close()])
     })()
     return this.closed

@@ -14,6 +14,9 @@ export const EVENT_FLUSH_MS = 10
 /** A batch this large goes out at once, without waiting for the timer. */
 const FLUSH_AT = 500
 
+/** How long `app.close()` waits for the last events to reach the store, ms. */
+export const EVENT_CLOSE_FLUSH_MS = 2_000
+
 /** How often a failing store is reported in the log, at most. */
 const REPORT_EVERY_MS = 30_000
 
@@ -63,12 +66,38 @@ export class EventSink {
     }
   }
 
-  /** Resolves once every event emitted so far has been handed to the store (or given up on). */
-  async flush(): Promise<void> {
+  /**
+   * Resolves once every event emitted so far has been handed to the store (or given up on), or
+   * after `timeoutMs`: then what is still pending is dropped and counted. `app.close()` flushes with
+   * a bound, so a store that is down (whose calls wait out their reconnect patience) cannot hold
+   * a shutdown: events are best effort, a bounded close is not.
+   */
+  async flush(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    while (this.#pending.length > 0 || this.#flushing !== undefined) {
-      await (this.#flushing ?? this.#run())
+    let timedOut = false
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      if (!Number.isFinite(timeoutMs)) return
+      timer = setTimeout(() => {
+        timedOut = true
+        resolve()
+      }, timeoutMs)
+      timer.unref()
+    })
+    try {
+      while (!timedOut && (this.#pending.length > 0 || this.#flushing !== undefined)) {
+        await Promise.race([this.#flushing ?? this.#run(), deadline])
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+    if (timedOut) {
+      const dropped = this.#pending.length
+      this.#pending = []
+      this.#logger.warn(
+        `the event store did not take the last events within ${timeoutMs} ms; ${dropped} pending event(s) dropped at close`,
+      )
     }
   }
 
