@@ -155,6 +155,11 @@ describe('postgres through a cut connection', () => {
       await until(() => seen.includes('before'))
 
       await proxy.cut()
+      // Let the pool see its sockets close first. A publish sent on a pooled client at the very
+      // instant its socket dies is reported as lost (whether it committed cannot be known, so it
+      // is not replayed: docs/architecture.md, known gaps); this test is about work issued during
+      // an outage the pool knows of, which must wait for the server.
+      await new Promise((r) => setTimeout(r, 300))
       // Work issued during the outage waits for the server (the connection once worked).
       const publishing = broker.publish(q, [{ body: bytes('during') }])
       const writing = backend.setState({ id: `${q}-r`, state: 'SUCCESS', result: 1 }, { ttlMs: 60_000 })
