@@ -165,79 +165,64 @@
     })
   }
 
-  if (canvas && window.Chart) {
-    const query = chartQueue !== undefined ? `?queue=${encodeURIComponent(chartQueue)}` : ''
-    fetch(`${base}/api/history${query}`, { credentials: 'same-origin' })
+  // One line chart over (x: time, y: field) points; the depth and throughput charts differ only
+  // in their fields, point size and y-axis title.
+  function lineChart(target, fields, points, { pointRadius, yTitle }) {
+    return new window.Chart(target, {
+      type: 'line',
+      data: {
+        datasets: fields.map(([key, label, color]) => ({
+          label,
+          data: points.map((p) => ({ x: p.at, y: p[key] })),
+          borderColor: color,
+          backgroundColor: color,
+          pointRadius,
+          borderWidth: 2,
+          spanGaps: false,
+        })),
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        interaction: { mode: 'nearest', axis: 'x', intersect: false },
+        scales: {
+          x: {
+            type: 'linear',
+            ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 8 },
+          },
+          y: {
+            beginAtZero: true,
+            ticks: { precision: 0 },
+            ...(yTitle ? { title: { display: true, text: yTitle } } : {}),
+          },
+        },
+      },
+    })
+  }
+
+  // Fetch a chart's points, draw it, and mark the canvas ready (or failed) for whoever waits.
+  function loadChart(target, path, queue, draw) {
+    const query = queue !== undefined ? `?queue=${encodeURIComponent(queue)}` : ''
+    fetch(`${base}${path}${query}`, { credentials: 'same-origin' })
       .then((res) => res.json())
-      .then((history) => {
-        chart = new window.Chart(canvas, {
-          type: 'line',
-          data: {
-            datasets: FIELDS.map(([key, label, color]) => ({
-              label,
-              data: history.points.map((p) => ({ x: p.at, y: p[key] })),
-              borderColor: color,
-              backgroundColor: color,
-              pointRadius: 0,
-              borderWidth: 2,
-              spanGaps: false,
-            })),
-          },
-          options: {
-            animation: false,
-            maintainAspectRatio: false,
-            interaction: { mode: 'nearest', axis: 'x', intersect: false },
-            scales: {
-              x: {
-                type: 'linear',
-                ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 8 },
-              },
-              y: { beginAtZero: true, ticks: { precision: 0 } },
-            },
-          },
-        })
-        canvas.dataset.ready = '1'
+      .then((data) => {
+        draw(data)
+        target.dataset.ready = '1'
       })
       .catch(() => {
-        canvas.dataset.ready = 'error'
+        target.dataset.ready = 'error'
       })
   }
 
+  if (canvas && window.Chart) {
+    loadChart(canvas, '/api/history', chartQueue, (history) => {
+      chart = lineChart(canvas, FIELDS, history.points, { pointRadius: 0 })
+    })
+  }
+
   if (tpCanvas && window.Chart) {
-    const query = tpQueue !== undefined ? `?queue=${encodeURIComponent(tpQueue)}` : ''
-    fetch(`${base}/api/throughput${query}`, { credentials: 'same-origin' })
-      .then((res) => res.json())
-      .then((data) => {
-        tpChart = new window.Chart(tpCanvas, {
-          type: 'line',
-          data: {
-            datasets: TP_FIELDS.map(([key, label, color]) => ({
-              label,
-              data: data.points.map((p) => ({ x: p.at, y: p[key] })),
-              borderColor: color,
-              backgroundColor: color,
-              pointRadius: 2,
-              borderWidth: 2,
-              spanGaps: false,
-            })),
-          },
-          options: {
-            animation: false,
-            maintainAspectRatio: false,
-            interaction: { mode: 'nearest', axis: 'x', intersect: false },
-            scales: {
-              x: {
-                type: 'linear',
-                ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 8 },
-              },
-              y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: 'per minute' } },
-            },
-          },
-        })
-        tpCanvas.dataset.ready = '1'
-      })
-      .catch(() => {
-        tpCanvas.dataset.ready = 'error'
-      })
+    loadChart(tpCanvas, '/api/throughput', tpQueue, (data) => {
+      tpChart = lineChart(tpCanvas, TP_FIELDS, data.points, { pointRadius: 2, yTitle: 'per minute' })
+    })
   }
 })()
