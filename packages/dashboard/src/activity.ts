@@ -267,7 +267,9 @@ export class Activity {
     const at = Math.min(item.at, now)
     if (at >= countFrom && at >= now - this.historyMs) this.count(item.type, item.queue, at)
     this.keepRecent(item)
-    if (live) for (const listener of this.listeners) listener(item)
+    // Read-back items go to listeners too: a page opened before the read-back finished would
+    // otherwise never show them (the browser keeps one row per event, so nothing is doubled).
+    for (const listener of this.listeners) listener(item)
   }
 
   private remember(e: TaskEvent): void {
@@ -363,7 +365,7 @@ export class Activity {
     return this.lineages.get(id)
   }
 
-  /** Call `listener` with every live outcome event; returns the unsubscribe function. */
+  /** Call `listener` with every outcome event, live or read back; returns the unsubscribe function. */
   subscribe(listener: (item: ActivityItem) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
