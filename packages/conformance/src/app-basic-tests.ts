@@ -124,12 +124,15 @@ export function registerAppBasicTests({ test, h, soon }: AppSuiteContext): void 
     await (await app.send(ok.s(null))).get({ timeoutMs: soon })
     await app.send(bad.s(null))
     await withTimeout(done.promise, soon, 'the dead-letter hook')
+    // Hooks of different deliveries are not ordered: the retried attempt may run, fail and reach
+    // onFailure before the first attempt's ack returns and its onRetry is called.
     await withTimeout(
       (async () => {
-        while (!events.includes('failure:conf.hook.bad')) await new Promise((r) => setTimeout(r, 10))
+        while (!events.includes('failure:conf.hook.bad') || !events.includes('retry:conf.hook.bad'))
+          await new Promise((r) => setTimeout(r, 10))
       })(),
       soon,
-      'the failure hook',
+      'the failure and retry hooks',
     )
     expect(
       events,

@@ -72,7 +72,8 @@ export interface ActivityOptions {
 
 const MINUTE = 60_000
 /** Most live events remembered while the read-back runs, to count each event once. */
-const MAX_PENDING_KEYS = 100_000
+/** Events remembered to drop a second copy (live and read back, or a store's at-least-once write). */
+const MAX_SEEN_KEYS = 20_000
 
 interface Counts {
   succeeded: number
@@ -143,7 +144,8 @@ export class Activity {
   /** All queues summed are complete from this time on. */
   private allCoverage = Number.POSITIVE_INFINITY
   private liveSince = Number.POSITIVE_INFINITY
-  private pending: Set<string> | undefined
+  /** Keys of the last events added, oldest first: each event is counted and listed once. */
+  private readonly seen = new Set<string>()
   private readonly listeners = new Set<(item: ActivityItem) => void>()
   private stream: { close(): Promise<void> } | undefined
   private stopped = false
@@ -206,14 +208,13 @@ export class Activity {
       // Connected already (events() succeeded); a failure here leaves the wording as it was.
     }
     this.status = { state: 'live', since: this.liveSince, processOnly }
-    this.pending = new Set()
-    stream.on((event) => this.add(event, true))
+    stream.on((event) => {
+      this.add(event)
+    })
     try {
       await this.backfill()
     } catch {
       // History is a bonus: without it, the window starts when the subscription went live.
-    } finally {
-      this.pending = undefined
     }
   }
 
@@ -240,11 +241,7 @@ export class Activity {
               : Number.NEGATIVE_INFINITY
           starts.push(Math.min(from, this.liveSince))
           this.coverage.set(queue, Math.min(from, this.liveSince))
-          for (const e of events) {
-            if (this.pending?.has(eventKey(e))) continue
-            this.backfilled++
-            this.add(e, false, from)
-          }
+          for (const e of events) if (this.add(e, from)) this.backfilled++
           const list = this.recent.get(queue)
           if (list) list.sort((a, b) => a.at - b.at)
         }),
@@ -255,14 +252,22 @@ export class Activity {
     this.allCoverage = all.length > names.length || starts.length === 0 ? this.liveSince : Math.max(...starts)
   }
 
-  private add(e: TaskEvent, live: boolean, countFrom = Number.NEGATIVE_INFINITY): void {
-    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.queue !== 'string') return
-    // Bounded: past it, an event both live and read back may be counted twice (only when the
-    // read-back takes long on a very busy store).
-    if (live && this.pending && this.pending.size < MAX_PENDING_KEYS) this.pending.add(eventKey(e))
+  /**
+   * Count, list and pass on one event, once: an event seen already (live and read back, or
+   * written twice by a store's at-least-once flush) is dropped. Returns whether it was new.
+   */
+  private add(e: TaskEvent, countFrom = Number.NEGATIVE_INFINITY): boolean {
+    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.queue !== 'string') return false
+    const key = eventKey(e)
+    if (this.seen.has(key)) return false
+    this.seen.add(key)
+    if (this.seen.size > MAX_SEEN_KEYS) {
+      const oldest = this.seen.values().next().value
+      if (oldest !== undefined) this.seen.delete(oldest)
+    }
     this.remember(e)
     const item = activityItem(e)
-    if (!item) return
+    if (!item) return true
     const now = this.now()
     const at = Math.min(item.at, now)
     if (at >= countFrom && at >= now - this.historyMs) this.count(item.type, item.queue, at)
@@ -270,6 +275,7 @@ export class Activity {
     // Read-back items go to listeners too: a page opened before the read-back finished would
     // otherwise never show them (the browser keeps one row per event, so nothing is doubled).
     for (const listener of this.listeners) listener(item)
+    return true
   }
 
   private remember(e: TaskEvent): void {

@@ -107,6 +107,26 @@ describe('Activity (task events → throughput, activity list, lineage)', () => 
     await until(async () => fake.closed(), 'closed')
   })
 
+  it('an event that arrives twice (read back then live, or written twice by the store) is listed and counted once', async () => {
+    const now = Date.now()
+    const failed = ev('failed', 'f', 'q', now - 1000)
+    const fake = fakeApp({ q: [failed] })
+    fake.release()
+    const activity = new Activity(fake.app, {})
+    const seen: string[] = []
+    activity.subscribe((item) => seen.push(`${item.type}:${item.id}`))
+    await activity.start()
+    // Read back at start; then the live feed delivers the same event again, twice.
+    fake.push(failed)
+    fake.push({ ...failed })
+    // A later attempt of the same task is a different event.
+    fake.push({ ...failed, attempt: 2, at: now })
+    expect(activity.recentOf('q').map((i) => `${i.id}:${i.attempt}`)).toEqual(['f:2', 'f:1'])
+    expect(seen).toEqual(['failed:f', 'failed:f'])
+    expect(activity.throughput('q').reduce((n, p) => n + (p.failed ?? 0), 0)).toBe(2)
+    activity.stop()
+  })
+
   it('stays bounded: the last recentLimit outcomes per queue, maxLineage tasks', async () => {
     const fake = fakeApp({})
     fake.release()
