@@ -79,6 +79,7 @@ export {
   type WireFrame,
   type WireNode,
 } from './envelope.js'
+export { type FlowControlStore, hasFlowControl, MAX_FLOW_KEY_LENGTH } from './flow-control.js'
 export {
   AdapterNotInstalledError,
   CanceledError,

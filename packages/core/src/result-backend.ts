@@ -33,6 +33,12 @@ export interface TaskRecord {
   readonly id: string
   readonly state: TaskState
   readonly task?: string
+  /** The queue the task was sent to. */
+  readonly queue?: string
+  /** The first task of its workflow (absent on a workflow's first task). */
+  readonly root?: string
+  /** The task that sent or preceded this one (`ctx.send` from a handler, a chain step, …). */
+  readonly parent?: string
   /** The handler's output, on SUCCESS. */
   readonly result?: unknown
   /** On FAILURE (and RETRY: the last error). */
@@ -94,12 +100,18 @@ export interface ResultBackendCapabilities {
    * `subscribeEvents` and `recentEvents` (see `EventStore` in `events.ts`). Default false.
    */
   readonly events: boolean
+  /**
+   * The backend offers rate limits, group concurrency slots, paused queues and `putValue`: it
+   * implements `FlowControlStore` (see `flow-control.ts`). Default false.
+   */
+  readonly flowControl: boolean
 }
 
 /** Defaults for every backend capability. */
 export const DEFAULT_RESULT_BACKEND_CAPABILITIES: ResultBackendCapabilities = Object.freeze({
   pushWait: false,
   events: false,
+  flowControl: false,
 })
 
 /** Fills unspecified flags with defaults. */
