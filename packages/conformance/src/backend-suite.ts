@@ -1,5 +1,6 @@
 import { describe } from 'vitest'
 import { registerEventTests } from './backend-event-tests.js'
+import { registerFlowTests } from './backend-flow-tests.js'
 import { registerGroupTests } from './backend-group-tests.js'
 import { registerStateTests } from './backend-state-tests.js'
 import { registerWaitTests } from './backend-wait-tests.js'
@@ -33,6 +34,7 @@ export function runResultBackendConformance(options: ResultBackendConformanceOpt
     registerWaitTests(context)
     registerGroupTests(context)
     registerEventTests(context, { retention: options.eventRetention ?? 1000 })
+    registerFlowTests(context)
     finish()
   })
 }
