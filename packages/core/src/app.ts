@@ -6,6 +6,8 @@ import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
 import { Dispatcher } from './dispatcher.js'
 import { DEFAULT_MAX_ENVELOPE_BYTES } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
+import { type FlowControlStore, hasFlowControl } from './flow-control.js'
+import { type QueueLimits, queueLimitsSchema } from './limits.js'
 import type { EventsOptions, TaskEvent } from './events.js'
 import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
 import { EVENT_CLOSE_FLUSH_MS } from './events-sink.js'
@@ -74,6 +76,11 @@ export const appOptionsSchema = z
     backend: z.union([z.string().min(1), backendLike]).optional(),
     /** Tasks this app sends and runs. */
     tasks: z.array(taskLike).default([]),
+    /**
+     * Limits on everything run from a queue, across every worker: `{ emails: { rateLimit: { max:
+     * 100, perMs: 60_000 } } }` (see {@link QueueLimits}). Needs a backend with flow control.
+     */
+    queues: z.record(z.string().min(1).max(200), queueLimitsSchema).default({}),
     /** Queue for tasks that name none. Default `default`. */
     defaultQueue: z.string().min(1).max(200).default('default'),
     /** How long results and workflow bookkeeping are kept. Default one day. */
@@ -181,6 +188,7 @@ export class App {
       defaultQueue: this.options.defaultQueue,
       resultTtlMs: this.options.resultTtlMs,
       maxEnvelopeBytes: this.options.maxMessageBytes,
+      queueLimits: new Map(Object.entries(this.options.queues) as [string, QueueLimits][]),
       events: eventsRuntime(backend, this.options.events, this.logger),
     }
   }
@@ -397,6 +405,34 @@ export class App {
     return [...names].sort()
   }
 
+  /**
+   * Pause `queue` for every worker on this app's result backend: within `pausePollMs` (default
+   * 500 ms) each worker stops taking new messages from it; tasks already running finish, and what
+   * a worker had fetched but not started goes back to the queue. Sends still queue messages. Needs
+   * a backend with flow control (memory, Redis, PostgreSQL, SQLite): else `ERR_NOT_SUPPORTED`.
+   */
+  async pause(queue: string): Promise<void> {
+    await (await this.flowControl('pause()')).setPaused(checkQueueName(queue), true)
+  }
+
+  /** Undo {@link App.pause}: workers take messages from `queue` again within `pausePollMs`. */
+  async resume(queue: string): Promise<void> {
+    await (await this.flowControl('resume()')).setPaused(checkQueueName(queue), false)
+  }
+
+  /** The paused queues, sorted. */
+  async pausedQueues(): Promise<string[]> {
+    return (await this.flowControl('pausedQueues()')).pausedQueues()
+  }
+
+  private async flowControl(what: string): Promise<FlowControlStore> {
+    const { backend } = await this.connect()
+    if (hasFlowControl(backend)) return backend
+    throw new NotSupportedError(
+      `${what} needs a result backend with flow control (memory://, redis://, postgres://, sqlite://)${backend ? `; "${backend.name}" has none` : ': pass `backend` to createApp()'}`,
+    )
+  }
+
   /** Remove ready and delayed messages of a queue. */
   async purge(queue: string): Promise<number> {
     return (await this.connect()).broker.purge(queue)
@@ -450,4 +486,11 @@ export interface DeadLetters {
  */
 export function createApp(options: AppOptions): App {
   return new App(options)
+}
+
+function checkQueueName(queue: unknown): string {
+  if (typeof queue !== 'string' || queue.length === 0 || queue.length > 200) {
+    throw new InvalidOptionError('queue', `expected a queue name of 1 to 200 characters, got ${typeof queue === 'string' ? `${queue.length} characters` : typeof queue}`)
+  }
+  return queue
 }

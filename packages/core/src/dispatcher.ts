@@ -334,7 +334,8 @@ export class Dispatcher {
     }
     return {
       body,
-      dedupId: `${env.id}:${env.attempt}`,
+      // A deferred run and each debounced send are new publishes of the same attempt.
+      dedupId: `${env.id}:${env.attempt}${env.deferrals ? `:d${env.deferrals}` : ''}${env.debounce ? `:${env.debounce.slice(env.debounce.lastIndexOf(' ') + 1)}` : ''}`,
       ...(delayMs !== undefined && { delayMs }),
       ...(env.priority !== undefined && env.priority > 0 && { priority: env.priority }),
     }

@@ -193,7 +193,7 @@ export const envelopeSchema = z
     attempt: z.number().int().min(1),
     /** Not before this time (ms since epoch). */
     eta: z.number().int().optional(),
-    /** Dead-letter as expired if first reached after this time (ms since epoch). */
+    /** Dead-letter as expired if first reached after this time (ms since epoch): `send({ expiresInMs })`. */
     expiresAt: z.number().int().optional(),
     priority: z.number().int().min(0).optional(),
     timeoutMs: z.number().int().positive().optional(),
@@ -201,6 +201,13 @@ export const envelopeSchema = z
     headers: z.record(z.string(), z.string()).optional(),
     root: z.string().optional(),
     parent: z.string().optional(),
+    /**
+     * Times a worker sent the task back because a rate or concurrency limit had no room: later
+     * waits spread out more. Absent when never.
+     */
+    deferrals: z.number().int().min(1).optional(),
+    /** A debounced send's key: the worker runs the task only if it is still the key's latest send. */
+    debounce: z.string().min(1).optional(),
     /** Continuation stack, see {@link WireFrame}; the last element applies first. */
     stack: z.array(wireFrameSchema).optional(),
     createdAt: z.number().int(),

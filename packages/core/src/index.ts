@@ -79,7 +79,9 @@ export {
   type WireFrame,
   type WireNode,
 } from './envelope.js'
+export { type DedupMode } from './dedup.js'
 export { type FlowControlStore, hasFlowControl, MAX_FLOW_KEY_LENGTH } from './flow-control.js'
+export { type ConcurrencyLimit, type QueueLimits, type RateLimit } from './limits.js'
 export {
   AdapterNotInstalledError,
   CanceledError,

@@ -1,9 +1,11 @@
 import type { Delivery } from './broker.js'
+import type { AsyncResult } from './async-result.js'
 import type { AnyCanvas } from './canvas.js'
 import type { Envelope } from './envelope.js'
 import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'
 import type { Logger } from './logger.js'
 import { Replaced } from './replaced.js'
+import type { SendOptions } from './send.js'
 import type { AnyTask, TaskContext } from './task.js'
 import type { TaskTelemetry } from './task-telemetry.js'
 import { formatPath } from './validation.js'
@@ -31,6 +33,8 @@ export class RunningTask {
   #telemetry: TaskTelemetry | undefined
   /** @internal Makes the task's progress and log recorder on first use (set by the worker). */
   makeTelemetry: ((running: RunningTask) => TaskTelemetry) | undefined
+  /** `ctx.send`: sends with this task as parent (set by the worker). */
+  sendChild: ((canvas: AnyCanvas, options: SendOptions) => Promise<AsyncResult<unknown>>) | undefined
 
   constructor(
     readonly delivery: Delivery,
@@ -114,6 +118,10 @@ export function runHandler(
       await delivery.extend?.(leaseMs)
     },
     replace: (canvas) => new Replaced(canvas as AnyCanvas),
+    send: (canvas, options) => {
+      if (!running.sendChild) throw new ErrandError('ERR_CLOSED', 'ctx.send is not available here')
+      return running.sendChild(canvas as AnyCanvas, options ?? {}) as never
+    },
   }
   const work = Promise.resolve().then(() => task.handler(input, ctx))
   const aborted = running.whenAborted()

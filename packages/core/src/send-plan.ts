@@ -9,6 +9,7 @@ import {
   Signature,
 } from './canvas.js'
 import { describeArgument } from './canvas-checks.js'
+import { checkDedupMode } from './dedup.js'
 import { MapCanvas } from './canvas-map.js'
 import { checkPartialInput } from './canvas-partial.js'
 import type { WireNode } from './envelope.js'
@@ -75,6 +76,9 @@ const SEND_OPTIONS: ReadonlySet<string> = new Set([
   'headers',
   'dedupKey',
   'dedupTtlMs',
+  'dedupMode',
+  'expiresInMs',
+  'expiresAt',
   'tx',
 ])
 
@@ -117,6 +121,19 @@ export function checkSendOptions(options: unknown): asserts options is SendOptio
   }
   if (o.dedupTtlMs !== undefined && !(Number.isSafeInteger(o.dedupTtlMs) && o.dedupTtlMs > 0)) {
     throw new InvalidOptionError('dedupTtlMs', `expected an integer number of ms > 0, got ${o.dedupTtlMs}`)
+  }
+  checkDedupMode(o.dedupMode, o.dedupTtlMs)
+  if (o.expiresInMs !== undefined && !(Number.isSafeInteger(o.expiresInMs) && o.expiresInMs > 0)) {
+    throw new InvalidOptionError('expiresInMs', `expected an integer number of ms > 0, got ${describeArgument(o.expiresInMs)}`)
+  }
+  if (o.expiresAt !== undefined) {
+    const at = o.expiresAt instanceof Date ? o.expiresAt.getTime() : o.expiresAt
+    if (typeof at !== 'number' || !Number.isSafeInteger(at)) {
+      throw new InvalidOptionError('expiresAt', `expected a Date or ms since the epoch, got ${describeArgument(o.expiresAt)}`)
+    }
+    if (o.expiresInMs !== undefined) {
+      throw new InvalidOptionError('expiresAt', 'give expiresAt or expiresInMs, not both')
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 import { type AsyncResult, resultFor, TaskResult, type WaitHints } from './async-result.js'
 import type { Broker, OutgoingMessage } from './broker.js'
-import type { AnyCanvas } from './canvas.js'
-import { NO_INPUT } from './dispatcher.js'
-import type { Envelope } from './envelope.js'
+import { type AnyCanvas, Signature } from './canvas.js'
+import { claimDedup, type DedupMode } from './dedup.js'
+import { type Lineage, NO_INPUT } from './dispatcher.js'
+import type { Envelope, WireNode } from './envelope.js'
 import { InvalidOptionError, NotSupportedError, ValidationError } from './errors.js'
 import { emitSent } from './events-runtime.js'
 import { newId } from './ids.js'
@@ -25,10 +26,24 @@ export interface SendOptions {
    * `__proto__` key.
    */
   readonly headers?: Readonly<Record<string, string>>
-  /** A second send with the same key within `dedupTtlMs` returns the first send's handle. */
+  /**
+   * Deduplicate sends by key; what a second send with the key does is `dedupMode`'s choice
+   * (default `keep-first`: while the first send's task is not finished, a send with its key
+   * returns the first send's handle and publishes nothing).
+   */
   readonly dedupKey?: string
-  /** Dedup window. Default one hour. */
+  /** Dedup window (debounce: the quiet period before the task starts). Default one hour. */
   readonly dedupTtlMs?: number
+  /** `keep-first` (default), `throttle` or `debounce`: see {@link DedupMode}. */
+  readonly dedupMode?: DedupMode
+  /**
+   * Dead-letter the task as `expired` (its handle rejects) if no worker has started it this
+   * many ms from now. Applies to the tasks this send publishes (a chain's first step, a group's
+   * members), not to later steps.
+   */
+  readonly expiresInMs?: number
+  /** Like `expiresInMs`, as a time. */
+  readonly expiresAt?: Date | number
   /**
    * Enqueue inside the caller's transaction (e.g. a `pg` client in `BEGIN`): the tasks exist iff
    * it commits. Needs a broker that supports it (`@errand/postgres`).
@@ -65,6 +80,7 @@ export async function sendCanvases(
   canvases: readonly AnyCanvas[],
   options: SendOptions,
   hints: WaitHints,
+  lineage: Lineage = {},
 ): Promise<AsyncResult<unknown>[]> {
   if (options.tx !== undefined && !isTransactional(rt.broker)) {
     throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', {
@@ -77,14 +93,38 @@ export async function sendCanvases(
   const envelopes: Envelope[] = []
   const results: AsyncResult<unknown>[] = []
   const context = { queueOf: rt.dispatcher.queueOf, hints }
+  const expiresAt = expiryOf(options)
   for (const canvas of canvases) {
-    const node = applySendOptions(canvas.toWire(newId), options)
-    const result = resultFor<unknown>(node, rt.backend, context)
-    if (options.dedupKey !== undefined) {
-      const first = await claimDedup(rt, options.dedupKey, result.id, options.dedupTtlMs ?? 3_600_000)
-      if (first !== result.id) return [new TaskResult(first, rt.backend, [], { explain: () => hints })]
+    const mode = options.dedupKey === undefined ? undefined : (options.dedupMode ?? 'keep-first')
+    let node: WireNode
+    let result: AsyncResult<unknown>
+    let debounce: string | undefined
+    if (mode === 'debounce') {
+      if (!(canvas instanceof Signature)) {
+        throw new InvalidOptionError('dedupMode', `'debounce' applies to one signature, not to a canvas`)
+      }
+      const ttlMs = options.dedupTtlMs ?? 3_600_000
+      const claim = await claimDedup(rt.backend, options.dedupKey as string, mode, ttlMs, newId())
+      debounce = claim.debounce
+      const { eta: _eta, ...rest } = options
+      node = applySendOptions(canvas.toWire(() => claim.id), { ...rest, countdownMs: ttlMs })
+      result = resultFor<unknown>(node, rt.backend, context)
+    } else {
+      node = applySendOptions(canvas.toWire(newId), options)
+      result = resultFor<unknown>(node, rt.backend, context)
+      if (mode !== undefined) {
+        const ttlMs = options.dedupTtlMs ?? 3_600_000
+        const claim = await claimDedup(rt.backend, options.dedupKey as string, mode, ttlMs, result.id)
+        if (!claim.publish) return [new TaskResult(claim.id, rt.backend, [], { explain: () => hints })]
+      }
     }
-    await rt.dispatcher.plan(node, NO_INPUT, [], { headers: options.headers }, envelopes)
+    const from = envelopes.length
+    await rt.dispatcher.plan(node, NO_INPUT, [], { ...lineage, headers: options.headers ?? lineage.headers }, envelopes)
+    for (let i = from; i < envelopes.length; i++) {
+      const env = envelopes[i] as Envelope
+      if (expiresAt !== undefined) env.expiresAt = expiresAt
+      if (debounce !== undefined) env.debounce = debounce
+    }
     results.push(result)
   }
   const tx = options.tx
@@ -100,13 +140,10 @@ export async function sendCanvases(
   return results
 }
 
-async function claimDedup(rt: Runtime, key: string, id: string, ttlMs: number): Promise<string> {
-  if (!rt.backend)
-    throw new NotSupportedError('dedupKey needs a result backend: pass `backend` to createApp()')
-  for (let i = 0; i < 3; i++) {
-    if (await rt.backend.setIfAbsent(`dedup:${key}`, id, ttlMs)) return id
-    const existing = await rt.backend.getValue(`dedup:${key}`)
-    if (existing !== undefined) return existing
+/** The expiry a send asks for (ms since the epoch), if any. */
+function expiryOf(options: SendOptions): number | undefined {
+  if (options.expiresAt !== undefined) {
+    return options.expiresAt instanceof Date ? options.expiresAt.getTime() : options.expiresAt
   }
-  return id
+  return options.expiresInMs === undefined ? undefined : Date.now() + options.expiresInMs
 }

@@ -55,6 +55,7 @@ export async function startRun(
     starts: before + 1,
     createdAt: env.createdAt,
     startedAt: now,
+    ...recordLineage(env),
   }
   written?.(record)
   const stored = await backend.setState(record, { ttlMs })
@@ -99,4 +100,13 @@ export async function failUndecodable(
     // cannot be written now must not turn garbage into a redelivery loop.
   }
   return error
+}
+
+/** Where a task sits, for its record: its queue, and its root and parent when it has them. */
+export function recordLineage(env: Envelope): { queue: string; root?: string; parent?: string } {
+  return {
+    queue: env.queue,
+    ...(env.root !== undefined && env.root !== env.id && { root: env.root }),
+    ...(env.parent !== undefined && { parent: env.parent }),
+  }
 }

@@ -9,8 +9,11 @@ import {
 import { requireOptions } from './canvas-checks.js'
 import { makePartial, type OpenFields, type PartialBound, type PartialSignature } from './canvas-partial.js'
 import { InvalidOptionError } from './errors.js'
+import { type ConcurrencyLimit, concurrencyLimitSchema, type RateLimit, rateLimitSchema } from './limits.js'
+import type { AsyncResult } from './async-result.js'
 import type { Logger } from './logger.js'
 import type { Replaced } from './replaced.js'
+import type { SendOptions } from './send.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
 import { parseOrThrow } from './validation.js'
 
@@ -58,6 +61,20 @@ export interface TaskContext {
    * ```
    */
   replace<C extends Canvas<never, unknown, true>>(canvas: C): Replaced<OutputOf<C>>
+  /**
+   * Send a task or canvas from the handler, as `app.send` does, with this task as the parent of
+   * what it starts and this task's root as their root: their records, events, `errand result` and
+   * the dashboard show the lineage. Headers (`traceparent`) carry over unless `options.headers`
+   * is given. Resolves once the broker has the message(s); the handler may wait on the handle.
+   *
+   * @example
+   * ```ts
+   * handler: async ({ orderId }, ctx) => {
+   *   await ctx.send(sendReceipt.s({ orderId }))
+   * }
+   * ```
+   */
+  send<C extends Canvas<never, unknown, true>>(canvas: C, options?: SendOptions): Promise<AsyncResult<OutputOf<C>>>
 }
 
 /**
@@ -93,6 +110,17 @@ interface TaskDefinitionBase<I extends z.ZodType> {
   readonly priority?: number
   /** Keep the result this long. Default: the app's `resultTtlMs`. */
   readonly resultTtlMs?: number
+  /**
+   * At most `max` starts per `perMs` across every worker, optionally per key of the input
+   * (`{ max: 10, perMs: 1000, key: (i) => i.accountId }`). Needs a result backend with flow
+   * control (memory, Redis, PostgreSQL, SQLite). See {@link RateLimit}.
+   */
+  readonly rateLimit?: RateLimit<z.output<I>>
+  /**
+   * At most `max` running at once across every worker, optionally per key of the input. Needs a
+   * result backend with flow control. See {@link ConcurrencyLimit}.
+   */
+  readonly concurrency?: ConcurrencyLimit<z.output<I>>
 }
 
 /** A task definition whose output is checked by a schema. */
@@ -124,6 +152,10 @@ export class Task<In, Out> {
   readonly queue: string | undefined
   readonly priority: number | undefined
   readonly resultTtlMs: number | undefined
+  /** Starts per window, across every worker (see {@link RateLimit}). */
+  readonly rateLimit: RateLimit<never> | undefined
+  /** Running at once, across every worker (see {@link ConcurrencyLimit}). */
+  readonly concurrency: ConcurrencyLimit<never> | undefined
   /** @internal */
   readonly handler: TaskHandler<unknown, unknown>
 
@@ -144,6 +176,24 @@ export class Task<In, Out> {
     this.queue = def.queue
     this.priority = def.priority
     this.resultTtlMs = def.resultTtlMs
+    this.rateLimit =
+      def.rateLimit === undefined
+        ? undefined
+        : (parseOrThrow(
+            rateLimitSchema,
+            def.rateLimit,
+            `rate limit of task "${def.name}"`,
+            'rateLimit',
+          ) as RateLimit<never>)
+    this.concurrency =
+      def.concurrency === undefined
+        ? undefined
+        : (parseOrThrow(
+            concurrencyLimitSchema,
+            def.concurrency,
+            `concurrency limit of task "${def.name}"`,
+            'concurrency',
+          ) as ConcurrencyLimit<never>)
     this.handler = def.handler as TaskHandler<unknown, unknown>
   }
 

@@ -51,6 +51,11 @@ export const workerOptionsSchema = z
     maxRedeliveries: z.number().int().min(0).default(5),
     /** How often running tasks are checked for cancellation. Default 500 ms. */
     cancelPollMs: z.number().int().min(10).default(500),
+    /**
+     * How often the paused queues are read (`app.pause()`), with a backend that has flow control.
+     * Default 500 ms: a pause takes effect within a second.
+     */
+    pausePollMs: z.number().int().min(10).default(500),
     /** Record STARTED in the backend (this is also how a queued cancellation is seen). Default true. */
     trackStarted: z.boolean().default(true),
     hooks: z

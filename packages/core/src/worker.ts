@@ -1,15 +1,22 @@
-import type { Consumer, DeadLetterReason, Delivery } from './broker.js'
+import type { DeadLetterReason, Delivery } from './broker.js'
 import { CHUNK_TASK, chunkRunnerFor } from './canvas-chunks.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
 import {
   CanceledError,
   ErrandError,
+  InvalidOptionError,
   RejectTaskError,
   RetryTaskError,
   type SerializedError,
   serializeError,
 } from './errors.js'
 import { WorkerEvents } from './events-runtime.js'
+import type { AsyncResult } from './async-result.js'
+import { debounceReplaced } from './dedup.js'
+import { checkSend, sendCanvases } from './send.js'
+import { hasFlowControl } from './flow-control.js'
+import { type Admission, type FlowGate, flowGateFor } from './flow-gate.js'
+import { QueueConsumers } from './queue-consumers.js'
 import { runInstrumented } from './instrumentation.js'
 import { handOver } from './replace.js'
 import { Replaced } from './replaced.js'
@@ -17,7 +24,7 @@ import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
-import { deliveryBudget, failUndecodable, startRun } from './start-run.js'
+import { deliveryBudget, failUndecodable, recordLineage, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import { type RunFacts, telemetryMaker } from './task-telemetry.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
@@ -32,8 +39,10 @@ import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
  * failure path.
  */
 export class Worker {
-  private readonly consumers: Consumer[] = []
-  private readonly buffer: Delivery[] = []
+  private consumers: QueueConsumers | undefined
+  private readonly buffer: { readonly queue: string; readonly d: Delivery }[] = []
+  /** Rate and concurrency limits; undefined when no task or queue of this app has any. */
+  private gate: FlowGate | undefined
   private readonly running = new Set<RunningTask>()
   private active = 0
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle'
@@ -64,17 +73,25 @@ export class Worker {
     if (rt.events.sink) this.emit = new WorkerEvents(rt.events.sink)
     const queues = this.options.queues ?? defaultQueues(rt)
     const prefetch = this.options.prefetch ?? this.options.concurrency
+    const flow = hasFlowControl(rt.backend) ? rt.backend : undefined
     try {
-      for (const queue of queues) {
-        this.consumers.push(
-          await rt.broker.consume(queue, (d) => this.onDelivery(d), {
-            prefetch,
-            leaseMs: this.options.leaseMs,
-          }),
-        )
-      }
+      this.gate = flowGateFor(rt, flow)
     } catch (err) {
-      await Promise.allSettled(this.consumers.map((c) => c.cancel()))
+      this.state = 'stopped'
+      throw err
+    }
+    this.consumers = new QueueConsumers(
+      rt.broker,
+      queues,
+      (queue, d) => this.onDelivery(queue, d),
+      { prefetch, leaseMs: this.options.leaseMs },
+      flow && { store: flow, pollMs: this.options.pausePollMs },
+      rt.logger,
+      (queue) => this.returnBuffered(queue),
+    )
+    try {
+      await this.consumers.start()
+    } catch (err) {
       this.state = 'stopped'
       throw err
     }
@@ -104,9 +121,9 @@ export class Worker {
     }
     if (this.state === 'stopping') return this.waitDrained()
     this.state = 'stopping'
-    await Promise.allSettled(this.consumers.map((c) => c.cancel()))
+    await this.consumers?.cancel()
     const unstarted = this.buffer.splice(0)
-    await Promise.allSettled(unstarted.map((d) => d.nack()))
+    await Promise.allSettled(unstarted.map((b) => b.d.nack()))
     const drained = this.waitDrained()
     let grace: NodeJS.Timeout | undefined
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -124,6 +141,7 @@ export class Worker {
     }
     clearInterval(this.leaseTimer)
     clearInterval(this.cancelTimer)
+    this.gate?.close()
     this.state = 'stopped'
   }
 
@@ -138,7 +156,7 @@ export class Worker {
     })
   }
 
-  private onDelivery(d: Delivery): void {
+  private onDelivery(queue: string, d: Delivery): void {
     if (this.state === 'stopping' || this.state === 'stopped') {
       d.nack().catch((err) =>
         this.runtime?.logger.warn('could not return a delivery at shutdown', { error: String(err) }),
@@ -146,7 +164,19 @@ export class Worker {
       return
     }
     if (this.active < this.options.concurrency) this.launch(d)
-    else this.buffer.push(d)
+    else this.buffer.push({ queue, d })
+  }
+
+  /** A queue was paused: what was fetched from it but not started goes back at once. */
+  private returnBuffered(queue: string): void {
+    for (let i = this.buffer.length - 1; i >= 0; i--) {
+      const b = this.buffer[i]
+      if (b?.queue !== queue) continue
+      this.buffer.splice(i, 1)
+      b.d.nack().catch((err) =>
+        this.runtime?.logger.warn('could not return a delivery of a paused queue', { error: String(err) }),
+      )
+    }
   }
 
   private launch(d: Delivery): void {
@@ -161,7 +191,7 @@ export class Worker {
       .finally(() => {
         this.active--
         const next = this.state === 'running' || this.state === 'starting' ? this.buffer.shift() : undefined
-        if (next) this.launch(next)
+        if (next) this.launch(next.d)
         else if (this.active === 0 && this.drained) {
           const done = this.drained
           this.drained = undefined
@@ -207,6 +237,47 @@ export class Worker {
         serializeError(new ErrandError('ERR_TIMEOUT', `task ${env.id} expired before it ran`)),
       )
     }
+    // A debounced send that a later one replaced: the later one carries the task now.
+    if (env.debounce !== undefined && (await debounceReplaced(rt.backend, env))) return d.ack()
+    let input: unknown
+    try {
+      input = task.parseInput(env.input)
+    } catch (err) {
+      return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
+    }
+    let release: (() => Promise<void>) | undefined
+    if (this.gate?.applies(task, env.queue)) {
+      let admission: Admission
+      try {
+        admission = await this.gate.admit(task, env, input)
+      } catch (err) {
+        // A key function that fails on this input fails the same way every time.
+        if (!(err instanceof InvalidOptionError)) throw err
+        return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
+      }
+      if (!admission.admitted) return this.defer(d, env, admission.delayMs)
+      release = admission.release
+    }
+    try {
+      return await this.run(d, env, info, task, input, now)
+    } finally {
+      await release?.()
+    }
+  }
+
+  /**
+   * A limit has no room: the task goes back to its queue to come again after `delayMs`, as the
+   * same attempt (waiting spends no attempt and no redelivery), then this delivery is acked.
+   */
+  private async defer(d: Delivery, env: Envelope, delayMs: number): Promise<void> {
+    const rt = this.runtime as Runtime
+    await rt.dispatcher.publish([{ ...env, eta: Date.now() + delayMs, deferrals: (env.deferrals ?? 0) + 1 }])
+    await d.ack()
+  }
+
+  /** Start, run the handler, settle: the part of `process` after the gates. */
+  private async run(d: Delivery, env: Envelope, info: TaskInfo, task: AnyTask, input: unknown, now: number): Promise<void> {
+    const rt = this.runtime as Runtime
     const { maxRedeliveries } = this.options
     const ttlMs = task.resultTtlMs ?? rt.resultTtlMs
     let started: TaskRecord | undefined
@@ -218,16 +289,16 @@ export class Worker {
         : deliveryBudget(d, maxRedeliveries)
     if (decision === 'canceled') return this.finishCanceled(d, env, info)
     if (decision !== 'run') return this.finishFailed(d, env, info, 'exhausted', serializeError(decision))
-    let input: unknown
-    try {
-      input = task.parseInput(env.input)
-    } catch (err) {
-      return this.finishFailed(d, env, info, 'invalid-input', serializeError(err))
-    }
     this.emit?.started(env, info.attempt)
     if (this.options.hooks?.onStart) await this.hook('onStart', info)
     const running = new RunningTask(d, env, now)
     running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
+    running.sendChild = async (canvas, options) => {
+      checkSend([canvas], options, rt.tasks)
+      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+      const [result] = await sendCanvases(rt, [canvas], options, { localResults: false }, lineage)
+      return result as AsyncResult<unknown>
+    }
     this.running.add(running)
     let output: unknown
     let failure: unknown
@@ -297,6 +368,7 @@ export class Worker {
         result: output,
         attempts: info.attempt,
         createdAt: env.createdAt,
+        ...recordLineage(env),
         startedAt: run.startedAt,
         finishedAt: Date.now(),
         ...run.fields,
@@ -339,6 +411,7 @@ export class Worker {
             error,
             attempts: info.attempt,
             createdAt: env.createdAt,
+            ...recordLineage(env),
             ...run.fields,
           },
           { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
@@ -372,6 +445,7 @@ export class Worker {
           error,
           attempts: info.attempt,
           createdAt: env.createdAt,
+        ...recordLineage(env),
           finishedAt: Date.now(),
           ...run?.fields,
         },
