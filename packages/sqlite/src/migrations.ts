@@ -78,6 +78,33 @@ export const MIGRATIONS: readonly string[] = [
   -- recentEvents and the retention trim: the newest rows of one queue.
   CREATE INDEX errand_events_queue ON errand_events (queue, id);
   `,
+  // 3: flow control (rate limits, group concurrency slots, paused queues).
+  `
+  -- One row per recorded start. expires_at = at + the window of the call that recorded it, so
+  -- the sweep can drop rows of keys nobody asks about any more.
+  CREATE TABLE errand_rate (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX errand_rate_key ON errand_rate (key, at);
+  CREATE INDEX errand_rate_expiry ON errand_rate (expires_at);
+
+  -- One row per held slot; a row whose lease ran out is free (deleted by the next acquire of
+  -- its key, or by the sweep).
+  CREATE TABLE errand_slots (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (key, holder)
+  ) WITHOUT ROWID;
+  CREATE INDEX errand_slots_expiry ON errand_slots (expires_at);
+
+  CREATE TABLE errand_paused (
+    queue TEXT PRIMARY KEY
+  ) WITHOUT ROWID;
+  `,
 ]
 
 /** The schema version this package writes and reads. */

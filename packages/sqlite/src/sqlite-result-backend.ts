@@ -3,6 +3,7 @@ import {
   ClosedError,
   type EventFilter,
   type EventStore,
+  type FlowControlStore,
   type GroupProgress,
   isFinalState,
   isTaskState,
@@ -17,6 +18,7 @@ import {
 } from '@errand/core'
 import { z } from 'zod'
 import { SqliteConnection, type SyncLevel } from './connection.js'
+import { FlowSql } from './flow-sql.js'
 import {
   ADAPTER,
   connectionOptionsShape,
@@ -27,6 +29,7 @@ import {
 } from './options.js'
 import { ResultsSql } from './results-sql.js'
 import { DEFAULT_EVENT_RETENTION, MAX_EVENT_RETENTION, SqliteEvents } from './sqlite-events.js'
+import { SqliteFlow } from './sqlite-flow.js'
 import { resultTopic, Waiters } from './waiters.js'
 
 /** Options of {@link SqliteResultBackend}. */
@@ -74,17 +77,23 @@ interface StateWrite {
  * `eventRetention`; live subscribers get this process's events at once and other processes'
  * within the same polling delay as `waitFor` (see `SqliteEvents`).
  *
+ * Flow control (`capabilities.flowControl`: rate limits, group concurrency slots, paused
+ * queues, `putValue`) lives in `errand_rate`, `errand_slots`, `errand_paused` and `errand_kv`,
+ * one short `BEGIN IMMEDIATE` transaction per call, so it holds across every process on the
+ * file; times are the caller's `Date.now()` (processes sharing a file share a machine).
+ *
  * @example
  * ```ts
  * const backend = new SqliteResultBackend({ url: 'sqlite://./errand.db' })
  * await backend.connect()
  * ```
  */
-export class SqliteResultBackend implements ResultBackend, EventStore {
+export class SqliteResultBackend implements ResultBackend, EventStore, FlowControlStore {
   readonly name = ADAPTER
   readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
     pushWait: false,
     events: true,
+    flowControl: true,
   })
   readonly #resolved: ResolvedConnection
   readonly #cleanupIntervalMs: number
@@ -92,6 +101,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
   readonly #sync: SyncLevel
   #connection: SqliteConnection | undefined
   #sql: ResultsSql | undefined
+  #flowSql: FlowSql | undefined
   #waiters: Waiters | undefined
   #events: SqliteEvents | undefined
   #connecting: Promise<void> | undefined
@@ -99,6 +109,23 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
   #writes: StateWrite[] = []
   #flushing: Promise<void> | undefined
   #lastCleanup = Date.now()
+  readonly #flow = new SqliteFlow({
+    assertOpen: (what) => this.#assertOpen(what),
+    write: async (fn) => {
+      await this.connect()
+      const value = await this.#connection!.write(
+        () => fn(this.#flowSql!, Date.now()),
+        this.#resolved.busyTimeoutMs,
+        this.#sync,
+      )
+      this.#maybeCleanup()
+      return value
+    },
+    read: async (fn) => {
+      await this.connect()
+      return this.#connection!.read(() => fn(this.#flowSql!))
+    },
+  })
 
   /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
   constructor(options: SqliteResultBackendOptions) {
@@ -126,6 +153,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
       this.#connection = connection
       const sql = new ResultsSql(connection)
       this.#sql = sql
+      this.#flowSql = new FlowSql(connection)
       this.#waiters = new Waiters(
         connection.feed,
         (id) => connection.read(() => sql.getState(id, Date.now())),
@@ -254,13 +282,46 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
   }
 
   /** Deletes expired rows now (a batch of each kind); returns how many of each. */
-  async cleanup(): Promise<{ results: number; kv: number; groups: number }> {
+  async cleanup(): Promise<{ results: number; kv: number; groups: number; rates: number; slots: number }> {
     this.#assertOpen('cleanup')
     await this.connect()
-    return this.#connection!.write(
-      () => this.#sql!.sweep(Date.now(), CLEANUP_BATCH),
-      this.#resolved.busyTimeoutMs,
-    )
+    return this.#connection!.write(() => {
+      const now = Date.now()
+      return { ...this.#sql!.sweep(now, CLEANUP_BATCH), ...this.#flowSql!.sweep(now, CLEANUP_BATCH) }
+    }, this.#resolved.busyTimeoutMs)
+  }
+
+  /**
+   * Records one start for `key` unless `max` were recorded in the last `perMs`: 0 when recorded,
+   * else ms until a start leaves the window (1 to `perMs`).
+   */
+  takeRate(key: string, max: number, perMs: number): Promise<number> {
+    return this.#flow.takeRate(key, max, perMs)
+  }
+
+  /** Takes or renews one of the `max` slots of `key` for `holder`, for `leaseMs`; false when all are held by others. */
+  acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
+    return this.#flow.acquireSlot(key, holder, max, leaseMs)
+  }
+
+  /** Gives back `holder`'s slot of `key`, if it holds one. */
+  releaseSlot(key: string, holder: string): Promise<void> {
+    return this.#flow.releaseSlot(key, holder)
+  }
+
+  /** Pauses or resumes `queue` for every process on the file. */
+  setPaused(queue: string, paused: boolean): Promise<void> {
+    return this.#flow.setPaused(queue, paused)
+  }
+
+  /** Every paused queue, sorted. */
+  pausedQueues(): Promise<string[]> {
+    return this.#flow.pausedQueues()
+  }
+
+  /** Sets `key` to `value` (the key space of `setIfAbsent`), replacing what is there, for `ttlMs`. */
+  putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.#flow.putValue(key, value, ttlMs)
   }
 
   /** Stores task events (one short transaction per 200) and hands them to live subscribers. */
@@ -335,8 +396,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore {
     this.cleanup()
       .then((n) => {
         // A full batch means more is waiting: let the next write sweep again at once.
-        if (n.results >= CLEANUP_BATCH || n.kv >= CLEANUP_BATCH || n.groups >= CLEANUP_BATCH)
-          this.#lastCleanup = 0
+        if (Object.values(n).some((count) => count >= CLEANUP_BATCH)) this.#lastCleanup = 0
       })
       .catch((err: unknown) =>
         this.#resolved.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
