@@ -21,12 +21,20 @@ const report = defineTask({
   },
 })
 
+/** Sends `report` from its handler with ctx.send: the child's record names its parent and root. */
+const fanOut = defineTask({
+  name: 'cli.fanout',
+  queue: QUEUE,
+  input: z.object({ n: z.number() }),
+  handler: async ({ n }, ctx) => (await ctx.send(report.s({ n }))).id,
+})
+
 describe.each([redisStore(), postgresStore()])('errand events and result on $name', (store: TestStore) => {
   const env = { ERRAND_BROKER_URL: store.url, ERRAND_BACKEND_URL: store.url }
   let app: App
 
   beforeAll(async () => {
-    app = createApp({ broker: store.url, backend: store.url, tasks: [report] })
+    app = createApp({ broker: store.url, backend: store.url, tasks: [report, fanOut] })
     await app.worker({ concurrency: 2 }).start()
   }, 60_000)
 
@@ -120,6 +128,17 @@ describe.each([redisStore(), postgresStore()])('errand events and result on $nam
       progress: { done: 3, of: 3 },
       logs: [{ level: 'info', message: 'reported 3' }],
     })
+  }, 60_000)
+
+  it('result shows the lineage of a task sent from a handler: queue, root and parent', async () => {
+    const parent = await app.send(fanOut.s({ n: 4 }))
+    const childId = (await parent.get({ timeoutMs: 20_000 })) as string
+    await app.result(childId).get({ timeoutMs: 20_000 })
+    const json = await runCli(['result', childId, '--json'], env)
+    expect(json.code).toBe(0)
+    expect(JSON.parse(json.stdout)).toMatchObject({ queue: QUEUE, root: parent.id, parent: parent.id })
+    const text = await runCli(['result', childId], env)
+    expect(text.stdout).toMatch(new RegExp(`parent:\\s+${parent.id}`))
   }, 60_000)
 })
 

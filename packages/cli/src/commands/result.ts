@@ -14,6 +14,7 @@ function describe(record: TaskRecord): Record<string, unknown> {
   return {
     id: record.id,
     task: record.task,
+    queue: record.queue,
     state: record.state,
     attempts: record.attempts,
     createdAt: when(record.createdAt),
@@ -22,6 +23,8 @@ function describe(record: TaskRecord): Record<string, unknown> {
     durationMs: duration,
     result: record.result,
     error: record.error,
+    root: record.root,
+    parent: record.parent,
     children: record.children,
     progress: record.progress,
     logs: record.logs,
@@ -33,7 +36,7 @@ function logLines(logs: readonly TaskLogLine[]): string {
   return logs.map((l) => `\n  ${new Date(l.at).toISOString()} ${l.level.padEnd(5)} ${l.message}`).join('')
 }
 
-/** `errand result <id>`: state, attempts, timings, result or error, progress and log lines of a task. */
+/** `errand result <id>`: state, attempts, timings, result or error, lineage (queue, root, parent), progress and log lines of a task. */
 export function resultCommand(ctx: CommandContext): Command {
   return new Command('result')
     .description('state, attempts, timings, result or error, progress and log lines of a task')
