@@ -6,13 +6,13 @@ import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
 import { Dispatcher } from './dispatcher.js'
 import { DEFAULT_MAX_ENVELOPE_BYTES } from './envelope.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
-import { type FlowControlStore, hasFlowControl } from './flow-control.js'
-import { type QueueLimits, queueLimitsSchema } from './limits.js'
 import type { EventsOptions, TaskEvent } from './events.js'
 import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
 import { EVENT_CLOSE_FLUSH_MS } from './events-sink.js'
 import type { EventStream } from './events-stream.js'
+import { type FlowControlStore, hasFlowControl } from './flow-control.js'
 import type { Instrumentation } from './instrumentation.js'
+import { type QueueLimits, queueLimitsSchema } from './limits.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
 import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
 import type { ResultBackend } from './result-backend.js'
@@ -490,7 +490,10 @@ export function createApp(options: AppOptions): App {
 
 function checkQueueName(queue: unknown): string {
   if (typeof queue !== 'string' || queue.length === 0 || queue.length > 200) {
-    throw new InvalidOptionError('queue', `expected a queue name of 1 to 200 characters, got ${typeof queue === 'string' ? `${queue.length} characters` : typeof queue}`)
+    throw new InvalidOptionError(
+      'queue',
+      `expected a queue name of 1 to 200 characters, got ${typeof queue === 'string' ? `${queue.length} characters` : typeof queue}`,
+    )
   }
   return queue
 }

@@ -104,9 +104,15 @@ export async function debounceReplaced(backend: ResultBackend | undefined, env: 
 export function checkDedupMode(mode: unknown, ttlMs: unknown): void {
   if (mode === undefined) return
   if (!DEDUP_MODES.includes(mode as DedupMode)) {
-    throw new InvalidOptionError('dedupMode', `expected one of ${DEDUP_MODES.join(', ')}, got ${String(mode)}`)
+    throw new InvalidOptionError(
+      'dedupMode',
+      `expected one of ${DEDUP_MODES.join(', ')}, got ${String(mode)}`,
+    )
   }
   if (mode === 'debounce' && ttlMs === undefined) {
-    throw new InvalidOptionError('dedupTtlMs', `dedupMode 'debounce' needs dedupTtlMs: the quiet period before the task starts`)
+    throw new InvalidOptionError(
+      'dedupTtlMs',
+      `dedupMode 'debounce' needs dedupTtlMs: the quiet period before the task starts`,
+    )
   }
 }

@@ -1,7 +1,13 @@
 import type { Envelope } from './envelope.js'
 import { NotSupportedError } from './errors.js'
 import type { FlowControlStore } from './flow-control.js'
-import { type ConcurrencyLimit, DEFAULT_SLOT_LEASE_MS, limitKey, type QueueLimits, type RateLimit } from './limits.js'
+import {
+  type ConcurrencyLimit,
+  DEFAULT_SLOT_LEASE_MS,
+  limitKey,
+  type QueueLimits,
+  type RateLimit,
+} from './limits.js'
 import type { Logger } from './logger.js'
 import type { AnyTask } from './task.js'
 

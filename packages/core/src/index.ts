@@ -68,6 +68,7 @@ export type {
   PartialSignature,
   PartialStepMismatch,
 } from './canvas-partial.js'
+export type { DedupMode } from './dedup.js'
 export {
   DEFAULT_MAX_ENVELOPE_BYTES,
   decodeEnvelope,
@@ -79,9 +80,6 @@ export {
   type WireFrame,
   type WireNode,
 } from './envelope.js'
-export { type DedupMode } from './dedup.js'
-export { type FlowControlStore, hasFlowControl, MAX_FLOW_KEY_LENGTH } from './flow-control.js'
-export { type ConcurrencyLimit, type QueueLimits, type RateLimit } from './limits.js'
 export {
   AdapterNotInstalledError,
   CanceledError,
@@ -133,7 +131,9 @@ export {
 } from './events.js'
 export { EVENT_FLUSH_MS, EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
 export { DEFAULT_EVENT_BUFFER, type EventListener, EventStream } from './events-stream.js'
+export { type FlowControlStore, hasFlowControl, MAX_FLOW_KEY_LENGTH } from './flow-control.js'
 export type { Instrumentation, RunInfo } from './instrumentation.js'
+export type { ConcurrencyLimit, QueueLimits, RateLimit } from './limits.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
 export {
   createMemoryBroker,

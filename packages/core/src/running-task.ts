@@ -1,5 +1,5 @@
-import type { Delivery } from './broker.js'
 import type { AsyncResult } from './async-result.js'
+import type { Delivery } from './broker.js'
 import type { AnyCanvas } from './canvas.js'
 import type { Envelope } from './envelope.js'
 import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'

@@ -9,9 +9,9 @@ import {
   Signature,
 } from './canvas.js'
 import { describeArgument } from './canvas-checks.js'
-import { checkDedupMode } from './dedup.js'
 import { MapCanvas } from './canvas-map.js'
 import { checkPartialInput } from './canvas-partial.js'
+import { checkDedupMode } from './dedup.js'
 import type { WireNode } from './envelope.js'
 import { InvalidOptionError, ValidationError, type ValidationIssue } from './errors.js'
 import type { SendOptions } from './send.js'
@@ -124,12 +124,18 @@ export function checkSendOptions(options: unknown): asserts options is SendOptio
   }
   checkDedupMode(o.dedupMode, o.dedupTtlMs)
   if (o.expiresInMs !== undefined && !(Number.isSafeInteger(o.expiresInMs) && o.expiresInMs > 0)) {
-    throw new InvalidOptionError('expiresInMs', `expected an integer number of ms > 0, got ${describeArgument(o.expiresInMs)}`)
+    throw new InvalidOptionError(
+      'expiresInMs',
+      `expected an integer number of ms > 0, got ${describeArgument(o.expiresInMs)}`,
+    )
   }
   if (o.expiresAt !== undefined) {
     const at = o.expiresAt instanceof Date ? o.expiresAt.getTime() : o.expiresAt
     if (typeof at !== 'number' || !Number.isSafeInteger(at)) {
-      throw new InvalidOptionError('expiresAt', `expected a Date or ms since the epoch, got ${describeArgument(o.expiresAt)}`)
+      throw new InvalidOptionError(
+        'expiresAt',
+        `expected a Date or ms since the epoch, got ${describeArgument(o.expiresAt)}`,
+      )
     }
     if (o.expiresInMs !== undefined) {
       throw new InvalidOptionError('expiresAt', 'give expiresAt or expiresInMs, not both')

@@ -107,7 +107,10 @@ export async function sendCanvases(
       const claim = await claimDedup(rt.backend, options.dedupKey as string, mode, ttlMs, newId())
       debounce = claim.debounce
       const { eta: _eta, ...rest } = options
-      node = applySendOptions(canvas.toWire(() => claim.id), { ...rest, countdownMs: ttlMs })
+      node = applySendOptions(
+        canvas.toWire(() => claim.id),
+        { ...rest, countdownMs: ttlMs },
+      )
       result = resultFor<unknown>(node, rt.backend, context)
     } else {
       node = applySendOptions(canvas.toWire(newId), options)
@@ -119,7 +122,13 @@ export async function sendCanvases(
       }
     }
     const from = envelopes.length
-    await rt.dispatcher.plan(node, NO_INPUT, [], { ...lineage, headers: options.headers ?? lineage.headers }, envelopes)
+    await rt.dispatcher.plan(
+      node,
+      NO_INPUT,
+      [],
+      { ...lineage, headers: options.headers ?? lineage.headers },
+      envelopes,
+    )
     for (let i = from; i < envelopes.length; i++) {
       const env = envelopes[i] as Envelope
       if (expiresAt !== undefined) env.expiresAt = expiresAt

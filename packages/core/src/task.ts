@@ -1,4 +1,5 @@
 import type { z } from 'zod'
+import type { AsyncResult } from './async-result.js'
 import {
   type Canvas,
   type OutputOf,
@@ -10,11 +11,10 @@ import { requireOptions } from './canvas-checks.js'
 import { makePartial, type OpenFields, type PartialBound, type PartialSignature } from './canvas-partial.js'
 import { InvalidOptionError } from './errors.js'
 import { type ConcurrencyLimit, concurrencyLimitSchema, type RateLimit, rateLimitSchema } from './limits.js'
-import type { AsyncResult } from './async-result.js'
 import type { Logger } from './logger.js'
 import type { Replaced } from './replaced.js'
-import type { SendOptions } from './send.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
+import type { SendOptions } from './send.js'
 import { parseOrThrow } from './validation.js'
 
 /** What a handler gets besides its input. */
@@ -74,7 +74,10 @@ export interface TaskContext {
    * }
    * ```
    */
-  send<C extends Canvas<never, unknown, true>>(canvas: C, options?: SendOptions): Promise<AsyncResult<OutputOf<C>>>
+  send<C extends Canvas<never, unknown, true>>(
+    canvas: C,
+    options?: SendOptions,
+  ): Promise<AsyncResult<OutputOf<C>>>
 }
 
 /**

@@ -1,5 +1,7 @@
+import type { AsyncResult } from './async-result.js'
 import type { DeadLetterReason, Delivery } from './broker.js'
 import { CHUNK_TASK, chunkRunnerFor } from './canvas-chunks.js'
+import { debounceReplaced } from './dedup.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
 import {
   CanceledError,
@@ -11,19 +13,17 @@ import {
   serializeError,
 } from './errors.js'
 import { WorkerEvents } from './events-runtime.js'
-import type { AsyncResult } from './async-result.js'
-import { debounceReplaced } from './dedup.js'
-import { checkSend, sendCanvases } from './send.js'
 import { hasFlowControl } from './flow-control.js'
 import { type Admission, type FlowGate, flowGateFor } from './flow-gate.js'
-import { QueueConsumers } from './queue-consumers.js'
 import { runInstrumented } from './instrumentation.js'
+import { QueueConsumers } from './queue-consumers.js'
 import { handOver } from './replace.js'
 import { Replaced } from './replaced.js'
 import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import { parseOutput, RunningTask, runHandler, ShutdownError, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
+import { checkSend, sendCanvases } from './send.js'
 import { deliveryBudget, failUndecodable, recordLineage, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import { type RunFacts, telemetryMaker } from './task-telemetry.js'
@@ -173,9 +173,11 @@ export class Worker {
       const b = this.buffer[i]
       if (b?.queue !== queue) continue
       this.buffer.splice(i, 1)
-      b.d.nack().catch((err) =>
-        this.runtime?.logger.warn('could not return a delivery of a paused queue', { error: String(err) }),
-      )
+      b.d
+        .nack()
+        .catch((err) =>
+          this.runtime?.logger.warn('could not return a delivery of a paused queue', { error: String(err) }),
+        )
     }
   }
 
@@ -276,7 +278,14 @@ export class Worker {
   }
 
   /** Start, run the handler, settle: the part of `process` after the gates. */
-  private async run(d: Delivery, env: Envelope, info: TaskInfo, task: AnyTask, input: unknown, now: number): Promise<void> {
+  private async run(
+    d: Delivery,
+    env: Envelope,
+    info: TaskInfo,
+    task: AnyTask,
+    input: unknown,
+    now: number,
+  ): Promise<void> {
     const rt = this.runtime as Runtime
     const { maxRedeliveries } = this.options
     const ttlMs = task.resultTtlMs ?? rt.resultTtlMs
@@ -445,7 +454,7 @@ export class Worker {
           error,
           attempts: info.attempt,
           createdAt: env.createdAt,
-        ...recordLineage(env),
+          ...recordLineage(env),
           finishedAt: Date.now(),
           ...run?.fields,
         },

@@ -257,7 +257,8 @@ export class Activity {
    * written twice by a store's at-least-once flush) is dropped. Returns whether it was new.
    */
   private add(e: TaskEvent, countFrom = Number.NEGATIVE_INFINITY): boolean {
-    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.queue !== 'string') return false
+    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.queue !== 'string')
+      return false
     const key = eventKey(e)
     if (this.seen.has(key)) return false
     this.seen.add(key)

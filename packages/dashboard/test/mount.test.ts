@@ -3,10 +3,11 @@
 // updates and writes must all live under the mount path.
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type App, createApp } from '@errand/core'
+import { type App, createApp, defineTask } from '@errand/core'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { createDashboard, createDashboardListener } from '../src/index.js'
 import { makeDeadLetter, quiet, unique } from './helpers.js'
 
@@ -142,6 +143,41 @@ describe('mounting the dashboard', () => {
   it('refuses a basePath that is not a plain absolute path', () => {
     for (const basePath of ['admin', '/admin/', '/a b', '/"><script>']) {
       expect(() => createDashboard({ app, basePath }), basePath).toThrow(/basePath/)
+    }
+  })
+})
+
+describe('the task page', () => {
+  it("shows a child task's parent and root from its record, with events off", async () => {
+    const store = unique('memory')
+    const queue = unique('lineage')
+    const leaf = defineTask({ name: 'dash.leaf', queue, input: z.number(), handler: (n) => n })
+    const fan = defineTask({
+      name: 'dash.fan',
+      queue,
+      input: z.number(),
+      handler: async (n, ctx) => (await ctx.send(leaf.s(n))).id,
+    })
+    // Events off: the page cannot learn the lineage from events, only from the record.
+    const app = createApp({
+      broker: `memory://${store}`,
+      backend: `memory://${store}`,
+      tasks: [leaf, fan],
+      events: false,
+      logger: quiet,
+    })
+    try {
+      await app.worker().start()
+      const parent = await app.send(fan.s(1))
+      const child = (await parent.get({ timeoutMs: 10_000 })) as string
+      await app.result(child).get({ timeoutMs: 10_000 })
+      const dashboard = createDashboard({ app })
+      const page = await (await dashboard.request(`/tasks/${child}`)).text()
+      expect(page).toContain('id="lineage"')
+      expect(page).toContain(`href="/tasks/${parent.id}"`)
+      expect(page).toContain(`href="/queues/${queue}"`)
+    } finally {
+      await app.close()
     }
   })
 })

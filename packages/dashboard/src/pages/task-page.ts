@@ -21,16 +21,29 @@ function progressView(value: unknown): Html {
   return html`<pre class="progress-value">${clip(prettyJson(value))}</pre>`
 }
 
-/** The workflow lineage: parent and root as links (from the task's events), children from the record. */
+/**
+ * The workflow lineage: queue, parent and root as links, from the task's record (written by the
+ * worker once the task started) or else from its events; children from the record.
+ */
 function lineageView(
   ctx: PageContext,
   record: TaskRecord,
-  lineage: Lineage | undefined,
+  seen: Lineage | undefined,
   status: ActivityStatus,
 ): Html {
+  const lineage: Lineage | undefined =
+    record.queue !== undefined
+      ? {
+          queue: record.queue,
+          task: record.task ?? seen?.task ?? '',
+          // A record without a root is its workflow's first task.
+          root: record.root ?? record.id,
+          ...(record.parent !== undefined && { parent: record.parent }),
+        }
+      : seen
   const known =
     lineage === undefined
-      ? html`<p class="muted" id="lineage-unknown">Parent and root not known: task records do not store them, and ${
+      ? html`<p class="muted" id="lineage-unknown">Parent and root not known: the record has no lineage yet (the task has not started), and ${
           status.state === 'unsupported' || status.state === 'failed'
             ? html`this dashboard cannot read task events (${status.reason}).`
             : html`this dashboard has seen no event of this task (it remembers the lineage of the last tasks whose events it received or read back at start).`
