@@ -57,3 +57,25 @@ export function backendKeys(prefix: string): BackendKeys {
     value: (key) => `${prefix}:value:${key}`,
   }
 }
+
+/**
+ * Flow-control keys under `prefix`, beside the result backend's (no hash tag: each script
+ * touches one key, so every key may hash on its own and they spread over a cluster).
+ */
+export interface FlowKeys {
+  /** Sorted set of recorded starts of a rate limit. */
+  rate(key: string): string
+  /** Sorted set of the holders of a group's slots, scored by lease end. */
+  slots(key: string): string
+  /** Set of paused queue names. */
+  readonly paused: string
+}
+
+/** Flow-control keys under `prefix`. */
+export function flowKeys(prefix: string): FlowKeys {
+  return {
+    rate: (key) => `${prefix}:flow:rate:${key}`,
+    slots: (key) => `${prefix}:flow:slots:${key}`,
+    paused: `${prefix}:flow:paused`,
+  }
+}

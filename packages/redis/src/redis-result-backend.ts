@@ -3,6 +3,7 @@ import {
   ClosedError,
   DecodeError,
   type EventFilter,
+  type FlowControlStore,
   type GroupProgress,
   isFinalState,
   isTaskState,
@@ -19,9 +20,10 @@ import { COMPLETE_MEMBER } from './backend-scripts.js'
 import { parseTaskRecord } from './codec.js'
 import { Connections } from './connection.js'
 import { FinalWaiters } from './final-waiters.js'
-import { type BackendKeys, backendKeys } from './keys.js'
+import { type BackendKeys, backendKeys, flowKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
 import { eventKeys, RedisEvents } from './redis-events.js'
+import { RedisFlowControl } from './redis-flow.js'
 import { StateWriter } from './state-writer.js'
 
 const ADAPTER = { adapter: 'redis' } as const
@@ -36,6 +38,8 @@ const ADAPTER = { adapter: 'redis' } as const
  * - `setIfAbsent` is `SET NX PX`.
  * - Task events (`capabilities.events`): a capped stream per queue plus an all-queues stream read
  *   live with `XREAD BLOCK` on one extra connection (see `RedisEvents`).
+ * - Flow control (`capabilities.flowControl`): one command per call on one key, scripts on the
+ *   server clock for rate limits and slots (see `RedisFlowControl`).
  * Keys of different tasks hash to different cluster slots; multi-key reads are split per key.
  *
  * @example
@@ -45,11 +49,12 @@ const ADAPTER = { adapter: 'redis' } as const
  * await backend.setState({ id: 't1', state: 'SUCCESS', result: 42 }, { ttlMs: 86_400_000 })
  * ```
  */
-export class RedisResultBackend implements ResultBackend {
+export class RedisResultBackend implements ResultBackend, FlowControlStore {
   readonly name = 'redis'
   readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
     pushWait: true,
     events: true,
+    flowControl: true,
   })
   readonly #conns: Connections
   readonly #keys: BackendKeys
@@ -57,6 +62,7 @@ export class RedisResultBackend implements ResultBackend {
   /** State writes of one tick go out as one script call (standalone only). */
   readonly #writer: StateWriter
   readonly #events: RedisEvents
+  readonly #flow: RedisFlowControl
   #closed = false
 
   /**
@@ -70,6 +76,7 @@ export class RedisResultBackend implements ResultBackend {
     this.#keys = backendKeys(parsed.keyPrefix)
     this.#writer = new StateWriter(this.#conns.main, !this.#conns.cluster)
     this.#events = new RedisEvents(this.#conns, eventKeys(parsed.keyPrefix), parsed.eventRetention)
+    this.#flow = new RedisFlowControl(this.#conns, flowKeys(parsed.keyPrefix), this.#keys.value)
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
       this.#conns.main.get(this.#keys.record(id)),
     )
@@ -230,6 +237,42 @@ export class RedisResultBackend implements ResultBackend {
     this.#assertOpen()
     checkKey('queue', queue)
     return this.#call('recentEvents', () => this.#events.recentEvents(queue, limit))
+  }
+
+  /** Record one start of `key` unless `max` were recorded in the last `perMs`; else ms to wait. */
+  async takeRate(key: string, max: number, perMs: number): Promise<number> {
+    this.#assertOpen()
+    return this.#flow.takeRate(key, max, perMs)
+  }
+
+  /** Hold (or renew) one of the `max` slots of `key` for `holder` until `leaseMs` from now. */
+  async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
+    this.#assertOpen()
+    return this.#flow.acquireSlot(key, holder, max, leaseMs)
+  }
+
+  /** Give back `holder`'s slot of `key`. */
+  async releaseSlot(key: string, holder: string): Promise<void> {
+    this.#assertOpen()
+    return this.#flow.releaseSlot(key, holder)
+  }
+
+  /** Pause or resume `queue` for every worker on this prefix. */
+  async setPaused(queue: string, paused: boolean): Promise<void> {
+    this.#assertOpen()
+    return this.#flow.setPaused(queue, paused)
+  }
+
+  /** Every paused queue on this prefix, sorted. */
+  async pausedQueues(): Promise<string[]> {
+    this.#assertOpen()
+    return this.#flow.pausedQueues()
+  }
+
+  /** `SET key value PX ttlMs` in the key space of `setIfAbsent` / `getValue`. */
+  async putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#assertOpen()
+    return this.#flow.putValue(key, value, ttlMs)
   }
 
   async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
