@@ -8,15 +8,17 @@
  * transaction on PostgreSQL and SQLite, one synchronous step in memory). Times are the store's
  * clock where it has one (Redis `TIME`, PostgreSQL `clock_timestamp()`), so processes with
  * skewed clocks agree. Keys are opaque strings made by core (at most 512 characters); a store
- * keeps them apart from its other keys.
+ * keeps them apart from its other keys. Writes are as durable as the backend's other writes; a
+ * store may make them less so (rate starts and leases lost in a crash only let a limit restart).
  */
 export interface FlowControlStore {
   /**
    * Sliding-window rate limit: record one start for `key` unless `max` starts were recorded in
    * the last `perMs`. Returns 0 when the start was recorded; otherwise how many ms until the
-   * oldest recorded start leaves the window (at least 1), and nothing is recorded. In any window
-   * of `perMs`, at most `max` starts are ever recorded for a key. State for a key expires once
-   * its window is empty.
+   * start that blocks (the `max`-th most recent) leaves the window, between 1 and `perMs`, and
+   * nothing is recorded. In any window of `perMs`, at most `max` starts are ever recorded for a
+   * key. State for a key expires once its window is empty. Core uses one `perMs` per key (a key
+   * names its task or queue); a store may forget starts early if a key's `perMs` grows.
    */
   takeRate(key: string, max: number, perMs: number): Promise<number>
   /**
@@ -31,7 +33,7 @@ export interface FlowControlStore {
   releaseSlot(key: string, holder: string): Promise<void>
   /** Pause (`true`) or resume (`false`) `queue` for every worker using this store. */
   setPaused(queue: string, paused: boolean): Promise<void>
-  /** Every paused queue, sorted. */
+  /** Every paused queue, sorted in JavaScript string order. */
   pausedQueues(): Promise<string[]>
   /**
    * Set `key` to `value`, replacing what is there, expiring after `ttlMs`. Shares its key space
