@@ -1,5 +1,6 @@
 import { ClosedError } from '../errors.js'
 import type { BackendEventSubscription, EventFilter, TaskEvent } from '../events.js'
+import { type FlowControlStore, MAX_FLOW_KEY_LENGTH } from '../flow-control.js'
 import {
   type GroupProgress,
   isTaskState,
@@ -19,8 +20,9 @@ const ADAPTER = { adapter: 'memory' } as const
 /**
  * A {@link ResultBackend} in this process. `waitFor` is pushed (a write of a final state wakes
  * its waiters at once, also across backends on one store); records, group counters and claims
- * expire `ttlMs` after their last write. Values are stored as JSON, so what comes back is what a
- * real store would return (no `undefined` fields, no class instances).
+ * expire `ttlMs` after their last write. Flow control (rate limits, concurrency slots, paused
+ * queues, `putValue`) is shared by every backend on the store. Values are stored as JSON, so
+ * what comes back is what a real store would return (no `undefined` fields, no class instances).
  *
  * Defaults: the process-wide store `default` (`memory://<name>` or `name` picks another).
  *
@@ -31,13 +33,14 @@ const ADAPTER = { adapter: 'memory' } as const
  * await backend.setState({ id: 't1', state: 'SUCCESS', result: 42 }, { ttlMs: 60_000 })
  * ```
  */
-export class MemoryResultBackend implements ResultBackend {
+export class MemoryResultBackend implements ResultBackend, FlowControlStore {
   /** Adapter name in errors and logs. */
   readonly name = 'memory'
   /** What this instance does natively (see the class summary for the defaults). */
   readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
     pushWait: true,
     events: true,
+    flowControl: true,
   })
   /** The store this backend works on. */
   readonly store: MemoryStore
@@ -192,6 +195,51 @@ export class MemoryResultBackend implements ResultBackend {
     return this.store.events.recentEvents(queue, limit)
   }
 
+  /** Sliding-window rate limit: 0 when a start was recorded, else the ms to wait (see `FlowControlStore`). */
+  async takeRate(key: string, max: number, perMs: number): Promise<number> {
+    this.#assertOpen()
+    checkFlowKey('key', key)
+    return this.store.flow.takeRate(key, checkMax(max), checkPositive('perMs', perMs))
+  }
+
+  /** Hold (or renew) one of `max` slots of `key` for `holder` for `leaseMs`; false when all are taken. */
+  async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
+    this.#assertOpen()
+    checkFlowKey('key', key)
+    checkKey('holder', holder)
+    return this.store.flow.acquireSlot(key, holder, checkMax(max), checkPositive('leaseMs', leaseMs))
+  }
+
+  /** Give back `holder`'s slot of `key` (nothing when it holds none). */
+  async releaseSlot(key: string, holder: string): Promise<void> {
+    this.#assertOpen()
+    checkFlowKey('key', key)
+    checkKey('holder', holder)
+    this.store.flow.releaseSlot(key, holder)
+  }
+
+  /** Pause (`true`) or resume (`false`) `queue` for every backend on the store. */
+  async setPaused(queue: string, paused: boolean): Promise<void> {
+    this.#assertOpen()
+    checkFlowKey('queue', queue)
+    if (typeof paused !== 'boolean') throw new TypeError(`paused must be a boolean, got ${String(paused)}`)
+    this.store.flow.setPaused(queue, paused)
+  }
+
+  /** Every paused queue on the store, sorted. */
+  async pausedQueues(): Promise<string[]> {
+    this.#assertOpen()
+    return this.store.flow.pausedQueues()
+  }
+
+  /** Set `key` to `value`, replacing what `setIfAbsent` or `putValue` stored; expires after `ttlMs`. */
+  async putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#assertOpen()
+    checkFlowKey('key', key)
+    if (typeof value !== 'string') throw new TypeError('putValue: value must be a string')
+    this.store.results.putValue(key, value, checkTtl(ttlMs))
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('the result backend is closed', ADAPTER)
   }
@@ -207,4 +255,24 @@ function checkTtl(ttlMs: unknown): number {
     throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
   }
   return ttlMs
+}
+
+function checkFlowKey(what: string, value: unknown): void {
+  checkKey(what, value)
+  if ((value as string).length > MAX_FLOW_KEY_LENGTH)
+    throw new TypeError(
+      `${what} must be at most ${MAX_FLOW_KEY_LENGTH} characters, got ${(value as string).length}`,
+    )
+}
+
+function checkMax(max: unknown): number {
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1)
+    throw new TypeError(`max must be an integer >= 1, got ${String(max)}`)
+  return max
+}
+
+function checkPositive(what: string, ms: unknown): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)
+    throw new TypeError(`${what} must be a finite number > 0, got ${String(ms)}`)
+  return ms
 }

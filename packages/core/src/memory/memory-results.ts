@@ -115,6 +115,11 @@ export class MemoryResults {
     return true
   }
 
+  /** Set `key` to `value`, replacing a live value (and its expiry). */
+  putValue(key: string, value: string, ttlMs: number): void {
+    this.#put(this.#values, 'values', key, { value, expiresAt: 0 }, ttlMs)
+  }
+
   /** The live value under `key`. */
   getValue(key: string): string | undefined {
     return this.#live(this.#values, 'values', key)?.value

@@ -1,4 +1,5 @@
 import { MemoryEvents } from './memory-events.js'
+import { MemoryFlow } from './memory-flow.js'
 import { MemoryQueue } from './memory-queue.js'
 import { MemoryResults } from './memory-results.js'
 
@@ -6,9 +7,10 @@ const named = new Map<string, MemoryStore>()
 
 /**
  * The shared state behind {@link MemoryBroker} and {@link MemoryResultBackend}: queues, dead
- * letters, task records, group counters and claims. Several brokers and backends opened on one
- * store behave like several connections to one server: a message one broker leaves unsettled
- * when it closes is redelivered to another.
+ * letters, task records, group counters and claims, events, and flow control (rate limits,
+ * concurrency slots, paused queues). Several brokers and backends opened on one store behave
+ * like several connections to one server: a message one broker leaves unsettled when it closes
+ * is redelivered to another.
  *
  * `MemoryStore.named(name)` returns the process-wide store of that name (what `memory://name`
  * opens); `new MemoryStore()` makes a private one. Timers run only while at least one broker or
@@ -28,6 +30,8 @@ export class MemoryStore {
   readonly results = new MemoryResults()
   /** Task events: the last 1000 per queue, and live listeners. */
   readonly events = new MemoryEvents()
+  /** Flow control: rate logs, concurrency slots and paused queues. */
+  readonly flow = new MemoryFlow()
   readonly #queues = new Map<string, MemoryQueue>()
   #clients = 0
 
