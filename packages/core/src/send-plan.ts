@@ -68,6 +68,9 @@ function wireError(where: string, path: readonly (string | number)[], message: s
   ])
 }
 
+/** Longest `dedupKey`: its store key (`dedup:` + key) stays within every store's key limit. */
+const MAX_DEDUP_KEY = 500
+
 const SEND_OPTIONS: ReadonlySet<string> = new Set([
   'countdownMs',
   'eta',
@@ -113,10 +116,13 @@ export function checkSendOptions(options: unknown): asserts options is SendOptio
     const h = headersProblem(o.headers)
     if (h) throw wireError('send: ', h.key === undefined ? ['headers'] : ['headers', h.key], h.message)
   }
-  if (o.dedupKey !== undefined && (typeof o.dedupKey !== 'string' || o.dedupKey.length === 0)) {
+  if (
+    o.dedupKey !== undefined &&
+    (typeof o.dedupKey !== 'string' || o.dedupKey.length === 0 || o.dedupKey.length > MAX_DEDUP_KEY)
+  ) {
     throw new InvalidOptionError(
       'dedupKey',
-      `expected a non-empty string, got ${describeArgument(o.dedupKey)}`,
+      `expected a string of 1 to ${MAX_DEDUP_KEY} characters, got ${typeof o.dedupKey === 'string' ? `${o.dedupKey.length} characters` : describeArgument(o.dedupKey)}`,
     )
   }
   if (o.dedupTtlMs !== undefined && !(Number.isSafeInteger(o.dedupTtlMs) && o.dedupTtlMs > 0)) {

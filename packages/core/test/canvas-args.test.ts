@@ -120,6 +120,36 @@ const cases: [string, () => unknown, string, string][] = [
     'dedupKey',
   ],
   [
+    'a dedupKey longer than 500 characters',
+    () => app.send(add.s(1), { dedupKey: 'k'.repeat(501) }),
+    'ERR_INVALID_OPTION',
+    'dedupKey',
+  ],
+  [
+    'an unknown dedupMode',
+    () => app.send(add.s(1), js({ dedupKey: 'k', dedupMode: 'latest' })),
+    'ERR_INVALID_OPTION',
+    'dedupMode',
+  ],
+  [
+    'debounce without its quiet period',
+    () => app.send(add.s(1), { dedupKey: 'k', dedupMode: 'debounce' }),
+    'ERR_INVALID_OPTION',
+    'dedupTtlMs',
+  ],
+  [
+    'expiresInMs that is not a positive integer',
+    () => app.send(add.s(1), { expiresInMs: -5 }),
+    'ERR_INVALID_OPTION',
+    'expiresInMs',
+  ],
+  [
+    'both expiresAt and expiresInMs',
+    () => app.send(add.s(1), { expiresInMs: 5, expiresAt: Date.now() + 5 }),
+    'ERR_INVALID_OPTION',
+    'expiresAt',
+  ],
+  [
     'sendMany() of one signature',
     () => app.sendMany(js(add.s(1))),
     'ERR_VALIDATION',
