@@ -311,7 +311,109 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_queue ON ${s}.events (queue, id);
     `,
   },
+  {
+    version: 7,
+    name: 'flow control: rate log, concurrency slots, paused queues; take_rate() and acquire_slot()',
+    // Each function is one call, one transaction: it takes a transaction advisory lock on its key
+    // (rate and slot keys apart, schemas apart), then reads the clock, so calls on one key run one
+    // after the other with increasing times, and each statement after the lock sees what the
+    // previous holder committed (a fresh snapshot per statement: read committed only, hence the
+    // check). `expires_at` lets the backend's sweep delete the rows of keys nobody uses any more;
+    // the calls themselves delete the expired rows of their key first.
+    sql: (s) => `
+      CREATE TABLE ${s}.flow_rate (
+        key text NOT NULL,
+        at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (key, at)
+      );
+      CREATE INDEX flow_rate_expires ON ${s}.flow_rate (expires_at);
+
+      CREATE TABLE ${s}.flow_slot (
+        key text NOT NULL,
+        holder text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (key, holder)
+      );
+      CREATE INDEX flow_slot_expires ON ${s}.flow_slot (expires_at);
+
+      CREATE TABLE ${s}.flow_paused (
+        queue text PRIMARY KEY,
+        paused_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- 0 when a start was recorded for p_key, else ms (>= 1) until enough recorded starts left
+      -- the window of p_per_ms for one more to fit (the oldest, when p_max did not change).
+      -- A start is recorded at max(clock, last start + 1 us): times of a key strictly increase
+      -- (they are its primary key), even when the server clock steps back.
+      CREATE FUNCTION ${s}.take_rate(p_key text, p_max bigint, p_per_ms float8) RETURNS float8
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      DECLARE
+        v_per interval := p_per_ms * interval '1 millisecond';
+        v_now timestamptz;
+        v_count bigint;
+        v_last timestamptz;
+        v_free timestamptz;
+      BEGIN
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+          RAISE EXCEPTION 'take_rate() needs the read committed isolation level, not %',
+            current_setting('transaction_isolation');
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended('errand.rate.' || ${quoteLiteral(s)} || '.' || p_key, 0));
+        v_now := clock_timestamp();
+        -- Not at <= v_now - v_per: that would leave the timestamp range for windows of millennia.
+        DELETE FROM ${s}.flow_rate WHERE key = p_key AND at + v_per <= v_now;
+        SELECT count(*), max(at) INTO v_count, v_last FROM ${s}.flow_rate WHERE key = p_key;
+        IF v_count < p_max THEN
+          v_now := greatest(v_now, v_last + interval '1 microsecond');
+          INSERT INTO ${s}.flow_rate (key, at, expires_at) VALUES (p_key, v_now, v_now + v_per);
+          RETURN 0;
+        END IF;
+        SELECT at INTO v_free FROM ${s}.flow_rate WHERE key = p_key ORDER BY at OFFSET v_count - p_max LIMIT 1;
+        RETURN greatest(1, ceil(extract(epoch FROM (v_free + v_per - v_now)) * 1000))::float8;
+      END
+      $fn$;
+
+      -- True when p_holder holds one of the p_max slots of p_key after the call (taken now, or
+      -- held already: its lease is renewed). Expired slots of the key are deleted first.
+      CREATE FUNCTION ${s}.acquire_slot(p_key text, p_holder text, p_max bigint, p_lease_ms float8)
+      RETURNS boolean
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      DECLARE
+        v_now timestamptz;
+        v_count bigint;
+      BEGIN
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+          RAISE EXCEPTION 'acquire_slot() needs the read committed isolation level, not %',
+            current_setting('transaction_isolation');
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended('errand.slot.' || ${quoteLiteral(s)} || '.' || p_key, 0));
+        v_now := clock_timestamp();
+        DELETE FROM ${s}.flow_slot WHERE key = p_key AND expires_at <= v_now;
+        UPDATE ${s}.flow_slot SET expires_at = v_now + p_lease_ms * interval '1 millisecond'
+        WHERE key = p_key AND holder = p_holder;
+        IF FOUND THEN
+          RETURN true;
+        END IF;
+        SELECT count(*) INTO v_count FROM ${s}.flow_slot WHERE key = p_key;
+        IF v_count >= p_max THEN
+          RETURN false;
+        END IF;
+        -- Only this function inserts, under the lock: no conflict expected; the upsert is a guard.
+        INSERT INTO ${s}.flow_slot AS f (key, holder, expires_at)
+        VALUES (p_key, p_holder, v_now + p_lease_ms * interval '1 millisecond')
+        ON CONFLICT (key, holder) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+        RETURN true;
+      END
+      $fn$;
+    `,
+  },
 ]
+
+/** A quoted schema name (`"x"`) as an SQL string literal (`'"x"'`); it holds no quote of its own. */
+function quoteLiteral(quotedSchema: string): string {
+  return `'${quotedSchema}'`
+}
 
 /** The schema version this package expects. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0

@@ -1,6 +1,7 @@
 import {
   type BackendEventSubscription,
   type EventFilter,
+  type FlowControlStore,
   type GroupProgress,
   isFinalState,
   type MemberOutcome,
@@ -25,6 +26,7 @@ import {
   resolveConnection,
 } from './options.js'
 import { DEFAULT_EVENT_RETENTION, PostgresEvents } from './postgres-events.js'
+import { PostgresFlow } from './postgres-flow.js'
 import { ResultSql } from './result-sql.js'
 import { Waiters } from './waiters.js'
 
@@ -62,7 +64,8 @@ interface StateWrite {
  * A ResultBackend on PostgreSQL: records, group counters and claims in tables of the schema,
  * each with an `expires_at` that reads filter on and a background sweep deletes. `waitFor` is
  * pushed by LISTEN/NOTIFY on one shared connection; writes from one process are coalesced into
- * one statement (and one commit) per round trip.
+ * one statement (and one commit) per round trip. Flow control (rate logs, concurrency slots,
+ * paused queues) is one round trip per call too: see `PostgresFlow`.
  *
  * @example
  * ```ts
@@ -70,11 +73,12 @@ interface StateWrite {
  * await backend.connect()
  * ```
  */
-export class PostgresResultBackend implements ResultBackend {
+export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   readonly name = ADAPTER
   readonly capabilities: ResultBackendCapabilities = resultBackendCapabilities({
     pushWait: true,
     events: true,
+    flowControl: true,
   })
   private readonly db: Db
   private readonly sql: ResultSql
@@ -85,6 +89,7 @@ export class PostgresResultBackend implements ResultBackend {
   private readonly writes: Batcher<StateWrite, TaskState>
   private readonly waiters: Waiters
   private readonly events: PostgresEvents
+  private readonly flow: PostgresFlow
   private connected: Promise<void> | undefined
   private closing: Promise<void> | undefined
   private lastCleanup = 0
@@ -112,6 +117,7 @@ export class PostgresResultBackend implements ResultBackend {
       resolved.schema,
       parsed.eventRetention ?? DEFAULT_EVENT_RETENTION,
     )
+    this.flow = new PostgresFlow(this.db, resolved.schema, () => this.maybeCleanup())
   }
 
   /** Migrates (unless disabled) and LISTENs for final states. Idempotent. */
@@ -287,14 +293,44 @@ export class PostgresResultBackend implements ResultBackend {
     await this.events.trim()
   }
 
-  /** Deletes expired rows now (a batch of each kind); returns how many of each. */
-  async cleanup(): Promise<{ results: number; kv: number; groups: number }> {
+  // Flow control (see PostgresFlow, and migration 7 for the tables and functions).
+
+  takeRate(key: string, max: number, perMs: number): Promise<number> {
+    return this.flow.takeRate(key, max, perMs)
+  }
+
+  acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
+    return this.flow.acquireSlot(key, holder, max, leaseMs)
+  }
+
+  releaseSlot(key: string, holder: string): Promise<void> {
+    return this.flow.releaseSlot(key, holder)
+  }
+
+  setPaused(queue: string, paused: boolean): Promise<void> {
+    return this.flow.setPaused(queue, paused)
+  }
+
+  pausedQueues(): Promise<string[]> {
+    return this.flow.pausedQueues()
+  }
+
+  putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.flow.putValue(key, value, ttlMs)
+  }
+
+  /**
+   * Deletes expired rows now (a batch of each kind); returns how many of each. `rates` and
+   * `slots` are flow-control rows of keys no longer used (0 on a schema not migrated that far).
+   */
+  async cleanup(): Promise<{ results: number; kv: number; groups: number; rates: number; slots: number }> {
     this.db.assertOpen('cleanup')
     const res = await this.db.query<{ results: number; kv: number; groups: number }>(
       { text: this.sql.cleanup, values: [CLEANUP_BATCH] },
       'idempotent',
     )
-    return res.rows[0] ?? { results: 0, kv: 0, groups: 0 }
+    const flow = await this.flow.sweep(CLEANUP_BATCH)
+    return { ...(res.rows[0] ?? { results: 0, kv: 0, groups: 0 }), ...flow }
   }
 
   private async flushStates(items: StateWrite[]): Promise<TaskState[]> {
@@ -329,8 +365,7 @@ export class PostgresResultBackend implements ResultBackend {
     this.cleanup()
       .then((n) => {
         // A full batch means more is waiting: allow the next write to sweep again at once.
-        if (n.results >= CLEANUP_BATCH || n.kv >= CLEANUP_BATCH || n.groups >= CLEANUP_BATCH)
-          this.lastCleanup = 0
+        if (Object.values(n).some((count) => count >= CLEANUP_BATCH)) this.lastCleanup = 0
       })
       .catch((err: unknown) =>
         this.db.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
