@@ -323,6 +323,7 @@ export function registerFlowTests({ test: register, h }: BackendSuiteContext): v
       expect(await mine(b), 'resuming a queue that is not paused must change nothing').toEqual([qa])
       const all = await b.pausedQueues()
       expect(new Set(all).size, 'pausedQueues must not list a queue twice').toBe(all.length)
+      expect(all, 'pausedQueues must be sorted in JavaScript string order').toEqual([...all].sort())
     } finally {
       for (const q of [qa, qb, qc]) await a.setPaused(q, false)
     }
