@@ -206,7 +206,13 @@ export function verify(c: Collected): ChaosReport {
     failures.push(
       `${afterGraceful.length} task(s) ran again after the worker that ran them stopped gracefully (SIGTERM, exit 0): ${afterGraceful
         .slice(0, SAMPLE)
-        .map((e) => `${e.id} pid ${e.previous.pid} → ${e.run.pid}`)
+        .map((e) => {
+          // When the run began against the stop and the exit, and what the worker said on stderr.
+          const stop = c.disruptions.stops.find((s) => s.pid === e.previous.pid && s.signal === 'SIGTERM')
+          const exit = c.disruptions.exits.find((x) => x.pid === e.previous.pid)
+          const tail = exit?.stderrTail.trim().slice(-300)
+          return `${e.id} pid ${e.previous.pid} → ${e.run.pid} (run began ${stop ? stop.at - e.previous.at : '?'} ms before SIGTERM, exit ${exit ? exit.exitedAt - e.previous.at : '?'} ms after it began, rerun ${e.run.at - e.previous.at} ms after${tail ? `; stderr: ${tail}` : ''})`
+        })
         .join(', ')}`,
     )
   }

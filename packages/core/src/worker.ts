@@ -133,11 +133,26 @@ export class Worker {
     clearTimeout(grace)
     if (outcome === 'timeout') {
       const left = [...this.running]
+      this.runtime?.logger.warn(
+        `shutdown grace of ${this.options.shutdownGraceMs} ms ran out: ${left.length} running task(s) aborted and returned to the queue, ${this.active - left.length} still settling`,
+      )
       for (const r of left) {
         r.abandoned = true
         r.abort(new ShutdownError())
       }
       await Promise.allSettled(left.map((r) => r.delivery.nack()))
+      // Tasks whose handler had finished are storing their outcome and acking: closing the
+      // connections under them would lose the ack and run them again. Bounded like the grace.
+      const settled = await Promise.race([
+        this.waitDrained().then(() => true),
+        new Promise<false>((resolve) =>
+          setTimeout(() => resolve(false), Math.max(1000, this.options.shutdownGraceMs)).unref(),
+        ),
+      ])
+      if (!settled)
+        this.runtime?.logger.warn(
+          'some outcomes were still being stored at shutdown; those tasks may run again',
+        )
     }
     clearInterval(this.leaseTimer)
     clearInterval(this.cancelTimer)
