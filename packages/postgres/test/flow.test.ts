@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { PostgresResultBackend } from '../src/index.js'
 import { migrateSchema } from '../src/migrations.js'
 import { DATABASE_URL, dropSchema, schemaUrl, sql, uniqueQueue, uniqueSchema } from './helpers.js'
@@ -8,18 +8,17 @@ import { DATABASE_URL, dropSchema, schemaUrl, sql, uniqueQueue, uniqueSchema } f
 // behind and their sweep, an older schema, and the PostgreSQL-specific argument limits.
 const schema = uniqueSchema('flow')
 const schemas = [schema]
-const backends: PostgresResultBackend[] = []
+// The server is shared with other test files running at once: few connections per instance.
 async function open(
   options: { cleanupIntervalMs?: number; schema?: string; migrate?: boolean } = {},
 ): Promise<PostgresResultBackend> {
   const { schema: s = schema, ...rest } = options
-  const b = new PostgresResultBackend({ url: schemaUrl(s), ...rest })
-  backends.push(b)
+  const b = new PostgresResultBackend({ url: schemaUrl(s), poolSize: 3, ...rest })
+  onTestFinished(() => b.close())
   await b.connect()
   return b
 }
 afterAll(async () => {
-  await Promise.all(backends.map((b) => b.close()))
   for (const s of schemas) await dropSchema(s)
 })
 
@@ -27,7 +26,7 @@ const key = (tag = 'k') => uniqueQueue(tag)
 
 describe('postgres flow control', () => {
   it('many instances racing on one key: exactly max starts and max slots', async () => {
-    const instances = await Promise.all(Array.from({ length: 6 }, () => open()))
+    const instances = await Promise.all(Array.from({ length: 5 }, () => open()))
     const rate = key('rate')
     const waits = await Promise.all(
       Array.from({ length: 300 }, (_, i) => instances[i % instances.length]!.takeRate(rate, 7, 60_000)),
@@ -150,16 +149,16 @@ describe('postgres flow control', () => {
   it('refuses to run outside read committed (a snapshot older than the lock could over-admit)', async () => {
     const pool = new pg.Pool({
       connectionString: DATABASE_URL,
+      max: 2,
       options: '-c default_transaction_isolation=repeatable\\ read',
     })
+    const b = new PostgresResultBackend({ pool, schema })
     try {
-      const b = new PostgresResultBackend({ pool, schema })
-      backends.push(b)
       await b.connect()
       await expect(b.takeRate(key('rr'), 1, 1000)).rejects.toThrow(/read committed/)
       await expect(b.acquireSlot(key('rr'), 'h', 1, 1000)).rejects.toThrow(/read committed/)
-      await b.close()
     } finally {
+      await b.close()
       await pool.end()
     }
   })
