@@ -10,7 +10,7 @@ import { InvalidOptionError } from './errors.js'
 export interface RateLimit<In = unknown> {
   readonly max: number
   readonly perMs: number
-  /** One window per value (a string of 1 to 200 characters). Default: one window for all. */
+  /** One window per value (a string of 1 to 200 characters, no NUL). Default: one window for all. */
   readonly key?: (input: In) => string
 }
 
@@ -84,10 +84,10 @@ export function limitKey(
   } catch (err) {
     throw new InvalidOptionError(`${name}.key`, `the key function threw: ${String(err)}`)
   }
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_LIMIT_KEY) {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_LIMIT_KEY || key.includes('\u0000')) {
     throw new InvalidOptionError(
       `${name}.key`,
-      `the key function must return a string of 1 to ${MAX_LIMIT_KEY} characters, got ${typeof key === 'string' ? `${key.length} characters` : typeof key}`,
+      `the key function must return a string of 1 to ${MAX_LIMIT_KEY} characters without NUL, got ${typeof key === 'string' ? `${key.length} characters` : typeof key}`,
     )
   }
   return key
