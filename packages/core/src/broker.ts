@@ -1,4 +1,5 @@
 import type { SerializedError } from './errors.js'
+import type { ResultBackend, SetStateOptions, TaskRecord, TaskState } from './result-backend.js'
 
 /**
  * What a broker can do natively. Static for an adapter class; core reads it to emulate what is
@@ -88,6 +89,26 @@ export interface Delivery {
   deadLetter(info: DeadLetterInfo): Promise<void>
   /** Lengthen the lease to `ms` from now. Present when `capabilities.leases`. */
   extend?(ms: number): Promise<void>
+  /**
+   * Optional: aborted when the store has taken this message back while it is held (its lease ran
+   * out and another consumer may have it, the AMQP channel closed, the SQS receipt is no longer
+   * valid), with an `Error` saying why. Core then aborts the handler's `ctx.signal` with that
+   * reason and does not settle the delivery: the message runs again elsewhere, and a handler
+   * that honours its signal stops instead of running twice side by side. A lost delivery no
+   * longer counts against the consumer's prefetch; settling it afterwards does nothing.
+   */
+  readonly lost?: AbortSignal
+  /**
+   * Optional fast path: write `record` through `backend` and ack this delivery in one step, when
+   * the backend lives in the same store as the broker (one Redis and prefix). Resolves with the
+   * state stored (as `ResultBackend.setState`), or `undefined` having done nothing when it cannot
+   * (another store): core then writes the record and acks separately.
+   */
+  ackWithRecord?(
+    backend: ResultBackend,
+    record: TaskRecord,
+    options: SetStateOptions,
+  ): Promise<TaskState | undefined>
 }
 
 /** Called for each delivery. The broker does not wait for it: flow control is the prefetch. */

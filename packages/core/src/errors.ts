@@ -17,6 +17,7 @@ export type ErrandErrorCode =
   | 'ERR_CANCELED'
   | 'ERR_RETRY'
   | 'ERR_REJECTED'
+  | 'ERR_LOST'
 
 /** Options accepted by every {@link ErrandError} constructor. */
 export interface ErrandErrorOptions {
@@ -248,4 +249,14 @@ function safeString(value: unknown): string {
 /** True when `err` is an {@link ErrandError} with the given code. */
 export function isErrandError(err: unknown, code?: ErrandErrorCode): err is ErrandError {
   return err instanceof ErrandError && (code === undefined || err.code === code)
+}
+
+/**
+ * The store took a running task's message back (lease lost, channel closed): the handler's
+ * `ctx.signal` is aborted with this and the outcome is not stored; the message runs again.
+ */
+export class DeliveryLostError extends ErrandError {
+  constructor(message: string, options: ErrandErrorOptions = {}) {
+    super('ERR_LOST', message, options)
+  }
 }

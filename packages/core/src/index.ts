@@ -86,6 +86,7 @@ export {
   ClosedError,
   ConnectionError,
   DecodeError,
+  DeliveryLostError,
   ErrandError,
   type ErrandErrorCode,
   type ErrandErrorOptions,

@@ -5,6 +5,7 @@ import { debounceReplaced } from './dedup.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
 import {
   CanceledError,
+  DeliveryLostError,
   ErrandError,
   InvalidOptionError,
   RejectTaskError,
@@ -316,6 +317,19 @@ export class Worker {
     this.emit?.started(env, info.attempt)
     if (this.options.hooks?.onStart) await this.hook('onStart', info)
     const running = new RunningTask(d, env, now)
+    const lost = d.lost
+    const onLost = lost
+      ? () => {
+          running.abandoned = true
+          running.abort(
+            lost.reason instanceof Error ? lost.reason : new DeliveryLostError(String(lost.reason)),
+          )
+        }
+      : undefined
+    if (lost && onLost) {
+      if (lost.aborted) onLost()
+      else lost.addEventListener('abort', onLost, { once: true })
+    }
     running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
     running.sendChild = async (canvas, options) => {
       checkSend([canvas], options, rt.tasks)
@@ -351,6 +365,7 @@ export class Worker {
       failure = err
     } finally {
       this.running.delete(running)
+      if (onLost) lost?.removeEventListener('abort', onLost)
     }
     const recorder = running.usedTelemetry
     // Awaited only when the handler reported progress or logged: the usual path adds no await.
@@ -384,24 +399,32 @@ export class Worker {
     run: RunFacts,
   ): Promise<void> {
     const rt = this.runtime as Runtime
-    const stored = rt.backend?.setState(
-      {
-        id: env.id,
-        state: 'SUCCESS',
-        task: env.task,
-        result: output,
-        attempts: info.attempt,
-        createdAt: env.createdAt,
-        ...recordLineage(env),
-        startedAt: run.startedAt,
-        finishedAt: Date.now(),
-        ...run.fields,
-      },
-      { ttlMs: task.resultTtlMs ?? rt.resultTtlMs },
-    )
-    // The outcome and the next step are written side by side; the ack waits for both.
-    await Promise.all([stored, rt.dispatcher.succeeded(env, output)])
-    await d.ack()
+    const record: TaskRecord = {
+      id: env.id,
+      state: 'SUCCESS',
+      task: env.task,
+      result: output,
+      attempts: info.attempt,
+      createdAt: env.createdAt,
+      ...recordLineage(env),
+      startedAt: run.startedAt,
+      finishedAt: Date.now(),
+      ...run.fields,
+    }
+    const options = { ttlMs: task.resultTtlMs ?? rt.resultTtlMs }
+    if (rt.backend && d.ackWithRecord) {
+      // One store: the next step first (the ack must follow it), then the outcome and the ack
+      // in one step.
+      await rt.dispatcher.succeeded(env, output)
+      if ((await d.ackWithRecord(rt.backend, record, options)) === undefined) {
+        await rt.backend.setState(record, options)
+        await d.ack()
+      }
+    } else {
+      // The outcome and the next step are written side by side; the ack waits for both.
+      await Promise.all([rt.backend?.setState(record, options), rt.dispatcher.succeeded(env, output)])
+      await d.ack()
+    }
     this.emit?.succeeded(env, info.attempt, run.startedAt)
     if (this.options.hooks?.onSuccess) await this.hook('onSuccess', info, output)
   }
