@@ -6,6 +6,8 @@ import {
   brokerCapabilities,
   createApp,
   type ResultBackend,
+  type ResultBackendCapabilities,
+  resultBackendCapabilities,
   silentLogger,
 } from '@errand/core'
 import { afterEach, beforeEach } from 'vitest'
@@ -18,6 +20,13 @@ export interface HarnessAppOptions {
   /** Override broker capabilities seen by core (e.g. a short `maxDelayMs` to force delay hops). */
   readonly capabilities?: Partial<BrokerCapabilities>
   readonly resultTtlMs?: number
+  /** Per-queue limits (`createApp({ queues })`). */
+  readonly queues?: AppOptions['queues']
+  /**
+   * Override result backend capabilities seen by core (e.g. `{ flowControl: false }`, to see what
+   * an app gets from a backend without flow control on any store).
+   */
+  readonly backendCapabilities?: Partial<ResultBackendCapabilities>
 }
 
 /** Fresh apps over the variant's broker and backend, closed and cleaned after each test. */
@@ -66,6 +75,24 @@ export class CapabilityOverride implements Broker {
   purgeDeadLetters: Broker['purgeDeadLetters'] = (q, ids) => this.inner.purgeDeadLetters(q, ids)
 }
 
+/**
+ * `inner` with other capabilities: every other property and method is the backend's own (bound to
+ * it, so its private state works), so core sees a backend that lacks what the overrides turn off.
+ */
+export function overrideBackendCapabilities(
+  inner: ResultBackend,
+  overrides: Partial<ResultBackendCapabilities>,
+): ResultBackend {
+  const capabilities = resultBackendCapabilities({ ...inner.capabilities, ...overrides })
+  return new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'capabilities') return capabilities
+      const value: unknown = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    },
+  })
+}
+
 /** An {@link AppHarness}; registers its hooks in the current `describe`. */
 export function appHarness(
   brokerFactory: () => Broker | Promise<Broker>,
@@ -109,13 +136,18 @@ export function appHarness(
     async app(options) {
       const raw = await brokerFactory()
       const broker = options.capabilities ? new CapabilityOverride(raw, options.capabilities) : raw
+      const rawBackend = await backendFactory()
+      const backend = options.backendCapabilities
+        ? overrideBackendCapabilities(rawBackend, options.backendCapabilities)
+        : rawBackend
       const app = createApp({
         broker,
-        backend: await backendFactory(),
+        backend,
         tasks: options.tasks,
         defaultQueue,
         logger: silentLogger,
         ...(options.resultTtlMs !== undefined && { resultTtlMs: options.resultTtlMs }),
+        ...(options.queues !== undefined && { queues: options.queues }),
       })
       apps.push(app)
       await app.connect()

@@ -3,6 +3,7 @@ import { registerAppBasicTests } from './app-basic-tests.js'
 import { registerAppCanvasExtrasTests, registerAppReplaceTests } from './app-canvas-extras-tests.js'
 import { registerAppControlTests } from './app-control-tests.js'
 import { registerAppFailureTests } from './app-failure-tests.js'
+import { registerAppFlowTests } from './app-flow-tests.js'
 import { type AppSuiteContext, appHarness } from './app-harness.js'
 import { registerAppLifecycleTests } from './app-lifecycle-tests.js'
 import { registerAppTimingTests } from './app-timing-tests.js'
@@ -13,7 +14,8 @@ import type { AppConformanceOptions } from './options.js'
 /**
  * Registers the end-to-end suite for one broker + result backend pair: tasks, retries, dead
  * letters, delays, priorities, shutdown, redelivery, workflows (chain, group, chord, nesting,
- * failure paths, chord exactly-once under two workers), schedules, dedup and cancellation.
+ * failure paths, chord exactly-once under two workers), schedules, dedup and cancellation, flow
+ * control (rate limits, group concurrency, pause, expiry, dedup modes, ctx.send lineage).
  * Each test creates its own apps (fresh connections from the factories) on unique queues and
  * empties those queues afterwards.
  *
@@ -43,6 +45,7 @@ export function runAppConformance(options: AppConformanceOptions): void {
     registerAppCanvasExtrasTests(context)
     registerAppReplaceTests(context)
     registerAppControlTests(context)
+    registerAppFlowTests(context)
     finish()
   })
 }
