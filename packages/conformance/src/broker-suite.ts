@@ -3,6 +3,7 @@ import { registerAdminTests } from './broker-admin-tests.js'
 import { registerBasicsTests } from './broker-basics-tests.js'
 import { registerDeliveryTests } from './broker-delivery-tests.js'
 import { registerFlowTests } from './broker-flow-tests.js'
+import { registerLostTests } from './broker-lost-tests.js'
 import { registerOutageTests } from './broker-outage-tests.js'
 import { registerRedeliveryTests } from './broker-redelivery-tests.js'
 import { registerScheduleTests } from './broker-schedule-tests.js'
@@ -44,6 +45,7 @@ export function runBrokerConformance(options: BrokerConformanceOptions): void {
     registerBasicsTests(context)
     registerDeliveryTests(context)
     registerRedeliveryTests(context)
+    registerLostTests(context)
     registerFlowTests(context)
     registerScheduleTests(context)
     registerAdminTests(context)

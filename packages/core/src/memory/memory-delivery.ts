@@ -1,5 +1,5 @@
 import type { DeadLetterInfo, Delivery } from '../broker.js'
-import { NotSupportedError } from '../errors.js'
+import { DeliveryLostError, NotSupportedError } from '../errors.js'
 import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js'
 
 /** What a delivery needs from the broker that handed it out. */
@@ -14,9 +14,8 @@ export interface DeliverySource {
 /**
  * A delivery from a {@link MemoryBroker}. The first of `ack`, `nack` or `deadLetter` settles it;
  * later calls resolve without effect. Settling after the lease ran out (the message went back
- * to the queue, maybe to another consumer) frees this consumer's prefetch slot and touches
- * nothing else. After the broker closed, an unsettled delivery rejects with `ERR_CLOSED`: its
- * message was already returned to the queue.
+ * to the queue, maybe to another consumer) touches nothing. After the broker closed, an
+ * unsettled delivery rejects with `ERR_CLOSED`: its message was already returned to the queue.
  */
 export class MemoryDelivery implements Delivery {
   readonly messageId: string
@@ -72,18 +71,43 @@ export class MemoryDelivery implements Delivery {
   #settle(apply: () => void): void {
     if (this.#settled) return
     this.source.assertOpen()
+    this.#release()
+    apply()
+  }
+
+  /** Marks the delivery settled and frees its prefetch slot (once); false if it already was. */
+  protected release(): boolean {
+    if (this.#settled) return false
+    this.#release()
+    return true
+  }
+
+  #release(): void {
     this.#settled = true
     this.source.consumer.unsettled--
-    apply()
     this.source.queue.wake()
   }
 }
 
-/** A {@link MemoryDelivery} on a lease, which `extend` lengthens. */
+/**
+ * A {@link MemoryDelivery} on a lease, which `extend` lengthens. When the lease runs out unsettled,
+ * `lost` aborts with a `DeliveryLostError` and the delivery stops counting against the prefetch
+ * (after the message was offered to the other consumers); settling it then resolves without effect.
+ */
 export class MemoryLeasedDelivery extends MemoryDelivery {
+  /** Aborted with a `DeliveryLostError` (`ERR_LOST`) once the lease ran out unsettled. */
+  readonly lost: AbortSignal
+  readonly #lost = new AbortController()
+
+  constructor(source: DeliverySource, message: StoredMessage, token: number) {
+    super(source, message, token)
+    this.lost = this.#lost.signal
+    source.queue.watchLease(token, () => this.#lose())
+  }
+
   /**
    * Lengthen the lease to `ms` from now. Without effect once settled or once the lease has run
-   * out (the message is back on the queue).
+   * out (the message is back on the queue: the delivery is then lost, if it was not yet).
    */
   async extend(ms: number): Promise<void> {
     if (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms)) {
@@ -91,6 +115,16 @@ export class MemoryLeasedDelivery extends MemoryDelivery {
     }
     if (this.settled) return
     this.source.assertOpen()
-    this.source.queue.extend(this.token, ms)
+    if (!this.source.queue.extend(this.token, ms)) this.#lose()
+  }
+
+  #lose(): void {
+    if (!this.release()) return
+    this.#lost.abort(
+      new DeliveryLostError(
+        `the lease of message ${this.messageId} ran out and the message was taken back (it may run again elsewhere)`,
+        { adapter: 'memory' },
+      ),
+    )
   }
 }

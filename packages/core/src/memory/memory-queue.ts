@@ -42,6 +42,8 @@ interface InFlight {
   readonly message: StoredMessage
   readonly consumer: QueueConsumer
   leaseExpiresAt: number
+  /** Told when the lease ran out and the message went back to the queue (see {@link watchLease}). */
+  lost?: () => void
 }
 
 interface DeadEntry {
@@ -159,6 +161,16 @@ export class MemoryQueue {
     return true
   }
 
+  /**
+   * Call `lost` if the delivery's lease runs out and its message goes back to the queue. It is
+   * called on a later turn than the redelivery is offered, so the other consumers get the
+   * message before the holder's prefetch slot frees.
+   */
+  watchLease(token: number, lost: () => void): void {
+    const entry = this.#inFlight.get(token)
+    if (entry !== undefined) entry.lost = lost
+  }
+
   /** Counts of this queue. */
   stats(): QueueStats {
     return {
@@ -243,6 +255,8 @@ export class MemoryQueue {
     this.#inFlight.delete(entry.token)
     this.#ready.unshift(entry.message)
     this.#afterSettle()
+    // After the dispatch just scheduled (setImmediate runs in order).
+    if (entry.lost !== undefined) setImmediate(entry.lost)
   }
 
   #schedule(): void {
