@@ -1,4 +1,4 @@
-import type { DeadLetterInfo, Delivery } from '@errand/core'
+import { type DeadLetterInfo, type Delivery, DeliveryLostError } from '@errand/core'
 import type { RetryLimit } from './connection.js'
 
 /** What a delivery needs from its broker. */
@@ -7,7 +7,8 @@ export interface DeliveryHost {
   ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<void>
   nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void>
   deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void>
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<void>
+  /** False when no row matched `(id, deliveries)` with a lease: the lease was lost. */
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean>
   /** The delivery is settled (or given up on): stop tracking it. */
   forget(delivery: PgDelivery): void
 }
@@ -28,12 +29,19 @@ export interface DeliveryOwner {
  * One leased row. Its lease token is the row's `deliveries` counter at fetch time: every new
  * delivery increments it, so settling a delivery whose lease ran out and was handed to another
  * consumer matches no row and leaves the new holder's copy alone.
+ *
+ * An extend that matches no row means exactly that: `lost` aborts with a `DeliveryLostError`,
+ * the delivery stops counting against the prefetch, and settling it resolves without effect
+ * (after `close()` it rejects with `ERR_CLOSED`, like any settle).
  */
 export class PgDelivery implements Delivery {
   readonly messageId: string
   readonly body: Uint8Array
   readonly attempt: number
   readonly queue: string
+  /** Aborted with a `DeliveryLostError` (`ERR_LOST`) once an extend found the lease taken over. */
+  readonly lost: AbortSignal
+  private readonly lostController = new AbortController()
   /** Set once a settle resolved, or failed for good (the lease then runs out on its own). */
   private done = false
   private inFlight: Promise<void> | undefined
@@ -57,6 +65,7 @@ export class PgDelivery implements Delivery {
     this.messageId = id
     this.attempt = deliveries
     this.body = body
+    this.lost = this.lostController.signal
   }
 
   ack(): Promise<void> {
@@ -84,12 +93,25 @@ export class PgDelivery implements Delivery {
     this.host.assertOpen('extend')
     // Racing a settle is normal (a heartbeat firing as the task ends): nothing to extend then.
     if (this.done || this.inFlight !== undefined) return
-    await this.host.extendJob(this.messageId, this.attempt, ms, this.limit)
+    const held = await this.host.extendJob(this.messageId, this.attempt, ms, this.limit)
+    // No row: the lease ran out and the row was leased again (or purged). Unless a settle of
+    // ours started meanwhile (it may be what removed the row), the message is no longer ours.
+    if (!held && !this.done && this.inFlight === undefined) this.lose()
   }
 
   /** Marks the delivery as no longer held without touching the store (close() released it). */
   abandon(): void {
     this.finish()
+  }
+
+  private lose(): void {
+    this.finish()
+    this.lostController.abort(
+      new DeliveryLostError(
+        `the lease of message ${this.messageId} in queue "${this.queue}" ran out and the message was reclaimed (it may run again elsewhere)`,
+        { adapter: 'postgres' },
+      ),
+    )
   }
 
   private settle(what: string, run: () => Promise<void>): Promise<void> {

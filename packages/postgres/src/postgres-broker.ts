@@ -385,7 +385,7 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** @internal */
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<void> {
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean> {
     return this.settler.extend(id, deliveries, ms, limit)
   }
 

@@ -78,12 +78,14 @@ export class Settler {
     this.maintenance.deleted(res.rowCount ?? 0)
   }
 
-  async extend(id: string, deliveries: number, ms: number, limit?: RetryLimit): Promise<void> {
-    await this.db.query(
+  /** False when no row matched: the lease was taken over (or the row settled or purged). */
+  async extend(id: string, deliveries: number, ms: number, limit?: RetryLimit): Promise<boolean> {
+    const res = await this.db.query(
       { name: `${this.sql.prefix}extend`, text: this.sql.extend, values: [id, deliveries, ms] },
       'idempotent',
       limit,
     )
+    return (res.rowCount ?? 0) > 0
   }
 
   /** Ends the leases of these rows now and wakes the consumers of their queues. */
