@@ -125,10 +125,12 @@ export class Cycle {
     }
     if (batch.length === 0 && fetchers.length === 0) return
     let taken: FetchedRow[][]
+    /** Settles that matched no row: the lease was lost (only `extend` acts on that). */
+    let missed: PendingSettle[] = []
     try {
       const attempt = this.#connection.tryWrite(
         () => {
-          for (const p of batch) this.#applyOne(p, now)
+          missed = batch.filter((p) => !this.#applyOne(p, now))
           return fetchers.map((f) =>
             this.#jobs.take(f.consumer.settings.queue, f.asked, now, f.consumer.settings.leaseMs),
           )
@@ -149,6 +151,7 @@ export class Cycle {
     this.#failures = 0
     this.#pending.splice(0, batch.length)
     const woken = new Set<string>()
+    for (const p of missed) if (p.op.kind === 'extend') p.delivery.lose()
     for (const p of batch) {
       if (frees(p.op)) p.delivery.freeSlot()
       if (p.op.kind === 'release' || (p.op.kind === 'nack' && p.op.delayMs === 0)) woken.add(p.delivery.queue)
@@ -170,25 +173,21 @@ export class Cycle {
     }
   }
 
-  #applyOne(p: PendingSettle, now: number): void {
+  /** Applies one settle; false when it matched no row (the lease was lost). */
+  #applyOne(p: PendingSettle, now: number): boolean {
     const { id, attempt } = p.delivery
     const op = p.op
     switch (op.kind) {
       case 'ack':
-        this.#jobs.ack(id, attempt)
-        return
+        return this.#jobs.ack(id, attempt)
       case 'nack':
-        this.#jobs.giveBack(id, attempt, now + op.delayMs)
-        return
+        return this.#jobs.giveBack(id, attempt, now + op.delayMs)
       case 'release':
-        this.#jobs.giveBack(id, attempt, now)
-        return
+        return this.#jobs.giveBack(id, attempt, now)
       case 'extend':
-        this.#jobs.extend(id, attempt, now + op.ms)
-        return
+        return this.#jobs.extend(id, attempt, now + op.ms)
       case 'dead':
-        this.#jobs.bury(id, attempt, op.info, now)
-        return
+        return this.#jobs.bury(id, attempt, op.info, now)
     }
   }
 

@@ -1,4 +1,4 @@
-import type { DeadLetterInfo, Delivery } from '@errand/core'
+import { type DeadLetterInfo, type Delivery, DeliveryLostError } from '@errand/core'
 
 /** A change to one delivered row, applied by the broker's next cycle. */
 export type SettleOp =
@@ -27,6 +27,10 @@ export interface DeliveryHost {
  * One leased row. The first of `ack`, `nack` or `deadLetter` settles it; later calls resolve
  * without effect. The lease token is the row's `deliveries` counter (= `attempt`): a settle after
  * the lease ran out and the row went to someone else matches nothing and changes nothing.
+ *
+ * An extend that matches no row means exactly that: `lost` aborts with a `DeliveryLostError`,
+ * the delivery stops counting against the prefetch, and settling it resolves without effect
+ * (after `close()` it rejects with `ERR_CLOSED`, like any settle).
  */
 export class SqliteDelivery implements Delivery {
   readonly messageId: string
@@ -36,6 +40,9 @@ export class SqliteDelivery implements Delivery {
   /** Row id (the message id as a number). */
   readonly id: number
   readonly owner: DeliveryOwner
+  /** Aborted with a `DeliveryLostError` (`ERR_LOST`) once an extend found the lease taken over. */
+  readonly lost: AbortSignal
+  readonly #lost = new AbortController()
   readonly #host: DeliveryHost
   #settling: Promise<void> | undefined
   #done = false
@@ -56,6 +63,7 @@ export class SqliteDelivery implements Delivery {
     this.messageId = String(id)
     this.attempt = deliveries
     this.body = body
+    this.lost = this.#lost.signal
   }
 
   /** Remove the message for good. */
@@ -101,6 +109,23 @@ export class SqliteDelivery implements Delivery {
     if (this.#slotFreed) return
     this.#slotFreed = true
     this.owner.settled()
+  }
+
+  /**
+   * An extend matched no row: the lease ran out and the row was leased again (or removed). Unless
+   * a settle of ours is under way (it may be what removed the row), the message is not ours.
+   */
+  lose(): void {
+    if (this.#done || this.#settling !== undefined) return
+    this.#done = true
+    this.#host.forget(this)
+    this.freeSlot()
+    this.#lost.abort(
+      new DeliveryLostError(
+        `the lease of message ${this.messageId} in queue "${this.queue}" ran out and the message was reclaimed (it may run again elsewhere)`,
+        { adapter: 'sqlite' },
+      ),
+    )
   }
 
   /** Marks the delivery as no longer held without settling it (the broker gave it back). */
