@@ -1,5 +1,5 @@
 import type { Message } from '@aws-sdk/client-sqs'
-import { ClosedError, type DeadLetterInfo, type Delivery, ErrandError } from '@errand/core'
+import { ClosedError, type DeadLetterInfo, type Delivery, DeliveryLostError } from '@errand/core'
 import { isStaleReceipt } from './client.js'
 import type { Transport } from './transport.js'
 
@@ -30,6 +30,11 @@ type State = 'open' | 'settling' | 'settled'
  * One received SQS message. Its lease is the visibility timeout; settling after the lease ran out
  * first checks (ChangeMessageVisibility) that the receipt handle still holds the message, so a
  * late ack never deletes a copy that another consumer has received meanwhile.
+ *
+ * When SQS refuses the receipt handle (ChangeMessageVisibility on extend, or that check before a
+ * late settle), the message is no longer ours: `lost` aborts with a `DeliveryLostError`, the
+ * delivery stops counting against the prefetch, and settling it resolves without effect (after
+ * `close()` it rejects with `ERR_CLOSED`, like any settle).
  */
 export class SqsDelivery implements Delivery {
   readonly messageId: string
@@ -43,6 +48,9 @@ export class SqsDelivery implements Delivery {
   readonly receivedAt: number
   /** Local estimate of the lease end (conservative: counted from before the receive). */
   leaseEnd: number
+  /** Aborted with a `DeliveryLostError` (`ERR_LOST`) once SQS refused the receipt handle. */
+  readonly lost: AbortSignal
+  readonly #lostController = new AbortController()
   readonly #host: DeliveryHost
   readonly #leaseSeconds: number
   #state: State = 'open'
@@ -70,6 +78,7 @@ export class SqsDelivery implements Delivery {
     this.receivedAt = init.receivedAt
     this.#leaseSeconds = init.leaseSeconds
     this.leaseEnd = init.receivedAt + init.leaseSeconds * 1000
+    this.lost = this.#lostController.signal
   }
 
   /** Still unsettled (handed back on close). */
@@ -128,10 +137,8 @@ export class SqsDelivery implements Delivery {
       await this.#changeVisibility(seconds)
     } catch (err) {
       if (!isStaleReceipt(err)) throw err
-      throw new ErrandError('ERR_TIMEOUT', `the lease of message ${this.messageId} ran out before extend`, {
-        adapter: 'sqs',
-        cause: err,
-      })
+      // The lease ran out and the message was received elsewhere (or deleted): nothing to extend.
+      this.#markLost(err)
     }
   }
 
@@ -185,9 +192,23 @@ export class SqsDelivery implements Delivery {
       await this.#changeVisibility(Math.max(1, Math.min(this.#leaseSeconds, this.#visibilityLeft())))
       return false
     } catch (err) {
-      if (isStaleReceipt(err)) return true
-      throw err
+      if (!isStaleReceipt(err)) throw err
+      this.#markLost(err)
+      return true
     }
+  }
+
+  /** SQS refused the receipt handle: abort `lost`; an open delivery stops counting at once. */
+  #markLost(cause: unknown): void {
+    if (!this.#lostController.signal.aborted) {
+      this.#lostController.abort(
+        new DeliveryLostError(
+          `the receipt handle of message ${this.messageId} is no longer valid: its visibility timeout ran out and the message was received again or deleted (it may run again elsewhere)`,
+          { adapter: 'sqs', cause },
+        ),
+      )
+    }
+    if (this.#state === 'open') this.#finish()
   }
 
   /** Settle once: later calls (or calls while one runs) share the first one's outcome. */
