@@ -53,7 +53,13 @@ export async function claimDedup(
     const record = await backend.getState(first)
     if (record === undefined || !isFinalState(record.state)) return { id: first, publish: false }
     if (!hasFlowControl(backend)) return { id: first, publish: false }
-    // The first task finished: this send starts the next one.
+    // The first task finished: one send starts the next. Racing sends claim the successor of
+    // `first` (atomic), so exactly one of them publishes and the others get its handle.
+    const successor = `dedup-next:${first}`
+    if (!(await backend.setIfAbsent(successor, id, ttlMs))) {
+      const next = await backend.getValue(successor)
+      if (next !== undefined) return { id: next, publish: false }
+    }
     await backend.putValue(storeKey(key), id, ttlMs)
     return { id, publish: true }
   }

@@ -124,3 +124,39 @@ describe('flow-control options', () => {
     }
   })
 })
+
+describe('keep-first dedup after the first task finished', () => {
+  it('of sends racing for the next task, exactly one publishes and the others get its handle', async () => {
+    const store = `dedup-${Math.random().toString(36).slice(2)}`
+    let runs = 0
+    const t = defineTask({
+      name: 'flow.dedup',
+      queue: store,
+      input: z.number(),
+      handler: (n) => {
+        runs++
+        return n
+      },
+    })
+    const app = createApp({
+      broker: `memory://${store}`,
+      backend: `memory://${store}`,
+      tasks: [t],
+      logger: silentLogger,
+    })
+    try {
+      await app.worker().start()
+      const first = await app.send(t.s(0), { dedupKey: 'k' })
+      await first.get({ timeoutMs: 5000 })
+      const racing = await Promise.all([1, 2, 3, 4].map((n) => app.send(t.s(n), { dedupKey: 'k' })))
+      const ids = new Set(racing.map((r) => r.id))
+      expect(ids.size, 'racing sends after the first finished must share one new task').toBe(1)
+      expect(ids.has(first.id)).toBe(false)
+      await racing[0]?.get({ timeoutMs: 5000 })
+      await new Promise((r) => setTimeout(r, 100))
+      expect(runs, 'the first task and exactly one successor ran').toBe(2)
+    } finally {
+      await app.close()
+    }
+  })
+})

@@ -169,7 +169,7 @@ describe('postgres flow control', () => {
     const client = new pg.Client({ connectionString: DATABASE_URL })
     await client.connect()
     try {
-      await migrateSchema(client, old, 6)
+      await migrateSchema(client as never, old, 6)
     } finally {
       await client.end()
     }
