@@ -16,19 +16,49 @@ import { LuaScript } from './lua.js'
  */
 
 /**
- * One consumer round trip: apply acks and lease extensions, move due delayed messages to ready,
- * put messages whose lease ran out back at the front, then take up to `want` ready messages
- * (highest priority first) into flight on a lease. Garbage met on the way is dead-lettered.
- * ARGV: leaseMs, want, nAcks, nExtends, ack members…, (extend member, ms)…
- * Returns { wait, item… }: wait is 0 when `want` items came, else ms until the next delayed
- * message is due or the next lease runs out (-1: neither). { -2, message } when a key of the
- * wrong type stopped it before it took anything (what could be done was done; nothing was lost).
+ * One consumer round trip: write the task records of fused acks, apply acks and lease
+ * extensions, move due delayed messages to ready, put messages whose lease ran out back at the
+ * front, then take up to `want` ready messages (highest priority first) into flight on a lease.
+ * Garbage met on the way is dead-lettered.
+ * KEYS: the queue's keys, then one result-backend record key per record (standalone Redis only:
+ * record keys hash to other slots than the queue's).
+ * ARGV: leaseMs, want, nAcks, nExtends, nRecords, ack members…, (extend member, ms)…,
+ * (record JSON, ttl ms, final 1/0, channel, state)… — the first nRecords ack members are the
+ * deliveries whose record comes in the same place of the record list.
+ * A record is written as the result backend's SET_STATES writes it (backend-scripts.ts: never over
+ * CANCELED, PUBLISHed on its channel when final), and its delivery is acked only when the write
+ * could be made (a record key of the wrong type: neither, and its state slot says why).
+ * Returns { wait, state…, extended…, item… }: wait is 0 when `want` items came, else ms until the
+ * next delayed message is due or the next lease runs out (-1: neither); one state per record (the
+ * state stored after the call, or "ERR <message>"); one 1/0 per extension (0: the lease was no
+ * longer held, so the message went back to the queue and may be another consumer's now).
+ * { -2, state…, extended…, message } when a key of the wrong type stopped it before it took
+ * anything (what could be done was done; nothing was lost).
  */
 export const CYCLE = new LuaScript(`${HELPERS}
 local now = now_ms()
 local lease_ms, want = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n_acks, n_ext = tonumber(ARGV[3]), tonumber(ARGV[4])
-local i = 5
+local n_acks, n_ext, n_rec = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- The record keys follow the ready lists.
+LEVELS = LEVELS - n_rec
+local rec_key, rec_arg = #KEYS - n_rec, 6 + n_acks + 2 * n_ext
+local out = { 0 }
+-- Reads only (a record key of the wrong type fails its own pcall, before anything is removed).
+local rec_ok = {}
+for k = 1, n_rec do
+  local head = redis.pcall('GETRANGE', KEYS[rec_key + k], 0, 18)
+  if type(head) == 'table' and head.err then
+    out[1 + k] = 'ERR ' .. head.err
+    rec_ok[k] = false
+  elseif head == '{"state":"CANCELED"' then
+    out[1 + k] = 'CANCELED'
+    rec_ok[k] = 'keep'
+  else
+    out[1 + k] = ARGV[rec_arg + (k - 1) * 5 + 4]
+    rec_ok[k] = true
+  end
+end
+local i = 6
 if n_acks > 0 then
   -- Three calls for the whole batch: which leases are still ours, drop those, drop their items.
   local members = {}
@@ -37,7 +67,7 @@ if n_acks > 0 then
   local scores = redis.call('ZMSCORE', LEASES, unpack(members))
   local held, ids = {}, {}
   for k = 1, n_acks do
-    if scores[k] then
+    if scores[k] and (k > n_rec or rec_ok[k]) then
       held[#held + 1] = members[k]
       ids[#ids + 1] = split_member(members[k])
     end
@@ -48,8 +78,22 @@ if n_acks > 0 then
     redis.call('HDEL', INFLIGHT, unpack(ids))
   end
 end
+-- SET and PUBLISH cannot fail on a key's type: nothing below raises after the acks.
+for k = 1, n_rec do
+  if rec_ok[k] == true then
+    local b = rec_arg + (k - 1) * 5
+    redis.call('SET', KEYS[rec_key + k], ARGV[b], 'PX', ARGV[b + 1])
+    if ARGV[b + 2] == '1' then redis.call('PUBLISH', ARGV[b + 3], ARGV[b]) end
+  end
+end
 for k = 1, n_ext do
-  redis.call('ZADD', LEASES, 'XX', now + tonumber(ARGV[i + 1]), ARGV[i])
+  local m = ARGV[i]
+  if redis.call('ZSCORE', LEASES, m) then
+    redis.call('ZADD', LEASES, 'XX', now + tonumber(ARGV[i + 1]), m)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
   i = i + 2
 end
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
@@ -87,8 +131,8 @@ for _, m in ipairs(expired) do
     end
   end
 end
-local out = { 0 }
 local got = 0
+local base = #out
 if want > 0 and fits(INFLIGHT, 'hash') then
   local deadline = now + lease_ms
   local hargs, zargs = {}, {}
@@ -120,7 +164,7 @@ if want > 0 and fits(INFLIGHT, 'hash') then
           zargs[#zargs + 1] = deadline
           zargs[#zargs + 1] = id .. ':' .. (d + 1)
           got = got + 1
-          out[got + 1] = item
+          out[base + got] = item
         elseif can_place(nil) then
           -- Not counted in got: the loop pops another in its place.
           bury(item, 'a ready list')
@@ -140,7 +184,11 @@ if want > 0 and fits(INFLIGHT, 'hash') then
   end
 end
 -- Not an error reply: the acks and extensions above are done, and their callers must hear so.
-if failure and got == 0 then return { -2, failure } end
+if failure and got == 0 then
+  out[1] = -2
+  out[#out + 1] = failure
+  return out
+end
 if got < want then
   local next_at = -1
   local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')

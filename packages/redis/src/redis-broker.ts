@@ -20,6 +20,7 @@ import { type QueueKeys, queueKeys } from './keys.js'
 import { listQueueNames } from './list-queues.js'
 import { type ParsedBrokerOptions, parseBrokerOptions, type RedisBrokerOptions } from './options.js'
 import { RedisConsumer } from './redis-consumer.js'
+import { SameStore } from './same-store.js'
 
 const ADAPTER = { adapter: 'redis' } as const
 /** Longest delay accepted: 2^40 ms (about 34 years); a sorted-set score holds it exactly. */
@@ -60,6 +61,8 @@ export class RedisBroker implements Broker {
   readonly #conns: Connections
   readonly #queues = new Map<string, Queue>()
   readonly #consumers = new Set<RedisConsumer>()
+  /** Which result backends write where this broker does (`Delivery.ackWithRecord`). */
+  readonly #sameStore: SameStore
   readonly #idPrefix = randomBytes(6).toString('base64url')
   #seq = 0
   #closed = false
@@ -75,6 +78,7 @@ export class RedisBroker implements Broker {
   constructor(options: RedisBrokerOptions | string = {}) {
     this.#options = parseBrokerOptions(options)
     this.#conns = new Connections(this.#options.connection, this.#options.logger)
+    this.#sameStore = new SameStore(this.#conns, this.#options.keyPrefix)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
       maxPriority: this.#options.maxPriority,
@@ -175,6 +179,7 @@ export class RedisBroker implements Broker {
       onDelivery,
       logger: this.#options.logger,
       assertOpen: () => this.#assertOpen(),
+      sameStore: (backend) => this.#sameStore.check(backend),
     })
     this.#consumers.add(consumer)
     consumer.start()

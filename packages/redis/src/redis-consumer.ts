@@ -1,10 +1,17 @@
-import type { Consumer, DeadLetterInfo, DeliveryHandler, Logger } from '@errand/core'
+import {
+  type Consumer,
+  type DeadLetterInfo,
+  type DeliveryHandler,
+  DeliveryLostError,
+  type Logger,
+} from '@errand/core'
 import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './broker-scripts.js'
 import { decodeItem, leaseOfRawItem } from './codec.js'
 import type { Connections } from './connection.js'
 import type { QueueKeys } from './keys.js'
 import type { RedisClient } from './options.js'
 import { type DeliveryOwner, RedisDelivery } from './redis-delivery.js'
+import type { BackendLink, RecordWrite } from './same-store.js'
 
 /** Most messages one round trip takes or settles (Lua's unpack has a stack limit). */
 const MAX_BATCH = 1000
@@ -17,16 +24,19 @@ const RETRY_MS = 250
 /** CYCLE's first reply slot when a key of the wrong type stopped it (see broker-scripts.ts). */
 const REFUSED = -2
 
-interface Pending {
-  readonly resolve: () => void
+interface PendingAck {
+  readonly delivery: RedisDelivery
+  /** A fused ack (`ackWithRecord`): the task record written in the same script. */
+  readonly write: RecordWrite | undefined
+  /** With the state stored for a fused ack ('' for a plain one). */
+  readonly resolve: (stored: string) => void
   readonly reject: (err: unknown) => void
 }
-interface PendingAck extends Pending {
+interface PendingExtend {
   readonly delivery: RedisDelivery
-}
-interface PendingExtend extends Pending {
-  readonly lease: string
   readonly ms: number
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
 }
 
 /** What a consumer needs from its broker. */
@@ -43,6 +53,8 @@ export interface ConsumerContext {
   /** Where failures that have no caller to reject go. */
   readonly logger: Logger
   assertOpen(): void
+  /** Whether a result backend writes where this broker does (see same-store.ts). */
+  sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false>
 }
 
 /**
@@ -52,6 +64,11 @@ export interface ConsumerContext {
  * connection (`BLMOVE ready ready RIGHT RIGHT timeout`: returns as soon as the ready list holds
  * anything, without taking it), with a timer for the next delayed message or lease deadline;
  * an idle consumer costs one parked connection and no polling.
+ * A fused ack (`ackWithRecord`, broker and result backend on one standalone Redis) rides the same
+ * round trip: the task record is written by that script too, so at concurrency 1 a finished
+ * task's outcome, its ack and the fetch of the next message are one call.
+ * An extension that finds the lease gone (it ran out and the message went back to the queue)
+ * marks the delivery lost (`Delivery.lost` aborts) and frees its prefetch slot.
  */
 export class RedisConsumer implements Consumer, DeliveryOwner {
   readonly #ctx: ConsumerContext
@@ -139,20 +156,38 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   ack(delivery: RedisDelivery): Promise<void> {
     this.#hold(delivery)
     return new Promise<void>((resolve, reject) => {
-      this.#acks.push({ delivery, resolve, reject })
-      // Every held delivery is being settled: nothing more will join this batch, send it now
-      // (a microtask, not the next turn of the loop). Otherwise wait for the turn to collect more.
-      if (this.#acks.length + this.#settling.size >= this.#held.size && !this.#pausing) {
-        queueMicrotask(() => this.#cycle())
-      } else {
-        this.#schedule()
-      }
+      this.#acks.push({ delivery, write: undefined, resolve: () => resolve(), reject })
+      this.#sendAcks()
     })
+  }
+
+  sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false> {
+    return this.#ctx.sameStore(backend)
+  }
+
+  ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string> {
+    this.#hold(delivery)
+    return new Promise<string>((resolve, reject) => {
+      this.#acks.push({ delivery, write, resolve, reject })
+      this.#sendAcks()
+    })
+  }
+
+  /**
+   * Every held delivery is being settled: nothing more will join this batch, send it now (a
+   * microtask, not the next turn of the loop). Otherwise wait for the turn to collect more.
+   */
+  #sendAcks(): void {
+    if (this.#acks.length + this.#settling.size >= this.#held.size && !this.#pausing) {
+      queueMicrotask(() => this.#cycle())
+    } else {
+      this.#schedule()
+    }
   }
 
   extend(delivery: RedisDelivery, ms: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#extends.push({ lease: delivery.lease, ms, resolve, reject })
+      this.#extends.push({ delivery, ms, resolve, reject })
       this.#schedule()
     })
   }
@@ -224,12 +259,24 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     const want =
       this.#active && this.#ctx.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
     if (want === 0 && acks.length === 0 && extensions.length === 0) return
-    const args: (string | number)[] = [this.#ctx.leaseMs, want, acks.length, extensions.length]
-    for (const a of acks) args.push(a.delivery.lease)
-    for (const e of extensions) args.push(e.lease, e.ms)
-    this.#cycling = CYCLE.run(this.#ctx.conns.main, this.#ctx.keyList, args)
+    // Fused acks first: the script pairs the first ack members with the records, in order.
+    let ordered = acks
+    let keys = this.#ctx.keyList
+    const records: (string | number)[] = []
+    if (acks.some((a) => a.write !== undefined)) {
+      const fused = acks.filter((a) => a.write !== undefined)
+      ordered = [...fused, ...acks.filter((a) => a.write === undefined)]
+      keys = [...keys, ...fused.map((a) => (a.write as RecordWrite).key)]
+      for (const a of fused) records.push(...(a.write as RecordWrite).args)
+    }
+    const nRecords = keys.length - this.#ctx.keyList.length
+    const args: (string | number)[] = [this.#ctx.leaseMs, want, acks.length, extensions.length, nRecords]
+    for (const a of ordered) args.push(a.delivery.lease)
+    for (const e of extensions) args.push(e.delivery.lease, e.ms)
+    if (nRecords > 0) args.push(...records)
+    this.#cycling = CYCLE.run(this.#ctx.conns.main, keys, args)
       .then(
-        (reply) => this.#onReply(reply as [number, ...Buffer[]], want, acks, extensions),
+        (reply) => this.#onReply(reply as [number, ...Buffer[]], want, ordered, nRecords, extensions),
         (err) => this.#onError(err, acks, extensions),
       )
       .catch((err: unknown) => {
@@ -246,27 +293,43 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   #onReply(
-    reply: [number, ...Buffer[]],
+    reply: [number, ...(Buffer | number)[]],
     want: number,
     acks: PendingAck[],
+    nRecords: number,
     extensions: PendingExtend[],
   ): void {
-    for (const a of acks) {
+    for (let k = 0; k < acks.length; k++) {
+      const a = acks[k]!
       this.#held.delete(a.delivery.lease)
-      a.resolve()
+      if (k >= nRecords) {
+        a.resolve('')
+        continue
+      }
+      const stored = String(reply[1 + k])
+      // The record could not be written (a key of the wrong type): neither it nor the ack was
+      // made, as when setState fails before an ack.
+      if (stored.startsWith('ERR ')) a.reject(this.#ctx.conns.error('setState', new Error(stored.slice(4))))
+      else a.resolve(stored)
     }
-    for (const e of extensions) e.resolve()
+    for (let k = 0; k < extensions.length; k++) {
+      const e = extensions[k]!
+      // Marked before the caller hears back: after `await extend()`, `lost` is already aborted.
+      if (reply[1 + nRecords + k] !== 1) this.#lose(e.delivery)
+      e.resolve()
+    }
+    const first = 1 + nRecords + extensions.length
     if (reply[0] === REFUSED) {
       // A queue key of the wrong type: nothing was taken. Say so and look again later.
-      this.#failed('fetch', new Error(String(reply[1])))
+      this.#failed('fetch', new Error(String(reply[first])))
       this.#backOff()
       return
     }
     this.#lastFailure = undefined
-    const count = reply.length - 1
+    const count = reply.length - first
     if (!this.#active) {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
-      const leases = reply.slice(1).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
+      const leases = reply.slice(first).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
       if (leases.length > 0) {
         void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch((err: unknown) =>
           this.#failed(
@@ -278,7 +341,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       }
       return
     }
-    for (let i = 1; i <= count; i++) {
+    for (let i = first; i < reply.length; i++) {
       const item = reply[i] as Buffer
       const decoded = decodeItem(item)
       if (decoded === undefined) {
@@ -302,6 +365,22 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       this.#wakeIn(reply[0])
       this.#park()
     }
+  }
+
+  /**
+   * An extension found the lease gone: it ran out and the message went back to the queue (where
+   * another consumer, or this one, may have taken it again). Unless a settle of ours is on its way
+   * (which is why the lease went), the delivery is lost: `lost` aborts, its slot is free.
+   */
+  #lose(delivery: RedisDelivery): void {
+    const reason = new DeliveryLostError(
+      `the lease of message ${delivery.messageId} (delivery ${delivery.attempt}) on "${this.#ctx.queue}" ran out and the message was taken back; it runs again (maybe elsewhere already)`,
+      { adapter: 'redis' },
+    )
+    if (!delivery.markLost(reason)) return
+    this.#held.delete(delivery.lease)
+    this.#ctx.logger.warn(reason.message)
+    this.#schedule()
   }
 
   /**

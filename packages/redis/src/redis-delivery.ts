@@ -1,5 +1,15 @@
-import { type DeadLetterInfo, type Delivery, NotSupportedError } from '@errand/core'
+import {
+  type DeadLetterInfo,
+  type Delivery,
+  type DeliveryLostError,
+  NotSupportedError,
+  type ResultBackend,
+  type SetStateOptions,
+  type TaskRecord,
+  type TaskState,
+} from '@errand/core'
 import type { DecodedItem } from './codec.js'
+import type { BackendLink, RecordWrite } from './same-store.js'
 
 /** What a delivery needs from the consumer that handed it out. */
 export interface DeliveryOwner {
@@ -10,6 +20,10 @@ export interface DeliveryOwner {
   nack(delivery: RedisDelivery, delayMs: number): Promise<void>
   deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void>
   extend(delivery: RedisDelivery, ms: number): Promise<void>
+  /** The backend's link when it writes where this broker does (see same-store.ts), else false. */
+  sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false>
+  /** Write the record and ack in one script; resolves with the state stored. */
+  ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string>
 }
 
 /**
@@ -19,7 +33,12 @@ export interface DeliveryOwner {
  * A settle that failed (Redis unreachable) leaves it unsettled, so it may be called again: every
  * script is fenced on the lease, so a retry after a reply that was lost changes nothing. Settling
  * or extending after the lease ran out (the message went back to the queue, maybe to another
- * consumer) touches nothing: the lease name no longer exists.
+ * consumer) touches nothing: the lease name no longer exists. When an extension finds the lease
+ * gone, `lost` aborts with a `DeliveryLostError` (`ERR_LOST`): the delivery stops counting against
+ * the prefetch and every later settle does nothing.
+ * `ackWithRecord` writes a task record and acks in the consumer's next round trip (one script,
+ * which also fetches the next messages) when the backend is a RedisResultBackend on the same
+ * standalone server, db and key prefix.
  */
 export class RedisDelivery implements Delivery {
   readonly messageId: string
@@ -28,9 +47,10 @@ export class RedisDelivery implements Delivery {
   /** The lease member: `<id>:<attempt>`. */
   readonly lease: string
   readonly #owner: DeliveryOwner
-  #state: 'open' | 'settling' | 'settled' = 'open'
+  #state: 'open' | 'settling' | 'settled' | 'lost' = 'open'
   /** The settle on its way, which a second call waits for. */
   #settling: Promise<void> | undefined
+  readonly #lost = new AbortController()
 
   constructor(owner: DeliveryOwner, item: DecodedItem) {
     this.#owner = owner
@@ -45,9 +65,54 @@ export class RedisDelivery implements Delivery {
     return this.#state === 'open'
   }
 
+  /** Aborted (with a `DeliveryLostError`) when an extension found the lease gone. */
+  get lost(): AbortSignal {
+    return this.#lost.signal
+  }
+
+  /**
+   * The consumer found the lease gone while nothing settled this delivery: abort `lost`. False
+   * (and nothing done) when a settle is on its way or done (then the lease went because of it).
+   */
+  markLost(reason: DeliveryLostError): boolean {
+    if (this.#state !== 'open') return false
+    this.#state = 'lost'
+    this.#lost.abort(reason)
+    return true
+  }
+
   /** Remove the message for good. Acks issued in the same tick go to Redis in one call. */
   async ack(): Promise<void> {
     return this.#settle(() => this.#owner.ack(this))
+  }
+
+  /**
+   * Write `record` through `backend` (a RedisResultBackend on this broker's standalone server, db
+   * and key prefix) and ack, in one script: what `backend.setState` then `ack()` would do
+   * (CANCELED is never overwritten, a final record is published to its waiters), atomically.
+   * Resolves with the state stored; `undefined` having done nothing when the backend is elsewhere
+   * (or on a cluster), or when this delivery is already settled, being settled, or lost.
+   */
+  async ackWithRecord(
+    backend: ResultBackend,
+    record: TaskRecord,
+    options: SetStateOptions,
+  ): Promise<TaskState | undefined> {
+    if (this.#state !== 'open') {
+      // As a second ack would: wait for the settle on its way, change nothing.
+      if (this.#settling !== undefined) await this.#settling
+      return undefined
+    }
+    const checked = this.#owner.sameStore(backend)
+    const link = checked instanceof Promise ? await checked : checked
+    if (link === false) return undefined
+    const write = link.prepare(record, options)
+    let stored: string | undefined
+    // A settle that started while the probe ran wins: #settle then shares it (stored stays unset).
+    await this.#settle(async () => {
+      stored = await this.#owner.ackWithRecord(this, write)
+    })
+    return stored as TaskState | undefined
   }
 
   /** Return the message, redelivered after `delayMs` (default 0: at once, at the back). */
@@ -88,6 +153,11 @@ export class RedisDelivery implements Delivery {
 
   #settle(run: () => Promise<void>): Promise<void> {
     if (this.#state === 'settled') return Promise.resolve()
+    if (this.#state === 'lost') {
+      // Nothing of ours to settle; after close() it fails like any settle.
+      this.#owner.assertOpen()
+      return Promise.resolve()
+    }
     if (this.#settling !== undefined) return this.#settling
     this.#owner.assertOpen()
     this.#state = 'settling'

@@ -24,6 +24,7 @@ import { type BackendKeys, backendKeys, flowKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
 import { eventKeys, RedisEvents } from './redis-events.js'
 import { RedisFlowControl } from './redis-flow.js'
+import { type RecordWrite, registerBackend } from './same-store.js'
 import { StateWriter } from './state-writer.js'
 
 const ADAPTER = { adapter: 'redis' } as const
@@ -80,6 +81,11 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
       this.#conns.main.get(this.#keys.record(id)),
     )
+    registerBackend(this, {
+      keyPrefix: parsed.keyPrefix,
+      conns: this.#conns,
+      prepare: (record, options) => this.#prepare(record, options),
+    })
   }
 
   /** Connect (a given client is only checked). Rejects with `ERR_CONNECTION` when unreachable. */
@@ -100,6 +106,16 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
 
   /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
   async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
+    const { key, args } = this.#prepare(record, options)
+    const stored = await this.#call('setState', () => this.#writer.write(key, args))
+    return stored as TaskState
+  }
+
+  /**
+   * A checked record as SET_STATES' key and arguments (also what a broker on the same store
+   * writes in its ack script: see same-store.ts).
+   */
+  #prepare(record: TaskRecord, options: SetStateOptions): RecordWrite {
     this.#assertOpen()
     if (typeof record !== 'object' || record === null)
       throw new TypeError('setState: record must be an object')
@@ -110,9 +126,10 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     const { state, ...rest } = record
     const json = JSON.stringify({ state, ...rest })
     const final = isFinalState(record.state) ? '1' : '0'
-    const args = [json, ttlMs, final, this.#keys.channel(record.id), record.state]
-    const stored = await this.#call('setState', () => this.#writer.write(this.#keys.record(record.id), args))
-    return stored as TaskState
+    return {
+      key: this.#keys.record(record.id),
+      args: [json, ttlMs, final, this.#keys.channel(record.id), record.state],
+    }
   }
 
   /** The record of `id`, if present and not expired. */

@@ -1,4 +1,5 @@
 import { runAppConformance, runBrokerConformance, runResultBackendConformance } from '@errand/conformance'
+import type { Delivery } from '@errand/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBroker, RedisResultBackend } from '../src/index.js'
 import { type LocalCluster, startLocalCluster } from './local-cluster.js'
@@ -34,6 +35,25 @@ describe('redis cluster (3 masters on loopback)', () => {
     expect(owners.size).toBeGreaterThan(1)
     for (const q of queues) expect(await broker.purge(q)).toBe(1)
     await broker.close()
+  })
+
+  it('does not fuse a record write with an ack: record keys hash to other slots than the queue', async () => {
+    const broker = new RedisBroker({ client: on().client(), keyPrefix: 'errand-cl' })
+    const backend = new RedisResultBackend({ client: on().client(), keyPrefix: 'errand-cl' })
+    await broker.connect()
+    await backend.connect()
+    const got: Delivery[] = []
+    await broker.consume('fused', (d) => got.push(d), { prefetch: 1 })
+    await broker.publish('fused', [{ body: new Uint8Array([1]) }])
+    await expect.poll(() => got.length).toBe(1)
+    const record = { id: 'cl-fused', state: 'SUCCESS' as const }
+    expect(await got[0]!.ackWithRecord!(backend, record, { ttlMs: 60_000 })).toBeUndefined()
+    expect(await backend.getState('cl-fused')).toBeUndefined()
+    expect((await broker.stats('fused')).inFlight).toBe(1)
+    await got[0]!.ack()
+    expect((await broker.stats('fused')).inFlight).toBe(0)
+    await broker.close()
+    await backend.close()
   })
 
   runBrokerConformance({
