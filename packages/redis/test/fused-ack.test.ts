@@ -190,6 +190,29 @@ describe.runIf(available)('Redis deliveries: ackWithRecord and lost', () => {
       expect(await b.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 })
     })
 
+    it('the record keys after the queue keys do not shift the priority levels', async () => {
+      const b = await broker()
+      const r = await backend()
+      const q = queue()
+      await b.publish(q, [{ body: text('first') }])
+      const got: Delivery[] = []
+      await b.consume(q, (x) => got.push(x), { prefetch: 1 })
+      await until(() => got.length === 1)
+      // Due while the consumer is full: the fused ack's script moves it to the top level (a list
+      // found by counting levels from the end of KEYS), then fetches it.
+      await b.publish(q, [{ body: text('urgent'), priority: 9, delayMs: 30 }])
+      await new Promise((resolve) => setTimeout(resolve, 60))
+      expect((await b.stats(q)).delayed).toBe(1)
+      const record = { id: 't-levels', state: 'SUCCESS' as const, result: 'ok' }
+      expect(await got[0]!.ackWithRecord!(r, record, TTL)).toBe('SUCCESS')
+      await until(() => got.length === 2)
+      expect(new TextDecoder().decode(got[1]!.body)).toBe('urgent')
+      expect(await raw.type(`${prefix}:result:t-levels`)).toBe('string')
+      expect((await r.getState('t-levels'))?.result).toBe('ok')
+      await got[1]!.ack()
+      expect(await b.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 })
+    })
+
     it('a record key of the wrong type: neither written nor acked, the error is reported', async () => {
       const b = await broker()
       const r = await backend()
