@@ -94,7 +94,16 @@ export function verify(c: Collected): ChaosReport {
         if (planned?.mode !== 'reject') bump(unexpectedFailures, own?.reason ?? 'upstream')
         return
       }
-      lost.push(`${id} (${state})`)
+      // The evidence: each run (attempt, process, ms from the first run) and how its process ended.
+      const runs = byId.get(id) ?? []
+      const t0 = runs[0]?.at ?? 0
+      const story = runs
+        .map((r) => {
+          const stop = c.disruptions.stops.find((x) => x.pid === r.pid && x.at >= r.at)
+          return `attempt ${r.attempt} pid ${r.pid} +${r.at - t0} ms${r.planned ? ` (${r.planned})` : ''}${stop ? ` then ${stop.signal} +${stop.at - t0} ms` : ''}`
+        })
+        .join('; ')
+      lost.push(`${id} (${state}; runs: ${story || 'none'}; planned ${planned?.mode ?? '?'})`)
     })
   }
   if (lost.length > 0) {
