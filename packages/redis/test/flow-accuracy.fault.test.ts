@@ -15,7 +15,8 @@ import { deletePrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers
  * ERRAND_ACCURACY_SECONDS (default 12; the issue's 30 by hand), (b) a concurrency limit of 2 per
  * key, (c) a pause, (d) a SIGKILLed slot holder whose slot must come back with its lease. Each
  * handler records what it saw in Redis (start times, a per-key INCR/DECR counter), the test
- * checks the figures and prints them, and writes them to bench/results/flow-accuracy.json.
+ * checks the figures and prints them; a run with ERRAND_ACCURACY_SECONDS set also writes them to
+ * bench/results/flow-accuracy.json.
  */
 
 const available = await redisAvailable()
@@ -286,11 +287,13 @@ describe.runIf(available)('flow control accuracy across 4 worker processes (Redi
     await app.close()
     redis.disconnect()
     await deletePrefix(prefix)
-    mkdirSync(dirname(RESULTS), { recursive: true })
-    writeFileSync(RESULTS, `${JSON.stringify(figures, null, 2)}\n`)
-    console.log(
-      `flow accuracy figures (also in bench/results/flow-accuracy.json):\n${JSON.stringify(figures, null, 2)}`,
-    )
+    // Written only on a run asked for by hand (ERRAND_ACCURACY_SECONDS set): the committed file
+    // holds the issue's 30 s figures, and a test run must not change the checkout.
+    if (process.env.ERRAND_ACCURACY_SECONDS !== undefined) {
+      mkdirSync(dirname(RESULTS), { recursive: true })
+      writeFileSync(RESULTS, `${JSON.stringify(figures, null, 2)}\n`)
+    }
+    console.log(`flow accuracy figures:\n${JSON.stringify(figures, null, 2)}`)
   }, 60_000)
 
   it(
