@@ -1,10 +1,4 @@
-import {
-  type Consumer,
-  type DeliveryHandler,
-  DeliveryLostError,
-  isErrandError,
-  type Logger,
-} from '@errand/core'
+import { type Consumer, type DeliveryHandler, isErrandError, type Logger } from '@errand/core'
 import type { ConsumeMessage } from 'amqplib'
 import type { ConnectionManager } from './connection.js'
 import { AmqpDelivery, type DeliveryHost, type Lane } from './delivery.js'
@@ -134,14 +128,7 @@ export class AmqpConsumer implements Consumer {
     const session = await this.#host.conn.session()
     await this.#host.topology.ensureQueue(this.#queue)
     const ch = await session.openChannel()
-    const lane: Lane = {
-      ch,
-      alive: true,
-      consuming: true,
-      outstanding: 0,
-      tag: undefined,
-      lost: new AbortController(),
-    }
+    const lane: Lane = { ch, alive: true, consuming: true, outstanding: 0, tag: undefined }
     let closeError: Error | undefined
     ch.on('error', (err: Error) => {
       closeError = err
@@ -227,16 +214,6 @@ export class AmqpConsumer implements Consumer {
     const wasAlive = lane.alive
     lane.alive = false
     lane.consuming = false
-    if (held > 0) {
-      const why = err === undefined ? 'closed' : `closed (${err.message})`
-      lane.lost.abort(
-        new DeliveryLostError(
-          `the channel of a consumer of "${this.#queue}" ${why}: RabbitMQ put its ${held} unacknowledged ` +
-            'deliveries back in the queue (they may run again elsewhere)',
-          { adapter: 'amqp' },
-        ),
-      )
-    }
     if (err !== undefined && serverCode(err) === 406 && CONSUMER_TIMEOUT.test(err.message)) {
       this.#host.logger.warn(
         `[amqp] consumer_timeout: RabbitMQ closed the channel of a consumer of "${this.#queue}" because a ` +

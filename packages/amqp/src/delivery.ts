@@ -13,11 +13,6 @@ export interface Lane {
   outstanding: number
   /** The consumer tag, once subscribed. */
   tag: string | undefined
-  /**
-   * Aborted (with a `DeliveryLostError`) when the channel closes with deliveries unsettled: it is
-   * the `lost` signal of every delivery that came on this channel.
-   */
-  readonly lost: AbortController
 }
 
 /** What a delivery needs from its consumer and broker. */
@@ -41,19 +36,13 @@ export interface DeliveryHost {
  * `deadLetter` publish a copy (to the queue, a delay level or `<q>.dead`) on the confirm channel
  * and ack the original once RabbitMQ confirmed the copy; a crash in between leaves both, so the
  * message may run twice, never zero times. If the channel it came on has closed (connection
- * lost, consumer timeout), RabbitMQ has already put the message back: `lost` aborts with a
- * `DeliveryLostError`, and settling resolves without effect. After the broker closed, settling
- * an unsettled delivery rejects with `ERR_CLOSED`.
+ * lost, consumer timeout), RabbitMQ has already put the message back: settling does nothing.
+ * After the broker closed, settling an unsettled delivery rejects with `ERR_CLOSED`.
  */
 export class AmqpDelivery implements Delivery {
   readonly messageId: string
   readonly body: Uint8Array
   readonly attempt: number
-  /**
-   * Aborted with a `DeliveryLostError` (`ERR_LOST`) when the channel this delivery came on closed
-   * with deliveries unsettled (shared by the channel's deliveries: a settled one ignores it).
-   */
-  readonly lost: AbortSignal
   readonly #host: DeliveryHost
   readonly #lane: Lane
   readonly #message: ConsumeMessage
@@ -66,7 +55,6 @@ export class AmqpDelivery implements Delivery {
     this.messageId = messageIdOf(message)
     this.body = message.content
     this.attempt = attemptOf(message)
-    this.lost = lane.lost.signal
   }
 
   /** Remove the message for good. */
