@@ -36,7 +36,10 @@ describe('sqlite: two processes open a fresh file at once', () => {
           'errand_groups',
           'errand_jobs',
           'errand_kv',
+          'errand_paused',
+          'errand_rate',
           'errand_results',
+          'errand_slots',
         ])
         expect(db.prepare('SELECT count(*) FROM errand_results').pluck().get()).toBe(2)
       } finally {
