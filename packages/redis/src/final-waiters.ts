@@ -28,6 +28,8 @@ export class FinalWaiters {
   readonly #read: (id: string) => Promise<string | null>
   readonly #listeners = new Map<string, Set<Listener>>()
   readonly #ids = new Map<string, string>()
+  /** Channels whose SUBSCRIBE is on its way. */
+  readonly #subscribing = new Map<string, Promise<void>>()
   readonly #rejects = new Set<(err: unknown) => void>()
   readonly #aborts = new WeakMap<AbortSignal, { callbacks: Set<() => void>; handler: () => void }>()
   #sub: RedisClient | undefined
@@ -109,15 +111,25 @@ export class FinalWaiters {
   }
 
   async #listen(channel: string, id: string, listener: Listener): Promise<void> {
-    let set = this.#listeners.get(channel)
+    const set = this.#listeners.get(channel)
     if (set !== undefined) {
       set.add(listener)
+      // Wait for the channel's SUBSCRIBE too: a waiter that read the record before the first
+      // waiter's subscription was live could miss the final write's message for good.
+      await this.#subscribing.get(channel)
       return
     }
-    set = new Set([listener])
-    this.#listeners.set(channel, set)
+    this.#listeners.set(channel, new Set([listener]))
     this.#ids.set(channel, id)
-    await this.#subscriber().subscribe(channel)
+    const subscribed = this.#subscriber()
+      .subscribe(channel)
+      .then(() => undefined)
+    this.#subscribing.set(channel, subscribed)
+    try {
+      await subscribed
+    } finally {
+      if (this.#subscribing.get(channel) === subscribed) this.#subscribing.delete(channel)
+    }
   }
 
   #unlisten(channel: string, listener: Listener): void {

@@ -28,6 +28,26 @@ describe.runIf(available)('RedisResultBackend on Redis', () => {
     await deletePrefix(prefix)
   })
 
+  it('two waiters of one id both see a final write that lands while the first one subscribes', async () => {
+    const writer = await backend()
+    for (let i = 0; i < 20; i++) {
+      // A fresh backend: its subscriber connection is still being made when both waits start.
+      const reader = await backend()
+      const id = `race-${i}`
+      const first = reader.waitFor(id, { signal: AbortSignal.timeout(5000) })
+      const second = reader.waitFor(id, { signal: AbortSignal.timeout(5000) })
+      // Let the second waiter's read go out before the write.
+      await new Promise((r) => setImmediate(r))
+      await writer.setState({ id, state: 'SUCCESS', result: i }, TTL)
+      const both = await Promise.allSettled([first, second])
+      expect(
+        both.map((r) => (r.status === 'fulfilled' ? r.value.result : String(r.reason))),
+        `round ${i}: each waiter must get the final record`,
+      ).toEqual([i, i])
+      await reader.close()
+    }
+  })
+
   it('stores records as JSON with their TTL', async () => {
     const b = await backend()
     await b.setState({ id: 't1', state: 'STARTED', attempts: 1 }, { ttlMs: 5000 })
