@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { createApp, defineTask, silentLogger } from '@errand/core'
 import '@errand/redis'
 import { z } from 'zod'
+import { median } from './stats.js'
 
 const VARIANTS = ['none', 'rate-keyed', 'slots-keyed'] as const
 type Variant = (typeof VARIANTS)[number]
@@ -69,12 +70,6 @@ async function child(variant: Variant, jobs: number): Promise<void> {
   const perSecond = await drainOnce(variant, jobs, 'measured')
   process.stdout.write(`${JSON.stringify({ variant, perSecond })}\n`)
   process.exit(0)
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
 
 function parent(runs: number, jobs: number): void {

@@ -30,6 +30,7 @@ import {
 } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
 import { z } from 'zod'
+import { median } from './stats.js'
 
 const VARIANTS = ['none', 'api', 'sdk'] as const
 /** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only, the context manager only. */
@@ -137,12 +138,6 @@ async function child(variant: Variant, jobs: number): Promise<void> {
   const result = await drainOnce(instrumentation, jobs, 'measured', flush)
   process.stdout.write(`${JSON.stringify({ variant, ...result })}\n`)
   process.exit(0)
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
 
 function parent(runs: number, jobs: number): void {

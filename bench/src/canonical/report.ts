@@ -12,6 +12,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { median } from '../stats.js'
 import { type Bar, barChart } from './svg.js'
 import type { ContenderMeta, RunResult } from './types.js'
 
@@ -51,11 +52,6 @@ async function inputFiles(): Promise<string[]> {
   return [...latest.values()].map((n) => join(resultsDir, n))
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const fmt = (v: number | undefined): string =>
   v === undefined || Number.isNaN(v)
     ? '–'

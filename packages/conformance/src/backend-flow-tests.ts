@@ -7,7 +7,7 @@ import {
 } from '@errand/core'
 import { expect, type TestContext } from 'vitest'
 import type { BackendSuiteContext } from './harness.js'
-import { CLOCK_SLACK_MS, expectCode, sleep, uniqueName } from './helpers.js'
+import { CLOCK_SLACK_MS, caught, expectCode, sleep, uniqueName } from './helpers.js'
 
 type Backend = ResultBackend & FlowControlStore
 
@@ -36,14 +36,7 @@ async function expectBadArgument(
   argument: string,
   what: string,
 ): Promise<void> {
-  let error: unknown
-  let threw = false
-  try {
-    await call()
-  } catch (err) {
-    error = err
-    threw = true
-  }
+  const { threw, error } = await caught(call)
   expect(threw, `${what} must reject (bad ${argument})`).toBe(true)
   expect(
     error instanceof TypeError || isErrandError(error),

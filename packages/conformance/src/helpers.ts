@@ -72,20 +72,23 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   }
 }
 
+/** Run `call`; whether it rejected (or threw) and with what. */
+export async function caught(call: () => Promise<unknown>): Promise<{ threw: boolean; error: unknown }> {
+  try {
+    await call()
+    return { threw: false, error: undefined }
+  } catch (error) {
+    return { threw: true, error }
+  }
+}
+
 /** Assert that `call` rejects (or throws) an error whose `code` is `code`. */
 export async function expectCode(
   call: () => Promise<unknown>,
   code: string,
   what = 'the call',
 ): Promise<void> {
-  let error: unknown
-  let threw = false
-  try {
-    await call()
-  } catch (err) {
-    error = err
-    threw = true
-  }
+  const { threw, error } = await caught(call)
   expect(threw, `${what} should reject with ${code}`).toBe(true)
   expect((error as { code?: unknown } | undefined)?.code, `${what}: ${String(error)}`).toBe(code)
 }
