@@ -1,5 +1,6 @@
-import { chmodSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, mkdirSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteBroker } from '../src/index.js'
 import { tempDir, uniqueQueue } from './helpers.js'
@@ -10,9 +11,22 @@ const tmp = tempDir('readonly')
 const asRoot = process.getuid?.() === 0
 const uid = asRoot ? 65534 : undefined
 chmodSync(tmp.dir, 0o755)
+// `nobody` must reach the checkout's code: a checkout under a private directory (`mktemp -d` is
+// 0700) gets others' traverse bit on each such ancestor for this file's run, given back after.
+const opened: { path: string; mode: number }[] = []
+if (asRoot) {
+  for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777
+    if ((mode & 0o001) === 0) {
+      chmodSync(d, mode | 0o001)
+      opened.push({ path: d, mode })
+    }
+  }
+}
 afterAll(() => {
   chmodSync(join(tmp.dir, 'ro-dir'), 0o755)
   tmp.remove()
+  for (const { path, mode } of opened) chmodSync(path, mode)
 })
 
 async function openAsOther(path: string): Promise<Record<string, unknown>> {
