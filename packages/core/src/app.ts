@@ -115,7 +115,8 @@ export const appOptionsSchema = z
 /** @see appOptionsSchema */
 export type AppOptions = z.input<typeof appOptionsSchema>
 
-export type { SendOptions, TransactionalBroker } from './send.js'
+export type { SendOptions } from './send.js'
+export type { TransactionalBroker } from './transactional-broker.js'
 
 /**
  * An Errand app: the tasks, a broker and optionally a result backend. Sends work, starts workers

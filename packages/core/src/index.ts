@@ -151,6 +151,8 @@ export {
   parseMemoryUrl,
 } from './memory/index.js'
 export { type CheckedMessage, checkOutgoing } from './outgoing.js'
+// The adapter kit: what every adapter shares (docs/adapters.md).
+export * from './kit/index.js'
 export { maskCredentials } from './redact.js'
 export { Replaced } from './replaced.js'
 export { ADAPTER_PACKAGES, type AdapterLookup, memoryAdapter, registerAdapter } from './resolve-adapter.js'
@@ -195,6 +197,7 @@ export {
   TASK_LOG_MAX_BYTES,
   TASK_LOG_MAX_LINES,
 } from './task-telemetry.js'
+export { isTransactionalBroker } from './transactional-broker.js'
 export { Worker } from './worker.js'
 export {
   type ResolvedWorkerOptions,

@@ -1,8 +1,8 @@
 import { type AsyncResult, resultFor, TaskResult, type WaitHints } from './async-result.js'
-import type { Broker, OutgoingMessage } from './broker.js'
+import type { Broker } from './broker.js'
 import { type AnyCanvas, Signature } from './canvas.js'
 import { claimDedup, type DedupMode } from './dedup.js'
-import { type Lineage, NO_INPUT } from './dispatcher.js'
+import { type Lineage, NO_INPUT, type PublishTarget } from './dispatcher.js'
 import type { Envelope, WireNode } from './envelope.js'
 import { InvalidOptionError, NotSupportedError, ValidationError } from './errors.js'
 import { emitSent } from './events-runtime.js'
@@ -10,6 +10,7 @@ import { newId } from './ids.js'
 import type { Runtime } from './runtime.js'
 import { applySendOptions, checkSendOptions, validateCanvas } from './send-plan.js'
 import type { AnyTask } from './task.js'
+import { isTransactionalBroker } from './transactional-broker.js'
 
 /** Options of `App.send`. Unknown keys are refused (`ERR_INVALID_OPTION`). */
 export interface SendOptions {
@@ -51,15 +52,6 @@ export interface SendOptions {
   readonly tx?: unknown
 }
 
-/** A broker that can publish inside a caller's transaction. */
-export interface TransactionalBroker extends Broker {
-  publishInTransaction(tx: unknown, queue: string, messages: readonly OutgoingMessage[]): Promise<void>
-}
-
-function isTransactional(b: Broker): b is TransactionalBroker {
-  return typeof (b as Partial<TransactionalBroker>).publishInTransaction === 'function'
-}
-
 /**
  * Everything `send` checks before it connects: the options and every canvas (run-time checks, so
  * plain JavaScript callers get `ERR_VALIDATION` / `ERR_INVALID_OPTION` naming the problem too).
@@ -82,11 +74,9 @@ export async function sendCanvases(
   hints: WaitHints,
   lineage: Lineage = {},
 ): Promise<AsyncResult<unknown>[]> {
-  if (options.tx !== undefined && !isTransactional(rt.broker)) {
-    throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', {
-      adapter: rt.broker.name,
-    })
-  }
+  const tx = options.tx
+  // Checked before anything is claimed or planned: a send that cannot publish does nothing.
+  const target = tx === undefined ? undefined : publishInTransaction(rt.broker, tx)
   if (options.dedupKey !== undefined && canvases.length !== 1) {
     throw new InvalidOptionError('dedupKey', 'dedupKey applies to one send, not to sendMany()')
   }
@@ -136,17 +126,21 @@ export async function sendCanvases(
     }
     results.push(result)
   }
-  const tx = options.tx
-  await rt.dispatcher.publish(
-    envelopes,
-    tx === undefined
-      ? undefined
-      : (q, m) => (rt.broker as TransactionalBroker).publishInTransaction(tx, q, m),
-  )
+  await rt.dispatcher.publish(envelopes, target)
   // After the broker has them (a failed send announces nothing), without waiting for the store.
   // In a caller's transaction the send may yet roll back, so nothing is announced then.
   if (rt.events.sink && tx === undefined) emitSent(rt.events.sink, envelopes)
   return results
+}
+
+/** Where `send({ tx })` publishes: the broker, inside the caller's transaction `tx`. */
+function publishInTransaction(broker: Broker, tx: unknown): PublishTarget {
+  if (!isTransactionalBroker(broker)) {
+    throw new NotSupportedError('send({ tx }) needs a broker that can publish in a transaction', {
+      adapter: broker.name,
+    })
+  }
+  return (queue, messages) => broker.publishInTransaction(tx, queue, messages)
 }
 
 /** The expiry a send asks for (ms since the epoch), if any. */
