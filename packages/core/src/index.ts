@@ -134,6 +134,34 @@ export { EVENT_FLUSH_MS, EventSink, MAX_PENDING_EVENTS } from './events-sink.js'
 export { DEFAULT_EVENT_BUFFER, type EventListener, EventStream } from './events-stream.js'
 export { type FlowControlStore, hasFlowControl, MAX_FLOW_KEY_LENGTH } from './flow-control.js'
 export type { Instrumentation, RunInfo } from './instrumentation.js'
+// The adapter kit: what every adapter shares (docs/adapters.md).
+export {
+  Batcher,
+  type BatcherOptions,
+  type BatchFlush,
+  type BatchOutcome,
+  BrokerBase,
+  batchOk,
+  type CheckedConsumeOptions,
+  checkConsumeOptions,
+  DEFAULT_RECONNECT_BACKOFF,
+  type DeliveryHost,
+  type DeliveryInit,
+  type DeliveryState,
+  LeasedDelivery,
+  Lifecycle,
+  type LifecycleState,
+  MAX_DEAD_LETTER_PAGE,
+  MAX_PREFETCH,
+  optionsFromQuery,
+  parseStoreUrl,
+  type QueryOptions,
+  type QueryOptionsSpec,
+  type ReconnectBackoff,
+  reconnectBackoffSchema,
+  reconnectDelay,
+  SettleOnceDelivery,
+} from './kit/index.js'
 export type { ConcurrencyLimit, QueueLimits, RateLimit } from './limits.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'
 export {
@@ -151,8 +179,6 @@ export {
   parseMemoryUrl,
 } from './memory/index.js'
 export { type CheckedMessage, checkOutgoing } from './outgoing.js'
-// The adapter kit: what every adapter shares (docs/adapters.md).
-export * from './kit/index.js'
 export { maskCredentials } from './redact.js'
 export { Replaced } from './replaced.js'
 export { ADAPTER_PACKAGES, type AdapterLookup, memoryAdapter, registerAdapter } from './resolve-adapter.js'

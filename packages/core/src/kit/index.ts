@@ -1,0 +1,18 @@
+export { Batcher, type BatcherOptions, type BatchFlush, type BatchOutcome, batchOk } from './batcher.js'
+export { BrokerBase, MAX_DEAD_LETTER_PAGE } from './broker-base.js'
+export { type CheckedConsumeOptions, checkConsumeOptions, MAX_PREFETCH } from './consume-options.js'
+export { Lifecycle, type LifecycleState } from './lifecycle.js'
+export {
+  DEFAULT_RECONNECT_BACKOFF,
+  type ReconnectBackoff,
+  reconnectBackoffSchema,
+  reconnectDelay,
+} from './reconnect.js'
+export {
+  type DeliveryHost,
+  type DeliveryInit,
+  type DeliveryState,
+  LeasedDelivery,
+  SettleOnceDelivery,
+} from './settle-once.js'
+export { optionsFromQuery, parseStoreUrl, type QueryOptions, type QueryOptionsSpec } from './url-options.js'
