@@ -1,5 +1,6 @@
 import { type AnyCanvas, Canvas, type ErrorCallbackInput, nodeWithErrbacks, Signature } from './canvas.js'
-import { describeArgument, requireCanvas } from './canvas-checks.js'
+import { requireCanvas } from './canvas-base.js'
+import { describeArgument } from './canvas-checks.js'
 import type { WireNode } from './envelope.js'
 import { ValidationError } from './errors.js'
 import { Task } from './task.js'

@@ -4,6 +4,8 @@ import { ValidationError } from './errors.js'
 import { formatPath, parseOrThrow } from './validation.js'
 import { checkWireValue } from './wire-check.js'
 
+export type { PartialStepMismatch } from './canvas.js'
+
 /** `T` written out field by field, so the compiler shows `{ b: number }` rather than `Omit<…>`. */
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 
@@ -16,14 +18,6 @@ export type OpenFields<In, Bound> = Simplify<Omit<In, keyof Bound>>
  * from that step.
  */
 export type PartialSignature<Need, Out> = Signature<Need, Out, false> & { readonly merge: PartialMerge }
-
-/** Shown by the compiler where a chain step's output cannot fill a partial signature's open fields. */
-export interface PartialStepMismatch<Prev, Open> {
-  readonly 'error: the previous output cannot fill the open fields of this partial signature': {
-    previousOutput: Prev
-    openFields: Open
-  }
-}
 
 /** Shown by the compiler where `partial()` is called on a task whose input is not an object. */
 export interface PartialNeedsObjectInput<In> {

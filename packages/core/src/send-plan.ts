@@ -14,7 +14,7 @@ import { checkPartialInput } from './canvas-partial.js'
 import { checkDedupMode } from './dedup.js'
 import type { WireNode } from './envelope.js'
 import { InvalidOptionError, ValidationError, type ValidationIssue } from './errors.js'
-import type { SendOptions } from './send.js'
+import type { SendOptions } from './send-options.js'
 import type { AnyTask } from './task.js'
 import { formatPath } from './validation.js'
 import {

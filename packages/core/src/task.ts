@@ -14,7 +14,7 @@ import { type ConcurrencyLimit, concurrencyLimitSchema, type RateLimit, rateLimi
 import type { Logger } from './logger.js'
 import type { Replaced } from './replaced.js'
 import { type RetryPolicy, retryPolicySchema } from './retry.js'
-import type { SendOptions } from './send.js'
+import type { SendOptions } from './send-options.js'
 import { parseOrThrow } from './validation.js'
 
 /** What a handler gets besides its input. */
