@@ -1,5 +1,8 @@
 import {
   type BackendEventSubscription,
+  Batcher,
+  type BatchOutcome,
+  batchOk,
   type EventFilter,
   type FlowControlStore,
   type GroupProgress,
@@ -14,7 +17,6 @@ import {
   type TaskState,
 } from '@errand/core'
 import { z } from 'zod'
-import { Batcher } from './batcher.js'
 import { Db } from './connection.js'
 import { Listener } from './listener.js'
 import { resultChannel } from './migrations.js'
@@ -105,9 +107,10 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     this.listener = new Listener(this.db)
     this.channel = resultChannel(resolved.schema)
     // One batch at a time keeps two writes to one id in call order.
-    this.writes = new Batcher((items) => this.flushStates(items), {
+    this.writes = new Batcher({
+      flush: (items) => this.flushStates(items),
       maxInFlight: 1,
-      maxBatch: 500,
+      maxItems: 500,
       key: (w) => w.record.id,
     })
     this.waiters = new Waiters((ids) => this.getStates(ids))
@@ -333,7 +336,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     return { ...(res.rows[0] ?? { results: 0, kv: 0, groups: 0 }), ...flow }
   }
 
-  private async flushStates(items: StateWrite[]): Promise<TaskState[]> {
+  private async flushStates(items: readonly StateWrite[]): Promise<BatchOutcome<TaskState>[]> {
     const durable = items.some((w) => isFinalState(w.record.state))
     const res = await this.db.query<{ id: string; state: TaskState }>(
       {
@@ -353,7 +356,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     )
     const stored = new Map(res.rows.map((r) => [r.id, r.state]))
     // A row not written was CANCELED (and not expired): the call leaves it.
-    return items.map((w) => stored.get(w.record.id) ?? 'CANCELED')
+    return batchOk(items.map((w) => stored.get(w.record.id) ?? 'CANCELED'))
   }
 
   private maybeCleanup(): void {

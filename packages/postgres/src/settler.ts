@@ -1,5 +1,4 @@
-import type { DeadLetterInfo } from '@errand/core'
-import { Batcher } from './batcher.js'
+import { Batcher, type BatchOutcome, batchOk, type DeadLetterInfo } from '@errand/core'
 import type { BrokerSql } from './broker-sql.js'
 import type { Db, RetryLimit, RetryMode } from './connection.js'
 import { type FetchedRow, PgConsumer } from './consumer.js'
@@ -34,7 +33,8 @@ export class Settler {
     this.sql = sql
     this.maintenance = maintenance
     this.channel = channel
-    this.acks = new Batcher((items) => this.flushAcks(items))
+    // Two statements on their way at once: one commits while the next batch gathers.
+    this.acks = new Batcher({ flush: (items) => this.flushAcks(items), maxInFlight: 2 })
   }
 
   ack(id: string, deliveries: number, owner: DeliveryOwner): Promise<undefined> {
@@ -126,7 +126,7 @@ export class Settler {
    * of these acks, the same statement also fetches its next rows: one round trip and one commit
    * per cycle instead of two.
    */
-  private async flushAcks(items: PendingAck[]): Promise<undefined[]> {
+  private async flushAcks(items: readonly PendingAck[]): Promise<BatchOutcome<undefined>[]> {
     const ids = arrayLiteral(items, (a) => a.id)
     const deliveries = arrayLiteral(items, (a) => a.deliveries)
     // A batch retries as long as its least patient owner allows: an ack given up early only
@@ -140,7 +140,7 @@ export class Settler {
         limit,
       )
       this.maintenance.deleted(items.length)
-      return []
+      return batchOk(items.map(() => undefined))
     }
     const { consumer, reservation } = fused
     let rows: FetchedRow[]
@@ -163,12 +163,12 @@ export class Settler {
     }
     reservation.landed(rows)
     this.maintenance.deleted(items.length)
-    return []
+    return batchOk(items.map(() => undefined))
   }
 }
 
 /** Picks the consumer (owning most of these acks) that wants rows fetched along with them. */
-function fuse(items: PendingAck[]): { consumer: PgConsumer; reservation: Reservation } | undefined {
+function fuse(items: readonly PendingAck[]): { consumer: PgConsumer; reservation: Reservation } | undefined {
   const owned = new Map<PgConsumer, number>()
   for (const a of items) {
     if (a.owner instanceof PgConsumer) owned.set(a.owner, (owned.get(a.owner) ?? 0) + 1)
