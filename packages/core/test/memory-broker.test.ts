@@ -117,15 +117,15 @@ describe('MemoryBroker', () => {
     await again.ack()
   })
 
-  it('rejects malformed arguments with TypeError', async () => {
+  it('rejects malformed messages with TypeError and wrong options with ERR_INVALID_OPTION naming them', async () => {
     const b = broker(new MemoryStore())
-    await expect(b.publish('', [])).rejects.toBeInstanceOf(TypeError)
+    await expect(b.publish('', [])).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'queue' })
     await expect(b.publish('q', [{ body: 'text' as never }])).rejects.toBeInstanceOf(TypeError)
     await expect(b.publish('q', [{ body: encode('x'), delayMs: -1 }])).rejects.toBeInstanceOf(TypeError)
     await expect(b.publish('q', [{ body: encode('x'), priority: 1.5 }])).rejects.toBeInstanceOf(TypeError)
-    await expect(b.consume('q', () => {}, { prefetch: 0 })).rejects.toBeInstanceOf(TypeError)
-    await expect(b.consume('q', () => {}, { prefetch: 1, leaseMs: -5 })).rejects.toBeInstanceOf(TypeError)
-    await expect(b.listDeadLetters('q', { limit: -1 })).rejects.toBeInstanceOf(TypeError)
+    await expect(b.consume('q', () => {}, { prefetch: 0 })).rejects.toMatchObject({ option: 'prefetch' })
+    await expect(b.consume('q', () => {}, { prefetch: 1, leaseMs: -5 })).rejects.toMatchObject({ option: 'leaseMs' })
+    await expect(b.listDeadLetters('q', { limit: -1 })).rejects.toMatchObject({ option: 'limit' })
     // Nothing of a refused batch is stored.
     await expect(
       b.publish('q', [{ body: encode('ok') }, { body: encode('x'), priority: 10 }]),

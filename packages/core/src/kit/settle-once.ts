@@ -55,6 +55,11 @@ export abstract class SettleOnceDelivery implements Delivery {
   readonly messageId: string
   readonly body: Uint8Array
   readonly attempt: number
+  /**
+   * Aborted, with a `DeliveryLostError`, once the store took the message back. An own field
+   * (not a getter), so a wrapper that copies a delivery's fields may replace it.
+   */
+  readonly lost: AbortSignal
   protected readonly host: DeliveryHost
   readonly #lost = new AbortController()
   #state: DeliveryState = 'open'
@@ -66,11 +71,7 @@ export abstract class SettleOnceDelivery implements Delivery {
     this.messageId = init.messageId
     this.body = init.body
     this.attempt = init.attempt
-  }
-
-  /** Aborted, with a `DeliveryLostError`, once the store took the message back. */
-  get lost(): AbortSignal {
-    return this.#lost.signal
+    this.lost = this.#lost.signal
   }
 
   /** Where this delivery is in its life. */

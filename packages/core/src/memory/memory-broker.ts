@@ -1,20 +1,11 @@
-import type {
-  Broker,
-  BrokerCapabilities,
-  ConsumeOptions,
-  Consumer,
-  DeadLetter,
-  DeliveryHandler,
-  ListDeadLettersOptions,
-  OutgoingMessage,
-  QueueStats,
-} from '../broker.js'
+import type { BrokerCapabilities, Consumer, DeadLetter, DeliveryHandler, QueueStats } from '../broker.js'
 import { brokerCapabilities } from '../broker.js'
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../envelope.js'
-import { ClosedError } from '../errors.js'
-import { checkOutgoing } from '../outgoing.js'
-import { type DeliverySource, MemoryDelivery, MemoryLeasedDelivery } from './memory-delivery.js'
-import type { MemoryQueue, NewMessage, QueueConsumer } from './memory-queue.js'
+import { BrokerBase } from '../kit/broker-base.js'
+import type { CheckedConsumeOptions } from '../kit/consume-options.js'
+import type { CheckedMessage } from '../outgoing.js'
+import { MemoryDelivery, type MemoryDeliveryHost, MemoryLeasedDelivery } from './memory-delivery.js'
+import type { MemoryQueue, QueueConsumer } from './memory-queue.js'
 import type { MemoryStore } from './memory-store.js'
 import {
   DEFAULT_MEMORY_LEASE_MS,
@@ -23,7 +14,6 @@ import {
   selectStore,
 } from './options.js'
 
-const ADAPTER = { adapter: 'memory' } as const
 /** A ref'd timer that never fires in practice: holds the process open like a socket would. */
 const KEEP_ALIVE_MS = 2 ** 31 - 1
 
@@ -48,7 +38,7 @@ const KEEP_ALIVE_MS = 2 ** 31 - 1
  * await broker.publish('q', [{ body: new TextEncoder().encode('hi'), delayMs: 1000 }])
  * ```
  */
-export class MemoryBroker implements Broker {
+export class MemoryBroker extends BrokerBase {
   /** Adapter name in errors and logs. */
   readonly name = 'memory'
   /** What this instance does natively (see the class summary for the defaults). */
@@ -59,11 +49,11 @@ export class MemoryBroker implements Broker {
   readonly #consumers = new Map<QueueConsumer, MemoryQueue>()
   /** Every queue this broker consumed from: closing returns its deliveries there. */
   readonly #consumed = new Set<MemoryQueue>()
-  #closed = false
   #keepAlive: NodeJS.Timeout | undefined
 
   /** Throws `InvalidOptionError` naming the field when `options` are invalid. */
   constructor(options: MemoryBrokerOptions = {}) {
+    super()
     const parsed = parseBrokerOptions(options)
     this.store = selectStore(parsed)
     this.capabilities = brokerCapabilities({
@@ -79,18 +69,14 @@ export class MemoryBroker implements Broker {
     this.store.attach()
   }
 
-  /** Nothing to connect; rejects with `ERR_CLOSED` after `close()`. */
-  async connect(): Promise<void> {
-    this.#assertOpen()
-  }
+  /** Nothing to connect to. */
+  protected async open(): Promise<void> {}
 
   /**
    * Stop every consumer of this broker and put their unsettled deliveries back on their queues
-   * at once (redelivered with `attempt + 1`). Calling it again does nothing.
+   * at once (redelivered with `attempt + 1`).
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
+  protected async shutdown(): Promise<void> {
     for (const [consumer, queue] of this.#consumers) queue.removeConsumer(consumer)
     this.#consumers.clear()
     for (const queue of this.#consumed) queue.returnUnsettled(this)
@@ -99,17 +85,13 @@ export class MemoryBroker implements Broker {
     this.store.detach()
   }
 
-  /**
-   * Store the messages (all or none: every message is checked first). Rejects with
-   * `ERR_PAYLOAD_TOO_LARGE` over `maxMessageBytes`, `ERR_NOT_SUPPORTED` for a delay over
-   * `maxDelayMs` or a priority over `maxPriority`, `TypeError` for malformed arguments.
-   */
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen()
-    checkQueue(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    const batch = messages.map((message: OutgoingMessage, i) => this.#check(message, i))
-    if (batch.length > 0) this.store.queue(queue).publish(batch)
+  /** Store the messages (all or none: BrokerBase checked every one first). */
+  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
+    this.store
+      .queue(queue)
+      .publish(
+        messages.map((m) => ({ body: new Uint8Array(m.body), delayMs: m.delayMs, priority: m.priority })),
+      )
   }
 
   /**
@@ -117,17 +99,11 @@ export class MemoryBroker implements Broker {
    * `leaseMs` (default: the broker's, 30 s) when leases are on. Deliveries arrive on a later
    * turn of the event loop, never inside the call that made them available.
    */
-  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
-    this.#assertOpen()
-    checkQueue(queue)
-    if (typeof onDelivery !== 'function') throw new TypeError('consume: onDelivery must be a function')
-    const { prefetch, leaseMs } = options ?? {}
-    if (!Number.isInteger(prefetch) || prefetch < 1) {
-      throw new TypeError(`consume: prefetch must be an integer >= 1, got ${String(prefetch)}`)
-    }
-    if (leaseMs !== undefined && (!Number.isFinite(leaseMs) || leaseMs <= 0)) {
-      throw new TypeError(`consume: leaseMs must be a finite number > 0, got ${String(leaseMs)}`)
-    }
+  protected async consumeChecked(
+    queue: string,
+    onDelivery: DeliveryHandler,
+    { prefetch, leaseMs }: CheckedConsumeOptions,
+  ): Promise<Consumer> {
     const leases = this.capabilities.leases
     const memoryQueue = this.store.queue(queue)
     const consumer: QueueConsumer = {
@@ -137,17 +113,20 @@ export class MemoryBroker implements Broker {
       unsettled: 0,
       active: true,
       deliver: (message, token) => {
-        const source: DeliverySource = {
-          queue: memoryQueue,
-          consumer,
-          maxDelayMs: this.capabilities.maxDelayMs,
-          assertOpen: () => this.#assertOpen(),
-        }
         onDelivery(
-          leases
-            ? new MemoryLeasedDelivery(source, message, token)
-            : new MemoryDelivery(source, message, token),
+          leases ? new MemoryLeasedDelivery(host, message, token) : new MemoryDelivery(host, message, token),
         )
+      },
+    }
+    const host: MemoryDeliveryHost = {
+      adapter: this.name,
+      queue: memoryQueue,
+      consumer,
+      maxDelayMs: this.capabilities.maxDelayMs,
+      assertOpen: (what) => this.assertOpen(what),
+      released: () => {
+        consumer.unsettled--
+        memoryQueue.wake()
       },
     }
     this.#consumers.set(consumer, memoryQueue)
@@ -164,15 +143,13 @@ export class MemoryBroker implements Broker {
   }
 
   /** Ready, delayed, in-flight and dead counts of `queue`. */
-  async stats(queue: string): Promise<QueueStats> {
-    this.#assertOpen()
-    checkQueue(queue)
+  protected async queueStats(queue: string): Promise<QueueStats> {
     return this.store.queue(queue).stats()
   }
 
   /** Names of the queues that hold anything (ready, delayed, in flight or dead), sorted. */
   async listQueues(): Promise<string[]> {
-    this.#assertOpen()
+    this.assertOpen('listQueues')
     return this.store.queueNames().filter((name) => {
       const s = this.store.queue(name).stats()
       return s.ready + (s.delayed ?? 0) + (s.inFlight ?? 0) + s.dead > 0
@@ -180,46 +157,23 @@ export class MemoryBroker implements Broker {
   }
 
   /** Remove ready and delayed messages (not in-flight, not dead); returns the count. */
-  async purge(queue: string): Promise<number> {
-    this.#assertOpen()
-    checkQueue(queue)
+  protected async purgeQueue(queue: string): Promise<number> {
     return this.store.queue(queue).purge()
   }
 
-  /** Dead letters of `queue`, oldest first, at most `limit` (default 100). */
-  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
-    this.#assertOpen()
-    checkQueue(queue)
-    const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 0) {
-      throw new TypeError(`listDeadLetters: limit must be an integer >= 0, got ${String(limit)}`)
-    }
+  /** Dead letters of `queue`, oldest first, at most `limit`. */
+  protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     return this.store.queue(queue).listDeadLetters(limit)
   }
 
   /** Put dead letters (all, or `ids`) back on the queue, bytes untouched; returns the count. */
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.#assertOpen()
-    checkQueue(queue)
-    checkIds(ids)
+  protected async requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.store.queue(queue).requeueDeadLetters(ids)
   }
 
   /** Delete dead letters (all, or `ids`); returns the count. */
-  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.#assertOpen()
-    checkQueue(queue)
-    checkIds(ids)
+  protected async purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.store.queue(queue).purgeDeadLetters(ids)
-  }
-
-  #check(message: OutgoingMessage, i: number): NewMessage {
-    const { body, delayMs, priority } = checkOutgoing(message, i, this.capabilities, 'memory')
-    return { body: new Uint8Array(body), delayMs, priority }
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('the broker is closed', ADAPTER)
   }
 
   #updateKeepAlive(): void {
@@ -230,17 +184,5 @@ export class MemoryBroker implements Broker {
       clearInterval(this.#keepAlive)
       this.#keepAlive = undefined
     }
-  }
-}
-
-function checkQueue(queue: string): void {
-  if (typeof queue !== 'string' || queue.length === 0) {
-    throw new TypeError('queue must be a non-empty string')
-  }
-}
-
-function checkIds(ids: readonly string[] | undefined): void {
-  if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
-    throw new TypeError('ids must be an array of strings')
   }
 }
