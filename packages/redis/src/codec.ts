@@ -3,7 +3,7 @@ import { type DeadLetterReason, isTaskState, type SerializedError, type TaskReco
 const COLON = 0x3a
 const NEWLINE = 0x0a
 
-/** The wake-up item (see broker-scripts.ts); never a real message. */
+/** The wake-up item (see store.ts); never a real message. */
 export const WAKE_ITEM = '!'
 
 /**

@@ -5,14 +5,18 @@ import {
   InvalidOptionError,
   type Logger,
   maskCredentials,
+  reconnectDelay,
 } from '@errand/core'
 import { Cluster, Redis } from 'ioredis'
 import type { ConnectionPlan, RedisClient } from './options.js'
 
 const ADAPTER = 'redis'
 
-/** Reconnect backoff of the connections we create: 50 ms growing to 1 s, forever. */
-const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
+/**
+ * Reconnect waits of the connections we create: core's one reconnect backoff (100 ms doubling to
+ * 5 s, jittered), forever. `redisOptions.retryStrategy` overrides it for connections from a URL.
+ */
+const retryStrategy = (times: number): number => reconnectDelay(times)
 
 function autoPipelined(client: RedisClient): boolean {
   return client.options.enableAutoPipelining === true

@@ -5,9 +5,11 @@ import {
   defineAdapter,
   type ResultBackend,
 } from '@errand/core'
-import { RedisBroker } from './redis-broker.js'
+import { RedisBroker } from './broker.js'
 import { RedisResultBackend } from './redis-result-backend.js'
 
+export { RedisBroker } from './broker.js'
+export { RedisDelivery } from './delivery.js'
 export {
   DEFAULT_KEY_PREFIX,
   DEFAULT_LEASE_MS,
@@ -19,8 +21,6 @@ export {
   type RedisConnectionOptions,
   type RedisResultBackendOptions,
 } from './options.js'
-export { RedisBroker } from './redis-broker.js'
-export { RedisDelivery } from './redis-delivery.js'
 export { RedisResultBackend } from './redis-result-backend.js'
 
 /**

@@ -1,5 +1,13 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
-import { consoleLogger, InvalidOptionError, type Logger, maskCredentials, maskingLogger } from '@errand/core'
+import {
+  consoleLogger,
+  InvalidOptionError,
+  type Logger,
+  maskCredentials,
+  maskingLogger,
+  optionsFromQuery,
+  parseStoreUrl,
+} from '@errand/core'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { z } from 'zod'
 
@@ -98,11 +106,15 @@ const connectionShape = {
   logger: z.custom<Logger>(isLogger, { message: 'expected a Logger (debug, info, warn, error)' }).optional(),
 }
 
+const brokerShape = {
+  ...connectionShape,
+  leaseMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  maxPriority: z.number().int().min(0).max(20).optional(),
+}
+
 const brokerSchema = z
   .object({
-    ...connectionShape,
-    leaseMs: z.number().int().positive().optional(),
-    maxPriority: z.number().int().min(0).max(20).optional(),
+    ...brokerShape,
     maxMessageBytes: z
       .number()
       .int()
@@ -115,6 +127,22 @@ const brokerSchema = z
 const backendSchema = z
   .object({ ...connectionShape, eventRetention: z.number().int().min(1).max(1_000_000).optional() })
   .strict()
+
+/** What a broker URL's query may set (read by core's `optionsFromQuery`). */
+const brokerQuery = z.object({
+  keyPrefix: connectionShape.keyPrefix,
+  leaseMs: brokerShape.leaseMs,
+  maxPriority: brokerShape.maxPriority,
+})
+/** What a result backend URL's query may set. */
+const backendQuery = z.object({ keyPrefix: connectionShape.keyPrefix })
+
+/** The options a URL's query set. */
+interface QueryOptions {
+  readonly keyPrefix?: string
+  readonly leaseMs?: number
+  readonly maxPriority?: number
+}
 
 /** Broker options after validation, with the URL's query parameters applied. */
 export interface ParsedBrokerOptions {
@@ -152,17 +180,13 @@ export function parseBrokerOptions(options: RedisBrokerOptions | string): Parsed
     brokerSchema,
     typeof options === 'string' ? { url: options } : options,
   ) as RedisBrokerOptions
-  const { plan, query } = connectionPlan(raw, ['keyPrefix', 'leaseMs', 'maxPriority'])
-  const fromQuery = {
-    leaseMs: queryInt(query, 'leaseMs', 1, Number.MAX_SAFE_INTEGER),
-    maxPriority: queryInt(query, 'maxPriority', 0, 20),
-  }
+  const { plan, query } = connectionPlan(raw, brokerQuery)
   return {
     connection: plan,
     logger: maskingLogger(raw.logger ?? consoleLogger),
-    keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
-    leaseMs: raw.leaseMs ?? fromQuery.leaseMs ?? DEFAULT_LEASE_MS,
-    maxPriority: raw.maxPriority ?? fromQuery.maxPriority ?? DEFAULT_MAX_PRIORITY,
+    keyPrefix: raw.keyPrefix ?? query.keyPrefix ?? DEFAULT_KEY_PREFIX,
+    leaseMs: raw.leaseMs ?? query.leaseMs ?? DEFAULT_LEASE_MS,
+    maxPriority: raw.maxPriority ?? query.maxPriority ?? DEFAULT_MAX_PRIORITY,
     maxMessageBytes: raw.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   }
 }
@@ -173,19 +197,19 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     backendSchema,
     typeof options === 'string' ? { url: options } : options,
   ) as RedisResultBackendOptions
-  const { plan, query } = connectionPlan(raw, ['keyPrefix'])
+  const { plan, query } = connectionPlan(raw, backendQuery)
   return {
     connection: plan,
     logger: maskingLogger(raw.logger ?? consoleLogger),
-    keyPrefix: raw.keyPrefix ?? queryPrefix(query) ?? DEFAULT_KEY_PREFIX,
+    keyPrefix: raw.keyPrefix ?? query.keyPrefix ?? DEFAULT_KEY_PREFIX,
     eventRetention: raw.eventRetention ?? 1000,
   }
 }
 
 function connectionPlan(
   raw: RedisConnectionOptions,
-  allowedQuery: readonly string[],
-): { plan: ConnectionPlan; query: URLSearchParams } {
+  querySchema: z.ZodObject<z.ZodRawShape>,
+): { plan: ConnectionPlan; query: QueryOptions } {
   if (raw.url !== undefined && raw.client !== undefined) {
     throw new InvalidOptionError('client', 'give either url or client, not both', ADAPTER)
   }
@@ -200,20 +224,12 @@ function connectionPlan(
     }
     return {
       plan: { kind: 'borrowed', client: raw.client, display: 'the given client' },
-      query: new URLSearchParams(),
+      query: {},
     }
   }
   const url = raw.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
   const parsed = parseRedisUrl(url)
-  for (const key of parsed.query.keys()) {
-    if (!allowedQuery.includes(key)) {
-      throw new InvalidOptionError(
-        `url.${key}`,
-        `unknown query parameter; known: ${allowedQuery.join(', ')}`,
-        ADAPTER,
-      )
-    }
-  }
+  const query = optionsFromQuery(parsed.url, querySchema, ADAPTER).options as QueryOptions
   const options: PassThroughRedisOptions = {
     ...parsed.options,
     ...(raw.redisOptions as PassThroughRedisOptions),
@@ -237,7 +253,7 @@ function connectionPlan(
       display: maskCredentials(url),
       dbOption: fromOptions ? 'redisOptions.db' : 'db',
     },
-    query: parsed.query,
+    query,
   }
 }
 
@@ -249,7 +265,8 @@ function isDb(value: unknown): value is number {
 export interface ParsedRedisUrl {
   readonly options: PassThroughRedisOptions
   readonly tls: boolean
-  readonly query: URLSearchParams
+  /** The parsed URL (its query holds the adapter's options: see `optionsFromQuery`). */
+  readonly url: URL
 }
 
 /**
@@ -259,12 +276,7 @@ export interface ParsedRedisUrl {
 export function parseRedisUrl(url: string): ParsedRedisUrl {
   const invalid = (why: string, cause?: unknown) =>
     new InvalidOptionError('url', `${why}, got "${maskCredentials(url)}"`, { ...ADAPTER, cause })
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch (cause) {
-    throw invalid('not a URL', cause)
-  }
+  const u = parseStoreUrl(url, ADAPTER.adapter)
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw invalid('expected redis:// or rediss://')
   const tls = u.protocol === 'rediss:'
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
@@ -291,34 +303,7 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
     options.db = db
   }
   if (tls) options.tls = { servername: host }
-  return { options, tls, query: u.searchParams }
-}
-
-function queryInt(query: URLSearchParams, key: string, min: number, max: number): number | undefined {
-  const value = query.get(key)
-  if (value === null) return undefined
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || n < min || n > max) {
-    throw new InvalidOptionError(
-      `url.${key}`,
-      `expected an integer in [${min}, ${max}], got "${value}"`,
-      ADAPTER,
-    )
-  }
-  return n
-}
-
-function queryPrefix(query: URLSearchParams): string | undefined {
-  const value = query.get('keyPrefix')
-  if (value === null) return undefined
-  if (value === '' || /[{}]/.test(value)) {
-    throw new InvalidOptionError(
-      'url.keyPrefix',
-      'must be non-empty and must not contain "{" or "}"',
-      ADAPTER,
-    )
-  }
-  return value
+  return { options, tls, url: u }
 }
 
 function check(schema: z.ZodType, options: unknown): unknown {

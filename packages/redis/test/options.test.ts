@@ -36,15 +36,15 @@ describe('Redis options', () => {
     const cases: [() => unknown, string][] = [
       [() => new RedisBroker({ url: 'http://x' }), 'url'],
       [() => new RedisBroker({ url: 'redis://u:hunter2@h/x' }), 'db'],
-      [() => new RedisBroker({ url: 'redis://h?bogus=1' }), 'url.bogus'],
-      [() => new RedisBroker({ url: 'redis://h?leaseMs=-3' }), 'url.leaseMs'],
+      [() => new RedisBroker({ url: 'redis://h?bogus=1' }), 'bogus'],
+      [() => new RedisBroker({ url: 'redis://h?leaseMs=-3' }), 'leaseMs'],
       [() => new RedisBroker({ leaseMs: 0 }), 'leaseMs'],
       [() => new RedisBroker({ maxPriority: 99 }), 'maxPriority'],
       [() => new RedisBroker({ keyPrefix: 'a{b}' }), 'keyPrefix'],
       [() => new RedisBroker({ nope: 1 } as never), 'nope'],
       [() => new RedisBroker({ url: 'redis://h', tls: {} }), 'tls'],
       [() => new RedisResultBackend({ client: {} as never }), 'client'],
-      [() => new RedisResultBackend({ url: 'redis://h?leaseMs=1' }), 'url.leaseMs'],
+      [() => new RedisResultBackend({ url: 'redis://h?leaseMs=1' }), 'leaseMs'],
     ]
     for (const [make, option] of cases) {
       let error: unknown

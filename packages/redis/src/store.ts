@@ -1,8 +1,13 @@
+import type { CheckedMessage } from '@errand/core'
 import { HELPERS } from './broker-lua-helpers.js'
+import { encodeItem } from './codec.js'
+import type { QueueKeys } from './keys.js'
 import { LuaScript } from './lua.js'
+import type { RedisClient } from './options.js'
 
 /*
- * The broker's Lua scripts. Every script of one queue gets the same KEYS (see
+ * The broker's store operations: the Lua scripts that publish, fetch and settle (the admin ones
+ * are in admin.ts), and the publish call. Every script of one queue gets the same KEYS (see
  * broker-lua-helpers.ts, which also says how no script raises after removing something).
  * An item is "<id>:<deliveries so far>:<priority>:<body bytes>". A lease member "<id>:<n>" names
  * delivery n of a message, so a holder whose lease ran out (and whose message went to someone
@@ -296,75 +301,35 @@ if failure then return redis.error_reply(failure) end
 return moved
 `)
 
-/** { ready, delayed, inFlight, dead } */
-export const STATS = new LuaScript(`${HELPERS}
-return { ready_count(), redis.call('ZCARD', DELAYED), redis.call('ZCARD', LEASES), redis.call('HLEN', DEAD) }
-`)
-
-/** Drop ready and delayed messages; returns how many. */
-export const PURGE = new LuaScript(`${HELPERS}
-local n = ready_count() + redis.call('ZCARD', DELAYED)
-for k = 6, #KEYS do redis.call('DEL', KEYS[k]) end
-redis.call('DEL', DELAYED)
-return n
-`)
-
-/** Oldest dead letters: ARGV limit. Returns id, record, id, record… */
-export const LIST_DEAD = new LuaScript(`${HELPERS}
-local ids = redis.call('ZRANGE', DEAD_INDEX, 0, tonumber(ARGV[1]) - 1)
-local out = {}
-if #ids == 0 then return out end
-local records = redis.call('HMGET', DEAD, unpack(ids))
-for k, id in ipairs(ids) do
-  if records[k] then
-    out[#out + 1] = id
-    out[#out + 1] = records[k]
-  end
-end
-return out
-`)
+/** Messages per command when publishing a large batch (also the broker's `maxBatchSize`). */
+export const PUBLISH_CHUNK = 1000
 
 /**
- * Put dead letters back at the back of their level. ARGV: ids…, or none for the oldest 1000.
- * Returns { moved, looked at }.
+ * Store checked messages on a queue: a plain batch (no delay, no priority) is one `LPUSH` per
+ * chunk, anything else one PUBLISH call per chunk. `ids` gives each message its id.
  */
-export const REQUEUE_DEAD = new LuaScript(`${HELPERS}
-local ids = ARGV
-if #ids == 0 then ids = redis.call('ZRANGE', DEAD_INDEX, 0, 999) end
-local moved = 0
-for _, id in ipairs(ids) do
-  local record = redis.call('HGET', DEAD, id)
-  if record then
-    -- A record not written by the broker goes back whole, as the body of an item (core judges it).
-    local nl = string.find(record, '\\n', 1, true)
-    local item = nl and string.sub(record, nl + 1) or record
-    local iid, _, p = parse(item)
-    if not iid then
-      item = string.gsub(id, ':', '_') .. ':0:0:' .. item
-      p = 0
-    end
-    if not can_place(p) then return redis.error_reply(failure) end
-    -- Pushed before removed: a failing ZREM leaves a stale index entry, never a lost message.
-    push_back(item, p)
-    redis.call('HDEL', DEAD, id)
-    moved = moved + 1
-  end
-  redis.call('ZREM', DEAD_INDEX, id)
-end
-return { moved, #ids }
-`)
-
-/** Delete dead letters: ARGV ids…, or none for all. Returns how many. */
-export const PURGE_DEAD = new LuaScript(`${HELPERS}
-if #ARGV == 0 then
-  local n = redis.call('HLEN', DEAD)
-  redis.call('DEL', DEAD, DEAD_INDEX)
-  return n
-end
-local n = 0
-for _, id in ipairs(ARGV) do
-  n = n + redis.call('HDEL', DEAD, id)
-  redis.call('ZREM', DEAD_INDEX, id)
-end
-return n
-`)
+export async function publishMessages(
+  client: RedisClient,
+  keys: QueueKeys,
+  keyList: readonly string[],
+  messages: readonly CheckedMessage[],
+  nextId: () => string,
+): Promise<void> {
+  const items = messages.map((m) => encodeItem(nextId(), m.priority, m.body))
+  const plain = messages.every((m) => m.delayMs === 0 && m.priority === 0)
+  const calls: Promise<unknown>[] = []
+  for (let start = 0; start < items.length; start += PUBLISH_CHUNK) {
+    const chunk = items.slice(start, start + PUBLISH_CHUNK)
+    if (plain) {
+      calls.push(client.lpush(keys.ready[0]!, ...chunk))
+    } else {
+      const args: (number | Buffer)[] = []
+      chunk.forEach((item, j) => {
+        const m = messages[start + j]!
+        args.push(m.delayMs, m.priority, item)
+      })
+      calls.push(PUBLISH.run(client, keyList, args))
+    }
+  }
+  await (calls.length === 1 ? calls[0] : Promise.all(calls))
+}

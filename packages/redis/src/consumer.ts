@@ -2,16 +2,16 @@ import {
   type Consumer,
   type DeadLetterInfo,
   type DeliveryHandler,
-  DeliveryLostError,
   type Logger,
+  reconnectDelay,
 } from '@errand/core'
-import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './broker-scripts.js'
 import { decodeItem, leaseOfRawItem } from './codec.js'
 import type { Connections } from './connection.js'
+import { RedisDelivery, type RedisDeliveryHost } from './delivery.js'
 import type { QueueKeys } from './keys.js'
 import type { RedisClient } from './options.js'
-import { type DeliveryOwner, RedisDelivery } from './redis-delivery.js'
 import type { BackendLink, RecordWrite } from './same-store.js'
+import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './store.js'
 
 /** Most messages one round trip takes or settles (Lua's unpack has a stack limit). */
 const MAX_BATCH = 1000
@@ -19,9 +19,7 @@ const MAX_BATCH = 1000
 const MAX_WAIT_MS = 30_000
 /** Longest timer Node takes. */
 const MAX_TIMER_MS = 2 ** 31 - 1
-/** Pause before trying again after a failed round trip. */
-const RETRY_MS = 250
-/** CYCLE's first reply slot when a key of the wrong type stopped it (see broker-scripts.ts). */
+/** CYCLE's first reply slot when a key of the wrong type stopped it (see store.ts). */
 const REFUSED = -2
 
 interface PendingAck {
@@ -35,12 +33,13 @@ interface PendingAck {
 interface PendingExtend {
   readonly delivery: RedisDelivery
   readonly ms: number
-  readonly resolve: () => void
+  /** False when the lease was gone. */
+  readonly resolve: (held: boolean) => void
   readonly reject: (err: unknown) => void
 }
 
 /** What a consumer needs from its broker. */
-export interface ConsumerContext {
+export interface ConsumerHost {
   readonly conns: Connections
   readonly queue: string
   readonly keys: QueueKeys
@@ -52,7 +51,8 @@ export interface ConsumerContext {
   readonly onDelivery: DeliveryHandler
   /** Where failures that have no caller to reject go. */
   readonly logger: Logger
-  assertOpen(): void
+  /** Throws `ERR_CLOSED` naming `what` once the broker is closed. */
+  assertOpen(what: string): void
   /** Whether a result backend writes where this broker does (see same-store.ts). */
   sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false>
 }
@@ -70,10 +70,19 @@ export interface ConsumerContext {
  * An extension that finds the lease gone (it ran out and the message went back to the queue)
  * marks the delivery lost (`Delivery.lost` aborts) and frees its prefetch slot.
  */
-export class RedisConsumer implements Consumer, DeliveryOwner {
-  readonly #ctx: ConsumerContext
-  /** Deliveries handed out and not settled yet, by lease member. */
+export class RedisConsumer implements Consumer, RedisDeliveryHost {
+  readonly adapter = 'redis'
+  readonly #ctx: ConsumerHost
+  /**
+   * Deliveries counting against the prefetch, by lease member: handed out, until core's delivery
+   * says `released` (settled, lost, given back, or its settle failed).
+   */
   readonly #held = new Map<string, RedisDelivery>()
+  /**
+   * Deliveries whose settle failed (no longer counted, still open): given back at close with the
+   * held ones, unless a retry settled them meanwhile.
+   */
+  readonly #unsettled = new Set<RedisDelivery>()
   #acks: PendingAck[] = []
   #extends: PendingExtend[] = []
   /** nack / deadLetter calls in flight (they hold their slot until they resolve). */
@@ -88,15 +97,21 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   #due: NodeJS.Timeout | undefined
   /** Backing off after a failed round trip. */
   #pausing = false
+  /** Failed round trips in a row (the backoff's attempt number). */
+  #failures = 0
   /** The last failure logged in the current run of failures (each distinct one is logged once). */
   #lastFailure: string | undefined
 
-  constructor(ctx: ConsumerContext) {
+  constructor(ctx: ConsumerHost) {
     this.#ctx = ctx
   }
 
   get maxDelayMs(): number {
     return this.#ctx.maxDelayMs
+  }
+
+  get queue(): string {
+    return this.#ctx.queue
   }
 
   /** Begin fetching. */
@@ -134,8 +149,10 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       if (this.#cycling === undefined && (this.#acks.length > 0 || this.#extends.length > 0)) this.#cycle()
       await Promise.allSettled([this.#cycling, ...this.#settling])
     }
-    const leases = [...this.#held.values()].filter((d) => d.open).map((d) => d.lease)
+    const open = [...this.#held.values(), ...this.#unsettled].filter((d) => d.release())
     this.#held.clear()
+    this.#unsettled.clear()
+    const leases = open.map((d) => d.lease)
     for (let i = 0; i < leases.length; i += MAX_BATCH) {
       await RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['1', ...leases.slice(i, i + MAX_BATCH)])
     }
@@ -149,12 +166,20 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     if (!this.#waiting) this.#schedule()
   }
 
-  assertOpen(): void {
-    this.#ctx.assertOpen()
+  assertOpen(what: string): void {
+    this.#ctx.assertOpen(what)
+  }
+
+  /** Core's delivery says it stopped counting against the prefetch. */
+  released(delivery: RedisDelivery): void {
+    this.#held.delete(delivery.lease)
+    // Its settle failed: still ours to give back at close if nobody settles it.
+    if (delivery.open) this.#unsettled.add(delivery)
+    else if (delivery.state === 'lost') this.#ctx.logger.warn(String((delivery.lost.reason as Error).message))
+    this.#schedule()
   }
 
   ack(delivery: RedisDelivery): Promise<void> {
-    this.#hold(delivery)
     return new Promise<void>((resolve, reject) => {
       this.#acks.push({ delivery, write: undefined, resolve: () => resolve(), reject })
       this.#sendAcks()
@@ -166,7 +191,6 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string> {
-    this.#hold(delivery)
     return new Promise<string>((resolve, reject) => {
       this.#acks.push({ delivery, write, resolve, reject })
       this.#sendAcks()
@@ -185,41 +209,27 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     }
   }
 
-  extend(delivery: RedisDelivery, ms: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  extend(delivery: RedisDelivery, ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
       this.#extends.push({ delivery, ms, resolve, reject })
       this.#schedule()
     })
   }
 
   nack(delivery: RedisDelivery, delayMs: number): Promise<void> {
-    this.#hold(delivery)
-    return this.#settle(
-      delivery,
-      'nack',
-      NACK.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, delayMs]),
-    )
+    return this.#settle('nack', NACK.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, delayMs]))
   }
 
   deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void> {
-    this.#hold(delivery)
     const header = JSON.stringify({ reason: info.reason, error: info.error, deadAt: Date.now() })
     const run = DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, header, Date.now()])
-    return this.#settle(delivery, 'deadLetter', run)
+    return this.#settle('deadLetter', run)
   }
 
-  /**
-   * A failed settle stops counting against the prefetch (the lease brings the message back if
-   * nobody tries again); a retry counts it again until it resolves, and is given back at close.
-   */
-  #hold(delivery: RedisDelivery): void {
-    this.#held.set(delivery.lease, delivery)
-  }
-
-  async #settle(delivery: RedisDelivery, what: string, run: Promise<unknown>): Promise<void> {
+  /** nack / deadLetter: tracked so that close waits for them. */
+  async #settle(what: string, run: Promise<unknown>): Promise<void> {
     const tracked = run.finally(() => {
       this.#settling.delete(tracked)
-      this.#held.delete(delivery.lease)
       this.#schedule()
     })
     this.#settling.add(tracked)
@@ -255,7 +265,12 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     this.#acks = acks === this.#acks ? [] : this.#acks.slice(MAX_BATCH)
     const extensions = this.#extends.length <= MAX_BATCH ? this.#extends : this.#extends.slice(0, MAX_BATCH)
     this.#extends = extensions === this.#extends ? [] : this.#extends.slice(MAX_BATCH)
-    const free = this.#ctx.prefetch - this.#held.size + acks.length
+    // Acks of held deliveries free their slots with this round trip (a retried ack of a delivery
+    // whose first settle failed holds none).
+    let freed = 0
+    for (const a of acks) if (this.#held.has(a.delivery.lease)) freed++
+    if (this.#unsettled.size > 0) for (const d of this.#unsettled) if (!d.open) this.#unsettled.delete(d)
+    const free = this.#ctx.prefetch - this.#held.size + freed
     const want =
       this.#active && this.#ctx.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
     if (want === 0 && acks.length === 0 && extensions.length === 0) return
@@ -301,7 +316,6 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   ): void {
     for (let k = 0; k < acks.length; k++) {
       const a = acks[k]!
-      this.#held.delete(a.delivery.lease)
       if (k >= nRecords) {
         a.resolve('')
         continue
@@ -314,9 +328,9 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
     }
     for (let k = 0; k < extensions.length; k++) {
       const e = extensions[k]!
-      // Marked before the caller hears back: after `await extend()`, `lost` is already aborted.
-      if (reply[1 + nRecords + k] !== 1) this.#lose(e.delivery)
-      e.resolve()
+      // False: the lease ran out and the message went back to the queue (where another consumer,
+      // or this one, may have taken it again); core's delivery marks itself lost.
+      e.resolve(reply[1 + nRecords + k] === 1)
     }
     const first = 1 + nRecords + extensions.length
     if (reply[0] === REFUSED) {
@@ -326,6 +340,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
       return
     }
     this.#lastFailure = undefined
+    this.#failures = 0
     const count = reply.length - first
     if (!this.#active) {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
@@ -368,22 +383,6 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   }
 
   /**
-   * An extension found the lease gone: it ran out and the message went back to the queue (where
-   * another consumer, or this one, may have taken it again). Unless a settle of ours is on its way
-   * (which is why the lease went), the delivery is lost: `lost` aborts, its slot is free.
-   */
-  #lose(delivery: RedisDelivery): void {
-    const reason = new DeliveryLostError(
-      `the lease of message ${delivery.messageId} (delivery ${delivery.attempt}) on "${this.#ctx.queue}" ran out and the message was taken back; it runs again (maybe elsewhere already)`,
-      { adapter: 'redis' },
-    )
-    if (!delivery.markLost(reason)) return
-    this.#held.delete(delivery.lease)
-    this.#ctx.logger.warn(reason.message)
-    this.#schedule()
-  }
-
-  /**
    * An item the script took into flight that is not one (the script checks items with the same
    * rule, so this is a second line of defence): to the dead letters by its lease, atomically.
    */
@@ -408,7 +407,7 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
    * Logs a failure nobody awaits; each distinct message once per run of failures (a Redis outage
    * fails every round trip the same way until it ends).
    */
-  #failed(what: string, err: unknown, then = `; retrying in ${RETRY_MS} ms`): void {
+  #failed(what: string, err: unknown, then = '; retrying with backoff'): void {
     const message = `[redis] ${what} on "${this.#ctx.queue}" failed: ${describe(err)}`
     if (message === this.#lastFailure) return
     this.#lastFailure = message
@@ -418,24 +417,24 @@ export class RedisConsumer implements Consumer, DeliveryOwner {
   #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
     this.#failed('fetch/settle', err)
     const error = this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err)
-    for (const a of acks) {
-      // The lease runs out and the message comes back: at-least-once, nothing lost.
-      this.#held.delete(a.delivery.lease)
-      a.reject(error)
-    }
+    // The lease runs out and the message comes back: at-least-once, nothing lost.
+    for (const a of acks) a.reject(error)
     for (const e of extensions) e.reject(error)
     this.#backOff()
   }
 
-  /** After a failure: try again in a moment (or at once when the connection comes back). */
+  /** After a failure: try again after core's reconnect wait (or at once when the connection comes back). */
   #backOff(): void {
     if (!this.#active) return
     this.#pausing = true
     clearTimeout(this.#retry)
-    this.#retry = setTimeout(() => {
-      this.#pausing = false
-      this.#schedule()
-    }, RETRY_MS)
+    this.#retry = setTimeout(
+      () => {
+        this.#pausing = false
+        this.#schedule()
+      },
+      reconnectDelay(++this.#failures),
+    )
   }
 
   /**
