@@ -124,7 +124,9 @@ describe('MemoryBroker', () => {
     await expect(b.publish('q', [{ body: encode('x'), delayMs: -1 }])).rejects.toBeInstanceOf(TypeError)
     await expect(b.publish('q', [{ body: encode('x'), priority: 1.5 }])).rejects.toBeInstanceOf(TypeError)
     await expect(b.consume('q', () => {}, { prefetch: 0 })).rejects.toMatchObject({ option: 'prefetch' })
-    await expect(b.consume('q', () => {}, { prefetch: 1, leaseMs: -5 })).rejects.toMatchObject({ option: 'leaseMs' })
+    await expect(b.consume('q', () => {}, { prefetch: 1, leaseMs: -5 })).rejects.toMatchObject({
+      option: 'leaseMs',
+    })
     await expect(b.listDeadLetters('q', { limit: -1 })).rejects.toMatchObject({ option: 'limit' })
     // Nothing of a refused batch is stored.
     await expect(
