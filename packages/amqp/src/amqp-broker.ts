@@ -1,21 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import {
-  type Broker,
+  BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
-  ClosedError,
-  type ConsumeOptions,
+  type CheckedConsumeOptions,
+  type CheckedMessage,
   type Consumer,
   consoleLogger,
   type DeadLetter,
   type DeadLetterInfo,
   type DeliveryHandler,
-  type ListDeadLettersOptions,
   type Logger,
   maskingLogger,
-  NotSupportedError,
-  type OutgoingMessage,
-  PayloadTooLargeError,
   type QueueStats,
 } from '@errand/core'
 import type { ConsumeMessage, Options } from 'amqplib'
@@ -34,8 +30,6 @@ import {
 import { type AmqpBrokerOptions, type ParsedAmqpOptions, parseOptions } from './options.js'
 import { type Outgoing, Publisher, UnroutableError } from './publisher.js'
 import { serverCode, Topology } from './topology.js'
-
-const ADAPTER = { adapter: 'amqp' } as const
 
 /**
  * A {@link Broker} on RabbitMQ (AMQP 0-9-1) with amqplib, no plugins needed.
@@ -60,7 +54,7 @@ const ADAPTER = { adapter: 'amqp' } as const
  * await broker.publish('emails', [{ body: new TextEncoder().encode('hi'), delayMs: 1000 }])
  * ```
  */
-export class AmqpBroker implements Broker {
+export class AmqpBroker extends BrokerBase {
   readonly name = 'amqp'
   readonly capabilities: BrokerCapabilities
   readonly #options: ParsedAmqpOptions
@@ -70,11 +64,10 @@ export class AmqpBroker implements Broker {
   readonly #publisher: Publisher
   readonly #consumers = new Set<AmqpConsumer>()
   readonly #inFlight = new Set<Promise<unknown>>()
-  #connecting: Promise<void> | undefined
-  #closed = false
 
   /** Validates `options` (throws `ERR_INVALID_OPTION` naming the field); does not connect. */
   constructor(options: AmqpBrokerOptions | string) {
+    super()
     this.#options = parseOptions(options)
     const o = this.#options
     this.#logger = maskingLogger(o.logger ?? consoleLogger)
@@ -89,34 +82,26 @@ export class AmqpBroker implements Broker {
     this.#conn = new ConnectionManager({
       plan: o.connection,
       reconnectWaitMs: o.reconnectWaitMs,
-      initialDelayMs: o.reconnectInitialDelayMs,
-      maxDelayMs: o.reconnectMaxDelayMs,
+      reconnect: o.reconnect,
       logger: this.#logger,
     })
     this.#topology = new Topology(this.#conn, o)
     this.#publisher = new Publisher(this.#conn, o.reconnectWaitMs)
   }
 
-  /** Open the connection. Rejects with `ERR_CONNECTION` when RabbitMQ cannot be reached. */
-  connect(): Promise<void> {
-    this.#assertOpen()
-    this.#connecting ??= this.#conn.connect().catch((err: unknown) => {
-      this.#connecting = undefined
-      throw err
-    })
-    return this.#connecting
+  /** Opens the connection: `connect()` rejects with `ERR_CONNECTION` when RabbitMQ cannot be reached. */
+  protected open(): Promise<void> {
+    return this.#conn.connect()
   }
 
   /**
    * Stop every consumer's subscription, let publishes and settles in flight finish (up to 5 s;
    * settles begun later reject with `ERR_CLOSED`), then close every consumer channel with the
    * AMQP handshake, so the acks sent on it are applied and RabbitMQ returns only the unsettled
-   * deliveries, then close the connection (unless the caller owns it). Calling it again does
-   * nothing.
+   * deliveries, then close the connection (unless the caller owns it). Runs once, from
+   * `close()`.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
+  protected async shutdown(): Promise<void> {
     // No new deliveries while settles finish: one delivered now would only go back, flagged
     // redelivered (attempt + 1) without having run.
     await Promise.allSettled([...this.#consumers].map((c) => c.cancel()))
@@ -139,54 +124,39 @@ export class AmqpBroker implements Broker {
     await this.#conn.close()
   }
 
-  /**
-   * Store the messages durably: resolves when RabbitMQ confirmed all of them. Checks every
-   * message first: `ERR_PAYLOAD_TOO_LARGE` over `maxMessageBytes`, `ERR_NOT_SUPPORTED` for a
-   * delay over `maxDelayMs` or a priority over `maxPriority`, `TypeError` when malformed.
-   */
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen()
-    checkQueueName(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    if (messages.length === 0) return
+  /** Store the messages durably: resolves when RabbitMQ confirmed all of them. */
+  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
     let levels = 0
-    const items: Outgoing[] = new Array(messages.length)
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i]!
-      items[i] = this.#prepare(queue, message, i)
-      if (message.delayMs !== undefined && message.delayMs > 0) levels |= Math.ceil(message.delayMs)
-    }
+    const items = messages.map((message) => {
+      levels |= message.delayMs
+      return outgoing(queue, message)
+    })
     await this.#track(this.#send(queue, items, levels))
   }
 
   /** Deliver from `queue`, at most `prefetch` unsettled at once (`leaseMs` is ignored: no leases). */
-  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
-    this.#assertOpen()
-    checkQueueName(queue)
-    if (typeof onDelivery !== 'function') throw new TypeError('consume: onDelivery must be a function')
-    const prefetch = options?.prefetch
-    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
-      throw new TypeError(`consume: prefetch must be an integer in 1..65535, got ${String(prefetch)}`)
-    }
+  protected async consumeChecked(
+    queue: string,
+    onDelivery: DeliveryHandler,
+    options: CheckedConsumeOptions,
+  ): Promise<Consumer> {
     await this.#ready()
     const consumer = new AmqpConsumer(
       {
+        adapter: this.name,
         conn: this.#conn,
         topology: this.#topology,
         logger: this.#logger,
-        settling: {
-          maxDelayMs: this.capabilities.maxDelayMs,
-          assertOpen: () => this.#assertOpen(),
-          republish: (q, m, n, d) => this.#republish(q, m, n, d),
-          deadLetter: (q, m, info, attempt) => this.#deadLetter(q, m, info, attempt),
-          track: (settle) => this.#track(settle),
-        },
-        retryInitialMs: this.#options.reconnectInitialDelayMs,
-        retryMaxMs: this.#options.reconnectMaxDelayMs,
+        maxDelayMs: this.capabilities.maxDelayMs,
+        reconnect: this.#options.reconnect,
+        assertOpen: (what) => this.assertOpen(what),
+        republish: (q, m, n, d) => this.#republish(q, m, n, d),
+        deadLetter: (q, m, info, attempt) => this.#deadLetter(q, m, info, attempt),
+        track: (settle) => this.#track(settle),
       },
       queue,
       onDelivery,
-      prefetch,
+      options.prefetch,
     )
     this.#consumers.add(consumer)
     try {
@@ -206,7 +176,7 @@ export class AmqpBroker implements Broker {
   }
 
   /** Ready messages, delayed ones (in the delay levels), dead letters. In-flight: unknown to AMQP. */
-  async stats(queue: string): Promise<QueueStats> {
+  protected async queueStats(queue: string): Promise<QueueStats> {
     await this.#admitAdmin(queue)
     const counts = await this.#topology.admin(async (ch) => {
       const work = await ch.assertQueue(queue, this.#topology.workQueueOptions())
@@ -219,7 +189,7 @@ export class AmqpBroker implements Broker {
   }
 
   /** Remove the ready and delayed messages of `queue`; returns how many. */
-  async purge(queue: string): Promise<number> {
+  protected async purgeQueue(queue: string): Promise<number> {
     await this.#admitAdmin(queue)
     const ready = await this.#topology.admin(async (ch) => (await ch.purgeQueue(queue)).messageCount)
     const levels = [...(await this.#topology.existingLevels(queue)).keys()]
@@ -232,27 +202,20 @@ export class AmqpBroker implements Broker {
     return ready + delayed
   }
 
-  /** The first `limit` (default 100) dead letters of `queue`, oldest first. */
-  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
-    const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 0) {
-      throw new TypeError(`listDeadLetters: limit must be an integer >= 0, got ${String(limit)}`)
-    }
+  /** The first `limit` dead letters of `queue`, oldest first. */
+  protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     await this.#admitAdmin(queue)
-    if (limit === 0) return []
     return this.#topology.admin((_ch, session) => listDeadLetters(session, queue, limit))
   }
 
   /** Put dead letters (all, or `ids`) back on `queue` with their original bytes; returns how many. */
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    checkIds(ids)
+  protected async requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.#admitAdmin(queue)
     return this.#topology.admin((_ch, session) => requeueDeadLetters(session, queue, ids))
   }
 
   /** Delete dead letters (all, or `ids`); returns how many. */
-  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    checkIds(ids)
+  protected async purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.#admitAdmin(queue)
     if (ids === undefined) {
       return this.#topology.admin(async (ch) => (await ch.purgeQueue(deadQueueName(queue))).messageCount)
@@ -265,8 +228,8 @@ export class AmqpBroker implements Broker {
    * admin call, for tests and tear-downs). Returns the number of messages deleted.
    */
   async deleteQueue(queue: string): Promise<number> {
-    this.#assertOpen()
-    checkQueueName(queue)
+    this.assertOpen('deleteQueue')
+    this.checkQueue(queue)
     await this.#ready()
     let n = 0
     const names = [queue, deadQueueName(queue)]
@@ -281,34 +244,13 @@ export class AmqpBroker implements Broker {
     return n
   }
 
-  #prepare(queue: string, message: OutgoingMessage, i: number): Outgoing {
-    if (typeof message !== 'object' || message === null || !(message.body instanceof Uint8Array)) {
-      throw new TypeError(`publish: messages[${i}].body must be a Uint8Array`)
-    }
-    const { maxMessageBytes, maxDelayMs, maxPriority } = this.capabilities
-    const body = message.body
-    if (body.byteLength > maxMessageBytes)
-      throw new PayloadTooLargeError(body.byteLength, maxMessageBytes, ADAPTER)
-    const delayMs = message.delayMs ?? 0
-    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new TypeError(`publish: messages[${i}].delayMs must be a finite number >= 0`)
-    }
-    if (delayMs > maxDelayMs)
-      throw new NotSupportedError(`delay of ${delayMs} ms is over maxDelayMs ${maxDelayMs}`, ADAPTER)
-    const priority = message.priority ?? 0
-    if (!Number.isInteger(priority) || priority < 0) {
-      throw new TypeError(`publish: messages[${i}].priority must be an integer >= 0`)
-    }
-    if (priority > maxPriority)
-      throw new NotSupportedError(`priority ${priority} is over maxPriority ${maxPriority}`, ADAPTER)
-    const options: Outgoing['options'] = { persistent: true, mandatory: true, messageId: randomUUID() }
-    if (priority > 0) options.priority = priority
-    const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-    if (delayMs > 0) {
-      const { exchange, routingKey } = delayRoute(queue, delayMs)
-      return { exchange, routingKey, content, options }
-    }
-    return { exchange: '', routingKey: queue, content, options }
+  /**
+   * Queue names must also suit AMQP routing (see {@link checkQueueName}): the delay routes match
+   * them with topic bindings.
+   */
+  protected override checkQueue(queue: string): void {
+    super.checkQueue(queue)
+    checkQueueName(queue)
   }
 
   /** Publish `items` to `queue`, first declaring its delay levels in the bit mask `levels`. */
@@ -376,8 +318,6 @@ export class AmqpBroker implements Broker {
   }
 
   async #admitAdmin(queue: string): Promise<void> {
-    this.#assertOpen()
-    checkQueueName(queue)
     await this.#ready()
     await this.#topology.ensureQueue(queue)
   }
@@ -387,10 +327,6 @@ export class AmqpBroker implements Broker {
     if (this.#conn.current !== undefined) return undefined
     return this.connect()
   }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('the broker is closed', ADAPTER)
-  }
 }
 
 function copyPriority(message: ConsumeMessage, options: Options.Publish): void {
@@ -399,8 +335,12 @@ function copyPriority(message: ConsumeMessage, options: Options.Publish): void {
   }
 }
 
-function checkIds(ids: readonly string[] | undefined): void {
-  if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
-    throw new TypeError('ids must be an array of strings')
-  }
+/** A checked message as it goes on the wire: persistent, mandatory, with a fresh message id. */
+function outgoing(queue: string, message: CheckedMessage): Outgoing {
+  const options: Outgoing['options'] = { persistent: true, mandatory: true, messageId: randomUUID() }
+  if (message.priority > 0) options.priority = message.priority
+  const body = message.body
+  const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const route = message.delayMs > 0 ? delayRoute(queue, message.delayMs) : { exchange: '', routingKey: queue }
+  return { ...route, content, options }
 }

@@ -1,4 +1,11 @@
-import { ClosedError, ConnectionError, type Logger, maskCredentials } from '@errand/core'
+import {
+  ClosedError,
+  ConnectionError,
+  type Logger,
+  maskCredentials,
+  type ReconnectBackoff,
+  reconnectDelay,
+} from '@errand/core'
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib'
 import type { ConnectionPlan } from './options.js'
 
@@ -8,8 +15,8 @@ const ADAPTER = { adapter: 'amqp' } as const
 export interface ConnectionSettings {
   readonly plan: ConnectionPlan
   readonly reconnectWaitMs: number
-  readonly initialDelayMs: number
-  readonly maxDelayMs: number
+  /** Waits between reconnect attempts (core's `reconnectDelay`). */
+  readonly reconnect: ReconnectBackoff
   readonly logger: Logger
 }
 
@@ -233,9 +240,7 @@ export class ConnectionManager {
 
   #scheduleReconnect(attempt: number): void {
     if (this.#closed || this.#reconnecting) return
-    const { initialDelayMs, maxDelayMs } = this.#settings
-    const base = Math.min(maxDelayMs / 1.2, initialDelayMs * 2 ** (attempt - 1))
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4))
+    const delay = reconnectDelay(attempt, this.#settings.reconnect)
     this.#reconnectTimer = setTimeout(() => void this.#reconnect(attempt), delay)
   }
 

@@ -1,28 +1,47 @@
-import { type Consumer, type DeliveryHandler, isErrandError, type Logger } from '@errand/core'
+import {
+  type Consumer,
+  type DeadLetterInfo,
+  type DeliveryHandler,
+  isErrandError,
+  type Logger,
+  type ReconnectBackoff,
+  reconnectDelay,
+} from '@errand/core'
 import type { ConsumeMessage } from 'amqplib'
 import type { ConnectionManager } from './connection.js'
-import { AmqpDelivery, type DeliveryHost, type Lane } from './delivery.js'
+import { AmqpDelivery, type AmqpDeliveryHost, type Lane } from './delivery.js'
 import { attemptOf, needsRecount } from './headers.js'
 import { closeQuietly, serverCode, type Topology, wrap } from './topology.js'
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
+  readonly adapter: string
   readonly conn: ConnectionManager
   readonly topology: Topology
   readonly logger: Logger
-  /** The broker's side of settling; `queue` and `release` are the consumer's. */
-  readonly settling: Omit<DeliveryHost, 'queue' | 'release'>
-  readonly retryInitialMs: number
-  readonly retryMaxMs: number
+  /** Longest `nack` delay (the broker's `capabilities.maxDelayMs`). */
+  readonly maxDelayMs: number
+  /** Waits between attempts to subscribe again. */
+  readonly reconnect: ReconnectBackoff
+  /** Throws `ERR_CLOSED` once the broker is closed. */
+  assertOpen(what: string): void
+  /** Publish a copy of `message` (confirmed) with `deliveries` counted so far, after `delayMs`. */
+  republish(queue: string, message: ConsumeMessage, deliveries: number, delayMs: number): Promise<void>
+  /** Publish `message` to the queue's dead letters (confirmed). */
+  deadLetter(queue: string, message: ConsumeMessage, info: DeadLetterInfo, attempt: number): Promise<void>
+  /** Have the broker's `close()` wait for `settle` (bounded) before it closes channels. */
+  track(settle: Promise<void>): Promise<void>
 }
 
 const CONSUMER_TIMEOUT = /acknowledgement .*timed out/i
+/** Largest `basic.qos` prefetch count (a short). */
+const MAX_QOS = 65_535
 
 /**
  * One `basic.consume` on a channel of its own, with `basic.qos(prefetch)`. When the channel
  * closes under it — connection lost, RabbitMQ restarted, or the server's `consumer_timeout`
  * fired — RabbitMQ puts the unsettled messages back, the deliveries handed out from that channel
- * turn into no-ops, and the consumer re-subscribes on a new channel (waiting for the reconnect
+ * are released (settling them does nothing), and the consumer re-subscribes on a new channel (waiting for the reconnect
  * if needed), with backoff, until cancelled.
  */
 export class AmqpConsumer implements Consumer {
@@ -30,7 +49,6 @@ export class AmqpConsumer implements Consumer {
   readonly #queue: string
   readonly #onDelivery: DeliveryHandler
   readonly #prefetch: number
-  readonly #deliveryHost: DeliveryHost
   #lane: Lane | undefined
   /** Every channel of this consumer not closed yet (a cancelled one stays open for settling). */
   readonly #lanes = new Set<Lane>()
@@ -42,17 +60,9 @@ export class AmqpConsumer implements Consumer {
     this.#host = host
     this.#queue = queue
     this.#onDelivery = onDelivery
-    this.#prefetch = prefetch
-    const settling = host.settling
-    this.#deliveryHost = {
-      queue,
-      maxDelayMs: settling.maxDelayMs,
-      assertOpen: () => settling.assertOpen(),
-      republish: (q, m, n, d) => settling.republish(q, m, n, d),
-      deadLetter: (q, m, i, a) => settling.deadLetter(q, m, i, a),
-      track: (settle) => settling.track(settle),
-      release: (lane, message) => this.#release(lane, message),
-    }
+    // basic.qos counts in 16 bits: a larger prefetch is held to RabbitMQ's most, which still
+    // keeps at most `prefetch` deliveries unsettled.
+    this.#prefetch = Math.min(prefetch, MAX_QOS)
   }
 
   /** True once cancelled and every channel is closed: the broker can forget this consumer. */
@@ -91,24 +101,40 @@ export class AmqpConsumer implements Consumer {
     this.#lane = undefined
     await Promise.all(
       lanes.map(async (lane) => {
-        lane.alive = false
-        lane.consuming = false
+        giveBack(lane)
         await closeQuietly(lane.ch)
       }),
     )
   }
 
-  /** Ack on the lane's channel; close a cancelled lane once its last delivery is settled. */
-  #release(lane: Lane, message: ConsumeMessage): void {
+  /** A message of `lane` is done with; close a cancelled lane once its last one is. */
+  #done(lane: Lane): void {
     if (!lane.alive) return
     lane.outstanding--
-    try {
-      lane.ch.ack(message)
-    } catch {
-      // The channel closed a moment ago: RabbitMQ has the message back; nothing to ack.
-      return
-    }
     if (!lane.consuming && lane.outstanding === 0) void closeQuietly(lane.ch)
+  }
+
+  /** What the deliveries of `lane` settle through. */
+  #deliveryHost(lane: Lane): AmqpDeliveryHost {
+    const host = this.#host
+    return {
+      adapter: host.adapter,
+      maxDelayMs: host.maxDelayMs,
+      queue: this.#queue,
+      get alive() {
+        return lane.alive
+      },
+      assertOpen: (what) => host.assertOpen(what),
+      released: (delivery) => {
+        // One whose settle failed stays held: open again, it is given back if the channel closes.
+        if (!delivery.open) lane.held.delete(delivery as AmqpDelivery)
+        this.#done(lane)
+      },
+      ack: (message) => ackOn(lane, message),
+      republish: (q, m, n, d) => host.republish(q, m, n, d),
+      deadLetter: (q, m, i, a) => host.deadLetter(q, m, i, a),
+      track: (settle) => host.track(settle),
+    }
   }
 
   /**
@@ -128,7 +154,15 @@ export class AmqpConsumer implements Consumer {
     const session = await this.#host.conn.session()
     await this.#host.topology.ensureQueue(this.#queue)
     const ch = await session.openChannel()
-    const lane: Lane = { ch, alive: true, consuming: true, outstanding: 0, tag: undefined }
+    const lane: Lane = {
+      ch,
+      alive: true,
+      consuming: true,
+      outstanding: 0,
+      held: new Set(),
+      tag: undefined,
+    }
+    const deliveryHost = this.#deliveryHost(lane)
     let closeError: Error | undefined
     ch.on('error', (err: Error) => {
       closeError = err
@@ -139,9 +173,13 @@ export class AmqpConsumer implements Consumer {
       await ch.prefetch(this.#prefetch)
       if (this.#cancelled) throw new Error('cancelled')
       this.#lane = lane
-      const { consumerTag } = await ch.consume(this.#queue, (message) => this.#onMessage(lane, message), {
-        noAck: false,
-      })
+      const { consumerTag } = await ch.consume(
+        this.#queue,
+        (message) => this.#onMessage(lane, deliveryHost, message),
+        {
+          noAck: false,
+        },
+      )
       lane.tag = consumerTag
       if (this.#cancelled) {
         await this.#unsubscribe(lane)
@@ -155,7 +193,7 @@ export class AmqpConsumer implements Consumer {
     }
   }
 
-  #onMessage(lane: Lane, message: ConsumeMessage | null): void {
+  #onMessage(lane: Lane, host: AmqpDeliveryHost, message: ConsumeMessage | null): void {
     if (message === null) {
       // basic.cancel from the server: the queue was deleted (or, in a cluster, moved).
       this.#host.logger.warn(`[amqp] RabbitMQ cancelled the consumer of "${this.#queue}"; subscribing again`)
@@ -173,8 +211,10 @@ export class AmqpConsumer implements Consumer {
       void this.#recount(lane, message)
       return
     }
+    const delivery = new AmqpDelivery(host, message)
+    lane.held.add(delivery)
     try {
-      this.#onDelivery(new AmqpDelivery(this.#deliveryHost, lane, message))
+      this.#onDelivery(delivery)
     } catch (err) {
       this.#host.logger.error(`[amqp] delivery handler of "${this.#queue}" threw: ${(err as Error)?.message}`)
     }
@@ -189,7 +229,7 @@ export class AmqpConsumer implements Consumer {
    */
   async #recount(lane: Lane, message: ConsumeMessage): Promise<void> {
     try {
-      await this.#deliveryHost.republish(this.#queue, message, attemptOf(message) - 1, 0)
+      await this.#host.republish(this.#queue, message, attemptOf(message) - 1, 0)
     } catch (err) {
       // No copy: give the original back to be re-counted on its next delivery.
       this.#host.logger.warn(
@@ -205,15 +245,15 @@ export class AmqpConsumer implements Consumer {
       }
       return
     }
-    this.#release(lane, message)
+    ackOn(lane, message)
+    this.#done(lane)
   }
 
   #onClosed(lane: Lane, err: Error | undefined): void {
     this.#lanes.delete(lane)
     const held = lane.outstanding
     const wasAlive = lane.alive
-    lane.alive = false
-    lane.consuming = false
+    giveBack(lane)
     if (err !== undefined && serverCode(err) === 406 && CONSUMER_TIMEOUT.test(err.message)) {
       this.#host.logger.warn(
         `[amqp] consumer_timeout: RabbitMQ closed the channel of a consumer of "${this.#queue}" because a ` +
@@ -234,8 +274,7 @@ export class AmqpConsumer implements Consumer {
   #recover(attempt = 1): void {
     if (this.#cancelled || this.#host.conn.closed || (this.#recovering && attempt === 1)) return
     this.#recovering = true
-    const delay =
-      attempt === 1 ? 0 : Math.min(this.#host.retryMaxMs, this.#host.retryInitialMs * 2 ** (attempt - 2))
+    const delay = attempt === 1 ? 0 : reconnectDelay(attempt - 1, this.#host.reconnect)
     this.#retryTimer = setTimeout(() => {
       this.#open().then(
         () => {
@@ -267,4 +306,24 @@ export class AmqpConsumer implements Consumer {
       // The channel is closing anyway: the subscription ends with it.
     }
   }
+}
+
+/** Ack `message` on its channel; nothing once the channel closed (RabbitMQ has it back). */
+function ackOn(lane: Lane, message: ConsumeMessage): void {
+  if (!lane.alive) return
+  try {
+    lane.ch.ack(message)
+  } catch {
+    // The channel closed a moment ago: RabbitMQ has the message back; nothing to ack.
+  }
+}
+
+/**
+ * `lane`'s channel closed (or is closing with the broker): RabbitMQ puts its unsettled messages
+ * back by itself, so its open deliveries are released without a call to RabbitMQ.
+ */
+function giveBack(lane: Lane): void {
+  lane.alive = false
+  lane.consuming = false
+  for (const delivery of [...lane.held]) delivery.release()
 }

@@ -1,4 +1,4 @@
-import { type DeadLetterInfo, type Delivery, NotSupportedError } from '@errand/core'
+import { type DeadLetterInfo, type DeliveryHost, SettleOnceDelivery } from '@errand/core'
 import type { Channel, ConsumeMessage } from 'amqplib'
 import { attemptOf, messageIdOf } from './headers.js'
 
@@ -9,104 +9,66 @@ export interface Lane {
   alive: boolean
   /** False once the consumer was cancelled (by us or by the server). */
   consuming: boolean
-  /** Deliveries handed out on this channel and not settled yet. */
+  /** Messages taken on this channel and not settled yet (deliveries and re-counts). */
   outstanding: number
+  /** Deliveries handed out on this channel that may still need giving back when it closes. */
+  readonly held: Set<AmqpDelivery>
   /** The consumer tag, once subscribed. */
   tag: string | undefined
 }
 
-/** What a delivery needs from its consumer and broker. */
-export interface DeliveryHost {
+/** What a delivery needs from its consumer (one host per channel) and broker. */
+export interface AmqpDeliveryHost extends DeliveryHost {
   readonly queue: string
-  readonly maxDelayMs: number
-  /** Throws `ERR_CLOSED` once the broker is closed. */
-  assertOpen(): void
+  /** False once the delivery's channel closed: RabbitMQ has put the message back. */
+  readonly alive: boolean
+  /** Ack `message` on the delivery's channel. */
+  ack(message: ConsumeMessage): void
   /** Publish a copy of `message` (confirmed) with `deliveries` counted so far, after `delayMs`. */
   republish(queue: string, message: ConsumeMessage, deliveries: number, delayMs: number): Promise<void>
   /** Publish `message` to the queue's dead letters (confirmed). */
   deadLetter(queue: string, message: ConsumeMessage, info: DeadLetterInfo, attempt: number): Promise<void>
   /** Have the broker's `close()` wait for `settle` (bounded) before it closes channels. */
   track(settle: Promise<void>): Promise<void>
-  /** Ack `message` on `lane` and free its prefetch slot. */
-  release(lane: Lane, message: ConsumeMessage): void
 }
 
 /**
- * A message delivered by RabbitMQ. Settles once: later calls resolve without effect. `nack` and
- * `deadLetter` publish a copy (to the queue, a delay level or `<q>.dead`) on the confirm channel
- * and ack the original once RabbitMQ confirmed the copy; a crash in between leaves both, so the
- * message may run twice, never zero times. If the channel it came on has closed (connection
- * lost, consumer timeout), RabbitMQ has already put the message back: settling does nothing.
- * After the broker closed, settling an unsettled delivery rejects with `ERR_CLOSED`.
+ * A message delivered by RabbitMQ, settled once under core's rules ({@link SettleOnceDelivery}).
+ * `nack` and `deadLetter` publish a copy (to the queue, a delay level or `<q>.dead`) on the
+ * confirm channel and ack the original once RabbitMQ confirmed the copy; a crash in between
+ * leaves both, so the message may run twice, never zero times. If the channel it came on has
+ * closed (connection lost, consumer timeout), RabbitMQ has already put the message back: the
+ * consumer released the delivery, and settling it does nothing.
  */
-export class AmqpDelivery implements Delivery {
-  readonly messageId: string
-  readonly body: Uint8Array
-  readonly attempt: number
-  readonly #host: DeliveryHost
-  readonly #lane: Lane
+export class AmqpDelivery extends SettleOnceDelivery {
+  declare protected readonly host: AmqpDeliveryHost
   readonly #message: ConsumeMessage
-  #settled = false
 
-  constructor(host: DeliveryHost, lane: Lane, message: ConsumeMessage) {
-    this.#host = host
-    this.#lane = lane
+  constructor(host: AmqpDeliveryHost, message: ConsumeMessage) {
+    super(host, { messageId: messageIdOf(message), body: message.content, attempt: attemptOf(message) })
     this.#message = message
-    this.messageId = messageIdOf(message)
-    this.body = message.content
-    this.attempt = attemptOf(message)
   }
 
-  /** Remove the message for good. */
-  async ack(): Promise<void> {
-    if (this.#settled) return
-    this.#host.assertOpen()
-    this.#settled = true
-    this.#host.release(this.#lane, this.#message)
+  protected async storeAck(): Promise<void> {
+    this.host.ack(this.#message)
   }
 
-  /** Deliver the message again (after `delayMs`), with `attempt + 1`. */
-  async nack(options: { delayMs?: number } = {}): Promise<void> {
-    const delayMs = options.delayMs ?? 0
-    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new TypeError(`nack: delayMs must be a finite number >= 0, got ${String(delayMs)}`)
-    }
-    if (this.#settled) return
-    if (delayMs > this.#host.maxDelayMs) {
-      throw new NotSupportedError(`nack delay of ${delayMs} ms is over maxDelayMs ${this.#host.maxDelayMs}`, {
-        adapter: 'amqp',
-      })
-    }
-    await this.#settleWithCopy(() =>
-      this.#host.republish(this.#host.queue, this.#message, this.attempt, delayMs),
-    )
+  protected storeNack(delayMs: number): Promise<void> {
+    return this.#copyThenAck(() => this.host.republish(this.host.queue, this.#message, this.attempt, delayMs))
   }
 
-  /** Move the message to `<queue>.dead` with the reason and error. */
-  async deadLetter(info: DeadLetterInfo): Promise<void> {
-    if (typeof info !== 'object' || info === null || typeof info.reason !== 'string') {
-      throw new TypeError('deadLetter: info must be an object with a reason')
-    }
-    if (this.#settled) return
-    await this.#settleWithCopy(() =>
-      this.#host.deadLetter(this.#host.queue, this.#message, info, this.attempt),
-    )
+  protected storeDeadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.#copyThenAck(() => this.host.deadLetter(this.host.queue, this.#message, info, this.attempt))
   }
 
-  async #settleWithCopy(copy: () => Promise<void>): Promise<void> {
-    this.#host.assertOpen()
-    this.#settled = true
-    if (!this.#lane.alive) return
-    await this.#host.track(this.#copyThenAck(copy))
-  }
-
+  /** The copy first, the ack after it is confirmed; nothing when RabbitMQ has the message back. */
   async #copyThenAck(copy: () => Promise<void>): Promise<void> {
-    try {
-      await copy()
-    } catch (err) {
-      this.#settled = false
-      throw err
-    }
-    this.#host.release(this.#lane, this.#message)
+    if (!this.host.alive) return
+    // Tracked with the ack: the broker's close waits for both before it closes the channel.
+    await this.host.track(
+      copy().then(() => {
+        this.host.ack(this.#message)
+      }),
+    )
   }
 }

@@ -1,5 +1,13 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
-import { DEFAULT_MAX_ENVELOPE_BYTES, InvalidOptionError, type Logger, maskCredentials } from '@errand/core'
+import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  InvalidOptionError,
+  type Logger,
+  maskCredentials,
+  optionsFromQuery,
+  parseStoreUrl,
+  type ReconnectBackoff,
+} from '@errand/core'
 import type { ChannelModel } from 'amqplib'
 import { z } from 'zod'
 import { MAX_DELAY_LEVELS } from './names.js'
@@ -62,7 +70,10 @@ export interface AmqpBrokerOptions {
    * sent again once it is back (they may then arrive twice, never zero times).
    */
   readonly reconnectWaitMs?: number
-  /** Backoff between reconnect attempts (default 100 ms doubling to 5 000 ms, ±20 % jitter). */
+  /**
+   * Backoff between reconnect (and re-subscribe) attempts: core's reconnect waits, default 100 ms
+   * doubling to 5 000 ms, with equal jitter (a wait of d becomes d/2..d).
+   */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number }
   /** AMQP heartbeat in seconds (default: the server's proposal, 60 on RabbitMQ). */
   readonly heartbeatSeconds?: number
@@ -85,8 +96,8 @@ export interface ParsedAmqpOptions {
   readonly delayLevels: number
   readonly maxMessageBytes: number
   readonly reconnectWaitMs: number
-  readonly reconnectInitialDelayMs: number
-  readonly reconnectMaxDelayMs: number
+  /** `reconnect` in core's terms, for `reconnectDelay`. */
+  readonly reconnect: ReconnectBackoff
   readonly queueExpiresMs: number | undefined
   readonly logger: Logger | undefined
 }
@@ -111,15 +122,8 @@ export const DEFAULT_RECONNECT_WAIT_MS = 30_000
 /** Largest body RabbitMQ accepts by default (`max_message_size`, 128 MiB). */
 export const MAX_MESSAGE_BYTES_LIMIT = 128 * 1024 * 1024
 
-const AMQPLIB_QUERY = new Set(['heartbeat', 'frameMax', 'channelMax', 'locale', 'maxFrameSize'])
-const OWN_QUERY = [
-  'queueType',
-  'maxPriority',
-  'delayLevels',
-  'maxMessageBytes',
-  'reconnectWaitMs',
-  'queueExpiresMs',
-]
+/** amqplib's own URL parameters: left in the URL for it to read. */
+const AMQPLIB_QUERY = ['heartbeat', 'frameMax', 'channelMax', 'locale', 'maxFrameSize']
 
 const isModel = (v: unknown): boolean =>
   typeof v === 'object' && v !== null && typeof (v as ChannelModel).createConfirmChannel === 'function'
@@ -159,16 +163,35 @@ const schema = z
 
 type Raw = z.output<typeof schema>
 
+/** The options a URL's query may set. */
+const querySchema = schema.pick({
+  queueType: true,
+  maxPriority: true,
+  delayLevels: true,
+  maxMessageBytes: true,
+  reconnectWaitMs: true,
+  queueExpiresMs: true,
+})
+type QueryOptions = z.output<typeof querySchema>
+
 /** Validates options (or a URL); throws `InvalidOptionError` naming the field. */
 export function parseOptions(options: AmqpBrokerOptions | string): ParsedAmqpOptions {
   const raw = check(typeof options === 'string' ? { url: options } : options)
   if ((raw.url === undefined) === (raw.connection === undefined)) {
     throw new InvalidOptionError('url', 'give exactly one of "url" and "connection"', ADAPTER)
   }
-  const fromQuery: Partial<Record<string, string>> = {}
-  const connection = raw.url !== undefined ? urlPlan(raw, fromQuery) : functionOrModelPlan(raw.connection!)
-  const queueType = raw.queueType ?? queryEnum(fromQuery, 'queueType', ['classic', 'quorum']) ?? 'classic'
-  const maxPriority = raw.maxPriority ?? queryInt(fromQuery, 'maxPriority', 0, 255) ?? DEFAULT_MAX_PRIORITY
+  let query: QueryOptions = {}
+  let connection: ConnectionPlan
+  if (raw.url !== undefined) {
+    const plan = urlPlan(raw)
+    query = plan.query
+    connection = plan.connection
+  } else {
+    connection = functionOrModelPlan(raw.connection!)
+  }
+  // Options given as an object win over the URL's.
+  const queueType = raw.queueType ?? query.queueType ?? 'classic'
+  const maxPriority = raw.maxPriority ?? query.maxPriority ?? DEFAULT_MAX_PRIORITY
   if (queueType === 'quorum' && maxPriority > 0) {
     throw new InvalidOptionError(
       'maxPriority',
@@ -176,24 +199,15 @@ export function parseOptions(options: AmqpBrokerOptions | string): ParsedAmqpOpt
       ADAPTER,
     )
   }
-  const initial = raw.reconnect?.initialDelayMs ?? 100
   return {
     connection,
     queueType,
     maxPriority,
-    delayLevels:
-      raw.delayLevels ?? queryInt(fromQuery, 'delayLevels', 1, MAX_DELAY_LEVELS) ?? DEFAULT_DELAY_LEVELS,
-    maxMessageBytes:
-      raw.maxMessageBytes ??
-      queryInt(fromQuery, 'maxMessageBytes', 1, MAX_MESSAGE_BYTES_LIMIT) ??
-      DEFAULT_MAX_ENVELOPE_BYTES,
-    reconnectWaitMs:
-      raw.reconnectWaitMs ??
-      queryInt(fromQuery, 'reconnectWaitMs', 0, 24 * 3600_000) ??
-      DEFAULT_RECONNECT_WAIT_MS,
-    reconnectInitialDelayMs: initial,
-    reconnectMaxDelayMs: Math.max(initial, raw.reconnect?.maxDelayMs ?? 5_000),
-    queueExpiresMs: raw.queueExpiresMs ?? queryInt(fromQuery, 'queueExpiresMs', 1, 2 ** 31 - 1),
+    delayLevels: raw.delayLevels ?? query.delayLevels ?? DEFAULT_DELAY_LEVELS,
+    maxMessageBytes: raw.maxMessageBytes ?? query.maxMessageBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+    reconnectWaitMs: raw.reconnectWaitMs ?? query.reconnectWaitMs ?? DEFAULT_RECONNECT_WAIT_MS,
+    reconnect: { initialMs: raw.reconnect?.initialDelayMs, maxMs: raw.reconnect?.maxDelayMs },
+    queueExpiresMs: raw.queueExpiresMs ?? query.queueExpiresMs,
     logger: raw.logger,
   }
 }
@@ -212,29 +226,16 @@ function check(input: unknown): Raw {
   throw new InvalidOptionError(path, maskCredentials(issue.message), ADAPTER)
 }
 
-function urlPlan(raw: Raw, fromQuery: Partial<Record<string, string>>): ConnectionPlan {
-  const text = raw.url!
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    throw new InvalidOptionError('url', `not a URL: "${maskCredentials(text)}"`, ADAPTER)
+/** The connection plan of `raw.url`, and the options its query sets (taken out of the URL). */
+function urlPlan(raw: Raw): { connection: ConnectionPlan; query: QueryOptions } {
+  const parsed = parseStoreUrl(raw.url!, ADAPTER.adapter)
+  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+    throw new InvalidOptionError('url', `expected amqp:// or amqps://, got "${parsed.protocol}//"`, ADAPTER)
   }
-  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') {
-    throw new InvalidOptionError('url', `expected amqp:// or amqps://, got "${url.protocol}//"`, ADAPTER)
-  }
-  for (const key of [...url.searchParams.keys()]) {
-    if (OWN_QUERY.includes(key)) {
-      fromQuery[key] = url.searchParams.get(key) ?? ''
-      url.searchParams.delete(key)
-    } else if (!AMQPLIB_QUERY.has(key)) {
-      throw new InvalidOptionError(
-        'url',
-        `unknown query parameter "${key}" (known: ${[...AMQPLIB_QUERY, ...OWN_QUERY].join(', ')})`,
-        ADAPTER,
-      )
-    }
-  }
+  const { options, url } = optionsFromQuery(parsed, querySchema, {
+    adapter: ADAPTER.adapter,
+    passThrough: AMQPLIB_QUERY,
+  })
   if (raw.heartbeatSeconds !== undefined) url.searchParams.set('heartbeat', String(raw.heartbeatSeconds))
   const socketOptions: Record<string, unknown> = {
     ...(raw.tls ?? {}),
@@ -242,47 +243,14 @@ function urlPlan(raw: Raw, fromQuery: Partial<Record<string, string>>): Connecti
     clientProperties: { connection_name: raw.connectionName ?? 'errand' },
   }
   const plain = url.toString()
-  return { kind: 'url', url: plain, socketOptions, display: maskCredentials(plain) }
+  return {
+    connection: { kind: 'url', url: plain, socketOptions, display: maskCredentials(plain) },
+    query: options as QueryOptions,
+  }
 }
 
 function functionOrModelPlan(connection: NonNullable<AmqpBrokerOptions['connection']>): ConnectionPlan {
   if (typeof connection === 'function')
     return { kind: 'factory', open: connection, display: 'a connection factory' }
   return { kind: 'borrowed', model: connection, display: 'a caller-owned connection' }
-}
-
-function queryInt(
-  query: Partial<Record<string, string>>,
-  key: string,
-  min: number,
-  max: number,
-): number | undefined {
-  const text = query[key]
-  if (text === undefined) return undefined
-  const n = Number(text)
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new InvalidOptionError(
-      key,
-      `URL parameter must be an integer in ${min}..${max}, got "${text}"`,
-      ADAPTER,
-    )
-  }
-  return n
-}
-
-function queryEnum<T extends string>(
-  query: Partial<Record<string, string>>,
-  key: string,
-  values: readonly T[],
-): T | undefined {
-  const text = query[key]
-  if (text === undefined) return undefined
-  if (!(values as readonly string[]).includes(text)) {
-    throw new InvalidOptionError(
-      key,
-      `URL parameter must be one of ${values.join(', ')}, got "${text}"`,
-      ADAPTER,
-    )
-  }
-  return text as T
 }

@@ -46,8 +46,8 @@ describe('options', () => {
   it('refuses what is wrong, naming the option, never printing the password', () => {
     expect(invalid(() => new AmqpBroker('redis://u:hunter2@h')).option).toBe('url')
     const unknown = invalid(() => new AmqpBroker('amqp://u:hunter2@h?prefetch=5'))
-    expect(unknown.option).toBe('url')
-    expect(unknown.message).toContain('prefetch')
+    expect(unknown.option).toBe('prefetch')
+    expect(unknown.message).toContain('unknown URL parameter')
     expect(unknown.message).not.toContain('hunter2')
     expect(invalid(() => new AmqpBroker('amqp://h?maxPriority=300')).option).toBe('maxPriority')
     expect(invalid(() => new AmqpBroker('amqp://h?queueType=stream')).option).toBe('queueType')
