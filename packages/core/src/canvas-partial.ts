@@ -75,7 +75,7 @@ export function makePartial(
  * that field (the open fields are checked by the worker, on the merged input: `invalid-input`)
  * and travel as JSON.
  */
-export function checkPartialInput(sig: Signature<unknown, unknown, boolean>, validator: unknown): void {
+export function checkPartialInput(sig: Signature<never, unknown, boolean>, validator: unknown): void {
   const schema = (validator as { inputSchema?: { partial?: unknown } } | undefined)?.inputSchema
   if (schema && typeof schema.partial === 'function') {
     // A zod object's `.partial()`: every field optional, the bound ones checked as the task would.

@@ -1,15 +1,6 @@
-import {
-  type AnyCanvas,
-  Canvas,
-  Chain,
-  Chord,
-  Group,
-  type InputValidator,
-  SIGNATURE_OPTION_KEYS,
-  Signature,
-} from './canvas.js'
+import { Canvas, type InputValidator, SIGNATURE_OPTION_KEYS, type Signature } from './canvas.js'
 import { describeArgument } from './canvas-checks.js'
-import { MapCanvas } from './canvas-map.js'
+import { type KindCases, type KnownCanvas, matchCanvas, matchKind, type TaskNode } from './canvas-fold.js'
 import { checkPartialInput } from './canvas-partial.js'
 import { checkDedupMode } from './dedup.js'
 import type { WireNode } from './envelope.js'
@@ -35,31 +26,26 @@ export function applySendOptions(node: WireNode, options: SendOptions): WireNode
   if (countdownMs !== undefined && !(Number.isFinite(countdownMs) && countdownMs >= 0)) {
     throw new InvalidOptionError('countdownMs', `expected a number of ms >= 0, got ${countdownMs}`)
   }
-  const apply = (n: WireNode): WireNode => {
-    switch (n.kind) {
-      case 'task':
-        return {
-          ...n,
-          options: {
-            ...n.options,
-            ...(countdownMs !== undefined && { countdownMs: Math.round(countdownMs) }),
-            ...(options.queue !== undefined && { queue: options.queue }),
-            ...(options.priority !== undefined && { priority: options.priority }),
-          },
-        }
-      case 'chain': {
-        const [first, ...rest] = n.steps
-        return first ? { ...n, steps: [apply(first), ...rest] } : n
-      }
-      case 'group':
-        return { ...n, members: n.members.map(apply) }
-      case 'chord':
-        return { ...n, header: n.header.map(apply) }
-      case 'map':
-        return { ...n, node: apply(n.node) }
-    }
+  const set: WireOptions = {
+    ...(countdownMs !== undefined && { countdownMs: Math.round(countdownMs) }),
+    ...(options.queue !== undefined && { queue: options.queue }),
+    ...(options.priority !== undefined && { priority: options.priority }),
   }
-  return apply(node)
+  return matchKind(node, FIRST_TASKS, set)
+}
+
+type WireOptions = NonNullable<TaskNode['options']>
+
+/** A node with `set` merged into the options of the tasks that start first. */
+const FIRST_TASKS: KindCases<WireNode, WireOptions, WireNode> = {
+  task: (n, set) => ({ ...n, options: { ...n.options, ...set } }),
+  chain: (n, set) => {
+    const [first, ...rest] = n.steps
+    return first ? { ...n, steps: [matchKind(first, FIRST_TASKS, set), ...rest] } : n
+  },
+  group: (n, set) => ({ ...n, members: n.members.map((m) => matchKind(m, FIRST_TASKS, set)) }),
+  chord: (n, set) => ({ ...n, header: n.header.map((m) => matchKind(m, FIRST_TASKS, set)) }),
+  map: (n, set) => ({ ...n, node: matchKind(n.node, FIRST_TASKS, set) }),
 }
 
 function wireError(where: string, path: readonly (string | number)[], message: string): ValidationError {
@@ -158,10 +144,7 @@ function throwIf(
   if (problem) throw wireError(`task "${name}": `, path, prefix + problem)
 }
 
-function checkSignature(
-  sig: Signature<unknown, unknown, boolean>,
-  tasks: ReadonlyMap<string, AnyTask>,
-): void {
+function checkSignature(sig: Signature<never, unknown, boolean>, tasks: ReadonlyMap<string, AnyTask>): void {
   const name = sig.task
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_WIRE_NAME) {
     throw wireError('signature: ', ['task'], `must be a task name of 1 to ${MAX_WIRE_NAME} characters`)
@@ -196,7 +179,7 @@ function checkSignature(
 }
 
 /** Schema first (the familiar message), then whether it travels, then the decoded form if JSON changes it. */
-function checkInput(sig: Signature<unknown, unknown, boolean>, task: InputValidator | undefined): void {
+function checkInput(sig: Signature<never, unknown, boolean>, task: InputValidator | undefined): void {
   task?.parseInput(sig.input)
   const wire = checkWireValue(sig.input)
   if (!wire.ok) {
@@ -232,32 +215,41 @@ export function validateCanvas(canvas: unknown, tasks: ReadonlyMap<string, AnyTa
       [{ path: [], message: 'not a canvas' }],
     )
   }
-  if (canvas instanceof Signature) {
-    if (!canvas.bound && first) {
+  matchCanvas(canvas, VALIDATE, { tasks, first })
+  for (const e of canvas.errbacks) validateCanvas(e, tasks, false)
+  for (const e of canvas.successes) validateCanvas(e, tasks, false)
+}
+
+/** The checks of each kind of canvas; `first`: it starts the send (so it needs its input). */
+const VALIDATE: KindCases<KnownCanvas, { tasks: ReadonlyMap<string, AnyTask>; first: boolean }, void> = {
+  task: (sig, { tasks, first }) => {
+    if (!sig.bound && first) {
       throw new ValidationError(
-        `signature of task "${canvas.task}" has no input: use .s(input) or .si(input) to send it`,
+        `signature of task "${sig.task}" has no input: use .s(input) or .si(input) to send it`,
         [{ path: ['input'], message: 'missing' }],
       )
     }
-    checkSignature(canvas, tasks)
-  } else if (canvas instanceof Chain) {
-    canvas.steps.forEach((s, i) => {
+    checkSignature(sig, tasks)
+  },
+  chain: (c, { tasks, first }) => {
+    c.steps.forEach((s, i) => {
       validateCanvas(s, tasks, first && i === 0)
     })
-  } else if (canvas instanceof Group) {
-    for (const m of canvas.members) validateCanvas(m, tasks, first)
-  } else if (canvas instanceof Chord) {
-    for (const m of canvas.header) validateCanvas(m, tasks, first)
-    validateCanvas(canvas.body, tasks, false)
-  } else if (canvas instanceof MapCanvas) {
-    if (first && canvas.items === undefined) {
+  },
+  group: (g, { tasks, first }) => {
+    for (const m of g.members) validateCanvas(m, tasks, first)
+  },
+  chord: (c, { tasks, first }) => {
+    for (const m of c.header) validateCanvas(m, tasks, first)
+    validateCanvas(c.body, tasks, false)
+  },
+  map: (m, { tasks, first }) => {
+    if (first && m.items === undefined) {
       throw new ValidationError(
-        `map over task "${canvas.template.task}" takes the previous step's array output: put it after a step in a chain`,
+        `map over task "${m.template.task}" takes the previous step's array output: put it after a step in a chain`,
         [{ path: ['input'], message: 'missing' }],
       )
     }
-    validateCanvas(canvas.template, tasks, false)
-  }
-  for (const e of (canvas as AnyCanvas).errbacks) validateCanvas(e, tasks, false)
-  for (const e of (canvas as AnyCanvas).successes) validateCanvas(e, tasks, false)
+    validateCanvas(m.template, tasks, false)
+  },
 }
