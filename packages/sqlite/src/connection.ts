@@ -178,7 +178,7 @@ export class SqliteConnection {
           { adapter: ADAPTER },
         )
       }
-      await sleep(backoff(round))
+      await sleep(lockWait(round))
     }
   }
 
@@ -220,8 +220,13 @@ export class SqliteConnection {
   }
 }
 
-/** Pause before the next attempt at a lock: 1, 2, 4 ms… up to 8 ms, with jitter. */
-function backoff(round: number): number {
+/**
+ * Pause before the next attempt at a lock another process of this machine holds: 1, 2, 4 ms… up
+ * to 8 ms, with jitter. Not core's `reconnectDelay`: nothing is broken and there is nothing to
+ * reconnect; the holder commits within milliseconds, and waiting its 100 ms → 5 s steps would
+ * multiply every contended write's latency. The jitter keeps waiting processes out of step.
+ */
+export function lockWait(round: number): number {
   return Math.min(8, 2 ** round) * (0.5 + Math.random())
 }
 
@@ -248,7 +253,7 @@ async function retryBusy<T>(fn: () => T, deadline: number): Promise<T> {
     } catch (err) {
       if (!isBusy(err) || Date.now() >= deadline) throw err
     }
-    await sleep(backoff(round))
+    await sleep(lockWait(round))
   }
 }
 

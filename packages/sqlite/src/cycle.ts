@@ -1,5 +1,5 @@
-import { ConnectionError } from '@errand/core'
-import type { SqliteConnection, SyncLevel } from './connection.js'
+import { ConnectionError, reconnectDelay } from '@errand/core'
+import { lockWait, type SqliteConnection, type SyncLevel } from './connection.js'
 import type { SettleOp, SqliteDelivery } from './delivery.js'
 import type { FetchedRow, JobsSql } from './jobs-sql.js'
 import { ADAPTER, type SqliteLogger } from './options.js'
@@ -11,10 +11,13 @@ const MAX_SETTLES = 2000
 const MAX_TAKE = 500
 
 interface PendingSettle {
+  /** Whose prefetch the settle frees (undefined: the delivery no longer counts, e.g. at close). */
+  readonly consumer: SqliteConsumer | undefined
   readonly delivery: SqliteDelivery
   readonly op: SettleOp
   readonly since: number
-  readonly resolve: () => void
+  /** `matched`: false when the row was no longer ours (the lease ran out). */
+  readonly resolve: (matched: boolean) => void
   readonly reject: (err: unknown) => void
 }
 
@@ -62,10 +65,14 @@ export class Cycle {
     this.#sync = sync
   }
 
-  /** Queues a settle; resolves once committed. */
-  add(delivery: SqliteDelivery, op: SettleOp): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ delivery, op, since: Date.now(), resolve, reject })
+  /**
+   * Queues a settle; resolves once committed, with false when it matched no row (the lease was
+   * lost). The delivery's prefetch slot is core's business (its settle releases it on either
+   * outcome); `consumer` only lets this cycle fetch into the room the settle frees.
+   */
+  add(consumer: SqliteConsumer | undefined, delivery: SqliteDelivery, op: SettleOp): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.push({ consumer, delivery, op, since: Date.now(), resolve, reject })
       this.request()
     })
   }
@@ -102,9 +109,8 @@ export class Cycle {
     const batch = this.#pending.slice(0, MAX_SETTLES)
     const freed = new Map<SqliteConsumer, number>()
     for (const p of batch) {
-      if (!frees(p.op)) continue
-      const owner = p.delivery.owner as SqliteConsumer
-      freed.set(owner, (freed.get(owner) ?? 0) + 1)
+      if (!frees(p.op) || p.consumer === undefined) continue
+      freed.set(p.consumer, (freed.get(p.consumer) ?? 0) + 1)
     }
     let fetchers: { consumer: SqliteConsumer; asked: number }[] = []
     try {
@@ -125,12 +131,12 @@ export class Cycle {
     }
     if (batch.length === 0 && fetchers.length === 0) return
     let taken: FetchedRow[][]
-    /** Settles that matched no row: the lease was lost (only `extend` acts on that). */
-    let missed: PendingSettle[] = []
+    /** Per settle of the batch: whether it matched its row (false: the lease was lost). */
+    let matched: boolean[] = []
     try {
       const attempt = this.#connection.tryWrite(
         () => {
-          missed = batch.filter((p) => !this.#applyOne(p, now))
+          matched = batch.map((p) => this.#applyOne(p, now))
           return fetchers.map((f) =>
             this.#jobs.take(f.consumer.settings.queue, f.asked, now, f.consumer.settings.leaseMs),
           )
@@ -151,12 +157,10 @@ export class Cycle {
     this.#failures = 0
     this.#pending.splice(0, batch.length)
     const woken = new Set<string>()
-    for (const p of missed) if (p.op.kind === 'extend') p.delivery.lose()
-    for (const p of batch) {
-      if (frees(p.op)) p.delivery.freeSlot()
-      if (p.op.kind === 'release' || (p.op.kind === 'nack' && p.op.delayMs === 0)) woken.add(p.delivery.queue)
-      else if (p.op.kind === 'nack') woken.add(p.delivery.queue) // re-arms due timers
-      p.resolve()
+    for (const [i, p] of batch.entries()) {
+      // A nack with a delay re-arms other consumers' due timers too.
+      if (p.op.kind === 'release' || p.op.kind === 'nack') woken.add(p.delivery.queue)
+      p.resolve(matched[i]!)
     }
     fetchers = fetchers.filter((f, i) => {
       const rows = taken[i]!
@@ -200,24 +204,19 @@ export class Cycle {
         `${this.#connection.path} stayed locked by another process for more than ${this.#busyTimeoutMs} ms (busyTimeoutMs)`,
         { adapter: ADAPTER },
       )
-      for (const p of expired) {
-        if (frees(p.op)) p.delivery.freeSlot()
-        p.reject(error)
-      }
+      for (const p of expired) p.reject(error)
     }
-    this.#schedule(Math.min(8, 2 ** this.#round++) * (0.5 + Math.random()))
+    this.#schedule(lockWait(this.#round++))
   }
 
   /** A cycle failed: its settles reject (they may be retried); consumers look again later. */
   #fail(batch: PendingSettle[], err: unknown): void {
     const taken = new Set(batch)
     this.#pending = this.#pending.filter((p) => !taken.has(p))
-    for (const p of batch) {
-      if (frees(p.op)) p.delivery.freeSlot()
-      p.reject(err)
-    }
+    for (const p of batch) p.reject(err)
     this.#failures++
-    const delay = Math.min(100 * 2 ** (this.#failures - 1), 5000)
+    // Not a lock wait: the file failed (I/O error, full disk…). Wait like a reconnect.
+    const delay = Math.round(reconnectDelay(this.#failures))
     this.#logger.warn(
       `a cycle on ${this.#connection.path} failed (${(err as Error).message}); retrying in ${delay} ms`,
     )

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path'
-import { InvalidOptionError } from '@errand/core'
+import { InvalidOptionError, optionsFromQuery } from '@errand/core'
 import { z } from 'zod'
 
 /** Adapter name used in errors and logs. */
@@ -28,7 +28,9 @@ export type Durability = 'publish' | 'full' | 'process'
 export interface SqliteConnectionOptions {
   /**
    * `sqlite:///abs/path.db`, `sqlite://./relative.db` (relative to the working directory when the
-   * instance is made) or `sqlite::memory:` (one in-memory database per process). Required.
+   * instance is made) or `sqlite::memory:` (one in-memory database per process). Required. Its
+   * query may set the other scalar options (`?durability=full&busyTimeoutMs=10000`); an option
+   * given to the constructor wins over the URL's.
    */
   readonly url: string
   /** Whether commits wait for the disk (default `publish`, see {@link Durability}). */
@@ -73,21 +75,39 @@ export interface ResolvedConnection {
   readonly logger: SqliteLogger
 }
 
-/** Validates `input` against a zod object and turns the first issue into an InvalidOptionError. */
-export function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
+/**
+ * Validates `input` against a zod object (the first issue becomes an `ERR_INVALID_OPTION` naming
+ * the option), then adds the options the URL's query sets, read through core's
+ * `optionsFromQuery` with the same schema (the constructor's own options win).
+ */
+export function parseOptions<S extends z.ZodObject>(schema: S, input: unknown): z.infer<S> {
   if (typeof input !== 'object' || input === null) {
     throw new InvalidOptionError('options', 'expected an object', { adapter: ADAPTER })
   }
   const parsed = schema.safeParse(input)
-  if (parsed.success) return parsed.data
-  const issue = parsed.error.issues[0]
-  let name = issue && issue.path.length > 0 ? issue.path.join('.') : 'options'
-  let message = issue?.message ?? 'invalid'
-  if (issue?.code === 'unrecognized_keys') {
-    name = issue.keys[0] ?? name
-    message = 'unknown option'
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    let name = issue && issue.path.length > 0 ? issue.path.join('.') : 'options'
+    let message = issue?.message ?? 'invalid'
+    if (issue?.code === 'unrecognized_keys') {
+      name = issue.keys[0] ?? name
+      message = 'unknown option'
+    }
+    throw new InvalidOptionError(name, message, { adapter: ADAPTER })
   }
-  throw new InvalidOptionError(name, message, { adapter: ADAPTER })
+  const given = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined))
+  const { query } = splitQuery(given.url as string)
+  if (query === undefined) return given as z.infer<S>
+  // Only scalar options can travel in a URL: never the URL itself or the logger.
+  const scalars = schema.omit({ url: true, logger: true } as never) as z.ZodObject<z.ZodRawShape>
+  const { options } = optionsFromQuery(new URL(`sqlite:?${query}`), scalars, { adapter: ADAPTER })
+  return { ...options, ...given } as z.infer<S>
+}
+
+/** A URL's text before its query, and the query (without `?`) when it has one. */
+function splitQuery(url: string): { readonly base: string; readonly query: string | undefined } {
+  const at = url.indexOf('?')
+  return at === -1 ? { base: url, query: undefined } : { base: url.slice(0, at), query: url.slice(at + 1) }
 }
 
 const consoleLogger: SqliteLogger = {
@@ -98,13 +118,17 @@ const consoleLogger: SqliteLogger = {
  * The database path a URL names. `sqlite::memory:` (or `sqlite://:memory:`) is the in-memory
  * database; `sqlite:///abs/path.db` an absolute path; `sqlite://<path>` with a path not starting
  * with `/` (`./errand.db`, `data/errand.db`, `../x.db`) is relative to `cwd`. Percent-escapes
- * are decoded; a query string or fragment is refused (options are passed to the constructor).
+ * are decoded; a fragment is refused. The query (options, see `SqliteConnectionOptions.url`) is
+ * not part of the path. The path is parsed here, not by `URL`, which would read `./x.db` as a
+ * host.
  */
 export function parseSqliteUrl(url: string, cwd: string = process.cwd()): string {
   const invalid = (why: string) => new InvalidOptionError('url', `${why}, got "${url}"`, { adapter: ADAPTER })
   if (typeof url !== 'string') throw invalid('expected a string')
-  if (/^sqlite:(\/\/)?:memory:$/i.test(url)) return MEMORY_PATH
-  const match = /^sqlite:\/\/([^?#]+)$/i.exec(url)
+  if (url.includes('#')) throw invalid('a fragment (#) is not allowed')
+  const { base } = splitQuery(url)
+  if (/^sqlite:(\/\/)?:memory:$/i.test(base)) return MEMORY_PATH
+  const match = /^sqlite:\/\/([^?#]+)$/i.exec(base)
   if (match === null) {
     throw invalid('expected sqlite:///absolute/path.db, sqlite://./relative/path.db or sqlite::memory:')
   }

@@ -1,23 +1,20 @@
 import {
-  type Broker,
+  BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
-  ClosedError,
-  type ConsumeOptions,
+  type CheckedConsumeOptions,
+  type CheckedMessage,
   type Consumer,
-  checkOutgoing,
   type DeadLetter,
   type DeliveryHandler,
-  type ListDeadLettersOptions,
-  type OutgoingMessage,
   type QueueStats,
 } from '@errand/core'
 import { z } from 'zod'
 import { QueueAdmin } from './admin/queue-admin.js'
 import { SqliteConnection } from './connection.js'
 import { Cycle } from './cycle.js'
-import { type SettleOp, SqliteDelivery } from './delivery.js'
-import { type FetchedRow, JobsSql, MAX_PRIORITY } from './jobs-sql.js'
+import type { SettleOp, SqliteDelivery } from './delivery.js'
+import { JobsSql, MAX_PRIORITY } from './jobs-sql.js'
 import { type DatabaseSize, databaseSize, maintain } from './maintenance.js'
 import {
   ADAPTER,
@@ -53,7 +50,6 @@ const optionsSchema = z
 
 /** About 100 years: longer delays are refused (core hops them). */
 const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
-const MAX_QUEUE_NAME = 200
 /** A ref'd timer that never fires: holds the process open while consumers run, as a socket would. */
 const KEEP_ALIVE_MS = 2 ** 31 - 1
 
@@ -72,11 +68,12 @@ const KEEP_ALIVE_MS = 2 ** 31 - 1
  * await broker.connect() // creates and migrates the file
  * ```
  */
-export class SqliteBroker implements Broker {
+export class SqliteBroker extends BrokerBase {
   readonly name = ADAPTER
   readonly capabilities: BrokerCapabilities
   readonly #options: z.infer<typeof optionsSchema>
   readonly #resolved: ResolvedConnection
+  /** Deliveries handed out and not settled: given back at close. */
   readonly #held = new Set<SqliteDelivery>()
   readonly #consumers = new Set<SqliteConsumer>()
   #connection: SqliteConnection | undefined
@@ -84,12 +81,11 @@ export class SqliteBroker implements Broker {
   #cycle: Cycle | undefined
   #admin: QueueAdmin | undefined
   #publisher: Publisher | undefined
-  #connecting: Promise<void> | undefined
-  #closing: Promise<void> | undefined
   #keepAlive: NodeJS.Timeout | undefined
 
   /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
   constructor(options: SqliteBrokerOptions) {
+    super()
     this.#options = parseOptions(optionsSchema, options)
     this.#resolved = resolveConnection(this.#options)
     this.capabilities = brokerCapabilities({
@@ -112,45 +108,22 @@ export class SqliteBroker implements Broker {
    * switches it to WAL and applies pending migrations. Idempotent. `ERR_CONNECTION` names the
    * path when the file or its directory cannot be written.
    */
-  connect(): Promise<void> {
-    if (this.#closing) return Promise.reject(this.#closedError('connect'))
-    this.#connecting ??= (async () => {
-      const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
-      if (this.#closing) {
-        connection.release()
-        throw this.#closedError('connect')
-      }
-      this.#connection = connection
-      this.#jobs = new JobsSql(connection)
-      const sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
-      this.#cycle = new Cycle(
-        connection,
-        this.#jobs,
-        this.#resolved.logger,
-        this.#resolved.busyTimeoutMs,
-        sync,
-      )
-      this.#admin = new QueueAdmin(connection, this.#resolved.busyTimeoutMs)
-      const publishSync = this.#resolved.durability === 'process' ? 'NORMAL' : 'FULL'
-      this.#publisher = new Publisher(connection, this.#jobs, this.#resolved.busyTimeoutMs, publishSync)
-    })().catch((err: unknown) => {
-      this.#connecting = undefined
-      throw err
-    })
-    return this.#connecting
+  protected async open(): Promise<void> {
+    const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
+    this.#connection = connection
+    this.#jobs = new JobsSql(connection)
+    const sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
+    this.#cycle = new Cycle(connection, this.#jobs, this.#resolved.logger, this.#resolved.busyTimeoutMs, sync)
+    this.#admin = new QueueAdmin(connection, this.#resolved.busyTimeoutMs)
+    const publishSync = this.#resolved.durability === 'process' ? 'NORMAL' : 'FULL'
+    this.#publisher = new Publisher(connection, this.#jobs, this.#resolved.busyTimeoutMs, publishSync)
   }
 
   /**
    * Stops every consumer, finishes settles on their way, gives unsettled deliveries back to their
-   * queue at once (waking consumers elsewhere), and releases the file. Calling it again does nothing.
+   * queue at once (waking consumers elsewhere), and releases the file.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown()
-    return this.#closing
-  }
-
-  async #shutdown(): Promise<void> {
-    await this.#connecting?.catch(() => undefined)
+  protected async shutdown(): Promise<void> {
     const cycle = this.#cycle
     for (const consumer of this.#consumers) {
       cycle?.consumers.delete(consumer)
@@ -160,13 +133,14 @@ export class SqliteBroker implements Broker {
     this.#updateKeepAlive()
     const connection = this.#connection
     if (cycle === undefined || connection === undefined) return
-    const unsettled = [...this.#held]
+    // Given back by the broker, not by the deliveries (settling them is refused once closed).
+    const unsettled = [...this.#held].filter((d) => d.open)
     this.#held.clear()
-    const releases = unsettled.map((d) => cycle.add(d, { kind: 'release' }).catch(() => undefined))
-    for (const d of unsettled) d.abandon()
+    const releases = unsettled.map((d) => cycle.add(undefined, d, { kind: 'release' }).catch(() => false))
+    for (const d of unsettled) d.release()
     await Promise.all(releases)
     await cycle.drained()
-    cycle.stop(this.#closedError('settle'))
+    cycle.stop(this.lifecycle.closedError('settle'))
     await this.#publisher?.drained()
     connection.release()
   }
@@ -176,41 +150,35 @@ export class SqliteBroker implements Broker {
    * fsync unless `durability: 'process'`). The publishes of one event-loop turn share that
    * transaction (group commit). Wakes this process's consumers of `queue` at once.
    */
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.assertOpen('publish')
-    checkQueue(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
-    if (checked.length === 0) return
+  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
     await this.connect()
-    await this.#publisher!.publish(queue, checked)
+    await this.#publisher!.publish(queue, messages)
   }
 
   /**
    * Delivers from `queue` to `onDelivery`, at most `prefetch` unsettled at once, each on a lease of
    * `leaseMs` (default: the broker's, 30 s). While it runs, the broker holds the process open.
    */
-  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
-    this.assertOpen('consume')
-    checkQueue(queue)
-    if (typeof onDelivery !== 'function') throw new TypeError('consume: onDelivery must be a function')
-    const { prefetch, leaseMs = this.#options.leaseMs ?? 30_000 } = options ?? {}
-    if (!Number.isInteger(prefetch) || prefetch < 1) {
-      throw new TypeError(`consume: prefetch must be an integer >= 1, got ${String(prefetch)}`)
-    }
-    if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-      throw new TypeError(`consume: leaseMs must be a finite number > 0, got ${String(leaseMs)}`)
-    }
+  protected async consumeChecked(
+    queue: string,
+    onDelivery: DeliveryHandler,
+    options: CheckedConsumeOptions,
+  ): Promise<Consumer> {
+    const leaseMs = options.leaseMs ?? this.#options.leaseMs ?? 30_000
     await this.connect()
     this.assertOpen('consume')
     const cycle = this.#cycle!
     const consumer = new SqliteConsumer(
       {
         feed: this.#connection!.feed,
+        maxDelayMs: this.capabilities.maxDelayMs,
+        assertOpen: (what) => this.assertOpen(what),
         requestCycle: () => cycle.request(),
-        deliver: (c, rows, handler) => this.#deliver(c, rows, handler),
+        apply: (owner, d, op) => this.#apply(owner, d, op),
+        hold: (d) => this.#held.add(d),
+        forget: (d) => this.#held.delete(d),
       },
-      { queue, prefetch, leaseMs: Math.ceil(leaseMs), pollIntervalMs: this.#resolved.pollIntervalMs },
+      { queue, prefetch: options.prefetch, leaseMs, pollIntervalMs: this.#resolved.pollIntervalMs },
       onDelivery,
     )
     this.#consumers.add(consumer)
@@ -228,33 +196,25 @@ export class SqliteBroker implements Broker {
   }
 
   /** Ready (due, including expired leases), delayed, in-flight and dead counts of `queue`. */
-  async stats(queue: string): Promise<QueueStats> {
-    this.assertOpen('stats')
-    checkQueue(queue)
+  protected async queueStats(queue: string): Promise<QueueStats> {
     await this.connect()
     return this.#admin!.stats(queue)
   }
 
   /** Removes ready and delayed messages (not in-flight, not dead); returns the count. */
-  async purge(queue: string): Promise<number> {
-    this.assertOpen('purge')
-    checkQueue(queue)
+  protected async purgeQueue(queue: string): Promise<number> {
     await this.connect()
     return this.#admin!.purge(queue)
   }
 
-  /** Dead letters of `queue`, oldest first, at most `limit` (default 100). */
-  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
-    this.assertOpen('listDeadLetters')
-    checkQueue(queue)
+  /** Dead letters of `queue`, oldest first, at most `limit`. */
+  protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     await this.connect()
-    return this.#admin!.listDeadLetters(queue, options.limit ?? 100)
+    return this.#admin!.listDeadLetters(queue, limit)
   }
 
   /** Puts dead letters (all, or `ids`) back on the queue, bytes and priority untouched; returns the count. */
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.assertOpen('requeueDeadLetters')
-    checkQueue(queue)
+  protected async requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.connect()
     const moved = await this.#admin!.requeueDeadLetters(queue, ids)
     if (moved > 0) this.#connection!.feed.emit(queueTopic(queue))
@@ -262,9 +222,7 @@ export class SqliteBroker implements Broker {
   }
 
   /** Deletes dead letters (all, or `ids`); returns the count. */
-  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.assertOpen('purgeDeadLetters')
-    checkQueue(queue)
+  protected async purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.connect()
     return this.#admin!.purgeDeadLetters(queue, ids)
   }
@@ -287,41 +245,11 @@ export class SqliteBroker implements Broker {
     return databaseSize(this.#connection!)
   }
 
-  /** @internal Throws `ERR_CLOSED` once `close()` was called. */
-  assertOpen(what: string): void {
-    if (this.#closing) throw this.#closedError(what)
-  }
-
-  #deliver(consumer: SqliteConsumer, rows: readonly FetchedRow[], onDelivery: DeliveryHandler): void {
-    const host = {
-      assertOpen: (what: string) => this.assertOpen(what),
-      apply: (d: SqliteDelivery, op: SettleOp) => this.#cycle!.add(d, op),
-      forget: (d: SqliteDelivery) => this.#held.delete(d),
-    }
-    for (const row of rows) {
-      const delivery = new SqliteDelivery(
-        host,
-        consumer,
-        consumer.settings.queue,
-        row.id,
-        row.deliveries,
-        row.body,
-      )
-      consumer.held++
-      this.#held.add(delivery)
-      try {
-        onDelivery(delivery)
-      } catch (err) {
-        // A throwing handler is the caller's bug: surface it without breaking the other deliveries.
-        queueMicrotask(() => {
-          throw err
-        })
-      }
-    }
-  }
-
-  #closedError(what: string): ClosedError {
-    return new ClosedError(`${what}: the broker is closed`, { adapter: ADAPTER })
+  /** A settle or extend of `delivery`, in the next cycle; a committed settle ends its tracking. */
+  async #apply(consumer: SqliteConsumer, delivery: SqliteDelivery, op: SettleOp): Promise<boolean> {
+    const matched = await this.#cycle!.add(consumer, delivery, op)
+    if (op.kind !== 'extend') this.#held.delete(delivery)
+    return matched
   }
 
   #updateKeepAlive(): void {
@@ -331,11 +259,5 @@ export class SqliteBroker implements Broker {
       clearInterval(this.#keepAlive)
       this.#keepAlive = undefined
     }
-  }
-}
-
-function checkQueue(queue: string): void {
-  if (typeof queue !== 'string' || queue.length === 0 || queue.length > MAX_QUEUE_NAME) {
-    throw new TypeError(`queue must be a non-empty string of at most ${MAX_QUEUE_NAME} characters`)
   }
 }

@@ -1,6 +1,8 @@
-import type { Consumer, DeliveryHandler } from '@errand/core'
+import type { Consumer, DeliveryHandler, SettleOnceDelivery } from '@errand/core'
 import type { ChangeFeed } from './change-feed.js'
+import { type SettleOp, SqliteDelivery, type SqliteDeliveryHost } from './delivery.js'
 import type { FetchedRow } from './jobs-sql.js'
+import { ADAPTER } from './options.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -15,10 +17,18 @@ export interface ConsumerSettings {
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
   readonly feed: ChangeFeed
+  /** The broker's `capabilities.maxDelayMs`. */
+  readonly maxDelayMs: number
+  /** Throws `ERR_CLOSED` once the broker is closed. */
+  assertOpen(what: string): void
   /** Run a cycle soon (settles, then fetches for consumers that want rows). */
   requestCycle(): void
-  /** Wraps rows into deliveries and hands them to `onDelivery` (tracked by the broker). */
-  deliver(consumer: SqliteConsumer, rows: readonly FetchedRow[], onDelivery: DeliveryHandler): void
+  /** Queues a settle of `delivery` for the next cycle (see {@link SqliteDeliveryHost.apply}). */
+  apply(consumer: SqliteConsumer, delivery: SqliteDelivery, op: SettleOp): Promise<boolean>
+  /** A delivery was handed out: the broker gives it back at close unless it is settled first. */
+  hold(delivery: SqliteDelivery): void
+  /** A delivery is settled or no longer ours: the broker stops tracking it. */
+  forget(delivery: SqliteDelivery): void
 }
 
 /** The wake-up name of a queue in the {@link ChangeFeed}. */
@@ -36,7 +46,8 @@ export function queueTopic(queue: string): string {
  * it had room for. An idle consumer costs one `PRAGMA data_version` read per poll, shared by
  * every consumer of the connection.
  */
-export class SqliteConsumer implements Consumer {
+export class SqliteConsumer implements Consumer, SqliteDeliveryHost {
+  readonly adapter = ADAPTER
   readonly settings: ConsumerSettings
   readonly onDelivery: DeliveryHandler
   readonly #host: ConsumerHost
@@ -87,17 +98,52 @@ export class SqliteConsumer implements Consumer {
     return this.settings.prefetch - this.held + freed
   }
 
-  /** A delivery of ours stopped counting against the prefetch. */
-  settled(): void {
+  get maxDelayMs(): number {
+    return this.#host.maxDelayMs
+  }
+
+  assertOpen(what: string): void {
+    this.#host.assertOpen(what)
+  }
+
+  apply(delivery: SqliteDelivery, op: SettleOp): Promise<boolean> {
+    return this.#host.apply(this, delivery, op)
+  }
+
+  /** A delivery of ours stopped counting against the prefetch (core calls this once per delivery). */
+  released(delivery: SettleOnceDelivery): void {
     this.held--
+    // A delivery whose settle failed stays open (its settle may be retried): the broker keeps
+    // it, to give it back at close.
+    if (!delivery.open) this.#host.forget(delivery as SqliteDelivery)
     if (this.#backlog) this.kick()
   }
 
   /** Rows leased for a fetch of `asked`: hand them out. */
   landed(rows: readonly FetchedRow[], asked: number): void {
-    if (rows.length > 0) this.#host.deliver(this, rows, this.onDelivery)
+    for (const row of rows) this.#deliver(row)
     this.#backlog = rows.length >= asked
     if (this.#backlog) this.wanted = true
+  }
+
+  #deliver(row: FetchedRow): void {
+    const { queue } = this.settings
+    const delivery = new SqliteDelivery(this, {
+      queue,
+      id: row.id,
+      deliveries: row.deliveries,
+      body: row.body,
+    })
+    this.held++
+    this.#host.hold(delivery)
+    try {
+      this.onDelivery(delivery)
+    } catch (err) {
+      // A throwing handler is the caller's bug: surface it without breaking the other deliveries.
+      queueMicrotask(() => {
+        throw err
+      })
+    }
   }
 
   /**

@@ -1,12 +1,12 @@
 import {
   type BackendEventSubscription,
-  ClosedError,
   type EventFilter,
   type EventStore,
   type FlowControlStore,
   type GroupProgress,
   isFinalState,
   isTaskState,
+  Lifecycle,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -104,8 +104,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   #flowSql: FlowSql | undefined
   #waiters: Waiters | undefined
   #events: SqliteEvents | undefined
-  #connecting: Promise<void> | undefined
-  #closing: Promise<void> | undefined
+  readonly #lifecycle = new Lifecycle(ADAPTER, 'result backend')
   #writes: StateWrite[] = []
   #flushing: Promise<void> | undefined
   #lastCleanup = Date.now()
@@ -143,45 +142,36 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
 
   /** Opens (shared per path in this process) and migrates the file. Idempotent. */
   connect(): Promise<void> {
-    if (this.#closing) return Promise.reject(this.#closedError('connect'))
-    this.#connecting ??= (async () => {
-      const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
-      if (this.#closing) {
-        connection.release()
-        throw this.#closedError('connect')
-      }
-      this.#connection = connection
-      const sql = new ResultsSql(connection)
-      this.#sql = sql
-      this.#flowSql = new FlowSql(connection)
-      this.#waiters = new Waiters(
-        connection.feed,
-        (id) => connection.read(() => sql.getState(id, Date.now())),
-        this.#resolved.pollIntervalMs,
-      )
-      this.#events = new SqliteEvents(connection, {
-        retention: this.#eventRetention,
-        busyTimeoutMs: this.#resolved.busyTimeoutMs,
-        pollIntervalMs: this.#resolved.pollIntervalMs,
-        logger: this.#resolved.logger,
-      })
-    })().catch((err: unknown) => {
-      this.#connecting = undefined
-      throw err
-    })
-    return this.#connecting
+    return this.#lifecycle.connect(() => this.#open())
   }
 
   /** Rejects pending waits with `ERR_CLOSED`, finishes queued writes, releases the file. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await this.#connecting?.catch(() => undefined)
+    return this.#lifecycle.close(async () => {
       this.#waiters?.closeAll()
       while (this.#flushing !== undefined) await this.#flushing
       await this.#events?.close()
       this.#connection?.release()
-    })()
-    return this.#closing
+    })
+  }
+
+  async #open(): Promise<void> {
+    const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
+    this.#connection = connection
+    const sql = new ResultsSql(connection)
+    this.#sql = sql
+    this.#flowSql = new FlowSql(connection)
+    this.#waiters = new Waiters(
+      connection.feed,
+      (id) => connection.read(() => sql.getState(id, Date.now())),
+      this.#resolved.pollIntervalMs,
+    )
+    this.#events = new SqliteEvents(connection, {
+      retention: this.#eventRetention,
+      busyTimeoutMs: this.#resolved.busyTimeoutMs,
+      pollIntervalMs: this.#resolved.pollIntervalMs,
+      logger: this.#resolved.logger,
+    })
   }
 
   /** Writes `record` unless a CANCELED one is stored; the state stored after the call. */
@@ -389,7 +379,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   }
 
   #maybeCleanup(): void {
-    if (this.#cleanupIntervalMs === 0 || this.#closing) return
+    if (this.#cleanupIntervalMs === 0 || this.#lifecycle.closed) return
     const now = Date.now()
     if (now - this.#lastCleanup < this.#cleanupIntervalMs) return
     this.#lastCleanup = now
@@ -404,11 +394,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   }
 
   #assertOpen(what: string): void {
-    if (this.#closing) throw this.#closedError(what)
-  }
-
-  #closedError(what: string): ClosedError {
-    return new ClosedError(`${what}: the result backend is closed`, { adapter: ADAPTER })
+    this.#lifecycle.assertOpen(what)
   }
 }
 

@@ -12,8 +12,20 @@ describe('sqlite URLs and options', () => {
     expect(parseSqliteUrl('sqlite:///tmp/with%20space.db')).toBe('/tmp/with space.db')
     expect(parseSqliteUrl('sqlite::memory:')).toBe(':memory:')
     expect(parseSqliteUrl('sqlite://:memory:')).toBe(':memory:')
+    expect(parseSqliteUrl('sqlite::memory:?durability=full')).toBe(':memory:')
+    expect(parseSqliteUrl('sqlite:///tmp/q.db?busyTimeoutMs=10')).toBe('/tmp/q.db')
     expect(new SqliteBroker({ url: 'sqlite://./x.db' }).path).toBe(resolve('x.db'))
     expect(new SqliteResultBackend({ url: `sqlite://${join('/tmp', 'y.db')}` }).path).toBe('/tmp/y.db')
+  })
+
+  it('reads scalar options from the URL query (core optionsFromQuery); the constructor wins', () => {
+    const url = 'sqlite::memory:?maxMessageBytes=1000&durability=full&pollIntervalMs=50'
+    expect(new SqliteBroker({ url }).capabilities.maxMessageBytes).toBe(1000)
+    expect(new SqliteBroker({ url, maxMessageBytes: 2000 }).capabilities.maxMessageBytes).toBe(2000)
+    expect(() => new SqliteResultBackend({ url: 'sqlite::memory:?eventRetention=5' })).not.toThrow()
+    expect(() => new SqliteResultBackend({ url: 'sqlite::memory:?leaseMs=5' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'leaseMs' }),
+    )
   })
 
   it('refuses other URLs and unknown or malformed options with ERR_INVALID_OPTION naming them', () => {
@@ -21,7 +33,7 @@ describe('sqlite URLs and options', () => {
       'sqlite:',
       'sqlite://',
       'sqlite:x.db',
-      'sqlite:///a.db?mode=ro',
+      'sqlite:///a.db#frag',
       'postgres://h/db',
       'sqlite:///%zz',
     ]) {
@@ -38,6 +50,17 @@ describe('sqlite URLs and options', () => {
     expect(() => new SqliteResultBackend({ url: 'sqlite::memory:', pollIntervalMs: 1 })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'pollIntervalMs' }),
     )
+    for (const [url, option] of [
+      ['sqlite:///a.db?mode=ro', 'mode'],
+      ['sqlite:///a.db?logger=x', 'logger'],
+      ['sqlite:///a.db?busyTimeoutMs=soon', 'busyTimeoutMs'],
+      ['sqlite:///a.db?durability=sometimes', 'durability'],
+      ['sqlite::memory:?leaseMs=0', 'leaseMs'],
+    ] as const) {
+      expect(() => new SqliteBroker({ url }), url).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_OPTION', option }),
+      )
+    }
     expect(() => new SqliteResultBackend({} as never)).toThrow(expect.objectContaining({ option: 'url' }))
     for (const eventRetention of [0, 1.5, 1_000_001]) {
       expect(
