@@ -70,6 +70,11 @@ export function runInstrumented<T>(
   run: () => Promise<T>,
 ): Promise<T> {
   const info = runInfo(env, attempt, maxAttempts)
+  // The usual case, one instrumentation: called directly, no closure per attempt.
+  if (list.length === 1) {
+    const only = list[0] as Instrumentation
+    return only.wrapRun ? only.wrapRun(info, run) : run()
+  }
   let wrapped = run
   for (let i = list.length - 1; i >= 0; i--) {
     const owner = list[i] as Instrumentation

@@ -21,6 +21,9 @@ export const ATTR = {
   deadLetterReason: 'errand.dead_letter.reason',
 } as const
 
+/** An attribute name of {@link ATTR}. */
+export type AttrName = (typeof ATTR)[keyof typeof ATTR]
+
 /** `messaging.system` of every Errand span. */
 export const MESSAGING_SYSTEM = 'errand'
 

@@ -44,7 +44,10 @@ export class ErrandOtel implements Instrumentation {
       this.tracing = new ErrandTracing(provider, options.maxLinks ?? 128, SCOPE, VERSION)
     }
     this.meterProvider = options.meterProvider
-    if (options.metrics !== false) this.taskMetrics = new ErrandMetrics(this.meter())
+    if (options.metrics !== false) {
+      const taskMetrics = new ErrandMetrics(this.meter())
+      if (taskMetrics.live) this.taskMetrics = taskMetrics
+    }
   }
 
   /** @internal Called by core before envelopes are published. */
@@ -55,20 +58,23 @@ export class ErrandOtel implements Instrumentation {
 
   /** @internal Called by core's worker around one attempt of a handler. */
   wrapRun<T>(info: RunInfo, run: () => Promise<T>): Promise<T> {
-    const startedAt = Date.now()
+    const taskMetrics = this.taskMetrics
+    // With no SDK (no meter at construction, the tracer provider still the API's no-op) the
+    // attempt runs bare: no clock reads, no context, no promise chained on the handler's.
+    if (taskMetrics === undefined && this.tracing?.enabled !== true) return run()
     const t0 = performance.now()
-    this.taskMetrics?.start(info, startedAt)
+    taskMetrics?.start(info, Date.now())
     const started = this.tracing?.startRun(info)
     const work = started ? context.with(started.ctx, run) : run()
     return work.then(
       (output) => {
-        this.taskMetrics?.finished(info, performance.now() - t0, undefined)
+        taskMetrics?.finished(info, performance.now() - t0, undefined)
         if (started) this.tracing?.succeeded(started.span)
         return output
       },
       (err: unknown) => {
         const failure = classifyFailure(err, info)
-        this.taskMetrics?.finished(info, performance.now() - t0, failure)
+        taskMetrics?.finished(info, performance.now() - t0, failure)
         if (started) this.tracing?.failed(started.span, err, failure, info)
         throw err
       },

@@ -1,5 +1,11 @@
 import type { Envelope, RunInfo } from '@errand/core'
-import type { Attributes, Histogram, Meter, ObservableCounter } from '@opentelemetry/api'
+import {
+  type Attributes,
+  createNoopMeter,
+  type Histogram,
+  type Meter,
+  type ObservableCounter,
+} from '@opentelemetry/api'
 import type { FailedAttempt } from './outcome.js'
 
 /** Metric names (OpenTelemetry style; Prometheus shows `errand_tasks_sent_total` etc.). */
@@ -20,6 +26,9 @@ export const METRIC = {
 
 /** Bucket bounds in seconds: 1 ms to 5 min, for no-op tasks and long ones alike. */
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+
+/** What the API's no-op meter hands out for every histogram (one shared object). */
+const NOOP_HISTOGRAM = createNoopMeter().createHistogram('errand.noop')
 
 /** Most distinct task × queue pairs counted apart; later ones share one `other` series. */
 const MAX_SERIES = 1000
@@ -48,6 +57,13 @@ export class ErrandMetrics {
   private readonly tallies = new Map<string, Map<string, Tally>>()
   private series = 0
   private overflow: Tally | undefined
+
+  /**
+   * False when `meter` is the API's no-op (no meter provider registered when the instrumentation
+   * was made: the API binds a meter then, it has no proxy that an SDK registered later would fill):
+   * nothing recorded could ever be read, so the caller skips the per-attempt work.
+   */
+  readonly live: boolean
 
   constructor(meter: Meter) {
     const counter = (name: string, description: string): ObservableCounter =>
@@ -86,6 +102,7 @@ export class ErrandMetrics {
       unit: 's',
       advice,
     })
+    this.live = this.runTime !== NOOP_HISTOGRAM
   }
 
   published(envelopes: readonly Envelope[]): void {
