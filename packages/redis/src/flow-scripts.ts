@@ -1,7 +1,7 @@
 import { LuaScript } from './lua.js'
 
 /*
- * Flow-control scripts (see redis-flow.ts). Each touches one key, so it runs on any cluster
+ * Flow-control scripts (see flow.ts). Each touches one key, so it runs on any cluster
  * slot. Times are the server's clock (TIME) in microseconds: about 1.7e15, an exact integer in a
  * Lua double (up to 2^53), and passed to redis.call exactly (Redis formats numbers with 17
  * significant digits). No script concatenates a number into a string (Lua would round it to 14).

@@ -6,7 +6,7 @@ import {
   type ResultBackend,
 } from '@errand/core'
 import { RedisBroker } from './broker.js'
-import { RedisResultBackend } from './redis-result-backend.js'
+import { RedisResultBackend } from './result-backend.js'
 
 export { RedisBroker } from './broker.js'
 export { RedisDelivery } from './delivery.js'
@@ -21,7 +21,7 @@ export {
   type RedisConnectionOptions,
   type RedisResultBackendOptions,
 } from './options.js'
-export { RedisResultBackend } from './redis-result-backend.js'
+export { RedisResultBackend } from './result-backend.js'
 
 /**
  * The broker for a `redis://` or `rediss://` URL, for core's `createApp` (does not connect).

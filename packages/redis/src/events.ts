@@ -4,6 +4,7 @@ import {
   type EventStore,
   matchesFilter,
   parseTaskEvent,
+  reconnectDelay,
   type TaskEvent,
 } from '@errand/core'
 import type { Connections } from './connection.js'
@@ -103,6 +104,8 @@ export class RedisEvents implements EventStore {
   #reader: RedisClient | undefined
   #loop: Promise<void> | undefined
   #cursor = '0-0'
+  /** Failed reads in a row (the reconnect wait's attempt number). */
+  #failures = 0
 
   constructor(conns: Connections, keys: EventKeys, retention: number) {
     this.#conns = conns
@@ -218,6 +221,7 @@ export class RedisEvents implements EventStore {
       reader = this.#conns.duplicate()
       this.#reader = reader
       await reader.connect()
+      this.#failures = 0
       while (this.#subscribers.size > 0 && this.#reader === reader) {
         const reply = (await reader.xread(
           'COUNT',
@@ -244,7 +248,9 @@ export class RedisEvents implements EventStore {
       // Subscriptions still open (the read failed, or one arrived while this loop was ending):
       // read on with a new connection, after a pause when it failed.
       if (this.#subscribers.size > 0 && !this.#conns.closed) {
-        this.#loop = (failed ? new Promise((r) => setTimeout(r, 500)) : Promise.resolve()).then(() =>
+        // Core's reconnect wait, growing while the reads keep failing.
+        const wait = failed ? reconnectDelay(++this.#failures) : 0
+        this.#loop = (wait > 0 ? new Promise((r) => setTimeout(r, wait)) : Promise.resolve()).then(() =>
           this.#subscribers.size > 0 && !this.#conns.closed ? this.#run() : undefined,
         )
       }

@@ -1,12 +1,12 @@
 import {
   type BackendEventSubscription,
-  ClosedError,
   DecodeError,
   type EventFilter,
   type FlowControlStore,
   type GroupProgress,
   isFinalState,
   isTaskState,
+  Lifecycle,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -19,13 +19,13 @@ import {
 import { COMPLETE_MEMBER } from './backend-scripts.js'
 import { parseTaskRecord } from './codec.js'
 import { Connections } from './connection.js'
-import { FinalWaiters } from './final-waiters.js'
+import { eventKeys, RedisEvents } from './events.js'
+import { RedisFlowControl } from './flow.js'
 import { type BackendKeys, backendKeys, flowKeys } from './keys.js'
 import { parseBackendOptions, type RedisResultBackendOptions } from './options.js'
-import { eventKeys, RedisEvents } from './redis-events.js'
-import { RedisFlowControl } from './redis-flow.js'
 import { type RecordWrite, registerBackend } from './same-store.js'
 import { StateWriter } from './state-writer.js'
+import { FinalWaiters } from './waiters.js'
 
 const ADAPTER = { adapter: 'redis' } as const
 
@@ -64,7 +64,8 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   readonly #writer: StateWriter
   readonly #events: RedisEvents
   readonly #flow: RedisFlowControl
-  #closed = false
+  /** Connect once, close once, `ERR_CLOSED` after close (core's rules). */
+  readonly #lifecycle = new Lifecycle('redis', 'result backend')
 
   /**
    * Takes a URL string or options; does not connect. Throws `InvalidOptionError` naming the
@@ -89,19 +90,18 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   }
 
   /** Connect (a given client is only checked). Rejects with `ERR_CONNECTION` when unreachable. */
-  async connect(): Promise<void> {
-    this.#assertOpen()
-    await this.#conns.connect()
+  connect(): Promise<void> {
+    return this.#lifecycle.connect(() => this.#conns.connect())
   }
 
   /** Reject pending `waitFor` calls with `ERR_CLOSED` and close the connections we created. */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waiters.close(new ClosedError('the result backend closed while waiting', ADAPTER))
-    const events = this.#events.close()
-    await this.#conns.close()
-    await events
+  close(): Promise<void> {
+    return this.#lifecycle.close(async () => {
+      this.#waiters.close(this.#lifecycle.closedError('waitFor'))
+      const events = this.#events.close()
+      await this.#conns.close()
+      await events
+    })
   }
 
   /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
@@ -116,7 +116,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    * writes in its ack script: see same-store.ts).
    */
   #prepare(record: TaskRecord, options: SetStateOptions): RecordWrite {
-    this.#assertOpen()
+    this.#assertOpen('setState')
     if (typeof record !== 'object' || record === null)
       throw new TypeError('setState: record must be an object')
     checkKey('record.id', record.id)
@@ -134,7 +134,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
 
   /** The record of `id`, if present and not expired. */
   async getState(id: string): Promise<TaskRecord | undefined> {
-    this.#assertOpen()
+    this.#assertOpen('getState')
     checkKey('id', id)
     const json = await this.#call('getState', () => this.#conns.main.get(this.#keys.record(id)))
     if (json === null) return undefined
@@ -152,7 +152,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    * different slots).
    */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
-    this.#assertOpen()
+    this.#assertOpen('getStates')
     if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array')
     for (const id of ids) checkKey('id', id)
     if (ids.length === 0) return []
@@ -169,7 +169,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    * with the signal's reason when it aborts, and with `ERR_CLOSED` when this backend closes first.
    */
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
-    this.#assertOpen()
+    this.#assertOpen('waitFor')
     checkKey('id', id)
     return this.#waiters.wait(id, options?.signal)
   }
@@ -182,7 +182,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     outcome: MemberOutcome,
     options: SetStateOptions,
   ): Promise<GroupProgress> {
-    this.#assertOpen()
+    this.#assertOpen('completeGroupMember')
     checkKey('groupId', groupId)
     if (!Number.isInteger(size) || size < 1)
       throw new TypeError(`group size must be an integer >= 1, got ${size}`)
@@ -215,7 +215,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
 
   /** `SET key value NX PX ttlMs`: true when this call set it. */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    this.#assertOpen()
+    this.#assertOpen('setIfAbsent')
     checkKey('key', key)
     if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
     const ttl = checkTtl(ttlMs)
@@ -227,7 +227,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
 
   /** The value under `key`, if present and not expired. */
   async getValue(key: string): Promise<string | undefined> {
-    this.#assertOpen()
+    this.#assertOpen('getValue')
     checkKey('key', key)
     const value = await this.#call('getValue', () => this.#conns.main.get(this.#keys.value(key)))
     return value ?? undefined
@@ -235,7 +235,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
 
   /** Append events to their queues' capped streams and the all-queues stream (one pipeline). */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
-    this.#assertOpen()
+    this.#assertOpen('publishEvents')
     if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
     await this.#call('publishEvents', () => this.#events.publishEvents(events))
   }
@@ -245,50 +245,50 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     filter: EventFilter,
     onEvent: (event: TaskEvent) => void,
   ): Promise<BackendEventSubscription> {
-    this.#assertOpen()
+    this.#assertOpen('subscribeEvents')
     return this.#call('subscribeEvents', () => this.#events.subscribeEvents(filter ?? {}, onEvent))
   }
 
   /** The last `limit` events of `queue`, oldest first (`XREVRANGE`). */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
-    this.#assertOpen()
+    this.#assertOpen('recentEvents')
     checkKey('queue', queue)
     return this.#call('recentEvents', () => this.#events.recentEvents(queue, limit))
   }
 
   /** Record one start of `key` unless `max` were recorded in the last `perMs`; else ms to wait. */
   async takeRate(key: string, max: number, perMs: number): Promise<number> {
-    this.#assertOpen()
+    this.#assertOpen('takeRate')
     return this.#flow.takeRate(key, max, perMs)
   }
 
   /** Hold (or renew) one of the `max` slots of `key` for `holder` until `leaseMs` from now. */
   async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
-    this.#assertOpen()
+    this.#assertOpen('acquireSlot')
     return this.#flow.acquireSlot(key, holder, max, leaseMs)
   }
 
   /** Give back `holder`'s slot of `key`. */
   async releaseSlot(key: string, holder: string): Promise<void> {
-    this.#assertOpen()
+    this.#assertOpen('releaseSlot')
     return this.#flow.releaseSlot(key, holder)
   }
 
   /** Pause or resume `queue` for every worker on this prefix. */
   async setPaused(queue: string, paused: boolean): Promise<void> {
-    this.#assertOpen()
+    this.#assertOpen('setPaused')
     return this.#flow.setPaused(queue, paused)
   }
 
   /** Every paused queue on this prefix, sorted. */
   async pausedQueues(): Promise<string[]> {
-    this.#assertOpen()
+    this.#assertOpen('pausedQueues')
     return this.#flow.pausedQueues()
   }
 
   /** `SET key value PX ttlMs` in the key space of `setIfAbsent` / `getValue`. */
   async putValue(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#assertOpen()
+    this.#assertOpen('putValue')
     return this.#flow.putValue(key, value, ttlMs)
   }
 
@@ -300,8 +300,8 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     }
   }
 
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('the result backend is closed', ADAPTER)
+  #assertOpen(what: string): void {
+    this.#lifecycle.assertOpen(what)
   }
 }
 
