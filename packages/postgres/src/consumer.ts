@@ -1,7 +1,15 @@
-import type { Consumer, DeliveryHandler, Logger } from '@errand/core'
+import {
+  type Consumer,
+  type DeadLetterInfo,
+  type DeliveryHandler,
+  type Logger,
+  reconnectDelay,
+  type SettleOnceDelivery,
+} from '@errand/core'
 import type { RetryLimit } from './connection.js'
-import { type DeliveryHost, type DeliveryOwner, PgDelivery } from './delivery.js'
+import { PgDelivery, type PgDeliveryHost } from './delivery.js'
 import type { Listener } from './listener.js'
+import { ADAPTER } from './options.js'
 
 /** A row as the fetch statement returns it. */
 export interface FetchedRow {
@@ -11,10 +19,13 @@ export interface FetchedRow {
   readonly body: Uint8Array
 }
 
-/** What a consumer needs from its broker. */
-export interface ConsumerHost extends DeliveryHost {
+/** What a consumer needs from its broker: the LISTEN connection and the store calls. */
+export interface ConsumerHost {
   readonly listener: Listener
   readonly logger: Logger
+  /** Longest nack delay (`capabilities.maxDelayMs`). */
+  readonly maxDelayMs: number
+  assertOpen(what: string): void
   fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]>
   /** Ms until the next delayed row is due or a lease runs out; undefined when none. */
   nextDue(queue: string): Promise<number | undefined>
@@ -23,7 +34,14 @@ export interface ConsumerHost extends DeliveryHost {
    * core, so no handler can have started on them.
    */
   giveBackRows(rows: readonly FetchedRow[]): Promise<void>
+  /** A delivery was handed out: give it back at close unless it is settled by then. */
   track(delivery: PgDelivery): void
+  /** The delivery is settled (or lost): nothing to give back at close. */
+  forget(delivery: PgDelivery): void
+  ackJob(id: string, deliveries: number, consumer: PgConsumer): Promise<undefined>
+  nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void>
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void>
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean>
 }
 
 /** Settings of one consumer. */
@@ -52,7 +70,8 @@ const SPLIT_FROM = 8
  * Slots: `held` deliveries are unsettled, `reserved` are promised to fetches in flight; new
  * rows never take `held` past the prefetch.
  */
-export class PgConsumer implements Consumer, DeliveryOwner {
+export class PgConsumer implements Consumer, PgDeliveryHost {
+  readonly adapter = ADAPTER
   readonly settings: ConsumerSettings
   private readonly host: ConsumerHost
   private readonly onDelivery: DeliveryHandler
@@ -101,13 +120,49 @@ export class PgConsumer implements Consumer, DeliveryOwner {
     while (this.lanes.size > 0) await Promise.allSettled([...this.lanes])
   }
 
+  // ---- PgDeliveryHost: what our deliveries need ----
+
+  get queue(): string {
+    return this.settings.queue
+  }
+
+  get maxDelayMs(): number {
+    return this.host.maxDelayMs
+  }
+
+  assertOpen(what: string): void {
+    this.host.assertOpen(what)
+  }
+
   settleBudget(): number {
     return this.canceled ? this.settings.closeTimeoutMs : Number.POSITIVE_INFINITY
   }
 
-  /** A delivery of ours stopped counting against the prefetch. */
-  settled(): void {
+  async ackJob(delivery: PgDelivery): Promise<void> {
+    await this.host.ackJob(delivery.messageId, delivery.attempt, this)
+  }
+
+  nackJob(id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void> {
+    return this.host.nackJob(this.settings.queue, id, deliveries, delayMs, limit)
+  }
+
+  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void> {
+    return this.host.deadLetterJob(id, deliveries, info, limit)
+  }
+
+  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean> {
+    return this.host.extendJob(id, deliveries, ms, limit)
+  }
+
+  forget(delivery: PgDelivery): void {
+    this.host.forget(delivery)
+  }
+
+  /** A delivery of ours stopped counting against the prefetch (core calls this once per delivery). */
+  released(delivery: SettleOnceDelivery): void {
     this.held--
+    // A failed settle leaves it open: still ours to give back at close.
+    if (!delivery.open) this.host.forget(delivery as PgDelivery)
     if (this.backlog && !this.kickScheduled) {
       // Deferred, so that every settle of one ack batch frees its slot before we fetch.
       this.kickScheduled = true
@@ -250,7 +305,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   private deliver(rows: FetchedRow[]): void {
     if (rows.length > 1) rows.sort((a, b) => b.priority - a.priority || compareIds(a.id, b.id))
     for (const row of rows) {
-      const delivery = new PgDelivery(this.host, this, this.settings.queue, row.id, row.deliveries, row.body)
+      const delivery = new PgDelivery(this, row.id, row.deliveries, row.body)
       this.held++
       this.host.track(delivery)
       try {
@@ -278,7 +333,7 @@ export class PgConsumer implements Consumer, DeliveryOwner {
   private backoff(err: unknown): void {
     if (this.canceled) return
     this.failures++
-    const delay = Math.min(100 * 2 ** (this.failures - 1), 5000)
+    const delay = reconnectDelay(this.failures)
     this.host.logger.warn(
       `fetch from queue "${this.settings.queue}" failed (${(err as Error).message}); retrying in ${delay} ms`,
     )

@@ -1,23 +1,24 @@
 import {
-  type Broker,
+  BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
-  type ConsumeOptions,
+  type CheckedConsumeOptions,
+  type CheckedMessage,
   type Consumer,
   checkOutgoing,
   type DeadLetter,
   type DeadLetterInfo,
   type DeliveryHandler,
-  type ListDeadLettersOptions,
   type Logger,
   type OutgoingMessage,
   type QueueStats,
+  type TransactionalBroker,
 } from '@errand/core'
 import { z } from 'zod'
 import { BrokerSql } from './broker-sql.js'
 import { Db, type RetryLimit } from './connection.js'
 import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
-import type { DeliveryOwner, PgDelivery } from './delivery.js'
+import type { PgDelivery } from './delivery.js'
 import { Listener } from './listener.js'
 import { JobsMaintenance, type JobsTableSize } from './maintenance.js'
 import { queueChannel } from './migrations.js'
@@ -97,7 +98,7 @@ const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
  * await broker.connect() // migrates the `errand` schema unless `migrate: false`
  * ```
  */
-export class PostgresBroker implements Broker, ConsumerHost {
+export class PostgresBroker extends BrokerBase implements TransactionalBroker<PgQueryable>, ConsumerHost {
   readonly name = ADAPTER
   readonly capabilities: BrokerCapabilities
   readonly listener: Listener
@@ -111,10 +112,9 @@ export class PostgresBroker implements Broker, ConsumerHost {
   private readonly consumers = new Set<PgConsumer>()
   private readonly held = new Set<PgDelivery>()
   private readonly channels = new Map<string, string>()
-  private connected: Promise<void> | undefined
-  private closing: Promise<void> | undefined
 
   constructor(options: PostgresBrokerOptions) {
+    super()
     this.options = parseOptions(optionsSchema, options)
     const resolved = resolveConnection(this.options)
     this.migrateOnConnect = resolved.migrate
@@ -145,24 +145,26 @@ export class PostgresBroker implements Broker, ConsumerHost {
     return this.db.schema
   }
 
-  /** Migrates (unless disabled) and opens the LISTEN connection. Idempotent. */
-  async connect(): Promise<void> {
-    this.db.assertOpen('connect')
-    this.connected ??= (async () => {
+  /** Longest nack delay (`capabilities.maxDelayMs`), for deliveries. @internal */
+  get maxDelayMs(): number {
+    return this.capabilities.maxDelayMs
+  }
+
+  /** Migrates (unless disabled) and opens the LISTEN connection (`connect()`, once). */
+  protected async open(): Promise<void> {
+    try {
       if (this.migrateOnConnect) await this.db.migrate()
       await this.listener.start()
-    })().catch(async (err: unknown) => {
-      this.connected = undefined
+    } catch (err) {
       await this.listener.close()
       this.listener.reopen()
       throw this.db.wrap(err)
-    })
-    await this.connected
+    }
   }
 
   /** Applies pending schema migrations; safe to run from many processes at once. */
   async migrate(): Promise<number[]> {
-    this.db.assertOpen('migrate')
+    this.assertOpen('migrate')
     return this.db.migrate()
   }
 
@@ -177,49 +179,43 @@ export class PostgresBroker implements Broker, ConsumerHost {
   async maintain(
     options: { reindex?: boolean } = {},
   ): Promise<{ before: JobsTableSize; after: JobsTableSize; reindexed: string[] }> {
-    this.db.assertOpen('maintain')
+    this.assertOpen('maintain')
     return this.maintenance.maintain(options)
   }
 
   /** Sizes of the jobs table and its indexes, in bytes. */
   async tableSize(): Promise<JobsTableSize> {
-    this.db.assertOpen('tableSize')
+    this.assertOpen('tableSize')
     return this.maintenance.size()
   }
 
   /**
-   * Stops every consumer, waits for acks on their way, returns unsettled deliveries to their
-   * queue at once, and closes the connections (a pool passed in stays open). Bounded during an
-   * outage: retries stop after `closeTimeoutMs`, then connections are dropped (about
+   * `close()`: stops every consumer, waits for acks on their way, returns unsettled deliveries
+   * to their queue at once, and closes the connections (a pool passed in stays open). Bounded
+   * during an outage: retries stop after `closeTimeoutMs`, then connections are dropped (about
    * `closeTimeoutMs + connectTimeoutMs` at worst); what was not settled comes back by its lease.
    */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown()
-    return this.closing
-  }
-
-  private shutdown(): Promise<void> {
+  protected shutdown(): Promise<void> {
     return this.db.shutdown(async () => {
       await Promise.all([...this.consumers].map((c) => c.cancel()))
       this.consumers.clear()
       await this.settler.drained()
-      const unsettled = [...this.held]
+      // Held and not being settled: a settle on its way decides for itself.
+      const unsettled = [...this.held].filter((d) => d.open)
       this.held.clear()
-      if (unsettled.length > 0 && this.connected !== undefined) {
+      if (unsettled.length > 0) {
         await this.settler
           .release(unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt })))
           .catch((err: unknown) =>
             this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
           )
       }
-      for (const d of unsettled) d.abandon()
+      for (const d of unsettled) d.release()
     }, this.listener)
   }
 
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.db.assertOpen('publish')
+  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
     const statements = this.insertStatements(queue, messages)
-    if (statements.length === 0) return
     if (statements.length === 1) {
       await this.db.query(statements[0]!, 'connect')
       return
@@ -252,36 +248,37 @@ export class PostgresBroker implements Broker, ConsumerHost {
    * ```
    */
   async publishInTransaction(
-    tx: unknown,
+    tx: PgQueryable,
     queue: string,
     messages: readonly OutgoingMessage[],
   ): Promise<void> {
-    this.db.assertOpen('publishInTransaction')
-    if (typeof tx !== 'object' || tx === null || typeof (tx as PgQueryable).query !== 'function') {
+    this.assertOpen('publishInTransaction')
+    if (typeof tx !== 'object' || tx === null || typeof tx.query !== 'function') {
       throw new TypeError('publishInTransaction needs a pg client (an object with a query() method)')
     }
+    // The checks of `publish` (BrokerBase), which the caller's transaction bypasses.
+    this.checkQueue(queue)
+    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
+    if (messages.length === 0) return
+    const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
     // No statement names: prepared statements on the caller's connection are the caller's.
-    for (const statement of this.insertStatements(queue, messages)) {
-      await (tx as PgQueryable).query({ text: statement.text, values: statement.values })
+    for (const statement of this.insertStatements(queue, checked)) {
+      await tx.query({ text: statement.text, values: statement.values })
     }
   }
 
-  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
-    this.db.assertOpen('consume')
-    checkQueue(queue)
-    if (typeof onDelivery !== 'function') throw new TypeError('consume needs a delivery handler function')
-    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
-      throw new TypeError(`prefetch must be an integer >= 1, got ${options.prefetch}`)
-    }
-    const leaseMs = options.leaseMs ?? this.options.leaseMs ?? 30_000
-    if (!Number.isFinite(leaseMs) || leaseMs <= 0) throw new TypeError(`leaseMs must be > 0, got ${leaseMs}`)
+  protected async consumeChecked(
+    queue: string,
+    onDelivery: DeliveryHandler,
+    options: CheckedConsumeOptions,
+  ): Promise<Consumer> {
     const consumer = new PgConsumer(
       this,
       {
         queue,
         channel: this.channel(queue),
         prefetch: options.prefetch,
-        leaseMs,
+        leaseMs: options.leaseMs ?? this.options.leaseMs ?? 30_000,
         pollIntervalMs: this.options.pollIntervalMs ?? 5000,
         closeTimeoutMs: this.db.closeTimeoutMs,
       },
@@ -297,42 +294,34 @@ export class PostgresBroker implements Broker, ConsumerHost {
     }
   }
 
-  async stats(queue: string): Promise<QueueStats> {
-    this.db.assertOpen('stats')
+  /** Refuses names the schema cannot store (see {@link checkQueue}): a stricter rule than the base's. */
+  protected override checkQueue(queue: string): void {
+    // Ours first: it covers the base rule with messages that say which part is wrong.
     checkQueue(queue)
+    super.checkQueue(queue)
+  }
+
+  protected queueStats(queue: string): Promise<QueueStats> {
     return this.admin.stats(queue)
   }
 
-  async purge(queue: string): Promise<number> {
-    this.db.assertOpen('purge')
-    checkQueue(queue)
+  protected purgeQueue(queue: string): Promise<number> {
     return this.admin.purge(queue)
   }
 
-  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
-    this.db.assertOpen('listDeadLetters')
-    checkQueue(queue)
-    return this.admin.listDeadLetters(queue, options.limit ?? 100)
+  protected deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
+    return this.admin.listDeadLetters(queue, limit)
   }
 
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.db.assertOpen('requeueDeadLetters')
-    checkQueue(queue)
+  protected requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.admin.requeueDeadLetters(queue, ids)
   }
 
-  async purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    this.db.assertOpen('purgeDeadLetters')
-    checkQueue(queue)
+  protected purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.admin.purgeDeadLetters(queue, ids)
   }
 
   // ---- ConsumerHost / DeliveryHost (used by consumers and deliveries, not part of the API) ----
-
-  /** @internal */
-  assertOpen(what: string): void {
-    this.db.assertOpen(what)
-  }
 
   /** @internal */
   async fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]> {
@@ -370,8 +359,8 @@ export class PostgresBroker implements Broker, ConsumerHost {
   }
 
   /** @internal */
-  ackJob(id: string, deliveries: number, owner: DeliveryOwner): Promise<undefined> {
-    return this.settler.ack(id, deliveries, owner)
+  ackJob(id: string, deliveries: number, consumer: PgConsumer): Promise<undefined> {
+    return this.settler.ack(id, deliveries, consumer)
   }
 
   /** @internal */
@@ -401,19 +390,15 @@ export class PostgresBroker implements Broker, ConsumerHost {
 
   private insertStatements(
     queue: string,
-    messages: readonly OutgoingMessage[],
+    messages: readonly CheckedMessage[],
   ): { name: string; text: string; values: unknown[] }[] {
-    checkQueue(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish needs an array of messages')
-    if (messages.length === 0) return []
     const priorities: number[] = []
     const delays: number[] = []
     const bodies: Buffer[] = []
-    for (const [i, m] of messages.entries()) {
-      const checked = checkOutgoing(m, i, this.capabilities, ADAPTER)
-      priorities.push(checked.priority)
-      delays.push(checked.delayMs)
-      bodies.push(Buffer.from(checked.body.buffer, checked.body.byteOffset, checked.body.byteLength))
+    for (const m of messages) {
+      priorities.push(m.priority)
+      delays.push(m.delayMs)
+      bodies.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength))
     }
     return this.sql.insert(
       queue,

@@ -39,8 +39,6 @@ export class QueueAdmin {
   }
 
   async listDeadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new TypeError(`limit must be an integer >= 1, got ${limit}`)
     const res = await this.db.query<{
       id: string
       reason: string

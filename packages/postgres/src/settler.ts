@@ -1,8 +1,7 @@
 import { Batcher, type BatchOutcome, batchOk, type DeadLetterInfo } from '@errand/core'
 import type { BrokerSql } from './broker-sql.js'
 import type { Db, RetryLimit, RetryMode } from './connection.js'
-import { type FetchedRow, PgConsumer } from './consumer.js'
-import type { DeliveryOwner } from './delivery.js'
+import type { FetchedRow, PgConsumer } from './consumer.js'
 import type { JobsMaintenance } from './maintenance.js'
 import { arrayLiteral } from './validate.js'
 
@@ -10,7 +9,7 @@ import { arrayLiteral } from './validate.js'
 interface PendingAck {
   readonly id: string
   readonly deliveries: number
-  readonly owner: DeliveryOwner
+  readonly owner: PgConsumer
 }
 
 type Reservation = NonNullable<ReturnType<PgConsumer['reserveWithAcks']>>
@@ -37,7 +36,7 @@ export class Settler {
     this.acks = new Batcher({ flush: (items) => this.flushAcks(items), maxInFlight: 2 })
   }
 
-  ack(id: string, deliveries: number, owner: DeliveryOwner): Promise<undefined> {
+  ack(id: string, deliveries: number, owner: PgConsumer): Promise<undefined> {
     return this.acks.add({ id, deliveries, owner })
   }
 
@@ -170,9 +169,7 @@ export class Settler {
 /** Picks the consumer (owning most of these acks) that wants rows fetched along with them. */
 function fuse(items: readonly PendingAck[]): { consumer: PgConsumer; reservation: Reservation } | undefined {
   const owned = new Map<PgConsumer, number>()
-  for (const a of items) {
-    if (a.owner instanceof PgConsumer) owned.set(a.owner, (owned.get(a.owner) ?? 0) + 1)
-  }
+  for (const a of items) owned.set(a.owner, (owned.get(a.owner) ?? 0) + 1)
   for (const [consumer, freed] of [...owned].sort((x, y) => y[1] - x[1])) {
     const reservation = consumer.reserveWithAcks(freed)
     if (reservation !== undefined) return { consumer, reservation }

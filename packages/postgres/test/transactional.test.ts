@@ -98,7 +98,9 @@ describe('transactional enqueue (publishInTransaction)', () => {
 
   it('validates like publish, and refuses something that is not a client', async () => {
     const q = uniqueQueue('tx')
-    await expect(broker.publishInTransaction({}, q, [{ body: bytes('x') }])).rejects.toThrow(TypeError)
+    await expect(broker.publishInTransaction({} as never, q, [{ body: bytes('x') }])).rejects.toThrow(
+      TypeError,
+    )
     const client = await pool.connect()
     try {
       await expect(
