@@ -8,35 +8,23 @@ import {
 import { decodeItem, leaseOfRawItem } from './codec.js'
 import type { Connections } from './connection.js'
 import { RedisDelivery, type RedisDeliveryHost } from './delivery.js'
+import { IdleWait } from './idle-wait.js'
 import type { QueueKeys } from './keys.js'
-import type { RedisClient } from './options.js'
+import {
+  applyReply,
+  buildRoundTrip,
+  failRoundTrip,
+  MAX_BATCH,
+  type PendingAck,
+  type PendingExtend,
+  type RoundTrip,
+  takeBatch,
+} from './round-trip.js'
 import type { BackendLink, RecordWrite } from './same-store.js'
-import { CYCLE, DEAD_LETTER, NACK, RELEASE } from './store.js'
+import { CYCLE, deadLetterMessage, nackMessage, releaseLeases } from './store.js'
 
-/** Most messages one round trip takes or settles (Lua's unpack has a stack limit). */
-const MAX_BATCH = 1000
-/** Longest blocking wait before looking again even when nothing is known to be due (a safety net). */
-const MAX_WAIT_MS = 30_000
-/** Longest timer Node takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** CYCLE's first reply slot when a key of the wrong type stopped it (see store.ts). */
 const REFUSED = -2
-
-interface PendingAck {
-  readonly delivery: RedisDelivery
-  /** A fused ack (`ackWithRecord`): the task record written in the same script. */
-  readonly write: RecordWrite | undefined
-  /** With the state stored for a fused ack ('' for a plain one). */
-  readonly resolve: (stored: string) => void
-  readonly reject: (err: unknown) => void
-}
-interface PendingExtend {
-  readonly delivery: RedisDelivery
-  readonly ms: number
-  /** False when the lease was gone. */
-  readonly resolve: (held: boolean) => void
-  readonly reject: (err: unknown) => void
-}
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
@@ -90,11 +78,8 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   #active = true
   #cycling: Promise<void> | undefined
   #scheduled = false
-  #waiting = false
-  #blocking: RedisClient | undefined
+  readonly #idle: IdleWait
   #retry: NodeJS.Timeout | undefined
-  /** Fires when the next delayed message or lease deadline is due. */
-  #due: NodeJS.Timeout | undefined
   /** Backing off after a failed round trip. */
   #pausing = false
   /** Failed round trips in a row (the backoff's attempt number). */
@@ -104,6 +89,15 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
 
   constructor(ctx: ConsumerHost) {
     this.#ctx = ctx
+    this.#idle = new IdleWait(ctx.conns, ctx.keys.ready[0]!, {
+      // Straight to the fetch (not via setImmediate): this is the latency path of an idle queue.
+      ready: () => (this.#active && !this.#pausing && !this.#scheduled ? this.#cycle() : this.#schedule()),
+      due: () => this.#schedule(),
+      failed: (err) => {
+        if (this.#active) this.#failed('waiting for messages', err)
+        this.#backOff()
+      },
+    })
   }
 
   get maxDelayMs(): number {
@@ -116,9 +110,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
 
   /** Begin fetching. */
   start(): void {
-    // Connect the blocking connection now, so the first wait is parked without delay.
-    this.#blocking = this.#ctx.conns.duplicate()
-    this.#blocking.connect().catch(() => {})
+    this.#idle.start()
     this.#schedule()
   }
 
@@ -127,10 +119,8 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     if (!this.#active) return
     this.#active = false
     clearTimeout(this.#retry)
-    clearTimeout(this.#due)
     this.#pausing = false
-    if (this.#blocking !== undefined) this.#ctx.conns.drop(this.#blocking)
-    this.#blocking = undefined
+    this.#idle.stop()
     await this.#cycling
   }
 
@@ -152,10 +142,12 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     const open = [...this.#held.values(), ...this.#unsettled].filter((d) => d.release())
     this.#held.clear()
     this.#unsettled.clear()
-    const leases = open.map((d) => d.lease)
-    for (let i = 0; i < leases.length; i += MAX_BATCH) {
-      await RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['1', ...leases.slice(i, i + MAX_BATCH)])
-    }
+    await releaseLeases(
+      this.#ctx.conns.main,
+      this.#ctx.keyList,
+      open.map((d) => d.lease),
+      true,
+    )
   }
 
   /** The connection came back: look again (a blocking wait is re-sent by the client itself). */
@@ -163,7 +155,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     if (!this.#active) return
     clearTimeout(this.#retry)
     this.#pausing = false
-    if (!this.#waiting) this.#schedule()
+    if (!this.#idle.waiting) this.#schedule()
   }
 
   assertOpen(what: string): void {
@@ -217,12 +209,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   nack(delivery: RedisDelivery, delayMs: number): Promise<void> {
-    return this.#settle('nack', NACK.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, delayMs]))
+    return this.#settle('nack', nackMessage(this.#ctx.conns.main, this.#ctx.keyList, delivery.lease, delayMs))
   }
 
   deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void> {
-    const header = JSON.stringify({ reason: info.reason, error: info.error, deadAt: Date.now() })
-    const run = DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [delivery.lease, header, Date.now()])
+    const run = deadLetterMessage(this.#ctx.conns.main, this.#ctx.keyList, delivery.lease, info)
     return this.#settle('deadLetter', run)
   }
 
@@ -261,10 +252,10 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
 
   #startCycle(): void {
     if (this.#cycling !== undefined) return
-    const acks = this.#acks.length <= MAX_BATCH ? this.#acks : this.#acks.slice(0, MAX_BATCH)
-    this.#acks = acks === this.#acks ? [] : this.#acks.slice(MAX_BATCH)
-    const extensions = this.#extends.length <= MAX_BATCH ? this.#extends : this.#extends.slice(0, MAX_BATCH)
-    this.#extends = extensions === this.#extends ? [] : this.#extends.slice(MAX_BATCH)
+    const [acks, moreAcks] = takeBatch(this.#acks)
+    const [extensions, moreExtends] = takeBatch(this.#extends)
+    this.#acks = moreAcks
+    this.#extends = moreExtends
     // Acks of held deliveries free their slots with this round trip (a retried ack of a delivery
     // whose first settle failed holds none).
     let freed = 0
@@ -274,25 +265,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     const want =
       this.#active && this.#ctx.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
     if (want === 0 && acks.length === 0 && extensions.length === 0) return
-    // Fused acks first: the script pairs the first ack members with the records, in order.
-    let ordered = acks
-    let keys = this.#ctx.keyList
-    const records: (string | number)[] = []
-    if (acks.some((a) => a.write !== undefined)) {
-      const fused = acks.filter((a) => a.write !== undefined)
-      ordered = [...fused, ...acks.filter((a) => a.write === undefined)]
-      keys = [...keys, ...fused.map((a) => (a.write as RecordWrite).key)]
-      for (const a of fused) records.push(...(a.write as RecordWrite).args)
-    }
-    const nRecords = keys.length - this.#ctx.keyList.length
-    const args: (string | number)[] = [this.#ctx.leaseMs, want, acks.length, extensions.length, nRecords]
-    for (const a of ordered) args.push(a.delivery.lease)
-    for (const e of extensions) args.push(e.delivery.lease, e.ms)
-    if (nRecords > 0) args.push(...records)
-    this.#cycling = CYCLE.run(this.#ctx.conns.main, keys, args)
+    const trip = buildRoundTrip(this.#ctx.keyList, this.#ctx.leaseMs, want, acks, extensions)
+    this.#cycling = CYCLE.run(this.#ctx.conns.main, trip.keys, trip.args)
       .then(
-        (reply) => this.#onReply(reply as [number, ...Buffer[]], want, ordered, nRecords, extensions),
-        (err) => this.#onError(err, acks, extensions),
+        (reply) => this.#onReply(reply as [number, ...Buffer[]], trip),
+        (err) => this.#onError(err, trip),
       )
       .catch((err: unknown) => {
         // A bug of ours while handing out a batch: its undelivered messages come back after their
@@ -302,37 +279,13 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       })
     void this.#cycling.finally(() => {
       this.#cycling = undefined
-      if (this.#acks.length > 0 || this.#extends.length > 0 || (this.#active && !this.#waiting))
+      if (this.#acks.length > 0 || this.#extends.length > 0 || (this.#active && !this.#idle.waiting))
         this.#schedule()
     })
   }
 
-  #onReply(
-    reply: [number, ...(Buffer | number)[]],
-    want: number,
-    acks: PendingAck[],
-    nRecords: number,
-    extensions: PendingExtend[],
-  ): void {
-    for (let k = 0; k < acks.length; k++) {
-      const a = acks[k]!
-      if (k >= nRecords) {
-        a.resolve('')
-        continue
-      }
-      const stored = String(reply[1 + k])
-      // The record could not be written (a key of the wrong type): neither it nor the ack was
-      // made, as when setState fails before an ack.
-      if (stored.startsWith('ERR ')) a.reject(this.#ctx.conns.error('setState', new Error(stored.slice(4))))
-      else a.resolve(stored)
-    }
-    for (let k = 0; k < extensions.length; k++) {
-      const e = extensions[k]!
-      // False: the lease ran out and the message went back to the queue (where another consumer,
-      // or this one, may have taken it again); core's delivery marks itself lost.
-      e.resolve(reply[1 + nRecords + k] === 1)
-    }
-    const first = 1 + nRecords + extensions.length
+  #onReply(reply: [number, ...(Buffer | number)[]], trip: RoundTrip): void {
+    const first = applyReply(trip, reply, (message) => this.#ctx.conns.error('setState', new Error(message)))
     if (reply[0] === REFUSED) {
       // A queue key of the wrong type: nothing was taken. Say so and look again later.
       this.#failed('fetch', new Error(String(reply[first])))
@@ -346,7 +299,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
       const leases = reply.slice(first).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
       if (leases.length > 0) {
-        void RELEASE.run(this.#ctx.conns.main, this.#ctx.keyList, ['0', ...leases]).catch((err: unknown) =>
+        void releaseLeases(this.#ctx.conns.main, this.#ctx.keyList, leases, false).catch((err: unknown) =>
           this.#failed(
             'giving back deliveries taken after cancel',
             err,
@@ -376,9 +329,9 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
         )
       }
     }
-    if (want > 0 && count < want) {
-      this.#wakeIn(reply[0])
-      this.#park()
+    if (trip.want > 0 && count < trip.want) {
+      this.#idle.wakeIn(reply[0])
+      this.#idle.park()
     }
   }
 
@@ -392,14 +345,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       `[redis] an item of "${this.#ctx.queue}" is not a message the broker wrote; dead-lettering it as undecodable`,
     )
     if (lease === undefined) return // unreadable even for a lease: it comes back when its lease runs out
-    const header = JSON.stringify({
+    deadLetterMessage(this.#ctx.conns.main, this.#ctx.keyList, lease, {
       reason: 'undecodable',
       error: { name: 'DecodeError', code: 'ERR_DECODE', message: 'malformed queue item' },
-      deadAt: Date.now(),
-    })
-    DEAD_LETTER.run(this.#ctx.conns.main, this.#ctx.keyList, [lease, header, Date.now()]).catch(
-      (err: unknown) =>
-        this.#failed('dead-lettering an undecodable item', err, '; it comes back when its lease runs out'),
+    }).catch((err: unknown) =>
+      this.#failed('dead-lettering an undecodable item', err, '; it comes back when its lease runs out'),
     )
   }
 
@@ -414,12 +364,9 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     this.#ctx.logger.warn(`${message}${then}`)
   }
 
-  #onError(err: unknown, acks: PendingAck[], extensions: PendingExtend[]): void {
+  #onError(err: unknown, trip: RoundTrip): void {
     this.#failed('fetch/settle', err)
-    const error = this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err)
-    // The lease runs out and the message comes back: at-least-once, nothing lost.
-    for (const a of acks) a.reject(error)
-    for (const e of extensions) e.reject(error)
+    failRoundTrip(trip, this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err))
     this.#backOff()
   }
 
@@ -434,45 +381,6 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
         this.#schedule()
       },
       reconnectDelay(++this.#failures),
-    )
-  }
-
-  /**
-   * Look again in `waitMs` (the next delayed message or lease deadline; -1: none). A timer of our
-   * own rather than the blocking command's timeout: a parked command cannot be shortened when a
-   * later round trip learns of an earlier due time.
-   */
-  #wakeIn(waitMs: number): void {
-    clearTimeout(this.#due)
-    this.#due = undefined
-    if (waitMs < 0) return
-    this.#due = setTimeout(
-      () => {
-        this.#due = undefined
-        this.#schedule()
-      },
-      Math.min(waitMs, MAX_TIMER_MS),
-    )
-  }
-
-  /** Park on the blocking connection until the ready list holds something. */
-  #park(): void {
-    if (this.#waiting || !this.#active) return
-    this.#waiting = true
-    this.#blocking ??= this.#ctx.conns.duplicate()
-    const ready = this.#ctx.keys.ready[0]!
-    this.#blocking.blmove(ready, ready, 'RIGHT', 'RIGHT', MAX_WAIT_MS / 1000).then(
-      () => {
-        this.#waiting = false
-        // Straight to the fetch (not via setImmediate): this is the latency path of an idle queue.
-        if (this.#active && !this.#pausing && !this.#scheduled) this.#cycle()
-        else this.#schedule()
-      },
-      (err: unknown) => {
-        this.#waiting = false
-        if (this.#active) this.#failed('waiting for messages', err)
-        this.#backOff()
-      },
     )
   }
 }

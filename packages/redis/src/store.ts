@@ -1,4 +1,4 @@
-import type { CheckedMessage } from '@errand/core'
+import type { CheckedMessage, DeadLetterInfo } from '@errand/core'
 import { HELPERS } from './broker-lua-helpers.js'
 import { encodeItem } from './codec.js'
 import type { QueueKeys } from './keys.js'
@@ -332,4 +332,41 @@ export async function publishMessages(
     }
   }
   await (calls.length === 1 ? calls[0] : Promise.all(calls))
+}
+
+/** Give delivery `lease` back, due in `delayMs` (fenced on the lease). */
+export function nackMessage(
+  client: RedisClient,
+  keyList: readonly string[],
+  lease: string,
+  delayMs: number,
+): Promise<unknown> {
+  return NACK.run(client, keyList, [lease, delayMs])
+}
+
+/** Move delivery `lease`'s message to the dead letters with `info`, atomically (fenced on the lease). */
+export function deadLetterMessage(
+  client: RedisClient,
+  keyList: readonly string[],
+  lease: string,
+  info: DeadLetterInfo,
+): Promise<unknown> {
+  const deadAt = Date.now()
+  const header = JSON.stringify({ reason: info.reason, error: info.error, deadAt })
+  return DEAD_LETTER.run(client, keyList, [lease, header, deadAt])
+}
+
+/**
+ * Put held messages back at the front of the queue; `counted`: the delivery counts (a delivery
+ * handed out), else not (taken but never handed out). In calls of at most 1000 leases.
+ */
+export async function releaseLeases(
+  client: RedisClient,
+  keyList: readonly string[],
+  leases: readonly string[],
+  counted: boolean,
+): Promise<void> {
+  for (let i = 0; i < leases.length; i += PUBLISH_CHUNK) {
+    await RELEASE.run(client, keyList, [counted ? '1' : '0', ...leases.slice(i, i + PUBLISH_CHUNK)])
+  }
 }
