@@ -1,9 +1,9 @@
 import { ConnectionError, reconnectDelay } from '@errand/core'
 import { lockWait, type SqliteConnection, type SyncLevel } from './connection.js'
+import { queueTopic, type SqliteConsumer } from './consumer.js'
 import type { SettleOp, SqliteDelivery } from './delivery.js'
-import type { FetchedRow, JobsSql } from './jobs-sql.js'
 import { ADAPTER, type SqliteLogger } from './options.js'
-import { queueTopic, type SqliteConsumer } from './sqlite-consumer.js'
+import type { FetchedRow, JobStore } from './store.js'
 
 /** Most settles applied in one transaction: bounds how long one cycle holds the event loop. */
 const MAX_SETTLES = 2000
@@ -39,7 +39,7 @@ function frees(op: SettleOp): boolean {
  */
 export class Cycle {
   readonly #connection: SqliteConnection
-  readonly #jobs: JobsSql
+  readonly #jobs: JobStore
   readonly #logger: SqliteLogger
   readonly #busyTimeoutMs: number
   readonly #sync: SyncLevel
@@ -53,7 +53,7 @@ export class Cycle {
 
   constructor(
     connection: SqliteConnection,
-    jobs: JobsSql,
+    jobs: JobStore,
     logger: SqliteLogger,
     busyTimeoutMs: number,
     sync: SyncLevel,

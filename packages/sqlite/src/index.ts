@@ -5,9 +5,10 @@ import {
   defineAdapter,
   type ResultBackend,
 } from '@errand/core'
-import { SqliteBroker } from './sqlite-broker.js'
-import { SqliteResultBackend } from './sqlite-result-backend.js'
+import { SqliteBroker } from './broker.js'
+import { SqliteResultBackend } from './result-backend.js'
 
+export { SqliteBroker, type SqliteBrokerOptions } from './broker.js'
 export type { DatabaseSize } from './maintenance.js'
 export { SCHEMA_VERSION } from './migrations.js'
 export {
@@ -16,8 +17,7 @@ export {
   type SqliteConnectionOptions,
   type SqliteLogger,
 } from './options.js'
-export { SqliteBroker, type SqliteBrokerOptions } from './sqlite-broker.js'
-export { SqliteResultBackend, type SqliteResultBackendOptions } from './sqlite-result-backend.js'
+export { SqliteResultBackend, type SqliteResultBackendOptions } from './result-backend.js'
 
 /**
  * Opens a {@link SqliteBroker} from a `sqlite://` URL (core's `createApp` calls this, passing the app's

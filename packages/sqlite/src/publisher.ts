@@ -1,7 +1,7 @@
 import type { CheckedMessage } from '@errand/core'
 import type { SqliteConnection, SyncLevel } from './connection.js'
-import type { JobsSql } from './jobs-sql.js'
-import { queueTopic } from './sqlite-consumer.js'
+import { queueTopic } from './consumer.js'
+import type { JobStore } from './store.js'
 
 /** Past this many messages, further calls wait for the next transaction. */
 const MAX_MESSAGES_PER_COMMIT = 10_000
@@ -21,13 +21,13 @@ interface PendingPublish {
  */
 export class Publisher {
   readonly #connection: SqliteConnection
-  readonly #jobs: JobsSql
+  readonly #jobs: JobStore
   readonly #busyTimeoutMs: number
   readonly #sync: SyncLevel
   #pending: PendingPublish[] = []
   #running: Promise<void> | undefined
 
-  constructor(connection: SqliteConnection, jobs: JobsSql, busyTimeoutMs: number, sync: SyncLevel) {
+  constructor(connection: SqliteConnection, jobs: JobStore, busyTimeoutMs: number, sync: SyncLevel) {
     this.#connection = connection
     this.#jobs = jobs
     this.#busyTimeoutMs = busyTimeoutMs

@@ -1,8 +1,8 @@
 import type { Consumer, DeliveryHandler, SettleOnceDelivery } from '@errand/core'
 import type { ChangeFeed } from './change-feed.js'
 import { type SettleOp, SqliteDelivery, type SqliteDeliveryHost } from './delivery.js'
-import type { FetchedRow } from './jobs-sql.js'
 import { ADAPTER } from './options.js'
+import type { FetchedRow } from './store.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 

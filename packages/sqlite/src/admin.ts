@@ -1,5 +1,5 @@
 import type { DeadLetter, DeadLetterReason, QueueStats, SerializedError } from '@errand/core'
-import type { SqliteConnection } from '../connection.js'
+import type { SqliteConnection } from './connection.js'
 
 const STATS = `SELECT
   (SELECT count(*) FROM errand_jobs WHERE queue = @queue AND run_at <= @now) AS ready,

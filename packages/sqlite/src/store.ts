@@ -42,7 +42,7 @@ const BURY = `INSERT INTO errand_dead_letters (queue, priority, reason, error, b
  * `(id, deliveries)`: `deliveries` grows with each delivery, so it is the lease's fencing token and
  * a holder whose lease ran out and was handed to someone else changes nothing.
  */
-export class JobsSql {
+export class JobStore {
   readonly #c: SqliteConnection
 
   constructor(connection: SqliteConnection) {

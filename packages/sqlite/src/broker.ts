@@ -10,11 +10,11 @@ import {
   type QueueStats,
 } from '@errand/core'
 import { z } from 'zod'
-import { QueueAdmin } from './admin/queue-admin.js'
+import { QueueAdmin } from './admin.js'
 import { SqliteConnection } from './connection.js'
+import { queueTopic, SqliteConsumer } from './consumer.js'
 import { Cycle } from './cycle.js'
 import type { SettleOp, SqliteDelivery } from './delivery.js'
-import { JobsSql, MAX_PRIORITY } from './jobs-sql.js'
 import { type DatabaseSize, databaseSize, maintain } from './maintenance.js'
 import {
   ADAPTER,
@@ -25,7 +25,7 @@ import {
   type SqliteConnectionOptions,
 } from './options.js'
 import { Publisher } from './publisher.js'
-import { queueTopic, SqliteConsumer } from './sqlite-consumer.js'
+import { JobStore, MAX_PRIORITY } from './store.js'
 
 /** Options of {@link SqliteBroker}. */
 export interface SqliteBrokerOptions extends SqliteConnectionOptions {
@@ -77,7 +77,7 @@ export class SqliteBroker extends BrokerBase {
   readonly #held = new Set<SqliteDelivery>()
   readonly #consumers = new Set<SqliteConsumer>()
   #connection: SqliteConnection | undefined
-  #jobs: JobsSql | undefined
+  #jobs: JobStore | undefined
   #cycle: Cycle | undefined
   #admin: QueueAdmin | undefined
   #publisher: Publisher | undefined
@@ -111,7 +111,7 @@ export class SqliteBroker extends BrokerBase {
   protected async open(): Promise<void> {
     const connection = await SqliteConnection.acquire(this.#resolved.path, this.#resolved.busyTimeoutMs)
     this.#connection = connection
-    this.#jobs = new JobsSql(connection)
+    this.#jobs = new JobStore(connection)
     const sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
     this.#cycle = new Cycle(connection, this.#jobs, this.#resolved.logger, this.#resolved.busyTimeoutMs, sync)
     this.#admin = new QueueAdmin(connection, this.#resolved.busyTimeoutMs)

@@ -4,7 +4,6 @@ import {
   type EventStore,
   type FlowControlStore,
   type GroupProgress,
-  isFinalState,
   isTaskState,
   Lifecycle,
   type MemberOutcome,
@@ -18,6 +17,8 @@ import {
 } from '@errand/core'
 import { z } from 'zod'
 import { SqliteConnection, type SyncLevel } from './connection.js'
+import { DEFAULT_EVENT_RETENTION, MAX_EVENT_RETENTION, SqliteEvents } from './events.js'
+import { SqliteFlow } from './flow.js'
 import { FlowSql } from './flow-sql.js'
 import {
   ADAPTER,
@@ -28,9 +29,8 @@ import {
   type SqliteConnectionOptions,
 } from './options.js'
 import { ResultsSql } from './results-sql.js'
-import { DEFAULT_EVENT_RETENTION, MAX_EVENT_RETENTION, SqliteEvents } from './sqlite-events.js'
-import { SqliteFlow } from './sqlite-flow.js'
-import { resultTopic, Waiters } from './waiters.js'
+import { StateWrites } from './state-writes.js'
+import { Waiters } from './waiters.js'
 
 /** Options of {@link SqliteResultBackend}. */
 export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
@@ -57,14 +57,6 @@ const optionsSchema = z
 
 const CLEANUP_BATCH = 1000
 const MAX_ID = 1000
-
-interface StateWrite {
-  readonly record: TaskRecord
-  readonly json: string
-  readonly ttlMs: number
-  readonly resolve: (state: TaskState) => void
-  readonly reject: (err: unknown) => void
-}
 
 /**
  * A ResultBackend on one SQLite file (the broker's file or another): records, group counters
@@ -105,8 +97,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   #waiters: Waiters | undefined
   #events: SqliteEvents | undefined
   readonly #lifecycle = new Lifecycle(ADAPTER, 'result backend')
-  #writes: StateWrite[] = []
-  #flushing: Promise<void> | undefined
+  #stateWrites: StateWrites | undefined
   #lastCleanup = Date.now()
   readonly #flow = new SqliteFlow({
     assertOpen: (what) => this.#assertOpen(what),
@@ -149,7 +140,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   close(): Promise<void> {
     return this.#lifecycle.close(async () => {
       this.#waiters?.closeAll()
-      while (this.#flushing !== undefined) await this.#flushing
+      await this.#stateWrites?.drained()
       await this.#events?.close()
       this.#connection?.release()
     })
@@ -160,6 +151,11 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     this.#connection = connection
     const sql = new ResultsSql(connection)
     this.#sql = sql
+    this.#stateWrites = new StateWrites(connection, sql, {
+      busyTimeoutMs: this.#resolved.busyTimeoutMs,
+      sync: this.#sync,
+      afterFlush: () => this.#maybeCleanup(),
+    })
     this.#flowSql = new FlowSql(connection)
     this.#waiters = new Waiters(
       connection.feed,
@@ -184,10 +180,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     const ttlMs = checkTtl(options?.ttlMs)
     const json = JSON.stringify(record)
     await this.connect()
-    return new Promise<TaskState>((resolve, reject) => {
-      this.#writes.push({ record, json, ttlMs, resolve, reject })
-      this.#scheduleFlush()
-    })
+    return this.#stateWrites!.add(record, json, ttlMs)
   }
 
   /** The record of `id`, if present and not expired. */
@@ -343,39 +336,6 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     if (limit <= 0) return []
     await this.connect()
     return this.#events!.recentEvents(queue, limit)
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushing !== undefined) return
-    // setImmediate, not a microtask: every write of this turn joins the transaction.
-    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush())
-  }
-
-  async #flush(): Promise<void> {
-    const batch = this.#writes
-    this.#writes = []
-    const connection = this.#connection!
-    try {
-      const states = await connection.write(
-        () => {
-          const now = Date.now()
-          return batch.map((w) => this.#sql!.setState(w.record, w.json, w.ttlMs, now))
-        },
-        this.#resolved.busyTimeoutMs,
-        this.#sync,
-      )
-      for (const [i, w] of batch.entries()) w.resolve(states[i]!)
-      for (const [i, w] of batch.entries()) {
-        if (states[i] === w.record.state && isFinalState(w.record.state)) {
-          connection.feed.emit(resultTopic(w.record.id))
-        }
-      }
-    } catch (err) {
-      for (const w of batch) w.reject(err)
-    }
-    this.#flushing = undefined
-    if (this.#writes.length > 0) this.#scheduleFlush()
-    this.#maybeCleanup()
   }
 
   #maybeCleanup(): void {
