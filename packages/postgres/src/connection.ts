@@ -1,5 +1,5 @@
-import type { Logger } from '@errand/core'
-import { ClosedError, ConnectionError, maskCredentials } from '@errand/core'
+import type { Logger, ReconnectBackoff } from '@errand/core'
+import { ClosedError, ConnectionError, maskCredentials, reconnectDelay } from '@errand/core'
 import pg from 'pg'
 import { migrateSchema } from './migrations.js'
 import { ADAPTER, type ResolvedConnection } from './options.js'
@@ -41,6 +41,13 @@ export type RetryMode =
   | 'idempotent'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Waits between attempts to reach the server again (core's reconnect rule, shorter than its
+ * default): these retries hold up a caller (a settle, a publish, a LISTEN that wakes consumers),
+ * so once the server is back we want to notice within about a second.
+ */
+export const PG_RECONNECT: ReconnectBackoff = { initialMs: 50, maxMs: 1000 }
 
 /**
  * `pg` emits 'error' on a checked-out client whose server goes away between two queries (a
@@ -151,15 +158,14 @@ export class Db {
   async connectDedicated(): Promise<PgPoolClient> {
     const started = Date.now()
     const deadline = started + this.config.reconnectTimeoutMs
-    let delay = 50
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         return await this.dedicatedClient()
       } catch (err) {
+        const delay = reconnectDelay(attempt, PG_RECONNECT)
         if (!isConnectionError(err) || this.closed || Date.now() + delay > this.retryUntil(started, deadline))
           throw this.wrap(err, true)
         await sleep(delay)
-        delay = Math.min(delay * 2, 1000)
       }
     }
   }
@@ -196,11 +202,6 @@ export class Db {
     return this.hold(wrapped)
   }
 
-  /** Throws ClosedError once {@link close} ran. */
-  assertOpen(what: string): void {
-    if (this.closed) throw new ClosedError(`${what} after close()`, { adapter: ADAPTER })
-  }
-
   /**
    * Acquires a connection, retrying while the server is unreachable until `deadline` (and the
    * bounds of the class comment, and `limit`).
@@ -210,11 +211,11 @@ export class Db {
     limit?: RetryLimit,
   ): Promise<PgPoolClient> {
     const started = Date.now()
-    let delay = 50
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         return this.hold(guard(await this.pool.connect()))
       } catch (err) {
+        const delay = reconnectDelay(attempt, PG_RECONNECT)
         if (
           !isConnectionError(err) ||
           this.closed ||
@@ -223,7 +224,6 @@ export class Db {
           throw this.wrap(err, true)
         }
         await sleep(delay)
-        delay = Math.min(delay * 2, 1000)
       }
     }
   }
@@ -243,8 +243,7 @@ export class Db {
   ): Promise<PgResult<R>> {
     const started = Date.now()
     const deadline = started + this.config.reconnectTimeoutMs
-    let delay = 50
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const client = await this.acquire(deadline, limit)
       try {
         const res = (await client.query(query)) as PgResult<R>
@@ -254,6 +253,7 @@ export class Db {
         const broken = isConnectionError(err)
         this.release(client, broken ? (err as Error) : undefined)
         if (!broken) throw err
+        const delay = reconnectDelay(attempt, PG_RECONNECT)
         if (
           mode !== 'idempotent' ||
           this.closed ||
@@ -261,7 +261,6 @@ export class Db {
         )
           throw this.wrap(err)
         await sleep(delay)
-        delay = Math.min(delay * 2, 1000)
       }
     }
   }

@@ -1,4 +1,5 @@
-import type { Db } from './connection.js'
+import { reconnectDelay } from '@errand/core'
+import { type Db, PG_RECONNECT } from './connection.js'
 import type { PgNotification, PgPoolClient } from './pg-types.js'
 
 /**
@@ -151,8 +152,7 @@ export class Listener {
   }
 
   private async reconnect(): Promise<void> {
-    let delay = 100
-    while (!this.closed) {
+    for (let attempt = 1; !this.closed; attempt++) {
       try {
         const client = await this.db.dedicatedClient()
         await this.adopt(client)
@@ -161,14 +161,13 @@ export class Listener {
         return
       } catch {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay)
+          const timer = setTimeout(resolve, reconnectDelay(attempt, PG_RECONNECT))
           this.wake = () => {
             clearTimeout(timer)
             resolve()
           }
         })
         this.wake = undefined
-        delay = Math.min(delay * 2, 2000)
       }
     }
   }

@@ -1,4 +1,12 @@
-import { consoleLogger, InvalidOptionError, type Logger, maskCredentials, maskingLogger } from '@errand/core'
+import {
+  consoleLogger,
+  InvalidOptionError,
+  type Logger,
+  maskCredentials,
+  maskingLogger,
+  optionsFromQuery,
+  parseStoreUrl,
+} from '@errand/core'
 import { z } from 'zod'
 import type { PgPool } from './pg-types.js'
 
@@ -157,34 +165,68 @@ function endpointOf(url: URL): string {
   return `${host}:${url.port === '' ? '5432' : url.port}`
 }
 
+/** The options a URL's query may set (the rest of the URL is `pg`'s). */
+const urlOptionsSchema = z.object({ schema: connectionOptionsShape.schema })
+
 /**
- * Splits a `postgres://` URL into what `pg` takes and our own parameters (`schema`).
- * Throws InvalidOptionError (credentials masked) on anything else.
+ * Query parameters `pg` reads from a connection string (pg-connection-string copies every
+ * parameter into its config; these are the ones `pg` then uses). They stay in the URL for it.
  */
-export function parseUrl(url: string): {
+const PG_PARAMETERS = [
+  'application_name',
+  'client_encoding',
+  'connect_timeout',
+  'db',
+  'encoding',
+  'fallback_application_name',
+  'host',
+  'idle_in_transaction_session_timeout',
+  'keepalives',
+  'keepalives_idle',
+  'lock_timeout',
+  'options',
+  'password',
+  'port',
+  'query_timeout',
+  'replication',
+  'ssl',
+  'sslcert',
+  'sslkey',
+  'sslmode',
+  'sslnegotiation',
+  'sslrootcert',
+  'statement_timeout',
+  'user',
+  'uselibpqcompat',
+]
+
+/**
+ * Splits a `postgres://` URL into what `pg` takes and our own parameters (`schema`), through
+ * core's URL option parsing: an unknown parameter (neither ours nor `pg`'s) or a bad value is
+ * InvalidOptionError naming it, credentials masked.
+ */
+export function parseUrl(text: string): {
   connectionString: string
   schema: string | undefined
   endpoint: string
 } {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch (cause) {
-    throw new InvalidOptionError('url', `not a URL: ${maskCredentials(url)}`, { adapter: ADAPTER, cause })
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+  const url = parseStoreUrl(text, ADAPTER)
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new InvalidOptionError(
       'url',
-      `expected postgres:// or postgresql://, got ${maskCredentials(url)}`,
+      `expected postgres:// or postgresql://, got ${maskCredentials(text)}`,
       { adapter: ADAPTER },
     )
   }
-  const schema = parsed.searchParams.get('schema') ?? undefined
-  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
-    throw new InvalidOptionError('schema', 'must match /^[a-z_][a-z0-9_]{0,39}$/', { adapter: ADAPTER })
+  const { options, url: rest } = optionsFromQuery(url, urlOptionsSchema, {
+    adapter: ADAPTER,
+    passThrough: PG_PARAMETERS,
+  })
+  return {
+    connectionString: rest.toString(),
+    schema: options.schema as string | undefined,
+    endpoint: endpointOf(rest),
   }
-  parsed.searchParams.delete('schema')
-  return { connectionString: parsed.toString(), schema, endpoint: endpointOf(parsed) }
 }
 
 /** Resolves the shared connection options (one of url or pool, schema from either place). */

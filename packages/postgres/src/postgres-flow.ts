@@ -1,4 +1,4 @@
-import { type FlowControlStore, MAX_FLOW_KEY_LENGTH } from '@errand/core'
+import { type FlowControlStore, type Lifecycle, MAX_FLOW_KEY_LENGTH } from '@errand/core'
 import type { Db } from './connection.js'
 import { FlowSql } from './flow-sql.js'
 
@@ -24,18 +24,23 @@ const MAX_SLOT_BYTES = 2400
  */
 export class PostgresFlow implements FlowControlStore {
   readonly #db: Db
+  readonly #lifecycle: Lifecycle
   readonly #sql: FlowSql
   readonly #written: () => void
 
-  /** `written` runs after each write (the backend's background sweep hooks in there). */
-  constructor(db: Db, schema: string, written: () => void) {
+  /**
+   * `lifecycle` is the backend's (ERR_CLOSED after its close); `written` runs after each write
+   * (the backend's background sweep hooks in there).
+   */
+  constructor(db: Db, lifecycle: Lifecycle, schema: string, written: () => void) {
     this.#db = db
+    this.#lifecycle = lifecycle
     this.#sql = new FlowSql(schema)
     this.#written = written
   }
 
   async takeRate(key: string, max: number, perMs: number): Promise<number> {
-    this.#db.assertOpen('takeRate')
+    this.#lifecycle.assertOpen('takeRate')
     checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
     checkCount(max, 'max')
     checkMs(perMs, 'perMs')
@@ -49,7 +54,7 @@ export class PostgresFlow implements FlowControlStore {
   }
 
   async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
-    this.#db.assertOpen('acquireSlot')
+    this.#lifecycle.assertOpen('acquireSlot')
     checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
     checkText(holder, 'holder', MAX_FLOW_KEY_LENGTH)
     checkSlotBytes(key, holder)
@@ -69,7 +74,7 @@ export class PostgresFlow implements FlowControlStore {
   }
 
   async releaseSlot(key: string, holder: string): Promise<void> {
-    this.#db.assertOpen('releaseSlot')
+    this.#lifecycle.assertOpen('releaseSlot')
     checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
     checkText(holder, 'holder', MAX_FLOW_KEY_LENGTH)
     await this.#db.query(
@@ -79,7 +84,7 @@ export class PostgresFlow implements FlowControlStore {
   }
 
   async setPaused(queue: string, paused: boolean): Promise<void> {
-    this.#db.assertOpen('setPaused')
+    this.#lifecycle.assertOpen('setPaused')
     checkText(queue, 'queue', MAX_FLOW_KEY_LENGTH)
     if (typeof paused !== 'boolean') throw new TypeError(`paused must be a boolean, got ${typeof paused}`)
     await this.#db.query(
@@ -91,7 +96,7 @@ export class PostgresFlow implements FlowControlStore {
   }
 
   async pausedQueues(): Promise<string[]> {
-    this.#db.assertOpen('pausedQueues')
+    this.#lifecycle.assertOpen('pausedQueues')
     const res = await this.#db.query<{ queue: string }>(
       { name: `${this.#sql.prefix}paused`, text: this.#sql.paused },
       'idempotent',
@@ -101,7 +106,7 @@ export class PostgresFlow implements FlowControlStore {
   }
 
   async putValue(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#db.assertOpen('putValue')
+    this.#lifecycle.assertOpen('putValue')
     checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
     if (typeof value !== 'string') throw new TypeError(`value must be a string, got ${typeof value}`)
     if (value.includes('\u0000'))

@@ -7,6 +7,7 @@ import {
   type FlowControlStore,
   type GroupProgress,
   isFinalState,
+  Lifecycle,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -92,8 +93,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   private readonly waiters: Waiters
   private readonly events: PostgresEvents
   private readonly flow: PostgresFlow
-  private connected: Promise<void> | undefined
-  private closing: Promise<void> | undefined
+  private readonly lifecycle = new Lifecycle(ADAPTER, 'result backend')
   private lastCleanup = 0
   private cleaning = false
 
@@ -120,28 +120,32 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
       resolved.schema,
       parsed.eventRetention ?? DEFAULT_EVENT_RETENTION,
     )
-    this.flow = new PostgresFlow(this.db, resolved.schema, () => this.maybeCleanup())
+    this.flow = new PostgresFlow(this.db, this.lifecycle, resolved.schema, () => this.maybeCleanup())
   }
 
   /** Migrates (unless disabled) and LISTENs for final states. Idempotent. */
-  async connect(): Promise<void> {
-    this.db.assertOpen('connect')
-    this.connected ??= (async () => {
-      if (this.migrateOnConnect) await this.db.migrate()
-      await this.listener.start()
-      await this.listener.listen(this.channel, (id) => this.waiters.notify(id))
-    })().catch(async (err: unknown) => {
-      this.connected = undefined
-      await this.listener.close()
-      this.listener.reopen()
-      throw this.db.wrap(err)
+  connect(): Promise<void> {
+    return this.lifecycle.connect(async () => {
+      try {
+        if (this.migrateOnConnect) await this.db.migrate()
+        await this.listener.start()
+        await this.listener.listen(this.channel, (id) => this.waiters.notify(id))
+      } catch (err) {
+        await this.listener.close()
+        this.listener.reopen()
+        throw this.db.wrap(err)
+      }
     })
-    await this.connected
+  }
+
+  /** Waits for a `connect()` on its way (LISTEN must be live before a wait or subscription). */
+  private async connecting(): Promise<void> {
+    if (this.lifecycle.state === 'connecting') await this.connect()
   }
 
   /** Applies pending schema migrations; safe to run from many processes at once. */
   async migrate(): Promise<number[]> {
-    this.db.assertOpen('migrate')
+    this.lifecycle.assertOpen('migrate')
     return this.db.migrate()
   }
 
@@ -151,16 +155,15 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
    * (about `closeTimeoutMs + connectTimeoutMs` at worst).
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
+    return this.lifecycle.close(async () => {
       this.waiters.closeAll()
       await this.events.close()
       await this.db.shutdown(() => this.writes.drained(), this.listener)
-    })()
-    return this.closing
+    })
   }
 
   async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
-    this.db.assertOpen('setState')
+    this.lifecycle.assertOpen('setState')
     checkId(record?.id, 'record.id')
     checkTtl(options?.ttlMs)
     const state = await this.writes.add({ record, ttlMs: options.ttlMs })
@@ -169,7 +172,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   async getState(id: string): Promise<TaskRecord | undefined> {
-    this.db.assertOpen('getState')
+    this.lifecycle.assertOpen('getState')
     checkId(id, 'id')
     const res = await this.db.query<{ record: string }>(
       { name: `${this.sql.prefix}get`, text: this.sql.getState, values: [id] },
@@ -180,7 +183,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
-    this.db.assertOpen('getStates')
+    this.lifecycle.assertOpen('getStates')
     if (!Array.isArray(ids)) throw new TypeError('ids must be an array of strings')
     if (ids.length === 0) return []
     for (const id of ids) checkId(id, 'ids[]')
@@ -196,9 +199,9 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
-    this.db.assertOpen('waitFor')
+    this.lifecycle.assertOpen('waitFor')
     checkId(id, 'id')
-    await this.connected
+    await this.connecting()
     return this.waiters.wait(id, options.signal)
   }
 
@@ -209,7 +212,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     outcome: MemberOutcome,
     options: SetStateOptions,
   ): Promise<GroupProgress> {
-    this.db.assertOpen('completeGroupMember')
+    this.lifecycle.assertOpen('completeGroupMember')
     checkId(groupId, 'groupId')
     if (!Number.isInteger(size) || size < 1) throw new TypeError(`size must be an integer >= 1, got ${size}`)
     if (!Number.isInteger(index) || index < 0 || index >= size) {
@@ -244,7 +247,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    this.db.assertOpen('setIfAbsent')
+    this.lifecycle.assertOpen('setIfAbsent')
     checkId(key, 'key')
     if (typeof value !== 'string') throw new TypeError('value must be a string')
     checkTtl(ttlMs)
@@ -257,7 +260,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   async getValue(key: string): Promise<string | undefined> {
-    this.db.assertOpen('getValue')
+    this.lifecycle.assertOpen('getValue')
     checkId(key, 'key')
     const res = await this.db.query<{ value: string }>(
       { name: `${this.sql.prefix}value`, text: this.sql.getValue, values: [key] },
@@ -268,7 +271,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   /** Insert a batch into `events` and NOTIFY each (one statement); see `PostgresEvents`. */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
-    this.db.assertOpen('publishEvents')
+    this.lifecycle.assertOpen('publishEvents')
     if (!Array.isArray(events)) throw new TypeError('events must be an array')
     await this.events.publishEvents(events)
   }
@@ -278,21 +281,21 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     filter: EventFilter,
     onEvent: (event: TaskEvent) => void,
   ): Promise<BackendEventSubscription> {
-    this.db.assertOpen('subscribeEvents')
-    await this.connected
+    this.lifecycle.assertOpen('subscribeEvents')
+    await this.connecting()
     return this.events.subscribeEvents(filter ?? {}, onEvent)
   }
 
   /** The last `limit` events of `queue`, oldest first. */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
-    this.db.assertOpen('recentEvents')
+    this.lifecycle.assertOpen('recentEvents')
     checkId(queue, 'queue')
     return this.events.recentEvents(queue, limit)
   }
 
   /** Trim the events of the queues this instance wrote to back to the retention now. */
   async trimEvents(): Promise<void> {
-    this.db.assertOpen('trimEvents')
+    this.lifecycle.assertOpen('trimEvents')
     await this.events.trim()
   }
 
@@ -327,7 +330,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
    * `slots` are flow-control rows of keys no longer used (0 on a schema not migrated that far).
    */
   async cleanup(): Promise<{ results: number; kv: number; groups: number; rates: number; slots: number }> {
-    this.db.assertOpen('cleanup')
+    this.lifecycle.assertOpen('cleanup')
     const res = await this.db.query<{ results: number; kv: number; groups: number }>(
       { text: this.sql.cleanup, values: [CLEANUP_BATCH] },
       'idempotent',
@@ -360,7 +363,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   }
 
   private maybeCleanup(): void {
-    if (this.cleanupIntervalMs === 0 || this.cleaning || this.db.isClosed) return
+    if (this.cleanupIntervalMs === 0 || this.cleaning || this.lifecycle.closed) return
     const now = Date.now()
     if (now - this.lastCleanup < this.cleanupIntervalMs) return
     this.lastCleanup = now

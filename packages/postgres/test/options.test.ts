@@ -52,6 +52,19 @@ describe('options', () => {
     expect(neither.code).toBe('ERR_INVALID_OPTION')
   })
 
+  it("URL parameters: ours are read, pg's pass through, anything else is ERR_INVALID_OPTION naming it", () => {
+    const typo = codeOf(() => new PostgresBroker({ url: 'postgres://app:hunter2@127.0.0.1/test?shema=x' }))
+    expect(typo.code).toBe('ERR_INVALID_OPTION')
+    expect(typo.option).toBe('shema')
+    expect(typo.message).not.toContain('hunter2')
+    const twice = codeOf(() => new PostgresBroker({ url: 'postgres://127.0.0.1/test?schema=a&schema=b' }))
+    expect(twice.option).toBe('schema')
+    const broker = new PostgresBroker({
+      url: 'postgres://127.0.0.1/test?schema=other&application_name=x&sslmode=disable',
+    })
+    expect(broker.schema).toBe('other')
+  })
+
   it('a server that cannot be reached is ERR_CONNECTION, with the password masked', async () => {
     const broker = new PostgresBroker({
       url: 'postgres://app:hunter2@127.0.0.1:1/test',
