@@ -1,5 +1,5 @@
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs'
-import { ConnectionError, ErrandError, type Logger, maskCredentials } from '@errand/core'
+import { ConnectionError, ErrandError, type Logger, maskCredentials, reconnectDelay } from '@errand/core'
 import type { ResolvedSqsOptions } from './options.js'
 import { SocketPools } from './sockets.js'
 
@@ -139,12 +139,6 @@ export function wrapError(operation: string, err: unknown): ErrandError {
   return new ConnectionError(text, { adapter: 'sqs', cause: err })
 }
 
-/** Exponential backoff with full jitter: attempt 0 → up to `baseMs`. */
-export function backoffMs(attempt: number, baseMs = 100, capMs = 5_000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 16))
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
-}
-
 /** Resolve after `ms`, or at once when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -161,19 +155,20 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * Run `fn` until it succeeds, a non-transient error occurs, or `deadline` (ms since epoch)
- * passes; transient errors back off in between. The last error is rethrown wrapped.
+ * passes; transient errors back off in between (core's {@link reconnectDelay}: the same waits as
+ * every adapter's reconnects). The last error is rethrown wrapped.
  */
 export async function retryTransient<T>(
   operation: string,
   deadline: number,
   fn: () => Promise<T>,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     try {
       return await fn()
     } catch (err) {
       if (!isTransient(err) || Date.now() >= deadline) throw wrapError(operation, err)
-      await sleep(Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now())))
+      await sleep(Math.min(reconnectDelay(attempt), Math.max(0, deadline - Date.now())))
     }
   }
 }

@@ -1,15 +1,26 @@
 import type { Message } from '@aws-sdk/client-sqs'
-import type { Consumer, DeadLetterInfo, DeliveryHandler } from '@errand/core'
-import { backoffMs, isQueueMissing, sleep } from './client.js'
+import {
+  type Consumer,
+  type DeadLetterInfo,
+  type DeliveryHandler,
+  reconnectDelay,
+  type SettleOnceDelivery,
+} from '@errand/core'
+import { isQueueMissing, sleep } from './client.js'
 import { ATTR, decodeBody, readNumber } from './codec.js'
-import { type DeliveryHost, SqsDelivery } from './delivery.js'
+import { SqsDelivery, type SqsDeliveryHost } from './delivery.js'
 import type { QueueNames } from './names.js'
 import type { Transport } from './transport.js'
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
   readonly transport: Transport
+  /** The broker's `capabilities.maxDelayMs` (longest nack delay). */
+  readonly maxDelayMs: number
+  /** True once the broker's `close()` was called. */
   isClosed(): boolean
+  /** Throws `ERR_CLOSED` once the broker is closed. */
+  assertOpen(what: string): void
   /** URLs of the queue's priority levels, main first (re-resolved after a queue went missing). */
   levelUrls(names: QueueNames, fresh: boolean): Promise<string[]>
   /** URL of the queue's delay queue. */
@@ -62,7 +73,8 @@ const FORWARD_VISIBILITY_SECONDS = 5
  * what they bring after the cancel goes straight back. One more loop forwards due messages from
  * the queue's delay queue.
  */
-export class SqsConsumer implements Consumer, DeliveryHost {
+export class SqsConsumer implements Consumer, SqsDeliveryHost {
+  readonly adapter = 'sqs'
   readonly #host: ConsumerHost
   readonly #settings: ConsumerSettings
   readonly #onDelivery: DeliveryHandler
@@ -85,6 +97,10 @@ export class SqsConsumer implements Consumer, DeliveryHost {
 
   get transport(): Transport {
     return this.#host.transport
+  }
+
+  get maxDelayMs(): number {
+    return this.#host.maxDelayMs
   }
 
   /** Resolve the queues and start the loops. */
@@ -111,8 +127,13 @@ export class SqsConsumer implements Consumer, DeliveryHost {
     const holds = [...this.#holds]
     this.#holds.clear()
     for (const [timer] of holds) clearTimeout(timer)
+    // Open deliveries count as settled from here on; SQS gets them back by visibility 0 (a
+    // settle on its way finishes instead).
+    const released = [...this.#held].filter((d) => d.release())
     await Promise.allSettled([
-      ...[...this.#held].map((d) => d.release()),
+      ...released.map((d) =>
+        this.#host.transport.changeVisibility(d.url, d.handle, 0, Math.max(d.leaseEnd, Date.now() + 1000)),
+      ),
       ...holds.map(([, giveBack]) => giveBack()),
     ])
   }
@@ -124,17 +145,17 @@ export class SqsConsumer implements Consumer, DeliveryHost {
       .then(() => undefined)
   }
 
-  isClosed(): boolean {
-    return this.#host.isClosed()
+  assertOpen(what: string): void {
+    this.#host.assertOpen(what)
   }
 
   allSettling(): boolean {
-    for (const d of this.#held) if (!d.settling) return false
+    for (const d of this.#held) if (d.state !== 'settling') return false
     return true
   }
 
-  settled(delivery: SqsDelivery): void {
-    if (!this.#held.delete(delivery)) return
+  released(delivery: SettleOnceDelivery): void {
+    if (!this.#held.delete(delivery as SqsDelivery)) return
     this.#free++
     this.#slotWaiters.shift()?.()
   }
@@ -207,7 +228,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
         if (this.#stopped) break
         this.#host.onError(err)
         if (isQueueMissing(err)) urls = await this.#host.levelUrls(names, true).catch(() => urls)
-        await sleep(backoffMs(failures++, 200, 5_000), this.#stop.signal)
+        await sleep(reconnectDelay(++failures), this.#stop.signal)
         continue
       }
       this.#unreserve(n - messages.length)
@@ -283,7 +304,7 @@ export class SqsConsumer implements Consumer, DeliveryHost {
         if (this.#stopped) break
         this.#host.onError(err)
         if (isQueueMissing(err)) delayUrl = undefined
-        await sleep(backoffMs(failures++, 200, 5_000), this.#stop.signal)
+        await sleep(reconnectDelay(++failures), this.#stop.signal)
       }
     }
   }

@@ -1,5 +1,11 @@
 import type { SQSClient } from '@aws-sdk/client-sqs'
-import { InvalidOptionError, type Logger, maskCredentials } from '@errand/core'
+import {
+  InvalidOptionError,
+  type Logger,
+  maskCredentials,
+  optionsFromQuery,
+  parseStoreUrl,
+} from '@errand/core'
 import { z } from 'zod'
 
 const ADAPTER = 'sqs'
@@ -155,25 +161,18 @@ export function resolveOptions(options: SqsBrokerOptions = {}): ResolvedSqsOptio
   return parsed.data
 }
 
-const NUMBER_PARAMS = [
-  'waitTimeSeconds',
-  'leaseMs',
-  'maxReceiveLoops',
-  'priorityLevels',
-  'priorityWaitSeconds',
-  'maxReceiveCount',
-  'batchWindowMs',
-  'retryTimeoutMs',
-  'adminWaitSeconds',
-  'maxAttempts',
-  'connectTimeoutMs',
-  'requestTimeoutMs',
-  'maxMessageBytes',
-  'maxBatchBytes',
-] as const
-const BOOLEAN_PARAMS = ['autoCreate', 'fifo'] as const
-const STRING_PARAMS = ['region', 'endpoint', 'defaultGroupId'] as const
-const CREDENTIAL_PARAMS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as const
+/**
+ * What an `sqs:` URL's query may set: every plain option (not the client, callbacks or logger),
+ * the credentials one by one, and `tls` (the scheme of an endpoint given as the URL's host).
+ */
+const urlQuerySchema = optionsSchema
+  .omit({ client: true, credentials: true, onError: true, logger: true })
+  .extend({
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    sessionToken: z.string().min(1).optional(),
+    tls: z.boolean().optional(),
+  })
 
 /**
  * Parse an `sqs:` URL into options. Forms:
@@ -183,58 +182,31 @@ const CREDENTIAL_PARAMS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as 
  * - `sqs://AKID:SECRET@sqs.eu-west-1.amazonaws.com?region=eu-west-1` — explicit credentials; the
  *   host is the endpoint (`https://`, or `http://` with `tls=false`).
  *
- * Any numeric or boolean option is a query parameter too (`waitTimeSeconds=5&fifo=true`), and so
- * are `accessKeyId`, `secretAccessKey` and `sessionToken`. Errors mask credentials.
+ * Any numeric, boolean or string option is a query parameter too (`waitTimeSeconds=5&fifo=true`),
+ * read by core's `optionsFromQuery` (converted and checked by the options schema), and so are
+ * `accessKeyId`, `secretAccessKey` and `sessionToken`. Errors mask credentials.
  */
 export function parseSqsUrl(url: string): SqsBrokerOptions {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch (cause) {
-    throw new InvalidOptionError('url', `not a valid URL: ${maskCredentials(url)}`, {
-      adapter: ADAPTER,
-      cause,
-    })
-  }
+  const parsed = parseStoreUrl(url, ADAPTER)
   if (parsed.protocol !== 'sqs:') {
     throw new InvalidOptionError('url', `expected an sqs: URL, got ${maskCredentials(url)}`, {
       adapter: ADAPTER,
     })
   }
-  const out: Record<string, unknown> = {}
-  const creds: Record<string, string> = {}
-  const known = new Set<string>([
-    ...NUMBER_PARAMS,
-    ...BOOLEAN_PARAMS,
-    ...STRING_PARAMS,
-    ...CREDENTIAL_PARAMS,
-    'tls',
-  ])
-  for (const [key, value] of parsed.searchParams) {
-    if (!known.has(key)) throw new InvalidOptionError(key, 'unknown URL parameter', { adapter: ADAPTER })
-    if ((NUMBER_PARAMS as readonly string[]).includes(key)) {
-      const n = Number(value)
-      if (value === '' || !Number.isFinite(n))
-        throw new InvalidOptionError(key, 'must be a number', { adapter: ADAPTER })
-      out[key] = n
-    } else if ((BOOLEAN_PARAMS as readonly string[]).includes(key)) {
-      if (value !== 'true' && value !== 'false') {
-        throw new InvalidOptionError(key, 'must be true or false', { adapter: ADAPTER })
-      }
-      out[key] = value === 'true'
-    } else if ((CREDENTIAL_PARAMS as readonly string[]).includes(key)) {
-      creds[key] = value
-    } else if (key !== 'tls') {
-      out[key] = value
-    }
-  }
-  const tls = parsed.searchParams.get('tls')
-  if (tls !== null && tls !== 'true' && tls !== 'false') {
-    throw new InvalidOptionError('tls', 'must be true or false', { adapter: ADAPTER })
+  const { options } = optionsFromQuery(parsed, urlQuerySchema, { adapter: ADAPTER })
+  const { accessKeyId, secretAccessKey, sessionToken, tls, ...out } = options as Record<string, unknown> & {
+    accessKeyId?: string
+    secretAccessKey?: string
+    sessionToken?: string
+    tls?: boolean
   }
   if (parsed.host !== '' && out.endpoint === undefined) {
-    out.endpoint = `${tls === 'false' ? 'http' : 'https'}://${parsed.host}`
+    out.endpoint = `${tls === false ? 'http' : 'https'}://${parsed.host}`
   }
+  const creds: Record<string, string> = {}
+  if (accessKeyId !== undefined) creds.accessKeyId = accessKeyId
+  if (secretAccessKey !== undefined) creds.secretAccessKey = secretAccessKey
+  if (sessionToken !== undefined) creds.sessionToken = sessionToken
   if (parsed.username !== '') creds.accessKeyId = decodeURIComponent(parsed.username)
   if (parsed.password !== '') creds.secretAccessKey = decodeURIComponent(parsed.password)
   if (Object.keys(creds).length > 0) {

@@ -1,22 +1,18 @@
 import type { SQSClient } from '@aws-sdk/client-sqs'
 import {
-  type Broker,
+  BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
-  ClosedError,
+  type CheckedConsumeOptions,
+  type CheckedMessage,
   ConnectionError,
-  type ConsumeOptions,
   type Consumer,
   consoleLogger,
   type DeadLetter,
   type DeliveryHandler,
-  type ListDeadLettersOptions,
   type Logger,
   maskCredentials,
   maskingLogger,
-  NotSupportedError,
-  type OutgoingMessage,
-  PayloadTooLargeError,
   type QueueStats,
 } from '@errand/core'
 import { Admin, toDeadLetter } from './admin.js'
@@ -62,7 +58,7 @@ interface EndpointShape {
  * await broker.publish('emails', [{ body: new TextEncoder().encode('{"v":1}') }])
  * ```
  */
-export class SqsBroker implements Broker {
+export class SqsBroker extends BrokerBase {
   readonly name = ADAPTER
   readonly capabilities: BrokerCapabilities
   /** The SDK client (yours when passed in options). */
@@ -80,13 +76,10 @@ export class SqsBroker implements Broker {
   readonly #consumers = new Set<SqsConsumer>()
   readonly #onError: (err: unknown) => void
   readonly #logger: Logger
-  #closed = false
-  #closing: Promise<void> | undefined
   #background: Promise<void> | undefined
-  /** The first connect's probe of the endpoint (kept once it succeeded). */
-  #reached: Promise<void> | undefined
 
   constructor(options: SqsBrokerOptions = {}) {
+    super()
     this.#options = resolveOptions(options)
     const o = this.#options
     this.#logger = maskingLogger(o.logger ?? consoleLogger)
@@ -122,9 +115,9 @@ export class SqsBroker implements Broker {
    * answers (one GetQueueUrl, bounded by `connectTimeoutMs`): an endpoint that is down fails here
    * at once with `ERR_CONNECTION` naming it, not after `retryTimeoutMs` of retries in the first
    * publish. Does not create queues. Once connected, outages are waited out (retries with backoff).
+   * (`connect()` runs this once, through core's `BrokerBase`; a failed one is tried again.)
    */
-  async connect(): Promise<void> {
-    this.#assertOpen()
+  protected async open(): Promise<void> {
     let region: string
     try {
       region = await this.client.config.region()
@@ -137,16 +130,7 @@ export class SqsBroker implements Broker {
         { adapter: ADAPTER, cause },
       )
     }
-    this.#reached ??= probeEndpoint(
-      this.client,
-      await this.#endpointLabel(region),
-      this.#options.connectTimeoutMs,
-    )
-    // A failed probe is not kept: the next connect() probes again.
-    await this.#reached.catch((err: unknown) => {
-      this.#reached = undefined
-      throw err
-    })
+    await probeEndpoint(this.client, await this.#endpointLabel(region), this.#options.connectTimeoutMs)
   }
 
   /** The endpoint as a user would recognise it (for error messages; credentials masked later). */
@@ -168,56 +152,40 @@ export class SqsBroker implements Broker {
    * them for their visibility timeout): they finish in the background within `waitTimeSeconds`,
    * give back whatever they bring, and then the client (if the broker made it) is destroyed.
    * Let the process exit by itself rather than calling `process.exit()` right after `close()`.
+   * (`close()` runs this once, through core's `BrokerBase`.)
    */
-  async close(): Promise<void> {
-    this.#closed = true
-    this.#closing ??= (async () => {
-      const consumers = [...this.#consumers]
-      await Promise.allSettled(consumers.map((c) => c.close()))
-      await this.#transport.drain()
-      // What is left is polls finishing in the background: they must not hold the process open.
-      this.#pools?.release()
-      this.#background = Promise.allSettled(consumers.map((c) => c.finished()))
-        .then(() => this.#transport.drain())
-        .then(() => {
-          if (this.#ownsClient) this.client.destroy()
-        })
-    })()
-    return this.#closing
+  protected async shutdown(): Promise<void> {
+    const consumers = [...this.#consumers]
+    await Promise.allSettled(consumers.map((c) => c.close()))
+    await this.#transport.drain()
+    // What is left is polls finishing in the background: they must not hold the process open.
+    this.#pools?.release()
+    this.#background = Promise.allSettled(consumers.map((c) => c.finished()))
+      .then(() => this.#transport.drain())
+      .then(() => {
+        if (this.#ownsClient) this.client.destroy()
+      })
   }
 
-  /** Resolves once the background work left by `close()` (polls in flight) is done. */
-  async closed(): Promise<void> {
-    await this.#closing
+  /**
+   * Resolves once `close()` and the background work it left (polls in flight) are done. (Was
+   * `closed()`, a name core's `BrokerBase` now gives the closed flag.)
+   */
+  async finished(): Promise<void> {
+    if (!this.closed) return
+    await this.close() // already closing: shares the first call's promise
     await this.#background
   }
 
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen()
+  /** Queue names are SQS names with room for the derived queues (see `queueNames`). */
+  protected override checkQueue(queue: string): void {
+    super.checkQueue(queue)
+    this.#names(queue)
+  }
+
+  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
     const names = this.#names(queue)
-    const { maxMessageBytes, priorityLevels, defaultGroupId } = this.#options
-    for (const m of messages) {
-      if (!(m.body instanceof Uint8Array)) throw new TypeError('message body must be a Uint8Array')
-      if (m.body.byteLength > maxMessageBytes) {
-        throw new PayloadTooLargeError(m.body.byteLength, maxMessageBytes, { adapter: ADAPTER })
-      }
-      const priority = m.priority ?? 0
-      if (!Number.isInteger(priority) || priority < 0) throw new TypeError(`invalid priority ${priority}`)
-      if (priority > priorityLevels) {
-        throw new NotSupportedError(
-          priorityLevels === 0
-            ? 'priorities are not supported on SQS unless mapped to queues with the priorityLevels option'
-            : `priority ${priority} is above the highest mapped level ${priorityLevels}`,
-          { adapter: ADAPTER },
-        )
-      }
-      if ((m.delayMs ?? 0) > this.capabilities.maxDelayMs) {
-        throw new NotSupportedError(
-          `a delay of ${m.delayMs} ms is over the SQS limit of ${this.capabilities.maxDelayMs} ms (core sends longer delays in hops)`,
-          { adapter: ADAPTER },
-        )
-      }
-    }
+    const { defaultGroupId } = this.#options
     await Promise.all(
       messages.map((m) => {
         const { text, attrs } = encodeBody(m.body)
@@ -226,8 +194,8 @@ export class SqsBroker implements Broker {
           {
             text,
             attrs,
-            level: m.priority ?? 0,
-            delayMs: m.delayMs ?? 0,
+            level: m.priority,
+            delayMs: m.delayMs,
             base: 0,
             dedupId: m.dedupId,
             groupId: m.orderingKey,
@@ -239,12 +207,12 @@ export class SqsBroker implements Broker {
     )
   }
 
-  async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
-    this.#assertOpen()
+  protected async consumeChecked(
+    queue: string,
+    onDelivery: DeliveryHandler,
+    options: CheckedConsumeOptions,
+  ): Promise<Consumer> {
     const names = this.#names(queue)
-    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
-      throw new TypeError(`prefetch must be a positive integer, got ${options.prefetch}`)
-    }
     const leaseMs = options.leaseMs ?? this.#options.leaseMs
     const consumer = new SqsConsumer(
       this.#consumerHost(),
@@ -263,8 +231,7 @@ export class SqsBroker implements Broker {
     return { cancel: () => consumer.cancel() }
   }
 
-  async stats(queue: string): Promise<QueueStats> {
-    this.#assertOpen()
+  protected async queueStats(queue: string): Promise<QueueStats> {
     const names = this.#names(queue)
     const levels = await Promise.all(
       (await this.#registry.levels(names)).map((url) => this.#admin.counts(url)),
@@ -283,8 +250,7 @@ export class SqsBroker implements Broker {
     return { ready, delayed, inFlight, dead: dead.visible + dead.delayed + dead.inFlight }
   }
 
-  async purge(queue: string): Promise<number> {
-    this.#assertOpen()
+  protected async purgeQueue(queue: string): Promise<number> {
     const names = this.#names(queue)
     const urls = await this.#registry.levels(names)
     const counts = await Promise.all([
@@ -294,12 +260,9 @@ export class SqsBroker implements Broker {
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  async listDeadLetters(queue: string, options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
-    this.#assertOpen()
+  protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     const names = this.#names(queue)
-    const limit = options.limit ?? 100
     const out: DeadLetter[] = []
-    if (limit <= 0) return out
     await this.#admin.scan(
       await this.#registry.dead(names),
       async (batch) => {
@@ -311,11 +274,11 @@ export class SqsBroker implements Broker {
     return out.slice(0, limit)
   }
 
-  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+  protected requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.#takeDeadLetters(queue, ids, (names, m) => this.#moves.requeue(names, m))
   }
 
-  purgeDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+  protected purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     return this.#takeDeadLetters(queue, ids)
   }
 
@@ -325,7 +288,6 @@ export class SqsBroker implements Broker {
     ids: readonly string[] | undefined,
     first?: (names: QueueNames, message: Parameters<Moves['requeue']>[1]) => Promise<void>,
   ): Promise<number> {
-    this.#assertOpen()
     const names = this.#names(queue)
     const url = await this.#registry.dead(names)
     const wanted = ids === undefined ? undefined : new Set(ids)
@@ -351,10 +313,6 @@ export class SqsBroker implements Broker {
     return queueNames(queue, this.#options)
   }
 
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('broker is closed', { adapter: ADAPTER })
-  }
-
   /** Run `fn`; if a queue turned out missing (deleted behind our back), forget its URL and retry once. */
   async #retryMissing<T>(names: QueueNames, fn: () => Promise<T>): Promise<T> {
     try {
@@ -369,7 +327,9 @@ export class SqsBroker implements Broker {
   #consumerHost(): ConsumerHost {
     return {
       transport: this.#transport,
-      isClosed: () => this.#closed,
+      maxDelayMs: this.capabilities.maxDelayMs,
+      isClosed: () => this.closed,
+      assertOpen: (what) => this.assertOpen(what),
       levelUrls: (names, fresh) => {
         if (fresh) for (const name of names.levels) this.#registry.invalidate(name)
         return this.#registry.levels(names)

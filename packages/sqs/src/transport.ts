@@ -8,8 +8,8 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import { Batcher, type EntryOutcome } from './batcher.js'
-import { backoffMs, isTransient, sleep, wrapError } from './client.js'
+import { Batcher, type BatchOutcome } from '@errand/core'
+import { retryTransient } from './client.js'
 import { type Attributes, messageSize } from './codec.js'
 
 /** One message to send. */
@@ -45,8 +45,8 @@ function outcomes<R>(
   count: number,
   failed: readonly BatchResultErrorEntry[] | undefined,
   value: (i: number) => R,
-): EntryOutcome<R>[] {
-  const out: EntryOutcome<R>[] = []
+): BatchOutcome<R>[] {
+  const out: BatchOutcome<R>[] = []
   const byId = new Map((failed ?? []).map((f) => [f.Id, f]))
   for (let i = 0; i < count; i++) {
     const f = byId.get(String(i))
@@ -77,12 +77,12 @@ export class Transport {
   /** Send one message; resolves once SQS stored it. Retries transient failures until `deadline`. */
   send(url: string, entry: SendEntry, deadline: number): Promise<void> {
     const size = messageSize(entry.text, entry.attrs)
-    return this.#retry('SendMessageBatch', deadline, () => this.#sendBatcher(url).add(entry, size))
+    return retryTransient('SendMessageBatch', deadline, () => this.#sendBatcher(url).add(entry, size))
   }
 
   /** Delete one message by receipt handle (`now`: do not wait for company). */
   delete(url: string, handle: string, deadline: number, now = false): Promise<void> {
-    return this.#retry('DeleteMessageBatch', deadline, () => this.#deleteBatcher(url).add(handle, 0, now))
+    return retryTransient('DeleteMessageBatch', deadline, () => this.#deleteBatcher(url).add(handle, 0, now))
   }
 
   /** Change one message's visibility; a stale handle rejects with the SDK-shaped error. */
@@ -93,7 +93,7 @@ export class Transport {
     deadline: number,
     now = false,
   ): Promise<void> {
-    return this.#retry('ChangeMessageVisibilityBatch', deadline, () =>
+    return retryTransient('ChangeMessageVisibilityBatch', deadline, () =>
       this.#visibilityBatcher(url).add({ handle, seconds }, 0, now),
     )
   }
@@ -150,7 +150,7 @@ export class Transport {
   /** Send everything pending and wait for the calls in flight. */
   async drain(): Promise<void> {
     const all = [...this.#sends.values(), ...this.#deletes.values(), ...this.#visibility.values()]
-    await Promise.all(all.map((b) => b.drain()))
+    await Promise.all(all.map((b) => b.drained()))
   }
 
   /** Count one API call (calls made outside the transport report here too). */
@@ -162,22 +162,11 @@ export class Transport {
     this.calls.set(name, (this.calls.get(name) ?? 0) + 1)
   }
 
-  async #retry<T>(operation: string, deadline: number, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn()
-      } catch (err) {
-        if (!isTransient(err) || Date.now() >= deadline) throw wrapError(operation, err)
-        await sleep(Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now())))
-      }
-    }
-  }
-
   #sendBatcher(url: string): Batcher<SendEntry, void> {
     let b = this.#sends.get(url)
     if (b === undefined) {
       b = new Batcher<SendEntry, void>({
-        maxEntries: 10,
+        maxItems: 10,
         maxBytes: this.#options.maxBatchBytes,
         lingerMs: 0,
         flush: async (entries) => {
@@ -207,7 +196,7 @@ export class Transport {
     let b = this.#deletes.get(url)
     if (b === undefined) {
       b = new Batcher<string, void>({
-        maxEntries: 10,
+        maxItems: 10,
         lingerMs: this.#options.batchWindowMs,
         flush: async (handles) => {
           this.#count('DeleteMessageBatch')
@@ -229,7 +218,7 @@ export class Transport {
     let b = this.#visibility.get(url)
     if (b === undefined) {
       b = new Batcher<VisibilityEntry, void>({
-        maxEntries: 10,
+        maxItems: 10,
         lingerMs: this.#options.batchWindowMs,
         flush: async (entries) => {
           this.#count('ChangeMessageVisibilityBatch')

@@ -167,15 +167,20 @@ describe('sqs broker: store-specific behaviour', () => {
     await got!.d.ack()
   })
 
-  it('a nack longer than visibility allows (12 h) is re-sent to the delay queue with its due time', async () => {
+  it('a nack longer than the visibility left (12 h from the receive) is re-sent to the delay queue with its due time', async () => {
     const broker = await open()
     const q = uniqueQueue()
     const box = inbox()
     await broker.consume(q, box.handler, { prefetch: 1 })
     await broker.publish(q, [{ body: enc.encode('tomorrow') }])
     const [first] = await box.take()
-    const delayMs = 13 * 3_600_000
-    await first!.d.nack({ delayMs })
+    // Over maxDelayMs (15 min) is refused, as on every store (core never asks for more).
+    await expect(first!.d.nack({ delayMs: 13 * 3_600_000 })).rejects.toMatchObject({
+      code: 'ERR_NOT_SUPPORTED',
+    })
+    // A receive of 11 h 54 min ago has 6 min of visibility left: a 15 min nack is a re-send.
+    ;(first!.d as unknown as { receivedAt: number }).receivedAt = Date.now() - (11 * 60 + 54) * 60_000
+    await first!.d.nack({ delayMs: broker.capabilities.maxDelayMs })
     expect(await broker.stats(q)).toMatchObject({ ready: 0, inFlight: 0, delayed: 1 })
     await new Promise((r) => setTimeout(r, 1_500))
     expect(box.count).toBe(1)

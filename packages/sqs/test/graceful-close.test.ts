@@ -87,7 +87,7 @@ describe('sqs: close() and settles in progress', () => {
       const acks = seen.map((d) => d.ack())
       await closing.close()
       await Promise.allSettled(acks)
-      await closing.closed()
+      await closing.finished()
       // Nothing came back: a second consumer sees nothing for longer than a poll.
       const again: string[] = []
       await direct.consume(q, (d) => again.push(new TextDecoder().decode(d.body)), { prefetch: n })
