@@ -1,6 +1,7 @@
 import {
   ClosedError,
   ConnectionError,
+  ErrandError,
   type Logger,
   maskCredentials,
   type ReconnectBackoff,
@@ -283,4 +284,51 @@ export class ConnectionManager {
       // Already closed: nothing to release.
     }
   }
+}
+
+/** An error RabbitMQ answered with (it closes the channel): 404 NOT_FOUND, 406 PRECONDITION_FAILED… */
+export function serverCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === 'number' && code >= 300 ? code : undefined
+}
+
+/** An amqplib failure as `ERR_CONNECTION`, keeping the cause. */
+export function wrap(err: unknown, what: string): Error {
+  if (err instanceof ErrandError) return err
+  return new ConnectionError(`${what}: ${String((err as Error)?.message ?? err)}`, { ...ADAPTER, cause: err })
+}
+
+/** Close a channel, ignoring that it may be closed already. */
+const closing = new WeakMap<Channel, Promise<void>>()
+
+/**
+ * Close `ch` with the AMQP handshake and resolve once it is closed, never rejecting. The handshake
+ * matters: frames sent before (acks) are applied by the server before it answers `close-ok`,
+ * whereas closing the connection right away may overtake them (amqplib writes each channel's
+ * frames through its own buffer, interleaved) and RabbitMQ then requeues what was acked.
+ *
+ * Every call for the same channel shares the first one's promise: amqplib refuses a second
+ * `close()` at once ("Channel closing") without waiting for the first to finish, which would let
+ * a caller close the connection under a handshake still in progress. The promise also resolves
+ * when the channel ends without `close-ok` (the connection dropped), where amqplib never settles
+ * its own.
+ */
+export function closeQuietly(ch: Channel): Promise<void> {
+  let done = closing.get(ch)
+  if (done === undefined) {
+    done = new Promise<void>((resolve) => {
+      ch.once('close', () => resolve())
+      // Fails when already closed (by the server or with the connection): nothing to release.
+      try {
+        ch.close().then(
+          () => resolve(),
+          () => resolve(),
+        )
+      } catch {
+        resolve()
+      }
+    })
+    closing.set(ch, done)
+  }
+  return done
 }

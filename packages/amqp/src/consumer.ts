@@ -8,10 +8,10 @@ import {
   reconnectDelay,
 } from '@errand/core'
 import type { ConsumeMessage } from 'amqplib'
-import type { ConnectionManager } from './connection.js'
+import { type ConnectionManager, closeQuietly, serverCode, wrap } from './connection.js'
 import { AmqpDelivery, type AmqpDeliveryHost, type Lane } from './delivery.js'
 import { attemptOf, needsRecount } from './headers.js'
-import { closeQuietly, serverCode, type Topology, wrap } from './topology.js'
+import type { Topology } from './topology.js'
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {

@@ -1,7 +1,7 @@
 import { type Adapter, type AdapterContext, type Broker, defineAdapter } from '@errand/core'
-import { AmqpBroker } from './amqp-broker.js'
+import { AmqpBroker } from './broker.js'
 
-export { AmqpBroker } from './amqp-broker.js'
+export { AmqpBroker } from './broker.js'
 export { attemptOf, messageIdOf } from './headers.js'
 export {
   checkQueueName,

@@ -1,6 +1,6 @@
-import { ConnectionError, ErrandError, InvalidOptionError } from '@errand/core'
+import { InvalidOptionError } from '@errand/core'
 import type { Channel, Options } from 'amqplib'
-import type { ConnectionManager, Session } from './connection.js'
+import { type ConnectionManager, closeQuietly, type Session, serverCode, wrap } from './connection.js'
 import {
   arrivalPattern,
   deadQueueName,
@@ -27,12 +27,6 @@ export interface TopologySettings {
   readonly delayLevels: number
   readonly queueExpiresMs: number | undefined
   readonly reconnectWaitMs: number
-}
-
-/** An error RabbitMQ answered with (it closes the channel): 404 NOT_FOUND, 406 PRECONDITION_FAILED… */
-export function serverCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return typeof code === 'number' && code >= 300 ? code : undefined
 }
 
 /**
@@ -357,47 +351,6 @@ function refusal(queue: string, err: unknown): InvalidOptionError {
       'Use the options it was declared with, or delete it (with its messages) to change them.',
     { ...ADAPTER, cause: err },
   )
-}
-
-/** An amqplib failure as `ERR_CONNECTION`, keeping the cause. */
-export function wrap(err: unknown, what: string): Error {
-  if (err instanceof ErrandError) return err
-  return new ConnectionError(`${what}: ${String((err as Error)?.message ?? err)}`, { ...ADAPTER, cause: err })
-}
-
-/** Close a channel, ignoring that it may be closed already. */
-const closing = new WeakMap<Channel, Promise<void>>()
-
-/**
- * Close `ch` with the AMQP handshake and resolve once it is closed, never rejecting. The handshake
- * matters: frames sent before (acks) are applied by the server before it answers `close-ok`,
- * whereas closing the connection right away may overtake them (amqplib writes each channel's
- * frames through its own buffer, interleaved) and RabbitMQ then requeues what was acked.
- *
- * Every call for the same channel shares the first one's promise: amqplib refuses a second
- * `close()` at once ("Channel closing") without waiting for the first to finish, which would let
- * a caller close the connection under a handshake still in progress. The promise also resolves
- * when the channel ends without `close-ok` (the connection dropped), where amqplib never settles
- * its own.
- */
-export function closeQuietly(ch: Channel): Promise<void> {
-  let done = closing.get(ch)
-  if (done === undefined) {
-    done = new Promise<void>((resolve) => {
-      ch.once('close', () => resolve())
-      // Fails when already closed (by the server or with the connection): nothing to release.
-      try {
-        ch.close().then(
-          () => resolve(),
-          () => resolve(),
-        )
-      } catch {
-        resolve()
-      }
-    })
-    closing.set(ch, done)
-  }
-  return done
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {

@@ -1,11 +1,14 @@
-import { ConnectionError, type DeadLetter, type DeadLetterReason } from '@errand/core'
+import { ConnectionError, type DeadLetter, type DeadLetterReason, type QueueStats } from '@errand/core'
 import type { Channel, ConfirmChannel, GetMessage, Options } from 'amqplib'
-import type { Session } from './connection.js'
+import { closeQuietly, type Session } from './connection.js'
 import { carriedHeaders, H_DEAD_AT, H_REASON, messageIdOf, parseErrorHeader } from './headers.js'
-import { deadQueueName } from './names.js'
-import { closeQuietly } from './topology.js'
+import { deadQueueName, delayQueueName, MAX_DELAY_LEVELS } from './names.js'
+import type { Topology } from './topology.js'
 
 /**
+ * The broker's admin calls: counts, purges, dead letters, deleting a queue. Each runs on the
+ * topology's admin channel (or channels of its own), across reconnects.
+ *
  * Dead letters live in `<queue>.dead`, one message each, the original bytes as the body and the
  * reason, error and time in headers. AMQP has no "peek" and no "delete by id", so every
  * operation here reads the queue with `basic.get` on a channel of its own, holding what it reads
@@ -24,8 +27,77 @@ const REASONS: ReadonlySet<string> = new Set<DeadLetterReason>([
   'expired',
 ])
 
+/** Ready messages, delayed ones (in the delay levels), dead letters. In-flight: unknown to AMQP. */
+export async function queueStats(topology: Topology, queue: string): Promise<QueueStats> {
+  const counts = await topology.admin(async (ch) => {
+    const work = await ch.assertQueue(queue, topology.workQueueOptions())
+    const dead = await ch.assertQueue(deadQueueName(queue), topology.deadQueueOptions())
+    return { ready: work.messageCount, dead: dead.messageCount }
+  }, queue)
+  let delayed = 0
+  for (const n of (await topology.existingLevels(queue)).values()) delayed += n
+  return { ready: counts.ready, delayed, inFlight: undefined, dead: counts.dead }
+}
+
+/** Remove the ready and delayed messages of `queue`; returns how many. */
+export async function purgeQueue(topology: Topology, queue: string): Promise<number> {
+  const ready = await topology.admin(async (ch) => (await ch.purgeQueue(queue)).messageCount)
+  const levels = [...(await topology.existingLevels(queue)).keys()]
+  if (levels.length === 0) return ready
+  const delayed = await topology.admin(async (ch) => {
+    let m = 0
+    for (const level of levels) m += (await ch.purgeQueue(delayQueueName(queue, level))).messageCount
+    return m
+  })
+  return ready + delayed
+}
+
+/** Delete `queue` with its dead-letter and delay queues; returns the number of messages deleted. */
+export async function deleteQueue(topology: Topology, queue: string): Promise<number> {
+  let n = 0
+  const names = [queue, deadQueueName(queue)]
+  for (let level = 0; level < MAX_DELAY_LEVELS; level++) names.push(delayQueueName(queue, level))
+  await topology.fanOut(
+    names.map((name) => async (ch) => {
+      const { messageCount } = await ch.deleteQueue(name)
+      n += messageCount
+    }),
+  )
+  topology.forget(queue)
+  return n
+}
+
 /** The first `limit` dead letters of `queue`, oldest first, left in place. */
-export async function listDeadLetters(session: Session, queue: string, limit: number): Promise<DeadLetter[]> {
+export function listDeadLetters(topology: Topology, queue: string, limit: number): Promise<DeadLetter[]> {
+  return topology.admin((_ch, session) => listOn(session, queue, limit))
+}
+
+/**
+ * Move dead letters (all, or those whose id is in `ids`) back to `queue`: each is published
+ * anew (original bytes, headers without the dead-letter ones, delivery count reset) on a
+ * confirm channel, and acked in `<queue>.dead` once every copy is confirmed.
+ */
+export function requeueDeadLetters(
+  topology: Topology,
+  queue: string,
+  ids: readonly string[] | undefined,
+): Promise<number> {
+  return topology.admin((_ch, session) => requeueOn(session, queue, ids))
+}
+
+/** Delete the dead letters of `queue` (all, or those whose id is in `ids`); returns how many. */
+export function purgeDeadLetters(
+  topology: Topology,
+  queue: string,
+  ids: readonly string[] | undefined,
+): Promise<number> {
+  if (ids === undefined) {
+    return topology.admin(async (ch) => (await ch.purgeQueue(deadQueueName(queue))).messageCount)
+  }
+  return topology.admin((_ch, session) => purgeOn(session, queue, ids))
+}
+
+async function listOn(session: Session, queue: string, limit: number): Promise<DeadLetter[]> {
   const dead = deadQueueName(queue)
   const ch = await session.openChannel()
   try {
@@ -41,15 +113,10 @@ export async function listDeadLetters(session: Session, queue: string, limit: nu
   }
 }
 
-/**
- * Move dead letters (all, or those whose id is in `ids`) back to `queue`: each is published
- * anew (original bytes, headers without the dead-letter ones, delivery count reset) on a
- * confirm channel, and acked in `<queue>.dead` once every copy is confirmed.
- */
-export async function requeueDeadLetters(
+async function requeueOn(
   session: Session,
   queue: string,
-  ids?: readonly string[],
+  ids: readonly string[] | undefined,
 ): Promise<number> {
   const ch = (await session.openChannel(true)) as ConfirmChannel
   let returned = 0
@@ -79,12 +146,7 @@ export async function requeueDeadLetters(
   }
 }
 
-/** Delete the dead letters of `queue` whose id is in `ids`. */
-export async function purgeDeadLettersById(
-  session: Session,
-  queue: string,
-  ids: readonly string[],
-): Promise<number> {
+async function purgeOn(session: Session, queue: string, ids: readonly string[]): Promise<number> {
   const ch = await session.openChannel()
   try {
     const taken = await scan(ch, queue, ids, () => {})

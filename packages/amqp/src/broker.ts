@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import {
   BrokerBase,
   type BrokerCapabilities,
@@ -8,28 +7,25 @@ import {
   type Consumer,
   consoleLogger,
   type DeadLetter,
-  type DeadLetterInfo,
   type DeliveryHandler,
   type Logger,
   maskingLogger,
   type QueueStats,
 } from '@errand/core'
-import type { ConsumeMessage, Options } from 'amqplib'
+import {
+  deleteQueue,
+  listDeadLetters,
+  purgeDeadLetters,
+  purgeQueue,
+  queueStats,
+  requeueDeadLetters,
+} from './admin.js'
 import { ConnectionManager } from './connection.js'
 import { AmqpConsumer } from './consumer.js'
-import { listDeadLetters, purgeDeadLettersById, requeueDeadLetters } from './dead-letters.js'
-import { carriedHeaders, deadLetterHeaders, H_DELIVERIES, messageIdOf } from './headers.js'
-import {
-  checkQueueName,
-  deadQueueName,
-  delayQueueName,
-  delayRoute,
-  MAX_DELAY_LEVELS,
-  maxDelayFor,
-} from './names.js'
+import { checkQueueName, maxDelayFor } from './names.js'
 import { type AmqpBrokerOptions, type ParsedAmqpOptions, parseOptions } from './options.js'
-import { type Outgoing, Publisher, UnroutableError } from './publisher.js'
-import { serverCode, Topology } from './topology.js'
+import { Store } from './store.js'
+import { Topology } from './topology.js'
 
 /**
  * A {@link Broker} on RabbitMQ (AMQP 0-9-1) with amqplib, no plugins needed.
@@ -61,7 +57,7 @@ export class AmqpBroker extends BrokerBase {
   readonly #logger: Logger
   readonly #conn: ConnectionManager
   readonly #topology: Topology
-  readonly #publisher: Publisher
+  readonly #store: Store
   readonly #consumers = new Set<AmqpConsumer>()
   readonly #inFlight = new Set<Promise<unknown>>()
 
@@ -86,7 +82,7 @@ export class AmqpBroker extends BrokerBase {
       logger: this.#logger,
     })
     this.#topology = new Topology(this.#conn, o)
-    this.#publisher = new Publisher(this.#conn, o.reconnectWaitMs)
+    this.#store = new Store(this.#conn, this.#topology, o.reconnectWaitMs)
   }
 
   /** Opens the connection: `connect()` rejects with `ERR_CONNECTION` when RabbitMQ cannot be reached. */
@@ -126,12 +122,8 @@ export class AmqpBroker extends BrokerBase {
 
   /** Store the messages durably: resolves when RabbitMQ confirmed all of them. */
   protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
-    let levels = 0
-    const items = messages.map((message) => {
-      levels |= message.delayMs
-      return outgoing(queue, message)
-    })
-    await this.#track(this.#send(queue, items, levels))
+    await this.#ready()
+    await this.#track(this.#store.publish(queue, messages))
   }
 
   /** Deliver from `queue`, at most `prefetch` unsettled at once (`leaseMs` is ignored: no leases). */
@@ -150,8 +142,8 @@ export class AmqpBroker extends BrokerBase {
         maxDelayMs: this.capabilities.maxDelayMs,
         reconnect: this.#options.reconnect,
         assertOpen: (what) => this.assertOpen(what),
-        republish: (q, m, n, d) => this.#republish(q, m, n, d),
-        deadLetter: (q, m, info, attempt) => this.#deadLetter(q, m, info, attempt),
+        republish: (q, m, n, d) => this.#track(this.#store.republish(q, m, n, d)),
+        deadLetter: (q, m, info, attempt) => this.#track(this.#store.deadLetter(q, m, info, attempt)),
         track: (settle) => this.#track(settle),
       },
       queue,
@@ -175,52 +167,29 @@ export class AmqpBroker extends BrokerBase {
     }
   }
 
-  /** Ready messages, delayed ones (in the delay levels), dead letters. In-flight: unknown to AMQP. */
   protected async queueStats(queue: string): Promise<QueueStats> {
     await this.#admitAdmin(queue)
-    const counts = await this.#topology.admin(async (ch) => {
-      const work = await ch.assertQueue(queue, this.#topology.workQueueOptions())
-      const dead = await ch.assertQueue(deadQueueName(queue), this.#topology.deadQueueOptions())
-      return { ready: work.messageCount, dead: dead.messageCount }
-    }, queue)
-    let delayed = 0
-    for (const n of (await this.#topology.existingLevels(queue)).values()) delayed += n
-    return { ready: counts.ready, delayed, inFlight: undefined, dead: counts.dead }
+    return queueStats(this.#topology, queue)
   }
 
-  /** Remove the ready and delayed messages of `queue`; returns how many. */
   protected async purgeQueue(queue: string): Promise<number> {
     await this.#admitAdmin(queue)
-    const ready = await this.#topology.admin(async (ch) => (await ch.purgeQueue(queue)).messageCount)
-    const levels = [...(await this.#topology.existingLevels(queue)).keys()]
-    if (levels.length === 0) return ready
-    const delayed = await this.#topology.admin(async (ch) => {
-      let m = 0
-      for (const level of levels) m += (await ch.purgeQueue(delayQueueName(queue, level))).messageCount
-      return m
-    })
-    return ready + delayed
+    return purgeQueue(this.#topology, queue)
   }
 
-  /** The first `limit` dead letters of `queue`, oldest first. */
   protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
     await this.#admitAdmin(queue)
-    return this.#topology.admin((_ch, session) => listDeadLetters(session, queue, limit))
+    return listDeadLetters(this.#topology, queue, limit)
   }
 
-  /** Put dead letters (all, or `ids`) back on `queue` with their original bytes; returns how many. */
   protected async requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.#admitAdmin(queue)
-    return this.#topology.admin((_ch, session) => requeueDeadLetters(session, queue, ids))
+    return requeueDeadLetters(this.#topology, queue, ids)
   }
 
-  /** Delete dead letters (all, or `ids`); returns how many. */
   protected async purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
     await this.#admitAdmin(queue)
-    if (ids === undefined) {
-      return this.#topology.admin(async (ch) => (await ch.purgeQueue(deadQueueName(queue))).messageCount)
-    }
-    return this.#topology.admin((_ch, session) => purgeDeadLettersById(session, queue, ids))
+    return purgeDeadLetters(this.#topology, queue, ids)
   }
 
   /**
@@ -231,17 +200,7 @@ export class AmqpBroker extends BrokerBase {
     this.assertOpen('deleteQueue')
     this.checkQueue(queue)
     await this.#ready()
-    let n = 0
-    const names = [queue, deadQueueName(queue)]
-    for (let level = 0; level < MAX_DELAY_LEVELS; level++) names.push(delayQueueName(queue, level))
-    await this.#topology.fanOut(
-      names.map((name) => async (ch) => {
-        const { messageCount } = await ch.deleteQueue(name)
-        n += messageCount
-      }),
-    )
-    this.#topology.forget(queue)
-    return n
+    return deleteQueue(this.#topology, queue)
   }
 
   /**
@@ -253,63 +212,7 @@ export class AmqpBroker extends BrokerBase {
     checkQueueName(queue)
   }
 
-  /** Publish `items` to `queue`, first declaring its delay levels in the bit mask `levels`. */
-  async #send(queue: string, items: readonly Outgoing[], levels: number): Promise<void> {
-    await this.#ready()
-    for (let tries = 0; ; tries++) {
-      if (!this.#topology.isReady(queue)) await this.#topology.ensureQueue(queue)
-      if (levels !== 0) await this.#topology.ensureLevels(queue, levels)
-      try {
-        await this.#publisher.send(items)
-        return
-      } catch (err) {
-        // Someone deleted a queue (unroutable) or a delay exchange (404) under us: declare again, once.
-        if (tries > 0) throw err
-        if (err instanceof UnroutableError) this.#topology.forget(queue)
-        else if (serverCode((err as Error).cause) === 404) this.#topology.reset()
-        else throw err
-      }
-    }
-  }
-
-  /** A copy of a delivered message with the deliveries counted so far, to `queue` after `delayMs`. */
-  #republish(queue: string, message: ConsumeMessage, deliveries: number, delayMs: number): Promise<void> {
-    const headers = carriedHeaders(message)
-    headers[H_DELIVERIES] = deliveries
-    const options: Outgoing['options'] = {
-      persistent: true,
-      mandatory: true,
-      messageId: messageIdOf(message),
-      headers,
-    }
-    copyPriority(message, options)
-    const route = delayMs > 0 ? delayRoute(queue, delayMs) : { exchange: '', routingKey: queue }
-    return this.#track(
-      this.#send(
-        queue,
-        [{ ...route, content: message.content, options }],
-        delayMs > 0 ? Math.ceil(delayMs) : 0,
-      ),
-    )
-  }
-
-  #deadLetter(queue: string, message: ConsumeMessage, info: DeadLetterInfo, attempt: number): Promise<void> {
-    const options: Outgoing['options'] = {
-      persistent: true,
-      mandatory: true,
-      messageId: messageIdOf(message),
-      headers: deadLetterHeaders(message, queue, info.reason, info.error, attempt),
-    }
-    copyPriority(message, options)
-    return this.#track(
-      this.#send(
-        queue,
-        [{ exchange: '', routingKey: deadQueueName(queue), content: message.content, options }],
-        0,
-      ),
-    )
-  }
-
+  /** Have `close()` wait (bounded) for a publish or settle on its way. */
   #track<T>(promise: Promise<T>): Promise<T> {
     this.#inFlight.add(promise)
     const done = () => this.#inFlight.delete(promise)
@@ -327,20 +230,4 @@ export class AmqpBroker extends BrokerBase {
     if (this.#conn.current !== undefined) return undefined
     return this.connect()
   }
-}
-
-function copyPriority(message: ConsumeMessage, options: Options.Publish): void {
-  if (typeof message.properties.priority === 'number' && message.properties.priority > 0) {
-    options.priority = message.properties.priority
-  }
-}
-
-/** A checked message as it goes on the wire: persistent, mandatory, with a fresh message id. */
-function outgoing(queue: string, message: CheckedMessage): Outgoing {
-  const options: Outgoing['options'] = { persistent: true, mandatory: true, messageId: randomUUID() }
-  if (message.priority > 0) options.priority = message.priority
-  const body = message.body
-  const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-  const route = message.delayMs > 0 ? delayRoute(queue, message.delayMs) : { exchange: '', routingKey: queue }
-  return { ...route, content, options }
 }

@@ -1,7 +1,10 @@
-import { ClosedError, ConnectionError } from '@errand/core'
-import type { ConfirmChannel, Message, Options } from 'amqplib'
-import type { ConnectionManager } from './connection.js'
-import { serverCode, wrap } from './topology.js'
+import { randomUUID } from 'node:crypto'
+import { type CheckedMessage, ClosedError, ConnectionError, type DeadLetterInfo } from '@errand/core'
+import type { ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib'
+import { type ConnectionManager, serverCode, wrap } from './connection.js'
+import { carriedHeaders, deadLetterHeaders, H_DELIVERIES, messageIdOf } from './headers.js'
+import { deadQueueName, delayRoute } from './names.js'
+import type { Topology } from './topology.js'
 
 const ADAPTER = { adapter: 'amqp' } as const
 
@@ -62,23 +65,78 @@ function takeReturned(state: ChannelState, id: string): boolean {
 }
 
 /**
- * Publishes on the shared confirm channel: writes a whole batch, then waits for RabbitMQ's
- * confirms (one callback per message, no round trip per message). Persistent messages on
- * durable queues: a confirm means the message is on disk (or on a quorum majority). Messages
- * unconfirmed when the channel or connection dropped are sent again once a new one is up
- * (within `reconnectWaitMs`), so a publish never vanishes; it may arrive twice.
+ * What the broker and its consumers write to RabbitMQ: new messages, the copies a nack or a
+ * re-count publishes, and dead letters. Every write declares what its route needs first (the
+ * queue, its delay levels) and resolves once RabbitMQ confirmed it.
+ *
+ * Publishing happens on the shared confirm channel: a whole batch is written, then RabbitMQ's
+ * confirms are awaited (one callback per message, no round trip per message). Persistent
+ * messages on durable queues: a confirm means the message is on disk (or on a quorum majority).
+ * Messages unconfirmed when the channel or connection dropped are sent again once a new one is
+ * up (within `reconnectWaitMs`), so a publish never vanishes; it may arrive twice.
  */
-export class Publisher {
+export class Store {
   readonly #conn: ConnectionManager
+  readonly #topology: Topology
   readonly #waitMs: number
 
-  constructor(conn: ConnectionManager, reconnectWaitMs: number) {
+  constructor(conn: ConnectionManager, topology: Topology, reconnectWaitMs: number) {
     this.#conn = conn
+    this.#topology = topology
     this.#waitMs = reconnectWaitMs
   }
 
+  /** Publish checked messages to `queue` (persistent, each with a fresh message id). */
+  publish(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
+    let levels = 0
+    const items = messages.map((message) => {
+      levels |= message.delayMs
+      return outgoing(queue, message)
+    })
+    return this.#send(queue, items, levels)
+  }
+
+  /** A copy of a delivered message with the deliveries counted so far, to `queue` after `delayMs`. */
+  republish(queue: string, message: ConsumeMessage, deliveries: number, delayMs: number): Promise<void> {
+    const headers = carriedHeaders(message)
+    headers[H_DELIVERIES] = deliveries
+    const options = copyOptions(message, headers)
+    const route = delayMs > 0 ? delayRoute(queue, delayMs) : { exchange: '', routingKey: queue }
+    const items = [{ ...route, content: message.content, options }]
+    return this.#send(queue, items, delayMs > 0 ? Math.ceil(delayMs) : 0)
+  }
+
+  /** A delivered message to `<queue>.dead`, with the reason, error and attempt in its headers. */
+  deadLetter(queue: string, message: ConsumeMessage, info: DeadLetterInfo, attempt: number): Promise<void> {
+    const headers = deadLetterHeaders(message, queue, info.reason, info.error, attempt)
+    const options = copyOptions(message, headers)
+    return this.#send(
+      queue,
+      [{ exchange: '', routingKey: deadQueueName(queue), content: message.content, options }],
+      0,
+    )
+  }
+
+  /** Publish `items` to `queue`, first declaring its delay levels in the bit mask `levels`. */
+  async #send(queue: string, items: readonly Outgoing[], levels: number): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      if (!this.#topology.isReady(queue)) await this.#topology.ensureQueue(queue)
+      if (levels !== 0) await this.#topology.ensureLevels(queue, levels)
+      try {
+        await this.#confirmed(items)
+        return
+      } catch (err) {
+        // Someone deleted a queue (unroutable) or a delay exchange (404) under us: declare again, once.
+        if (tries > 0) throw err
+        if (err instanceof UnroutableError) this.#topology.forget(queue)
+        else if (serverCode((err as Error).cause) === 404) this.#topology.reset()
+        else throw err
+      }
+    }
+  }
+
   /** Resolves when RabbitMQ confirmed every message. */
-  async send(items: readonly Outgoing[]): Promise<void> {
+  async #confirmed(items: readonly Outgoing[]): Promise<void> {
     if (items.length === 0) return
     const deadline = Date.now() + this.#waitMs
     let pending = items
@@ -117,6 +175,30 @@ export class Publisher {
       await pause()
     }
   }
+}
+
+/** A checked message as it goes on the wire: persistent, mandatory, with a fresh message id. */
+function outgoing(queue: string, message: CheckedMessage): Outgoing {
+  const options: Outgoing['options'] = { persistent: true, mandatory: true, messageId: randomUUID() }
+  if (message.priority > 0) options.priority = message.priority
+  const body = message.body
+  const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const route = message.delayMs > 0 ? delayRoute(queue, message.delayMs) : { exchange: '', routingKey: queue }
+  return { ...route, content, options }
+}
+
+/** Publish options of a copy of a delivered message: its id and priority, with `headers`. */
+function copyOptions(message: ConsumeMessage, headers: Options.Publish['headers']): Outgoing['options'] {
+  const options: Outgoing['options'] = {
+    persistent: true,
+    mandatory: true,
+    messageId: messageIdOf(message),
+    headers,
+  }
+  if (typeof message.properties.priority === 'number' && message.properties.priority > 0) {
+    options.priority = message.properties.priority
+  }
+  return options
 }
 
 function pause(): Promise<void> {
