@@ -224,6 +224,15 @@ describe.runIf(available)('RedisBroker on Redis', () => {
     await expect(b.publish('q', [{ body: text('x'), delayMs: 2 ** 41 }])).rejects.toMatchObject({
       code: 'ERR_NOT_SUPPORTED',
     })
+    // Core's argument checks (BrokerBase): ERR_INVALID_OPTION naming the option.
+    const invalid = (option: string) => ({ code: 'ERR_INVALID_OPTION', option, adapter: 'redis' })
+    await expect(b.consume('q', () => {}, { prefetch: 0 })).rejects.toMatchObject(invalid('prefetch'))
+    await expect(b.consume('q', () => {}, { prefetch: 1, leaseMs: -1 })).rejects.toMatchObject(
+      invalid('leaseMs'),
+    )
+    await expect(b.listDeadLetters('q', { limit: 0 })).rejects.toMatchObject(invalid('limit'))
+    await expect(b.purgeDeadLetters('q', [''])).rejects.toMatchObject(invalid('ids'))
+    await expect(b.stats('')).rejects.toMatchObject(invalid('queue'))
     await b.close()
     await expect(b.publish('q', [{ body: text('x') }])).rejects.toMatchObject({ code: 'ERR_CLOSED' })
     await expect(b.stats('q')).rejects.toMatchObject({ code: 'ERR_CLOSED' })
