@@ -9,7 +9,7 @@ import {
   type DeliveryHandler,
   type QueueStats,
 } from '@errand/core'
-import { z } from 'zod'
+import type { z } from 'zod'
 import { QueueAdmin } from './admin.js'
 import { SqliteConnection } from './connection.js'
 import { queueTopic, SqliteConsumer } from './consumer.js'
@@ -18,35 +18,14 @@ import type { SettleOp, SqliteDelivery } from './delivery.js'
 import { type DatabaseSize, databaseSize, maintain } from './maintenance.js'
 import {
   ADAPTER,
-  connectionOptionsShape,
+  brokerOptionsSchema,
   parseOptions,
   type ResolvedConnection,
   resolveConnection,
-  type SqliteConnectionOptions,
+  type SqliteBrokerOptions,
 } from './options.js'
 import { Publisher } from './publisher.js'
 import { JobStore, MAX_PRIORITY } from './store.js'
-
-/** Options of {@link SqliteBroker}. */
-export interface SqliteBrokerOptions extends SqliteConnectionOptions {
-  /** Lease of a delivery when `consume` gives none, in ms (default 30000). */
-  readonly leaseMs?: number
-  /** Largest body accepted, in bytes (default 10 MiB). */
-  readonly maxMessageBytes?: number
-}
-
-const optionsSchema = z
-  .object({
-    ...connectionOptionsShape,
-    leaseMs: z.number().int().min(1).optional(),
-    maxMessageBytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(512 * 1024 * 1024)
-      .optional(),
-  })
-  .strict()
 
 /** About 100 years: longer delays are refused (core hops them). */
 const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
@@ -71,7 +50,7 @@ const KEEP_ALIVE_MS = 2 ** 31 - 1
 export class SqliteBroker extends BrokerBase {
   readonly name = ADAPTER
   readonly capabilities: BrokerCapabilities
-  readonly #options: z.infer<typeof optionsSchema>
+  readonly #options: z.infer<typeof brokerOptionsSchema>
   readonly #resolved: ResolvedConnection
   /** Deliveries handed out and not settled: given back at close. */
   readonly #held = new Set<SqliteDelivery>()
@@ -86,7 +65,7 @@ export class SqliteBroker extends BrokerBase {
   /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
   constructor(options: SqliteBrokerOptions) {
     super()
-    this.#options = parseOptions(optionsSchema, options)
+    this.#options = parseOptions(brokerOptionsSchema, options)
     this.#resolved = resolveConnection(this.#options)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
@@ -246,7 +225,11 @@ export class SqliteBroker extends BrokerBase {
   }
 
   /** A settle or extend of `delivery`, in the next cycle; a committed settle ends its tracking. */
-  async #apply(consumer: SqliteConsumer, delivery: SqliteDelivery, op: SettleOp): Promise<boolean> {
+  async #apply(
+    consumer: SqliteConsumer | undefined,
+    delivery: SqliteDelivery,
+    op: SettleOp,
+  ): Promise<boolean> {
     const matched = await this.#cycle!.add(consumer, delivery, op)
     if (op.kind !== 'extend') this.#held.delete(delivery)
     return matched

@@ -24,7 +24,7 @@ export interface ConsumerHost {
   /** Run a cycle soon (settles, then fetches for consumers that want rows). */
   requestCycle(): void
   /** Queues a settle of `delivery` for the next cycle (see {@link SqliteDeliveryHost.apply}). */
-  apply(consumer: SqliteConsumer, delivery: SqliteDelivery, op: SettleOp): Promise<boolean>
+  apply(consumer: SqliteConsumer | undefined, delivery: SqliteDelivery, op: SettleOp): Promise<boolean>
   /** A delivery was handed out: the broker gives it back at close unless it is settled first. */
   hold(delivery: SqliteDelivery): void
   /** A delivery is settled or no longer ours: the broker stops tracking it. */
@@ -51,8 +51,8 @@ export class SqliteConsumer implements Consumer, SqliteDeliveryHost {
   readonly settings: ConsumerSettings
   readonly onDelivery: DeliveryHandler
   readonly #host: ConsumerHost
-  /** Deliveries handed out and not yet settled. */
-  held = 0
+  /** Deliveries handed out that count against the prefetch (core has not released them). */
+  readonly #counted = new Set<SqliteDelivery>()
   /** May find rows: the next cycle fetches for it when it has room. */
   wanted = true
   canceled = false
@@ -95,7 +95,7 @@ export class SqliteConsumer implements Consumer, SqliteDeliveryHost {
 
   /** Free slots, counting `freed` that settles in the running cycle are giving back. */
   room(freed = 0): number {
-    return this.settings.prefetch - this.held + freed
+    return this.settings.prefetch - this.#counted.size + freed
   }
 
   get maxDelayMs(): number {
@@ -107,12 +107,13 @@ export class SqliteConsumer implements Consumer, SqliteDeliveryHost {
   }
 
   apply(delivery: SqliteDelivery, op: SettleOp): Promise<boolean> {
-    return this.#host.apply(this, delivery, op)
+    // A retry after a failed settle frees no room: its slot was released when it failed.
+    return this.#host.apply(this.#counted.has(delivery) ? this : undefined, delivery, op)
   }
 
   /** A delivery of ours stopped counting against the prefetch (core calls this once per delivery). */
   released(delivery: SettleOnceDelivery): void {
-    this.held--
+    this.#counted.delete(delivery as SqliteDelivery)
     // A delivery whose settle failed stays open (its settle may be retried): the broker keeps
     // it, to give it back at close.
     if (!delivery.open) this.#host.forget(delivery as SqliteDelivery)
@@ -134,7 +135,7 @@ export class SqliteConsumer implements Consumer, SqliteDeliveryHost {
       deliveries: row.deliveries,
       body: row.body,
     })
-    this.held++
+    this.#counted.add(delivery)
     this.#host.hold(delivery)
     try {
       this.onDelivery(delivery)

@@ -9,11 +9,6 @@ import type { SqliteConnection } from './connection.js'
 import { EventHub, type OwnEvent } from './event-hub.js'
 import type { SqliteLogger } from './options.js'
 
-/** Default events kept per queue. */
-export const DEFAULT_EVENT_RETENTION = 1000
-/** Largest `eventRetention` (as on Redis and PostgreSQL). */
-export const MAX_EVENT_RETENTION = 1_000_000
-
 /**
  * Events per transaction. The sink hands over what gathered in 10 ms (tens to hundreds in steady
  * state; up to 10,000 after the store was unreachable). Measured on the loaded 2-core machine:

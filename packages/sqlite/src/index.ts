@@ -8,16 +8,18 @@ import {
 import { SqliteBroker } from './broker.js'
 import { SqliteResultBackend } from './result-backend.js'
 
-export { SqliteBroker, type SqliteBrokerOptions } from './broker.js'
+export { SqliteBroker } from './broker.js'
 export type { DatabaseSize } from './maintenance.js'
 export { SCHEMA_VERSION } from './migrations.js'
 export {
   type Durability,
   parseSqliteUrl,
+  type SqliteBrokerOptions,
   type SqliteConnectionOptions,
   type SqliteLogger,
+  type SqliteResultBackendOptions,
 } from './options.js'
-export { SqliteResultBackend, type SqliteResultBackendOptions } from './result-backend.js'
+export { SqliteResultBackend } from './result-backend.js'
 
 /**
  * Opens a {@link SqliteBroker} from a `sqlite://` URL (core's `createApp` calls this, passing the app's

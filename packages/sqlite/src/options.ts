@@ -65,6 +65,57 @@ export const connectionOptionsShape = {
   logger: logger.optional(),
 }
 
+/** Default events kept per queue. */
+export const DEFAULT_EVENT_RETENTION = 1000
+/** Largest `eventRetention` (as on Redis and PostgreSQL). */
+export const MAX_EVENT_RETENTION = 1_000_000
+
+/** Options of {@link SqliteBroker}. */
+export interface SqliteBrokerOptions extends SqliteConnectionOptions {
+  /** Lease of a delivery when `consume` gives none, in ms (default 30000). */
+  readonly leaseMs?: number
+  /** Largest body accepted, in bytes (default 10 MiB). */
+  readonly maxMessageBytes?: number
+}
+
+/** The zod schema of {@link SqliteBrokerOptions}. */
+export const brokerOptionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    leaseMs: z.number().int().min(1).optional(),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .optional(),
+  })
+  .strict()
+
+/** Options of {@link SqliteResultBackend}. */
+export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
+  /**
+   * Expired rows are deleted in batches of 1000, at most this often (ms, default 60000),
+   * triggered by writes: no cron job needed. 0 = never (reads ignore expired rows anyway).
+   */
+  readonly cleanupIntervalMs?: number
+  /**
+   * Task events kept per queue for `recentEvents` (default 1000, at most 1,000,000). Each writer
+   * trims a queue back to it once it has added a tenth of it (at least 10), so a queue holds up
+   * to about the retention plus a tenth of it per writing process.
+   */
+  readonly eventRetention?: number
+}
+
+/** The zod schema of {@link SqliteResultBackendOptions}. */
+export const backendOptionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    cleanupIntervalMs: z.number().int().min(0).optional(),
+    eventRetention: z.number().int().min(1).max(MAX_EVENT_RETENTION).optional(),
+  })
+  .strict()
+
 /** Connection settings after validation. */
 export interface ResolvedConnection {
   /** Absolute file path, or {@link MEMORY_PATH}. */

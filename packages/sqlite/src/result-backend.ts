@@ -15,45 +15,22 @@ import {
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
-import { z } from 'zod'
 import { SqliteConnection, type SyncLevel } from './connection.js'
-import { DEFAULT_EVENT_RETENTION, MAX_EVENT_RETENTION, SqliteEvents } from './events.js'
+import { SqliteEvents } from './events.js'
 import { SqliteFlow } from './flow.js'
 import { FlowSql } from './flow-sql.js'
 import {
   ADAPTER,
-  connectionOptionsShape,
+  backendOptionsSchema,
+  DEFAULT_EVENT_RETENTION,
   parseOptions,
   type ResolvedConnection,
   resolveConnection,
-  type SqliteConnectionOptions,
+  type SqliteResultBackendOptions,
 } from './options.js'
 import { ResultsSql } from './results-sql.js'
 import { StateWrites } from './state-writes.js'
 import { Waiters } from './waiters.js'
-
-/** Options of {@link SqliteResultBackend}. */
-export interface SqliteResultBackendOptions extends SqliteConnectionOptions {
-  /**
-   * Expired rows are deleted in batches of 1000, at most this often (ms, default 60000),
-   * triggered by writes: no cron job needed. 0 = never (reads ignore expired rows anyway).
-   */
-  readonly cleanupIntervalMs?: number
-  /**
-   * Task events kept per queue for `recentEvents` (default 1000, at most 1,000,000). Each writer
-   * trims a queue back to it once it has added a tenth of it (at least 10), so a queue holds up
-   * to about the retention plus a tenth of it per writing process.
-   */
-  readonly eventRetention?: number
-}
-
-const optionsSchema = z
-  .object({
-    ...connectionOptionsShape,
-    cleanupIntervalMs: z.number().int().min(0).optional(),
-    eventRetention: z.number().int().min(1).max(MAX_EVENT_RETENTION).optional(),
-  })
-  .strict()
 
 const CLEANUP_BATCH = 1000
 const MAX_ID = 1000
@@ -119,7 +96,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
 
   /** Throws `ERR_INVALID_OPTION` naming the field when `options` are invalid. Does not open the file. */
   constructor(options: SqliteResultBackendOptions) {
-    const parsed = parseOptions(optionsSchema, options)
+    const parsed = parseOptions(backendOptionsSchema, options)
     this.#resolved = resolveConnection(parsed)
     this.#cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
     this.#eventRetention = parsed.eventRetention ?? DEFAULT_EVENT_RETENTION
