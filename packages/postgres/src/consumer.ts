@@ -10,38 +10,20 @@ import type { RetryLimit } from './connection.js'
 import { PgDelivery, type PgDeliveryHost } from './delivery.js'
 import type { Listener } from './listener.js'
 import { ADAPTER } from './options.js'
-
-/** A row as the fetch statement returns it. */
-export interface FetchedRow {
-  readonly id: string
-  readonly deliveries: number
-  readonly priority: number
-  readonly body: Uint8Array
-}
+import type { FetchedRow, JobStore } from './store.js'
 
 /** What a consumer needs from its broker: the LISTEN connection and the store calls. */
 export interface ConsumerHost {
   readonly listener: Listener
   readonly logger: Logger
+  readonly store: JobStore
   /** Longest nack delay (`capabilities.maxDelayMs`). */
   readonly maxDelayMs: number
   assertOpen(what: string): void
-  fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]>
-  /** Ms until the next delayed row is due or a lease runs out; undefined when none. */
-  nextDue(queue: string): Promise<number | undefined>
-  /**
-   * Give back rows fetched after cancel(), without counting that delivery: they never reached
-   * core, so no handler can have started on them.
-   */
-  giveBackRows(rows: readonly FetchedRow[]): Promise<void>
   /** A delivery was handed out: give it back at close unless it is settled by then. */
   track(delivery: PgDelivery): void
   /** The delivery is settled (or lost): nothing to give back at close. */
   forget(delivery: PgDelivery): void
-  ackJob(id: string, deliveries: number, consumer: PgConsumer): Promise<undefined>
-  nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void>
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void>
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean>
 }
 
 /** Settings of one consumer. */
@@ -139,19 +121,19 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
   }
 
   async ackJob(delivery: PgDelivery): Promise<void> {
-    await this.host.ackJob(delivery.messageId, delivery.attempt, this)
+    await this.host.store.ack(delivery.messageId, delivery.attempt, this)
   }
 
   nackJob(id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void> {
-    return this.host.nackJob(this.settings.queue, id, deliveries, delayMs, limit)
+    return this.host.store.nack(this.settings.queue, id, deliveries, delayMs, limit)
   }
 
   deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void> {
-    return this.host.deadLetterJob(id, deliveries, info, limit)
+    return this.host.store.deadLetter(id, deliveries, info, limit)
   }
 
   extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean> {
-    return this.host.extendJob(id, deliveries, ms, limit)
+    return this.host.store.extend(id, deliveries, ms, limit)
   }
 
   forget(delivery: PgDelivery): void {
@@ -242,8 +224,8 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
     this.dueTimer = undefined
     this.reserved += free
     this.generation++
-    const lane: Promise<void> = this.host
-      .fetchJobs(this.settings.queue, free, this.settings.leaseMs, this.fetchLimit)
+    const lane: Promise<void> = this.host.store
+      .fetch(this.settings.queue, free, this.settings.leaseMs, this.fetchLimit)
       .then(
         (rows) => {
           this.reserved -= free
@@ -263,7 +245,7 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
   /** Rows arrived for a fetch of `asked`: deliver them and decide what to do next. */
   private async land(rows: FetchedRow[], asked: number): Promise<void> {
     if (this.canceled) {
-      if (rows.length > 0) await this.host.giveBackRows(rows).catch(() => undefined)
+      if (rows.length > 0) await this.host.store.giveBack(rows).catch(() => undefined)
       return
     }
     this.deliver(rows)
@@ -284,7 +266,7 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
     const asOf = this.generation
     let wait: number | undefined
     try {
-      wait = await this.host.nextDue(this.settings.queue)
+      wait = await this.host.store.nextDue(this.settings.queue)
     } catch {
       wait = undefined // the safety poll covers it
     }

@@ -5,16 +5,21 @@ import {
   defineAdapter,
   type ResultBackend,
 } from '@errand/core'
-import { PostgresBroker } from './postgres-broker.js'
-import { PostgresResultBackend } from './postgres-result-backend.js'
+import { PostgresBroker } from './broker.js'
+import { PostgresResultBackend } from './result-backend.js'
 
+export { PostgresBroker } from './broker.js'
 export { isConnectionError } from './connection.js'
 export type { JobsTableSize } from './maintenance.js'
 export { SCHEMA_VERSION } from './migrations.js'
-export type { PostgresConnectionOptions, PostgresLogger } from './options.js'
+export type {
+  PostgresBrokerOptions,
+  PostgresConnectionOptions,
+  PostgresLogger,
+  PostgresResultBackendOptions,
+} from './options.js'
 export type { PgNotification, PgPool, PgPoolClient, PgQuery, PgQueryable, PgResult } from './pg-types.js'
-export { PostgresBroker, type PostgresBrokerOptions } from './postgres-broker.js'
-export { PostgresResultBackend, type PostgresResultBackendOptions } from './postgres-result-backend.js'
+export { PostgresResultBackend } from './result-backend.js'
 
 /**
  * Opens a {@link PostgresBroker} from a `postgres://` or `postgresql://` URL (core's `createApp`

@@ -256,3 +256,76 @@ export function resolveConnection(
     endpoint: fromUrl?.endpoint ?? 'pg.Pool',
   }
 }
+
+/** Options of {@link PostgresBroker}. */
+export interface PostgresBrokerOptions extends PostgresConnectionOptions {
+  /** Lease of a delivery when `consume` gives none, in ms (default 30000). */
+  readonly leaseMs?: number
+  /** Safety poll of an idle consumer, in ms (default 5000); NOTIFY does the real waking. */
+  readonly pollIntervalMs?: number
+  /** Largest body accepted, in bytes (default 10 MiB). */
+  readonly maxMessageBytes?: number
+  /**
+   * Run `VACUUM` on the jobs table after this many rows were deleted through this broker
+   * (default 20000; 0 = never, leave it to autovacuum). One process at a time, in the background.
+   */
+  readonly vacuumAfterDeletes?: number
+  /**
+   * Wait for the WAL flush on leases and settles too (fetch, ack, nack, extend, dead-letter).
+   * Default false: those commit asynchronously (publishes always wait). A crash of the server
+   * (not a clean restart) can then forget the last few hundred ms of acks and leases: those
+   * messages are delivered again, never lost, which at-least-once delivery allows anyway.
+   */
+  readonly durableSettle?: boolean
+  /**
+   * Most body bytes one insert statement carries (default 64 MiB; a `bytea` parameter is capped
+   * at 1 GB). A larger batch is split into several statements in one transaction.
+   */
+  readonly maxStatementBytes?: number
+}
+
+/** The zod schema of {@link PostgresBrokerOptions}. */
+export const brokerOptionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    leaseMs: z.number().int().min(1).optional(),
+    pollIntervalMs: z.number().int().min(10).optional(),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .optional(),
+    vacuumAfterDeletes: z.number().int().min(0).optional(),
+    durableSettle: z.boolean().optional(),
+    maxStatementBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .optional(),
+  })
+  .strict()
+
+/** Options of {@link PostgresResultBackend}. */
+export interface PostgresResultBackendOptions extends PostgresConnectionOptions {
+  /**
+   * Expired rows are deleted in the background, in batches of 1000, at most this often (ms,
+   * default 60000), triggered by writes: no cron job needed. 0 = never (clean up yourself).
+   */
+  readonly cleanupIntervalMs?: number
+  /**
+   * Task events kept per queue in the `events` table for `recentEvents` (writers trim back to it
+   * in batches, so a queue holds up to about 10% more). Default 1000.
+   */
+  readonly eventRetention?: number
+}
+
+/** The zod schema of {@link PostgresResultBackendOptions}. */
+export const resultBackendOptionsSchema = z
+  .object({
+    ...connectionOptionsShape,
+    cleanupIntervalMs: z.number().int().min(0).optional(),
+    eventRetention: z.number().int().min(1).max(1_000_000).optional(),
+  })
+  .strict()

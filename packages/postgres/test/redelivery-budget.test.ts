@@ -25,14 +25,14 @@ describe('postgres: a delivery that never reached core does not spend the redeli
       const q = uniqueQueue('budget')
       await broker.publish(q, [{ body: bytes('a') }, { body: bytes('b') }, { body: bytes('c') }])
       // Hold the first fetch's rows (already leased in the database) until the consumer is canceled.
-      const host = broker as unknown as { fetchJobs: Fetch }
-      const fetch = host.fetchJobs.bind(broker)
+      const host = (broker as unknown as { store: { fetch: Fetch } }).store
+      const fetch = host.fetch.bind(host)
       let open!: () => void
       const gate = new Promise<void>((resolve) => {
         open = resolve
       })
       let leased = 0
-      host.fetchJobs = async (...args) => {
+      host.fetch = async (...args) => {
         const rows = await fetch(...args)
         leased += rows.length
         await gate
@@ -55,7 +55,7 @@ describe('postgres: a delivery that never reached core does not spend the redeli
         { deliveries: 0, locked: false },
       ])
       // The next consumer sees a first delivery, not a redelivery.
-      host.fetchJobs = fetch
+      host.fetch = fetch
       const again: Delivery[] = []
       const next = await broker.consume(q, (d) => again.push(d), { prefetch: 3 })
       await until(() => again.length === 3)

@@ -7,82 +7,32 @@ import {
   type Consumer,
   checkOutgoing,
   type DeadLetter,
-  type DeadLetterInfo,
   type DeliveryHandler,
   type Logger,
   type OutgoingMessage,
   type QueueStats,
   type TransactionalBroker,
 } from '@errand/core'
-import { z } from 'zod'
+import type { z } from 'zod'
+import { QueueAdmin } from './admin.js'
 import { BrokerSql } from './broker-sql.js'
-import { Db, type RetryLimit } from './connection.js'
-import { type ConsumerHost, type FetchedRow, PgConsumer } from './consumer.js'
+import { Db } from './connection.js'
+import { type ConsumerHost, PgConsumer } from './consumer.js'
 import type { PgDelivery } from './delivery.js'
 import { Listener } from './listener.js'
 import { JobsMaintenance, type JobsTableSize } from './maintenance.js'
 import { queueChannel } from './migrations.js'
 import {
   ADAPTER,
-  connectionOptionsShape,
-  type PostgresConnectionOptions,
+  brokerOptionsSchema,
+  type PostgresBrokerOptions,
   parseOptions,
   resolveConnection,
 } from './options.js'
 import type { PgQueryable } from './pg-types.js'
 import { MAX_PRIORITY } from './priority.js'
-import { QueueAdmin } from './queue-admin.js'
-import { Settler } from './settler.js'
+import { JobStore } from './store.js'
 import { checkQueue } from './validate.js'
-
-/** Options of {@link PostgresBroker}. */
-export interface PostgresBrokerOptions extends PostgresConnectionOptions {
-  /** Lease of a delivery when `consume` gives none, in ms (default 30000). */
-  readonly leaseMs?: number
-  /** Safety poll of an idle consumer, in ms (default 5000); NOTIFY does the real waking. */
-  readonly pollIntervalMs?: number
-  /** Largest body accepted, in bytes (default 10 MiB). */
-  readonly maxMessageBytes?: number
-  /**
-   * Run `VACUUM` on the jobs table after this many rows were deleted through this broker
-   * (default 20000; 0 = never, leave it to autovacuum). One process at a time, in the background.
-   */
-  readonly vacuumAfterDeletes?: number
-  /**
-   * Wait for the WAL flush on leases and settles too (fetch, ack, nack, extend, dead-letter).
-   * Default false: those commit asynchronously (publishes always wait). A crash of the server
-   * (not a clean restart) can then forget the last few hundred ms of acks and leases: those
-   * messages are delivered again, never lost, which at-least-once delivery allows anyway.
-   */
-  readonly durableSettle?: boolean
-  /**
-   * Most body bytes one insert statement carries (default 64 MiB; a `bytea` parameter is capped
-   * at 1 GB). A larger batch is split into several statements in one transaction.
-   */
-  readonly maxStatementBytes?: number
-}
-
-const optionsSchema = z
-  .object({
-    ...connectionOptionsShape,
-    leaseMs: z.number().int().min(1).optional(),
-    pollIntervalMs: z.number().int().min(10).optional(),
-    maxMessageBytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(512 * 1024 * 1024)
-      .optional(),
-    vacuumAfterDeletes: z.number().int().min(0).optional(),
-    durableSettle: z.boolean().optional(),
-    maxStatementBytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(512 * 1024 * 1024)
-      .optional(),
-  })
-  .strict()
 
 /** About 100 years: longer delays than this are refused (core hops them). */
 const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
@@ -104,10 +54,10 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
   readonly listener: Listener
   private readonly db: Db
   private readonly sql: BrokerSql
-  private readonly options: z.infer<typeof optionsSchema>
+  private readonly options: z.infer<typeof brokerOptionsSchema>
   private readonly migrateOnConnect: boolean
   private readonly maintenance: JobsMaintenance
-  private readonly settler: Settler
+  readonly store: JobStore
   private readonly admin: QueueAdmin
   private readonly consumers = new Set<PgConsumer>()
   private readonly held = new Set<PgDelivery>()
@@ -115,7 +65,7 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
 
   constructor(options: PostgresBrokerOptions) {
     super()
-    this.options = parseOptions(optionsSchema, options)
+    this.options = parseOptions(brokerOptionsSchema, options)
     const resolved = resolveConnection(this.options)
     this.migrateOnConnect = resolved.migrate
     this.db = new Db(resolved)
@@ -123,7 +73,7 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
     this.listener = new Listener(this.db)
     const channel = (queue: string) => this.channel(queue)
     this.maintenance = new JobsMaintenance(this.db, this.sql, this.options.vacuumAfterDeletes ?? 20_000)
-    this.settler = new Settler(this.db, this.sql, this.maintenance, channel)
+    this.store = new JobStore(this.db, this.sql, this.maintenance, channel, this.options.maxStatementBytes)
     this.admin = new QueueAdmin(this.db, this.sql, this.maintenance, channel)
     this.capabilities = brokerCapabilities({
       maxDelayMs: MAX_DELAY_MS,
@@ -199,12 +149,12 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
     return this.db.shutdown(async () => {
       await Promise.all([...this.consumers].map((c) => c.cancel()))
       this.consumers.clear()
-      await this.settler.drained()
+      await this.store.drained()
       // Held and not being settled: a settle on its way decides for itself.
       const unsettled = [...this.held].filter((d) => d.open)
       this.held.clear()
       if (unsettled.length > 0) {
-        await this.settler
+        await this.store
           .release(unsettled.map((d) => ({ id: d.messageId, deliveries: d.attempt })))
           .catch((err: unknown) =>
             this.logger.warn(`could not return unsettled deliveries: ${(err as Error).message}`),
@@ -214,23 +164,8 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
     }, this.listener)
   }
 
-  protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
-    const statements = this.insertStatements(queue, messages)
-    if (statements.length === 1) {
-      await this.db.query(statements[0]!, 'connect')
-      return
-    }
-    // Very large batches: several statements, one transaction.
-    await this.db.withClient(async (client) => {
-      await client.query({ text: 'BEGIN' })
-      try {
-        for (const statement of statements) await client.query(statement)
-        await client.query({ text: 'COMMIT' })
-      } catch (err) {
-        await client.query({ text: 'ROLLBACK' }).catch(() => undefined)
-        throw err
-      }
-    })
+  protected publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
+    return this.store.publish(queue, messages)
   }
 
   /**
@@ -261,10 +196,7 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
     if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
     if (messages.length === 0) return
     const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
-    // No statement names: prepared statements on the caller's connection are the caller's.
-    for (const statement of this.insertStatements(queue, checked)) {
-      await tx.query({ text: statement.text, values: statement.values })
-    }
+    await this.store.publishWith(tx, queue, checked)
   }
 
   protected async consumeChecked(
@@ -324,31 +256,6 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
   // ---- ConsumerHost / DeliveryHost (used by consumers and deliveries, not part of the API) ----
 
   /** @internal */
-  async fetchJobs(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]> {
-    const res = await this.db.query<FetchedRow>(
-      { name: `${this.sql.prefix}fetch`, text: this.sql.fetch, values: [queue, limit, leaseMs] },
-      'connect',
-      retry,
-    )
-    return res.rows
-  }
-
-  /** @internal */
-  async nextDue(queue: string): Promise<number | undefined> {
-    const res = await this.db.query<{ wait_ms: number | null }>(
-      { name: `${this.sql.prefix}next_due`, text: this.sql.nextDue, values: [queue] },
-      'idempotent',
-    )
-    const wait = res.rows[0]?.wait_ms
-    return wait === null || wait === undefined ? undefined : wait + 1
-  }
-
-  /** @internal */
-  giveBackRows(rows: readonly FetchedRow[]): Promise<void> {
-    return this.settler.giveBack(rows)
-  }
-
-  /** @internal */
   track(delivery: PgDelivery): void {
     this.held.add(delivery)
   }
@@ -356,26 +263,6 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
   /** @internal */
   forget(delivery: PgDelivery): void {
     this.held.delete(delivery)
-  }
-
-  /** @internal */
-  ackJob(id: string, deliveries: number, consumer: PgConsumer): Promise<undefined> {
-    return this.settler.ack(id, deliveries, consumer)
-  }
-
-  /** @internal */
-  nackJob(queue: string, id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void> {
-    return this.settler.nack(queue, id, deliveries, delayMs, limit)
-  }
-
-  /** @internal */
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void> {
-    return this.settler.deadLetter(id, deliveries, info, limit)
-  }
-
-  /** @internal */
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean> {
-    return this.settler.extend(id, deliveries, ms, limit)
   }
 
   private channel(queue: string): string {
@@ -386,27 +273,5 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
       this.channels.set(queue, channel)
     }
     return channel
-  }
-
-  private insertStatements(
-    queue: string,
-    messages: readonly CheckedMessage[],
-  ): { name: string; text: string; values: unknown[] }[] {
-    const priorities: number[] = []
-    const delays: number[] = []
-    const bodies: Buffer[] = []
-    for (const m of messages) {
-      priorities.push(m.priority)
-      delays.push(m.delayMs)
-      bodies.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength))
-    }
-    return this.sql.insert(
-      queue,
-      priorities,
-      delays,
-      bodies,
-      this.channel(queue),
-      this.options.maxStatementBytes,
-    )
   }
 }

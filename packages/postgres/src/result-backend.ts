@@ -17,43 +17,20 @@ import {
   type TaskRecord,
   type TaskState,
 } from '@errand/core'
-import { z } from 'zod'
 import { Db } from './connection.js'
+import { DEFAULT_EVENT_RETENTION, PostgresEvents } from './events.js'
+import { PostgresFlow } from './flow.js'
 import { Listener } from './listener.js'
 import { resultChannel } from './migrations.js'
 import {
   ADAPTER,
-  connectionOptionsShape,
-  type PostgresConnectionOptions,
+  type PostgresResultBackendOptions,
   parseOptions,
   resolveConnection,
+  resultBackendOptionsSchema,
 } from './options.js'
-import { DEFAULT_EVENT_RETENTION, PostgresEvents } from './postgres-events.js'
-import { PostgresFlow } from './postgres-flow.js'
 import { ResultSql } from './result-sql.js'
 import { Waiters } from './waiters.js'
-
-/** Options of {@link PostgresResultBackend}. */
-export interface PostgresResultBackendOptions extends PostgresConnectionOptions {
-  /**
-   * Expired rows are deleted in the background, in batches of 1000, at most this often (ms,
-   * default 60000), triggered by writes: no cron job needed. 0 = never (clean up yourself).
-   */
-  readonly cleanupIntervalMs?: number
-  /**
-   * Task events kept per queue in the `events` table for `recentEvents` (writers trim back to it
-   * in batches, so a queue holds up to about 10% more). Default 1000.
-   */
-  readonly eventRetention?: number
-}
-
-const optionsSchema = z
-  .object({
-    ...connectionOptionsShape,
-    cleanupIntervalMs: z.number().int().min(0).optional(),
-    eventRetention: z.number().int().min(1).max(1_000_000).optional(),
-  })
-  .strict()
 
 const CLEANUP_BATCH = 1000
 const MAX_ID = 1000
@@ -98,7 +75,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   private cleaning = false
 
   constructor(options: PostgresResultBackendOptions) {
-    const parsed = parseOptions(optionsSchema, options)
+    const parsed = parseOptions(resultBackendOptionsSchema, options)
     const resolved = resolveConnection(parsed)
     this.migrateOnConnect = resolved.migrate
     this.cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000

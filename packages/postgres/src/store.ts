@@ -1,9 +1,18 @@
-import { Batcher, type BatchOutcome, batchOk, type DeadLetterInfo } from '@errand/core'
+import { Batcher, type BatchOutcome, batchOk, type CheckedMessage, type DeadLetterInfo } from '@errand/core'
 import type { BrokerSql } from './broker-sql.js'
 import type { Db, RetryLimit, RetryMode } from './connection.js'
-import type { FetchedRow, PgConsumer } from './consumer.js'
+import type { PgConsumer } from './consumer.js'
 import type { JobsMaintenance } from './maintenance.js'
+import type { PgQueryable } from './pg-types.js'
 import { arrayLiteral } from './validate.js'
+
+/** A row as the fetch statement returns it. */
+export interface FetchedRow {
+  readonly id: string
+  readonly deliveries: number
+  readonly priority: number
+  readonly body: Uint8Array
+}
 
 /** An ack waiting for its batch. */
 interface PendingAck {
@@ -15,25 +24,81 @@ interface PendingAck {
 type Reservation = NonNullable<ReturnType<PgConsumer['reserveWithAcks']>>
 
 /**
- * Settles deliveries: acks in batches (fused with the next fetch of the consumer they free
- * slots for), nack, dead-letter, extend, release. Every statement matches `(id, deliveries)`,
- * the lease token, so a settle of an expired lease leaves the new holder's copy alone, and a
- * replay after a lost reply changes nothing: all are retried through a server restart.
+ * The statements the broker and its consumers run on the jobs table: publish, fetch, and the
+ * settles: acks in batches (fused with the next fetch of the consumer they free slots for),
+ * nack, dead-letter, extend, release. Every settle matches `(id, deliveries)`, the lease token,
+ * so a settle of an expired lease leaves the new holder's copy alone, and a replay after a lost
+ * reply changes nothing: all are retried through a server restart.
  */
-export class Settler {
+export class JobStore {
   private readonly db: Db
   private readonly sql: BrokerSql
   private readonly maintenance: JobsMaintenance
   private readonly channel: (queue: string) => string
+  private readonly maxStatementBytes: number | undefined
   private readonly acks: Batcher<PendingAck, undefined>
 
-  constructor(db: Db, sql: BrokerSql, maintenance: JobsMaintenance, channel: (queue: string) => string) {
+  constructor(
+    db: Db,
+    sql: BrokerSql,
+    maintenance: JobsMaintenance,
+    channel: (queue: string) => string,
+    maxStatementBytes: number | undefined,
+  ) {
     this.db = db
     this.sql = sql
     this.maintenance = maintenance
     this.channel = channel
+    this.maxStatementBytes = maxStatementBytes
     // Two statements on their way at once: one commits while the next batch gathers.
     this.acks = new Batcher({ flush: (items) => this.flushAcks(items), maxInFlight: 2 })
+  }
+
+  /** Insert checked messages (one statement, or one transaction of several for a huge batch). */
+  async publish(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
+    const statements = this.insertStatements(queue, messages)
+    if (statements.length === 1) {
+      await this.db.query(statements[0]!, 'connect')
+      return
+    }
+    await this.db.withClient(async (client) => {
+      await client.query({ text: 'BEGIN' })
+      try {
+        for (const statement of statements) await client.query(statement)
+        await client.query({ text: 'COMMIT' })
+      } catch (err) {
+        await client.query({ text: 'ROLLBACK' }).catch(() => undefined)
+        throw err
+      }
+    })
+  }
+
+  /** Insert checked messages with the caller's client (inside their transaction). */
+  async publishWith(tx: PgQueryable, queue: string, messages: readonly CheckedMessage[]): Promise<void> {
+    // No statement names: prepared statements on the caller's connection are the caller's.
+    for (const statement of this.insertStatements(queue, messages)) {
+      await tx.query({ text: statement.text, values: statement.values })
+    }
+  }
+
+  /** Lease up to `limit` ready rows of `queue` for `leaseMs`. */
+  async fetch(queue: string, limit: number, leaseMs: number, retry: RetryLimit): Promise<FetchedRow[]> {
+    const res = await this.db.query<FetchedRow>(
+      { name: `${this.sql.prefix}fetch`, text: this.sql.fetch, values: [queue, limit, leaseMs] },
+      'connect',
+      retry,
+    )
+    return res.rows
+  }
+
+  /** Ms until the next delayed row is due or a lease runs out; undefined when none. */
+  async nextDue(queue: string): Promise<number | undefined> {
+    const res = await this.db.query<{ wait_ms: number | null }>(
+      { name: `${this.sql.prefix}next_due`, text: this.sql.nextDue, values: [queue] },
+      'idempotent',
+    )
+    const wait = res.rows[0]?.wait_ms
+    return wait === null || wait === undefined ? undefined : wait + 1
   }
 
   ack(id: string, deliveries: number, owner: PgConsumer): Promise<undefined> {
@@ -163,6 +228,21 @@ export class Settler {
     reservation.landed(rows)
     this.maintenance.deleted(items.length)
     return batchOk(items.map(() => undefined))
+  }
+
+  private insertStatements(
+    queue: string,
+    messages: readonly CheckedMessage[],
+  ): { name: string; text: string; values: unknown[] }[] {
+    const priorities: number[] = []
+    const delays: number[] = []
+    const bodies: Buffer[] = []
+    for (const m of messages) {
+      priorities.push(m.priority)
+      delays.push(m.delayMs)
+      bodies.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength))
+    }
+    return this.sql.insert(queue, priorities, delays, bodies, this.channel(queue), this.maxStatementBytes)
   }
 }
 
