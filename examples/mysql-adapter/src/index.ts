@@ -1,7 +1,7 @@
 import { type Adapter, defineAdapter } from '@errand/core'
-import { MySqlBroker } from './mysql-broker.js'
+import { MySqlBroker } from './broker.js'
 
-export { MySqlBroker } from './mysql-broker.js'
+export { MySqlBroker } from './broker.js'
 export { type MySqlBrokerOptions, mysqlBrokerOptionsSchema } from './options.js'
 
 /**

@@ -1,5 +1,8 @@
-import { InvalidOptionError, maskCredentials } from '@errand/core'
+import { InvalidOptionError, maskCredentials, optionsFromQuery, parseStoreUrl } from '@errand/core'
 import { z } from 'zod'
+
+/** The adapter's name in errors and logs. */
+export const ADAPTER = 'mysql'
 
 /** Options of {@link MySqlBroker}. */
 export const mysqlBrokerOptionsSchema = z
@@ -22,43 +25,35 @@ export const mysqlBrokerOptionsSchema = z
 
 /** Options of {@link MySqlBroker}, as given. */
 export type MySqlBrokerOptions = z.input<typeof mysqlBrokerOptionsSchema>
-/** Options of {@link MySqlBroker}, defaults filled. */
-export type ResolvedMySqlOptions = z.output<typeof mysqlBrokerOptionsSchema>
 
-const NUMERIC = new Set(['poolSize', 'pollMs', 'leaseMs'])
-
-/**
- * Options from a URL's query string merged with `options`, checked by the schema: an unknown or
- * malformed parameter is refused with `ERR_INVALID_OPTION` naming it, and the URL is never
- * printed with its password.
- */
-export function resolveOptions(options: MySqlBrokerOptions): ResolvedMySqlOptions {
-  let url: URL
-  try {
-    url = new URL(options.url)
-  } catch {
-    throw new InvalidOptionError('url', `not a URL: ${maskCredentials(options.url)}`)
-  }
-  if (url.protocol !== 'mysql:') {
-    throw new InvalidOptionError('url', `expected mysql://, got ${maskCredentials(options.url)}`)
-  }
-  const fromQuery: Record<string, unknown> = {}
-  for (const [key, value] of url.searchParams) {
-    fromQuery[key] = NUMERIC.has(key) ? Number(value) : value
-  }
-  const parsed = mysqlBrokerOptionsSchema.safeParse({ ...fromQuery, ...options })
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const key =
-      issue?.path.join('.') || String((issue as { keys?: string[] } | undefined)?.keys?.[0] ?? 'options')
-    throw new InvalidOptionError(key, issue?.message ?? 'invalid')
-  }
-  return parsed.data
+/** Options of {@link MySqlBroker}, defaults filled, plus what mysql2 is given. */
+export type ResolvedMySqlOptions = z.output<typeof mysqlBrokerOptionsSchema> & {
+  /** The URL without Errand's own query parameters (mysql2 refuses unknown ones). */
+  readonly connectionUri: string
 }
 
-/** The connection URL without Errand's own query parameters (mysql2 refuses unknown ones). */
-export function connectionUri(url: string): string {
-  const u = new URL(url)
-  for (const key of mysqlBrokerOptionsSchema.keyof().options) u.searchParams.delete(key)
-  return u.toString()
+/**
+ * Options from the URL's query string (converted and checked by core's `optionsFromQuery`: an
+ * unknown or malformed parameter is `ERR_INVALID_OPTION` naming it, the password masked), merged
+ * under the explicit `options` and checked by the schema.
+ */
+export function resolveOptions(options: MySqlBrokerOptions): ResolvedMySqlOptions {
+  const parsedUrl = parseStoreUrl(options.url, ADAPTER)
+  if (parsedUrl.protocol !== 'mysql:') {
+    throw new InvalidOptionError('url', `expected mysql://, got ${maskCredentials(options.url)}`, {
+      adapter: ADAPTER,
+    })
+  }
+  const query = optionsFromQuery(parsedUrl, mysqlBrokerOptionsSchema.omit({ url: true }), {
+    adapter: ADAPTER,
+  })
+  const parsed = mysqlBrokerOptionsSchema.safeParse({ ...query.options, ...options })
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    // An unknown key (strict) has no path: name the key itself.
+    const key =
+      issue?.path.join('.') || String((issue as { keys?: string[] } | undefined)?.keys?.[0] ?? 'options')
+    throw new InvalidOptionError(key, issue?.message ?? 'invalid', { adapter: ADAPTER })
+  }
+  return { ...parsed.data, connectionUri: query.url.toString() }
 }
