@@ -79,6 +79,31 @@ describe.runIf(available)('amqp reconnect', () => {
     await logger.waitFor(/reconnected/, 1_000)
   })
 
+  it('a dropped channel releases its deliveries: settling one resolves without effect, after close() ERR_CLOSED', async () => {
+    const q = uniqueQueue()
+    const { broker, state } = droppable()
+    await broker.connect()
+    const inbox = new Collector()
+    // Over AMQP's 16-bit basic.qos: accepted (core's one prefetch rule), held to 65 535.
+    await broker.consume(q, inbox.handler, { prefetch: 100_000 })
+    await broker.publish(q, [{ body: enc('x') }])
+    await inbox.waitFor(1)
+    const stale = inbox.items[0]!.delivery
+    await state.current!.close()
+    await stale.nack()
+    await inbox.waitFor(2)
+    expect(inbox.items[1]!.delivery.attempt).toBe(2)
+    await inbox.items[1]!.delivery.ack()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(inbox.items, 'the stale nack published no copy').toHaveLength(2)
+    await broker.close()
+    const err = await stale.ack().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(isErrandError(err, 'ERR_CLOSED'), String(err)).toBe(true)
+  })
+
   it('a batch in flight when the connection drops is sent again: nothing lost', async () => {
     const q = uniqueQueue()
     const { broker, state } = droppable()
