@@ -55,12 +55,12 @@ export interface ConsumerHost {
  * A fused ack (`ackWithRecord`, broker and result backend on one standalone Redis) rides the same
  * round trip: the task record is written by that script too, so at concurrency 1 a finished
  * task's outcome, its ack and the fetch of the next message are one call.
- * An extension that finds the lease gone (it ran out and the message went back to the queue)
- * marks the delivery lost (`Delivery.lost` aborts) and frees its prefetch slot.
+ * Settle-once, lost and the failure policy are core's (`LeasedDelivery`): this consumer runs the
+ * store calls, and counts a delivery against the prefetch from hand-out until `released`.
  */
 export class RedisConsumer implements Consumer, RedisDeliveryHost {
   readonly adapter = 'redis'
-  readonly #ctx: ConsumerHost
+  readonly #host: ConsumerHost
   /**
    * Deliveries counting against the prefetch, by lease member: handed out, until core's delivery
    * says `released` (settled, lost, given back, or its settle failed).
@@ -87,9 +87,9 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   /** The last failure logged in the current run of failures (each distinct one is logged once). */
   #lastFailure: string | undefined
 
-  constructor(ctx: ConsumerHost) {
-    this.#ctx = ctx
-    this.#idle = new IdleWait(ctx.conns, ctx.keys.ready[0]!, {
+  constructor(host: ConsumerHost) {
+    this.#host = host
+    this.#idle = new IdleWait(host.conns, host.keys.ready[0]!, {
       // Straight to the fetch (not via setImmediate): this is the latency path of an idle queue.
       ready: () => (this.#active && !this.#pausing && !this.#scheduled ? this.#cycle() : this.#schedule()),
       due: () => this.#schedule(),
@@ -101,11 +101,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   get maxDelayMs(): number {
-    return this.#ctx.maxDelayMs
+    return this.#host.maxDelayMs
   }
 
   get queue(): string {
-    return this.#ctx.queue
+    return this.#host.queue
   }
 
   /** Begin fetching. */
@@ -143,8 +143,8 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     this.#held.clear()
     this.#unsettled.clear()
     await releaseLeases(
-      this.#ctx.conns.main,
-      this.#ctx.keyList,
+      this.#host.conns.main,
+      this.#host.keyList,
       open.map((d) => d.lease),
       true,
     )
@@ -159,7 +159,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   assertOpen(what: string): void {
-    this.#ctx.assertOpen(what)
+    this.#host.assertOpen(what)
   }
 
   /** Core's delivery says it stopped counting against the prefetch. */
@@ -167,7 +167,8 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     this.#held.delete(delivery.lease)
     // Its settle failed: still ours to give back at close if nobody settles it.
     if (delivery.open) this.#unsettled.add(delivery)
-    else if (delivery.state === 'lost') this.#ctx.logger.warn(String((delivery.lost.reason as Error).message))
+    else if (delivery.state === 'lost')
+      this.#host.logger.warn(String((delivery.lost.reason as Error).message))
     this.#schedule()
   }
 
@@ -179,7 +180,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false> {
-    return this.#ctx.sameStore(backend)
+    return this.#host.sameStore(backend)
   }
 
   ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string> {
@@ -209,11 +210,14 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   nack(delivery: RedisDelivery, delayMs: number): Promise<void> {
-    return this.#settle('nack', nackMessage(this.#ctx.conns.main, this.#ctx.keyList, delivery.lease, delayMs))
+    return this.#settle(
+      'nack',
+      nackMessage(this.#host.conns.main, this.#host.keyList, delivery.lease, delayMs),
+    )
   }
 
   deadLetter(delivery: RedisDelivery, info: DeadLetterInfo): Promise<void> {
-    const run = deadLetterMessage(this.#ctx.conns.main, this.#ctx.keyList, delivery.lease, info)
+    const run = deadLetterMessage(this.#host.conns.main, this.#host.keyList, delivery.lease, info)
     return this.#settle('deadLetter', run)
   }
 
@@ -227,7 +231,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     try {
       await tracked
     } catch (err) {
-      throw this.#ctx.conns.error(`${what} on "${this.#ctx.queue}"`, err)
+      throw this.#host.conns.error(`${what} on "${this.#host.queue}"`, err)
     }
   }
 
@@ -261,12 +265,12 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     let freed = 0
     for (const a of acks) if (this.#held.has(a.delivery.lease)) freed++
     if (this.#unsettled.size > 0) for (const d of this.#unsettled) if (!d.open) this.#unsettled.delete(d)
-    const free = this.#ctx.prefetch - this.#held.size + freed
+    const free = this.#host.prefetch - this.#held.size + freed
     const want =
-      this.#active && this.#ctx.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
+      this.#active && this.#host.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
     if (want === 0 && acks.length === 0 && extensions.length === 0) return
-    const trip = buildRoundTrip(this.#ctx.keyList, this.#ctx.leaseMs, want, acks, extensions)
-    this.#cycling = CYCLE.run(this.#ctx.conns.main, trip.keys, trip.args)
+    const trip = buildRoundTrip(this.#host.keyList, this.#host.leaseMs, want, acks, extensions)
+    this.#cycling = CYCLE.run(this.#host.conns.main, trip.keys, trip.args)
       .then(
         (reply) => this.#onReply(reply as [number, ...Buffer[]], trip),
         (err) => this.#onError(err, trip),
@@ -285,7 +289,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   #onReply(reply: [number, ...(Buffer | number)[]], trip: RoundTrip): void {
-    const first = applyReply(trip, reply, (message) => this.#ctx.conns.error('setState', new Error(message)))
+    const first = applyReply(trip, reply, (message) => this.#host.conns.error('setState', new Error(message)))
     if (reply[0] === REFUSED) {
       // A queue key of the wrong type: nothing was taken. Say so and look again later.
       this.#failed('fetch', new Error(String(reply[first])))
@@ -299,7 +303,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
       const leases = reply.slice(first).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
       if (leases.length > 0) {
-        void releaseLeases(this.#ctx.conns.main, this.#ctx.keyList, leases, false).catch((err: unknown) =>
+        void releaseLeases(this.#host.conns.main, this.#host.keyList, leases, false).catch((err: unknown) =>
           this.#failed(
             'giving back deliveries taken after cancel',
             err,
@@ -319,12 +323,12 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       const delivery = new RedisDelivery(this, decoded)
       this.#held.set(delivery.lease, delivery)
       try {
-        this.#ctx.onDelivery(delivery)
+        this.#host.onDelivery(delivery)
       } catch (err) {
         // A throwing handler is the caller's bug: report it without stopping the loop (the
         // delivery stays held until it is settled or its lease runs out).
-        this.#ctx.logger.error(
-          `[redis] the delivery handler of "${this.#ctx.queue}" threw: ${describe(err)}`,
+        this.#host.logger.error(
+          `[redis] the delivery handler of "${this.#host.queue}" threw: ${describe(err)}`,
           { error: err },
         )
       }
@@ -341,11 +345,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
    */
   #bury(item: Buffer): void {
     const lease = leaseOfRawItem(item)
-    this.#ctx.logger.warn(
-      `[redis] an item of "${this.#ctx.queue}" is not a message the broker wrote; dead-lettering it as undecodable`,
+    this.#host.logger.warn(
+      `[redis] an item of "${this.#host.queue}" is not a message the broker wrote; dead-lettering it as undecodable`,
     )
     if (lease === undefined) return // unreadable even for a lease: it comes back when its lease runs out
-    deadLetterMessage(this.#ctx.conns.main, this.#ctx.keyList, lease, {
+    deadLetterMessage(this.#host.conns.main, this.#host.keyList, lease, {
       reason: 'undecodable',
       error: { name: 'DecodeError', code: 'ERR_DECODE', message: 'malformed queue item' },
     }).catch((err: unknown) =>
@@ -358,15 +362,15 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
    * fails every round trip the same way until it ends).
    */
   #failed(what: string, err: unknown, then = '; retrying with backoff'): void {
-    const message = `[redis] ${what} on "${this.#ctx.queue}" failed: ${describe(err)}`
+    const message = `[redis] ${what} on "${this.#host.queue}" failed: ${describe(err)}`
     if (message === this.#lastFailure) return
     this.#lastFailure = message
-    this.#ctx.logger.warn(`${message}${then}`)
+    this.#host.logger.warn(`${message}${then}`)
   }
 
   #onError(err: unknown, trip: RoundTrip): void {
     this.#failed('fetch/settle', err)
-    failRoundTrip(trip, this.#ctx.conns.error(`fetch/settle on "${this.#ctx.queue}"`, err))
+    failRoundTrip(trip, this.#host.conns.error(`fetch/settle on "${this.#host.queue}"`, err))
     this.#backOff()
   }
 
