@@ -1,4 +1,4 @@
-import type { CheckedMessage } from '@errand/core'
+import { Batcher, type BatchOutcome, batchOk, type CheckedMessage } from '@errand/core'
 import type { SqliteConnection, SyncLevel } from './connection.js'
 import { queueTopic } from './consumer.js'
 import type { JobStore } from './store.js'
@@ -6,26 +6,31 @@ import type { JobStore } from './store.js'
 /** Past this many messages, further calls wait for the next transaction. */
 const MAX_MESSAGES_PER_COMMIT = 10_000
 
-interface PendingPublish {
+interface PublishCall {
   readonly queue: string
   readonly messages: readonly CheckedMessage[]
-  readonly resolve: () => void
-  readonly reject: (err: unknown) => void
 }
 
 /**
- * Group commit for publishes: the `publish` calls of one event-loop turn (e.g. the requests a
- * web server handles concurrently) share one transaction and so one fsync, which is what a
- * durable publish costs (a few ms on a virtual disk). Each call is still all-or-nothing and
- * resolves only once its transaction committed; a single call is never split.
+ * Group commit for publishes, on core's {@link Batcher}: the `publish` calls of one event-loop
+ * turn (e.g. the requests a web server handles concurrently) share one transaction and so one
+ * fsync, which is what a durable publish costs (a few ms on a virtual disk). Each call is still
+ * all-or-nothing and resolves only once its transaction committed; a single call is never split
+ * (a batch always takes its first call, whatever its size). One transaction at a time: calls
+ * made meanwhile go together in the next.
  */
 export class Publisher {
   readonly #connection: SqliteConnection
   readonly #jobs: JobStore
   readonly #busyTimeoutMs: number
   readonly #sync: SyncLevel
-  #pending: PendingPublish[] = []
-  #running: Promise<void> | undefined
+  readonly #batcher = new Batcher<PublishCall, void>({
+    flush: (calls) => this.#write(calls),
+    maxItems: Number.MAX_SAFE_INTEGER,
+    // "Bytes" are messages here: the size given to `add` is the call's message count.
+    maxBytes: MAX_MESSAGES_PER_COMMIT,
+    maxInFlight: 1,
+  })
 
   constructor(connection: SqliteConnection, jobs: JobStore, busyTimeoutMs: number, sync: SyncLevel) {
     this.#connection = connection
@@ -36,52 +41,30 @@ export class Publisher {
 
   /** Stores `messages` on `queue` in the next transaction; resolves once it committed. */
   publish(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ queue, messages, resolve, reject })
-      this.#schedule()
-    })
+    return this.#batcher.add({ queue, messages }, messages.length)
   }
 
   /** Resolves once nothing is pending or being written. */
-  async drained(): Promise<void> {
-    while (this.#running !== undefined) await this.#running
+  drained(): Promise<void> {
+    return this.#batcher.drained()
   }
 
-  #schedule(): void {
-    if (this.#running !== undefined) return
-    // setImmediate, not a microtask: every publish of this turn joins the transaction.
-    this.#running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush())
-  }
-
-  async #flush(): Promise<void> {
-    let count = 0
-    let take = 0
-    while (take < this.#pending.length && (take === 0 || count < MAX_MESSAGES_PER_COMMIT)) {
-      count += this.#pending[take]!.messages.length
-      take++
-    }
-    const batch = this.#pending.slice(0, take)
-    this.#pending = this.#pending.slice(take)
-    try {
-      await this.#connection.write(
-        () => {
-          const now = Date.now()
-          for (const p of batch) {
-            for (const m of p.messages) {
-              const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
-              this.#jobs.insert(p.queue, m.priority, now + m.delayMs, body)
-            }
+  async #write(calls: readonly PublishCall[]): Promise<BatchOutcome<void>[]> {
+    await this.#connection.write(
+      () => {
+        const now = Date.now()
+        for (const call of calls) {
+          for (const m of call.messages) {
+            const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
+            this.#jobs.insert(call.queue, m.priority, now + m.delayMs, body)
           }
-        },
-        this.#busyTimeoutMs,
-        this.#sync,
-      )
-      for (const p of batch) p.resolve()
-      for (const queue of new Set(batch.map((p) => p.queue))) this.#connection.feed.emit(queueTopic(queue))
-    } catch (err) {
-      for (const p of batch) p.reject(err)
-    }
-    this.#running = undefined
-    if (this.#pending.length > 0) this.#schedule()
+        }
+      },
+      this.#busyTimeoutMs,
+      this.#sync,
+    )
+    // Wake this process's consumers after the commit (the callers resolve right after).
+    for (const queue of new Set(calls.map((c) => c.queue))) this.#connection.feed.emit(queueTopic(queue))
+    return batchOk(calls.map(() => undefined))
   }
 }
