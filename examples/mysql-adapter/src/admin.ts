@@ -2,6 +2,9 @@ import type { DeadLetter, DeadLetterReason, QueueStats } from '@errand/core'
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import type { MySqlStore } from './store.js'
 
+/** Dead-letter ids as the broker passes them: `undefined` means all. */
+type Ids = readonly string[] | undefined
+
 /** Ready, delayed, in-flight and dead counts of `queue`. */
 export async function queueStats(store: MySqlStore, queue: string): Promise<QueueStats> {
   const now = Date.now()
@@ -49,11 +52,7 @@ export async function listDead(store: MySqlStore, queue: string, limit: number):
 }
 
 /** Put dead letters (by id, or all) back on their queue, in one transaction. */
-export async function requeueDead(
-  store: MySqlStore,
-  queue: string,
-  ids: readonly string[] | undefined,
-): Promise<number> {
+export async function requeueDead(store: MySqlStore, queue: string, ids: Ids): Promise<number> {
   const filter = idFilter(ids)
   if (filter === null) return 0
   const moved = await store.transaction(async (c) => {
@@ -76,11 +75,7 @@ export async function requeueDead(
 }
 
 /** Delete dead letters (by id, or all). */
-export async function purgeDead(
-  store: MySqlStore,
-  queue: string,
-  ids: readonly string[] | undefined,
-): Promise<number> {
+export async function purgeDead(store: MySqlStore, queue: string, ids: Ids): Promise<number> {
   const filter = idFilter(ids)
   if (filter === null) return 0
   const [res] = await store.pool.query<ResultSetHeader>(
@@ -94,7 +89,7 @@ export async function purgeDead(
  * `AND id IN (…)` for the given ids; null when ids names none this table could hold (ids are
  * opaque to callers: one that is not a row number matches nothing, it is not an error).
  */
-function idFilter(ids: readonly string[] | undefined): { sql: string; params: unknown[] } | null {
+function idFilter(ids: Ids): { sql: string; params: unknown[] } | null {
   if (ids === undefined) return { sql: '', params: [] }
   const valid = ids.filter((id) => /^\d{1,20}$/.test(id))
   return valid.length === 0 ? null : { sql: ' AND id IN (?)', params: [valid] }
