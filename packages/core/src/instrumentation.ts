@@ -48,6 +48,18 @@ export interface Instrumentation {
    * the handler runs inside whatever context the wrapper sets (e.g. the consumer span's).
    */
   wrapRun?<T>(info: RunInfo, run: () => Promise<T>): Promise<T>
+  /**
+   * Optional: false while this instrumentation would do nothing around an attempt (no tracing or
+   * metrics SDK registered). The worker then runs the attempt bare, without building its
+   * `RunInfo`. Asked once per attempt, so an SDK registered later is picked up.
+   */
+  active?(): boolean
+}
+
+/** True when some instrumentation of `list` wants to wrap attempts now. */
+export function wrapsRuns(list: readonly Instrumentation[]): boolean {
+  for (const i of list) if (i.wrapRun !== undefined && (i.active === undefined || i.active())) return true
+  return false
 }
 
 /** Tell every instrumentation about envelopes about to be published. */

@@ -12,7 +12,7 @@ import {
 } from './errors.js'
 import type { WorkerEvents } from './events-runtime.js'
 import type { Admission, FlowGate } from './flow-gate.js'
-import { runInstrumented } from './instrumentation.js'
+import { runInstrumented, wrapsRuns } from './instrumentation.js'
 import { handOver } from './replace.js'
 import { Replaced } from './replaced.js'
 import type { TaskRecord } from './result-backend.js'
@@ -178,7 +178,7 @@ export class DeliveryRunner {
     let ok = false
     try {
       const instrumentation = rt.dispatcher.instrumentation
-      if (instrumentation.length === 0) {
+      if (instrumentation.length === 0 || !wrapsRuns(instrumentation)) {
         output = await runHandler(task, input, env, info.attempt, running, rt.logger, this.options.leaseMs)
         if (task.outputSchema) output = parseOutput(task, output)
       } else {

@@ -134,6 +134,19 @@ describe('instrumentation hooks', () => {
     expect(outer.published.filter((e) => e.task === 'instr.flaky').map((e) => e.attempt)).toEqual([1, 2])
   })
 
+  it('an instrumentation that says it is not active is not asked to wrap attempts; active again, it is', async () => {
+    const r = recorder()
+    let on = false
+    const app = await appWith([{ ...r.instrumentation, active: () => on }], unique('instr'))
+    expect(await (await app.send(step.s(1))).get({ timeoutMs: 5000 })).toBe(2)
+    expect(r.runs, 'no wrapRun while active() is false').toEqual([])
+    expect(r.published, 'onPublish is still called').toHaveLength(1)
+    on = true
+    const second = await app.send(step.s(5))
+    expect(await second.get({ timeoutMs: 5000 })).toBe(6)
+    expect(r.runs.map((i) => i.id)).toEqual([second.id])
+  })
+
   it('a throwing onPublish does not fail the send; a non-instrumentation is refused', async () => {
     const app = await appWith(
       [

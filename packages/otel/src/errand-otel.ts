@@ -57,6 +57,11 @@ export class ErrandOtel implements Instrumentation {
   }
 
   /** @internal Called by core's worker around one attempt of a handler. */
+  /** False while no SDK is registered: the worker then runs attempts bare. */
+  active(): boolean {
+    return this.taskMetrics !== undefined || this.tracing?.enabled === true
+  }
+
   wrapRun<T>(info: RunInfo, run: () => Promise<T>): Promise<T> {
     const taskMetrics = this.taskMetrics
     // With no SDK (no meter at construction, the tracer provider still the API's no-op) the
