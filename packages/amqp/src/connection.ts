@@ -161,6 +161,15 @@ export class ConnectionManager {
     })
   }
 
+  /**
+   * Wait before retry `attempt` (1-based) of a call whose channel or connection died under it:
+   * the reconnect waits (`reconnect` option), never past `deadline` (ms since epoch).
+   */
+  retryPause(attempt: number, deadline: number): Promise<void> {
+    const ms = Math.max(0, Math.min(reconnectDelay(attempt, this.#settings.reconnect), deadline - Date.now()))
+    return new Promise((resolve) => setTimeout(resolve, ms))
+  }
+
   /** Hear of every session opened after a drop. Returns an unsubscribe function. */
   onReconnect(listener: SessionListener): () => void {
     this.#listeners.add(listener)

@@ -140,7 +140,7 @@ export class Store {
     if (items.length === 0) return
     const deadline = Date.now() + this.#waitMs
     let pending = items
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const session = this.#conn.current ?? (await this.#conn.session())
       let ch: ConfirmChannel
       try {
@@ -149,7 +149,7 @@ export class Store {
         if (this.#conn.closed)
           throw new ClosedError('the broker closed before the publish was confirmed', ADAPTER)
         if (Date.now() >= deadline) throw wrap(err, 'cannot open a publishing channel')
-        await pause()
+        await this.#conn.retryPause(attempt, deadline)
         continue
       }
       const state = stateOf(ch)
@@ -172,7 +172,7 @@ export class Store {
         )
       }
       pending = outcome.lost
-      await pause()
+      await this.#conn.retryPause(attempt, deadline)
     }
   }
 }
@@ -199,10 +199,6 @@ function copyOptions(message: ConsumeMessage, headers: Options.Publish['headers'
     options.priority = message.properties.priority
   }
   return options
-}
-
-function pause(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 20))
 }
 
 /** Write every item (respecting the socket's backpressure), then collect the confirms. */

@@ -198,7 +198,7 @@ export class Topology {
    */
   async admin<T>(fn: (ch: Channel, session: Session) => Promise<T>, queue?: string): Promise<T> {
     const deadline = Date.now() + this.#settings.reconnectWaitMs
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const session = await this.#conn.session()
       try {
         return await fn(await session.adminChannel(), session)
@@ -208,7 +208,7 @@ export class Topology {
         if (code !== undefined) throw wrap(err, 'RabbitMQ refused an admin call')
         if (this.#conn.closed || Date.now() >= deadline) throw wrap(err, 'an admin call failed')
         // The channel or the connection died under us: retry on a fresh one shortly.
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        await this.#conn.retryPause(attempt, deadline)
       }
     }
   }
@@ -292,7 +292,7 @@ export class Topology {
    */
   async fanOut(tasks: readonly ChannelTask[], queue?: string): Promise<void> {
     const deadline = Date.now() + this.#settings.reconnectWaitMs
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const session = await this.#conn.session()
       const channels: Channel[] = []
       try {
@@ -310,7 +310,7 @@ export class Topology {
         if (code === 406 && queue !== undefined) throw refusal(queue, err)
         if (code !== undefined) throw wrap(err, 'RabbitMQ refused a declaration')
         if (this.#conn.closed || Date.now() >= deadline) throw wrap(err, 'declaring queues failed')
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        await this.#conn.retryPause(attempt, deadline)
       } finally {
         await Promise.all(channels.map(closeQuietly))
       }
