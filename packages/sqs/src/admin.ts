@@ -5,10 +5,13 @@ import {
   type QueueAttributeName,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import type { DeadLetter, DeadLetterReason, SerializedError } from '@errand/core'
-import { retryTransient } from './client.js'
+import type { DeadLetter, DeadLetterReason, QueueStats, SerializedError } from '@errand/core'
 import { ATTR, decodeBody, readNumber, readString } from './codec.js'
-import type { Transport } from './transport.js'
+import { retryTransient } from './errors.js'
+import type { Moves } from './moves.js'
+import type { QueueNames } from './names.js'
+import type { QueueRegistry } from './queues.js'
+import type { Store } from './store.js'
 
 type Received = Message & { ReceiptHandle: string; MessageId: string }
 
@@ -25,33 +28,119 @@ const REASONS: readonly DeadLetterReason[] = [
   'expired',
 ]
 
-/** The SQS calls behind stats, purge and the dead-letter admin. */
+/**
+ * Stats, purge and the dead-letter admin of a queue (its priority levels, delay queue and
+ * dead-letter queue), on SQS's approximate counts and receive-and-delete scans.
+ */
 export class Admin {
   readonly #client: SQSClient
-  readonly #transport: Transport
+  readonly #store: Store
+  readonly #registry: QueueRegistry
+  readonly #moves: Moves
   readonly #waitSeconds: number
   readonly #retryTimeoutMs: number
 
   constructor(
     client: SQSClient,
-    transport: Transport,
+    store: Store,
+    registry: QueueRegistry,
+    moves: Moves,
     options: { waitSeconds: number; retryTimeoutMs: number },
   ) {
     this.#client = client
-    this.#transport = transport
+    this.#store = store
+    this.#registry = registry
+    this.#moves = moves
     this.#waitSeconds = options.waitSeconds
     this.#retryTimeoutMs = options.retryTimeoutMs
   }
 
+  /** Counts of a queue: its levels, its delay queue (all delayed) and its dead letters. */
+  async stats(names: QueueNames): Promise<QueueStats> {
+    const levels = await Promise.all((await this.#registry.levels(names)).map((url) => this.#counts(url)))
+    const dead = await this.#counts(await this.#registry.dead(names))
+    let ready = 0
+    let delayed = 0
+    let inFlight = 0
+    for (const c of levels) {
+      ready += c.visible
+      delayed += c.delayed
+      inFlight += c.inFlight
+    }
+    const d = await this.#counts(await this.#registry.delay(names))
+    delayed += d.visible + d.delayed + d.inFlight
+    return { ready, delayed, inFlight, dead: dead.visible + dead.delayed + dead.inFlight }
+  }
+
+  /** Remove the ready and delayed messages of every level and the delay queue. */
+  async purge(names: QueueNames): Promise<number> {
+    const urls = await this.#registry.levels(names)
+    const counts = await Promise.all([
+      ...urls.map((url) => this.#purgeReady(url)),
+      this.#purgeAll(await this.#registry.delay(names)),
+    ])
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  /** Up to `limit` dead letters, held for the scan and given back after it. */
+  async deadLetters(names: QueueNames, limit: number): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = []
+    await this.#scan(
+      await this.#registry.dead(names),
+      async (batch) => {
+        for (const m of batch) out.push(toDeadLetter(names.logical, m))
+        return batch
+      },
+      limit,
+    )
+    return out.slice(0, limit)
+  }
+
+  /** Put dead letters (all, or `ids`) back on their queue. */
+  requeueDead(names: QueueNames, ids: readonly string[] | undefined): Promise<number> {
+    return this.#takeDead(names, ids, (m) => this.#moves.requeue(names, m))
+  }
+
+  /** Delete dead letters (all, or `ids`). */
+  purgeDead(names: QueueNames, ids: readonly string[] | undefined): Promise<number> {
+    return this.#takeDead(names, ids)
+  }
+
+  /** Delete the dead letters of `names` (all, or `ids`), after `first` (a requeue) for each. */
+  async #takeDead(
+    names: QueueNames,
+    ids: readonly string[] | undefined,
+    first?: (message: Received) => Promise<void>,
+  ): Promise<number> {
+    const url = await this.#registry.dead(names)
+    const wanted = ids === undefined ? undefined : new Set(ids)
+    if (wanted?.size === 0) return 0
+    let count = 0
+    await this.#scan(url, async (batch) => {
+      const keep = batch.filter((m) => wanted !== undefined && !wanted.has(m.MessageId))
+      await Promise.all(
+        batch
+          .filter((m) => !keep.includes(m))
+          .map(async (m) => {
+            await first?.(m)
+            await this.#store.delete(url, m.ReceiptHandle, this.#deadline())
+            count++
+          }),
+      )
+      return keep
+    })
+    return count
+  }
+
   /** Approximate counts of one queue: visible, delayed, in flight. */
-  async counts(url: string): Promise<{ visible: number; delayed: number; inFlight: number }> {
+  async #counts(url: string): Promise<{ visible: number; delayed: number; inFlight: number }> {
     const names: QueueAttributeName[] = [
       'ApproximateNumberOfMessages',
       'ApproximateNumberOfMessagesDelayed',
       'ApproximateNumberOfMessagesNotVisible',
     ]
     const out = await retryTransient('GetQueueAttributes', Date.now() + this.#retryTimeoutMs, () => {
-      this.#transport.count('GetQueueAttributes')
+      this.#store.count('GetQueueAttributes')
       return this.#client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: names }))
     })
     const n = (name: QueueAttributeName): number => Number(out.Attributes?.[name] ?? 0) || 0
@@ -68,12 +157,12 @@ export class Admin {
    * in flight, PurgeQueue removes them (on AWS at most once per 60 s per queue, and the count is
    * then approximate); with messages in flight, delayed ones are left in place.
    */
-  async purge(url: string): Promise<number> {
-    const before = await this.counts(url)
+  async #purgeReady(url: string): Promise<number> {
+    const before = await this.#counts(url)
     if (before.delayed > 0 && before.inFlight === 0) {
       try {
         await retryTransient('PurgeQueue', Date.now() + this.#retryTimeoutMs, () => {
-          this.#transport.count('PurgeQueue')
+          this.#store.count('PurgeQueue')
           return this.#client.send(new PurgeQueueCommand({ QueueUrl: url }))
         })
         return before.visible + before.delayed
@@ -82,8 +171,8 @@ export class Admin {
       }
     }
     let count = 0
-    await this.scan(url, async (batch) => {
-      await Promise.all(batch.map((m) => this.#transport.delete(url, m.ReceiptHandle, this.#deadline())))
+    await this.#scan(url, async (batch) => {
+      await Promise.all(batch.map((m) => this.#store.delete(url, m.ReceiptHandle, this.#deadline())))
       count += batch.length
       return []
     })
@@ -96,18 +185,18 @@ export class Admin {
    * approximate, at most once per 60 s per queue, and it may also take messages sent during the
    * following minute). Falls back to receive-and-delete when PurgeQueue is refused.
    */
-  async purgeAll(url: string): Promise<number> {
-    const before = await this.counts(url)
+  async #purgeAll(url: string): Promise<number> {
+    const before = await this.#counts(url)
     const total = before.visible + before.delayed + before.inFlight
     if (total === 0) return 0
     try {
       await retryTransient('PurgeQueue', Date.now() + this.#retryTimeoutMs, () => {
-        this.#transport.count('PurgeQueue')
+        this.#store.count('PurgeQueue')
         return this.#client.send(new PurgeQueueCommand({ QueueUrl: url }))
       })
       return total
     } catch {
-      return this.purge(url)
+      return this.#purgeReady(url)
     }
   }
 
@@ -116,7 +205,7 @@ export class Admin {
    * each batch and returns the messages to give back (visibility 0) at the end. `limit` stops
    * early once that many were seen.
    */
-  async scan(
+  async #scan(
     url: string,
     visit: (batch: Received[]) => Promise<Received[]>,
     limit = Infinity,
@@ -126,7 +215,7 @@ export class Admin {
     try {
       while (seen.size < limit) {
         const messages = await retryTransient('ReceiveMessage', this.#deadline(), () =>
-          this.#transport.receive(url, 10, this.#waitSeconds, SCAN_VISIBILITY_SECONDS, false),
+          this.#store.receive(url, 10, this.#waitSeconds, SCAN_VISIBILITY_SECONDS, false),
         )
         const fresh = messages.filter(
           (m): m is Received =>
@@ -138,7 +227,7 @@ export class Admin {
       }
     } finally {
       await Promise.allSettled(
-        keep.map((m) => this.#transport.changeVisibility(url, m.ReceiptHandle, 0, this.#deadline())),
+        keep.map((m) => this.#store.changeVisibility(url, m.ReceiptHandle, 0, this.#deadline())),
       )
     }
   }
@@ -149,7 +238,7 @@ export class Admin {
 }
 
 /** A dead-letter queue message as listed. */
-export function toDeadLetter(queue: string, message: Received): DeadLetter {
+function toDeadLetter(queue: string, message: Received): DeadLetter {
   const attrs = message.MessageAttributes
   const reasonAttr = readString(attrs, ATTR.reason)
   const reason = REASONS.find((r) => r === reasonAttr) ?? 'exhausted'

@@ -6,15 +6,15 @@ import {
   reconnectDelay,
   type SettleOnceDelivery,
 } from '@errand/core'
-import { isQueueMissing, sleep } from './client.js'
 import { ATTR, decodeBody, readNumber } from './codec.js'
 import { SqsDelivery, type SqsDeliveryHost } from './delivery.js'
+import { isQueueMissing, sleep } from './errors.js'
 import type { QueueNames } from './names.js'
-import type { Transport } from './transport.js'
+import type { Store } from './store.js'
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
-  readonly transport: Transport
+  readonly store: Store
   /** The broker's `capabilities.maxDelayMs` (longest nack delay). */
   readonly maxDelayMs: number
   /** True once the broker's `close()` was called. */
@@ -95,8 +95,8 @@ export class SqsConsumer implements Consumer, SqsDeliveryHost {
     this.#free = settings.prefetch
   }
 
-  get transport(): Transport {
-    return this.#host.transport
+  get store(): Store {
+    return this.#host.store
   }
 
   get maxDelayMs(): number {
@@ -132,7 +132,7 @@ export class SqsConsumer implements Consumer, SqsDeliveryHost {
     const released = [...this.#held].filter((d) => d.release())
     await Promise.allSettled([
       ...released.map((d) =>
-        this.#host.transport.changeVisibility(d.url, d.handle, 0, Math.max(d.leaseEnd, Date.now() + 1000)),
+        this.#host.store.changeVisibility(d.url, d.handle, 0, Math.max(d.leaseEnd, Date.now() + 1000)),
       ),
       ...holds.map(([, giveBack]) => giveBack()),
     ])
@@ -239,7 +239,7 @@ export class SqsConsumer implements Consumer, SqsDeliveryHost {
 
   async #receive(url: string, max: number, waitSeconds: number): Promise<Received[]> {
     const { leaseSeconds, names } = this.#settings
-    const messages = await this.#host.transport.receive(url, max, waitSeconds, leaseSeconds, names.fifo)
+    const messages = await this.#host.store.receive(url, max, waitSeconds, leaseSeconds, names.fifo)
     return messages.filter((m): m is Received => m.ReceiptHandle !== undefined)
   }
 
@@ -287,7 +287,7 @@ export class SqsConsumer implements Consumer, SqsDeliveryHost {
       try {
         delayUrl ??= await this.#host.delayUrl(names)
         const url = delayUrl
-        const messages = await this.#host.transport.receive(
+        const messages = await this.#host.store.receive(
           url,
           10,
           waitTimeSeconds,
@@ -311,8 +311,7 @@ export class SqsConsumer implements Consumer, SqsDeliveryHost {
 
   async #scheduleForward(url: string, message: Received): Promise<void> {
     const { names } = this.#settings
-    const release = () =>
-      this.#host.transport.changeVisibility(url, message.ReceiptHandle, 0, Date.now() + 5_000)
+    const release = () => this.#host.store.changeVisibility(url, message.ReceiptHandle, 0, Date.now() + 5_000)
     if (this.#stopped) return release()
     const notBefore = readNumber(message.MessageAttributes, ATTR.notBefore) ?? 0
     const remaining = notBefore - Date.now()

@@ -1,7 +1,7 @@
 import type { Message } from '@aws-sdk/client-sqs'
 import { type DeadLetterInfo, type DeliveryHost, DeliveryLostError, LeasedDelivery } from '@errand/core'
-import { isStaleReceipt } from './client.js'
-import type { Transport } from './transport.js'
+import { isStaleReceipt } from './errors.js'
+import type { Store } from './store.js'
 
 /** Visibility SQS allows at most, counted from the receive: 12 hours. */
 export const MAX_VISIBILITY_SECONDS = 43_200
@@ -10,7 +10,7 @@ const LEASE_MARGIN_MS = 1_000
 
 /** What a delivery needs from its consumer, besides what every adapter's delivery needs. */
 export interface SqsDeliveryHost extends DeliveryHost {
-  readonly transport: Transport
+  readonly store: Store
   /** True when every unsettled delivery of the consumer is being settled: no batch company is coming. */
   allSettling(): boolean
   /** Re-send the message with a delay too long for its visibility, as a new message. */
@@ -71,7 +71,7 @@ export class SqsDelivery extends LeasedDelivery {
 
   protected async storeAck(): Promise<void> {
     if (await this.#lost()) return
-    await this.#host.transport
+    await this.#host.store
       .delete(this.url, this.handle, this.leaseEnd, this.#host.allSettling())
       .catch((err: unknown) => {
         // The handle no longer holds the message (deleted, or received elsewhere): nothing to do.
@@ -89,14 +89,14 @@ export class SqsDelivery extends LeasedDelivery {
     }
     if (await this.#lost()) return
     await this.#host.resend(this, delayMs)
-    await this.#host.transport.delete(this.url, this.handle, Math.max(this.leaseEnd, Date.now() + 1000))
+    await this.#host.store.delete(this.url, this.handle, Math.max(this.leaseEnd, Date.now() + 1000))
   }
 
   protected async storeDeadLetter(info: DeadLetterInfo): Promise<void> {
     if (await this.#lost()) return
     await this.#host.sendDeadLetter(this, info)
     // At-least-once into the dead letters: a crash here leaves the message in both queues.
-    await this.#host.transport.delete(this.url, this.handle, Math.max(this.leaseEnd, Date.now() + 1000))
+    await this.#host.store.delete(this.url, this.handle, Math.max(this.leaseEnd, Date.now() + 1000))
   }
 
   protected async storeExtend(ms: number): Promise<boolean> {
@@ -143,7 +143,7 @@ export class SqsDelivery extends LeasedDelivery {
 
   async #changeVisibility(seconds: number): Promise<void> {
     const before = Date.now()
-    await this.#host.transport.changeVisibility(
+    await this.#host.store.changeVisibility(
       this.url,
       this.handle,
       seconds,

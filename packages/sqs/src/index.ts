@@ -1,10 +1,10 @@
 import { type Adapter, type AdapterContext, type Broker, defineAdapter } from '@errand/core'
+import { SqsBroker } from './broker.js'
 import { parseSqsUrl } from './options.js'
-import { SqsBroker } from './sqs-broker.js'
 
+export { SqsBroker } from './broker.js'
 export { ATTR as SQS_MESSAGE_ATTRIBUTES } from './codec.js'
 export { parseSqsUrl, type SqsBrokerOptions, type SqsCredentials } from './options.js'
-export { SqsBroker } from './sqs-broker.js'
 
 /**
  * Open an SQS broker from an `sqs:` URL (core's `createApp` calls this for `sqs://` URLs). Does

@@ -5,7 +5,7 @@ import type { SqsDelivery } from './delivery.js'
 import type { QueueNames } from './names.js'
 import type { QueueRegistry } from './queues.js'
 import { fifoId, type Routed, route } from './sending.js'
-import type { Transport } from './transport.js'
+import type { Store } from './store.js'
 
 type Received = Message & { ReceiptHandle: string }
 
@@ -31,17 +31,17 @@ export function copyAttributes(message: Message, drop: readonly string[] = []): 
  * a crash in between leaves a duplicate, never a loss.
  */
 export class Moves {
-  readonly #transport: Transport
+  readonly #store: Store
   readonly #registry: QueueRegistry
   readonly #defaultGroupId: string | undefined
   readonly #retryTimeoutMs: number
 
   constructor(
-    transport: Transport,
+    store: Store,
     registry: QueueRegistry,
     options: { defaultGroupId?: string | undefined; retryTimeoutMs: number },
   ) {
-    this.#transport = transport
+    this.#store = store
     this.#registry = registry
     this.#defaultGroupId = options.defaultGroupId
     this.#retryTimeoutMs = options.retryTimeoutMs
@@ -53,7 +53,7 @@ export class Moves {
       routed.target.kind === 'level'
         ? await this.#registry.level(names, routed.target.level)
         : await this.#registry.delay(names)
-    await this.#transport.send(url, routed.entry, this.#deadline())
+    await this.#store.send(url, routed.entry, this.#deadline())
   }
 
   /**
@@ -62,7 +62,7 @@ export class Moves {
    */
   async hop(url: string, message: Received, notBefore: number): Promise<void> {
     const seconds = Math.min(43_199, Math.max(1, Math.floor((notBefore - Date.now()) / 1000)))
-    await this.#transport.changeVisibility(url, message.ReceiptHandle, seconds, this.#deadline())
+    await this.#store.changeVisibility(url, message.ReceiptHandle, seconds, this.#deadline())
   }
 
   /** Move a due message from a delay queue into its queue (FIFO: with its group and dedup id). */
@@ -81,8 +81,8 @@ export class Moves {
           dedupId: readString(attrs, ATTR.dedup) ?? fifoId(id),
         }
       : { text, attrs: copied }
-    await this.#transport.send(url, entry, this.#deadline())
-    await this.#transport.delete(delayUrl, message.ReceiptHandle, this.#deadline())
+    await this.#store.send(url, entry, this.#deadline())
+    await this.#store.delete(delayUrl, message.ReceiptHandle, this.#deadline())
   }
 
   /**
@@ -93,16 +93,16 @@ export class Moves {
    */
   async giveBack(names: QueueNames, url: string, message: Received): Promise<void> {
     if (names.fifo) {
-      await this.#transport.changeVisibility(url, message.ReceiptHandle, 0, this.#deadline())
+      await this.#store.changeVisibility(url, message.ReceiptHandle, 0, this.#deadline())
       return
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1') || 1
     const base = (readNumber(message.MessageAttributes, ATTR.base) ?? 0) + receives - 1
     const attrs = copyAttributes(message, [ATTR.base])
     if (base > 0) attrs[ATTR.base] = num(base)
-    await this.#transport.send(url, { text: message.Body ?? '-', attrs }, this.#deadline())
+    await this.#store.send(url, { text: message.Body ?? '-', attrs }, this.#deadline())
     // At once, not batched: until the original is gone both copies exist.
-    await this.#transport.delete(url, message.ReceiptHandle, this.#deadline(), true)
+    await this.#store.delete(url, message.ReceiptHandle, this.#deadline(), true)
   }
 
   /** Re-send a delivery as a new message due in `delayMs` (nack longer than visibility allows). */
@@ -154,7 +154,7 @@ export class Moves {
           dedupId: fifoId(`${delivery.messageId}-${delivery.attempt}`),
         }
       : { text: delivery.message.Body ?? '-', attrs }
-    await this.#transport.send(url, entry, this.#deadline())
+    await this.#store.send(url, entry, this.#deadline())
   }
 
   /** Put a dead letter back on its queue (attempts start again at 1). */

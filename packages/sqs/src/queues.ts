@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs'
 import { InvalidOptionError } from '@errand/core'
-import { isQueueMissing, retryTransient, wrapError } from './client.js'
+import { isQueueMissing, retryTransient, wrapError } from './errors.js'
 import type { QueueNames } from './names.js'
 
 /** Largest message SQS accepts (since 2025); set on queues the adapter creates. */

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { ATTR, type Attributes, num, str } from './codec.js'
 import type { QueueNames } from './names.js'
-import type { SendEntry } from './transport.js'
+import type { SendEntry } from './store.js'
 
 /** Longest per-message delay SQS accepts: 15 minutes. */
 export const MAX_DELAY_SECONDS = 900

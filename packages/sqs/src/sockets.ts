@@ -20,7 +20,7 @@ function unref(socket: Duplex): void {
  * pools, including those that in-flight requests pick up afterwards: the polls still finish if
  * anything else keeps the process running, and do not hold it open on their own. Other calls
  * are unaffected: the SDK holds the process for them with its request-timeout timer (polls run
- * without it, see `Transport.receive`).
+ * without it, see `Store.receive`).
  */
 export class SocketPools {
   readonly http: HttpAgent

@@ -9,8 +9,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs'
 import { Batcher, type BatchOutcome } from '@errand/core'
-import { retryTransient } from './client.js'
 import { type Attributes, messageSize } from './codec.js'
+import { retryTransient } from './errors.js'
 
 /** One message to send. */
 export interface SendEntry {
@@ -26,8 +26,8 @@ interface VisibilityEntry {
   readonly seconds: number
 }
 
-/** Options of {@link Transport}. */
-export interface TransportOptions {
+/** Options of {@link Store}. */
+export interface StoreOptions {
   readonly batchWindowMs: number
   readonly maxBatchBytes: number
   readonly requestTimeoutMs: number
@@ -60,16 +60,16 @@ function outcomes<R>(
  * deletes and visibility changes (coalesced within `batchWindowMs`), and receives. Transient
  * failures are retried with backoff until the caller's deadline.
  */
-export class Transport {
+export class Store {
   readonly #client: SQSClient
-  readonly #options: TransportOptions
+  readonly #options: StoreOptions
   readonly #sends = new Map<string, Batcher<SendEntry, void>>()
   readonly #deletes = new Map<string, Batcher<string, void>>()
   readonly #visibility = new Map<string, Batcher<VisibilityEntry, void>>()
   /** Counts SQS API calls by name (for benchmarks and tests). */
   readonly calls = new Map<string, number>()
 
-  constructor(client: SQSClient, options: TransportOptions) {
+  constructor(client: SQSClient, options: StoreOptions) {
     this.#client = client
     this.#options = options
   }
@@ -153,7 +153,7 @@ export class Transport {
     await Promise.all(all.map((b) => b.drained()))
   }
 
-  /** Count one API call (calls made outside the transport report here too). */
+  /** Count one API call (calls made outside the store report here too). */
   count(name: string): void {
     this.#count(name)
   }

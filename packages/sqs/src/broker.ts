@@ -5,38 +5,29 @@ import {
   brokerCapabilities,
   type CheckedConsumeOptions,
   type CheckedMessage,
-  ConnectionError,
   type Consumer,
   consoleLogger,
   type DeadLetter,
   type DeliveryHandler,
   type Logger,
-  maskCredentials,
   maskingLogger,
   type QueueStats,
 } from '@errand/core'
-import { Admin, toDeadLetter } from './admin.js'
-import { createClient, isQueueMissing } from './client.js'
+import { Admin } from './admin.js'
 import { encodeBody } from './codec.js'
-import { probeEndpoint } from './connect.js'
+import { checkReachable, createClient } from './connection.js'
 import { type ConsumerHost, SqsConsumer } from './consumer.js'
 import { MAX_VISIBILITY_SECONDS } from './delivery.js'
+import { isQueueMissing } from './errors.js'
 import { Moves } from './moves.js'
 import { type QueueNames, queueNames } from './names.js'
 import { type ResolvedSqsOptions, resolveOptions, type SqsBrokerOptions } from './options.js'
 import { QueueRegistry } from './queues.js'
 import { MAX_DELAY_SECONDS, route } from './sending.js'
 import type { SocketPools } from './sockets.js'
-import { Transport } from './transport.js'
+import { Store } from './store.js'
 
 const ADAPTER = 'sqs'
-
-/** The parts of a resolved SDK endpoint used in messages. */
-interface EndpointShape {
-  protocol?: string
-  hostname?: string
-  port?: number
-}
 
 /**
  * An Errand broker on Amazon SQS (or an SQS-compatible endpoint).
@@ -69,7 +60,7 @@ export class SqsBroker extends BrokerBase {
   readonly #ownsClient: boolean
   /** Socket pools of the client the broker made (undefined for a client passed in). */
   readonly #pools: SocketPools | undefined
-  readonly #transport: Transport
+  readonly #store: Store
   readonly #registry: QueueRegistry
   readonly #admin: Admin
   readonly #moves: Moves
@@ -99,14 +90,14 @@ export class SqsBroker extends BrokerBase {
       maxBatchSize: 10,
       orderedDelivery: o.fifo,
     })
-    this.#transport = new Transport(this.client, o)
-    this.calls = this.#transport.calls
+    this.#store = new Store(this.client, o)
+    this.calls = this.#store.calls
     this.#registry = new QueueRegistry(this.client, o)
-    this.#admin = new Admin(this.client, this.#transport, {
+    this.#moves = new Moves(this.#store, this.#registry, o)
+    this.#admin = new Admin(this.client, this.#store, this.#registry, this.#moves, {
       waitSeconds: o.adminWaitSeconds,
       retryTimeoutMs: o.retryTimeoutMs,
     })
-    this.#moves = new Moves(this.#transport, this.#registry, o)
     this.#onError = o.onError ?? rateLimitedWarning(this.#logger)
   }
 
@@ -118,32 +109,7 @@ export class SqsBroker extends BrokerBase {
    * (`connect()` runs this once, through core's `BrokerBase`; a failed one is tried again.)
    */
   protected async open(): Promise<void> {
-    let region: string
-    try {
-      region = await this.client.config.region()
-      if (!region) throw new Error('no region')
-    } catch (cause) {
-      throw new ConnectionError(
-        maskCredentials(
-          `no AWS region configured (set the region option, ?region= or AWS_REGION): ${String(cause)}`,
-        ),
-        { adapter: ADAPTER, cause },
-      )
-    }
-    await probeEndpoint(this.client, await this.#endpointLabel(region), this.#options.connectTimeoutMs)
-  }
-
-  /** The endpoint as a user would recognise it (for error messages; credentials masked later). */
-  async #endpointLabel(region: string): Promise<string> {
-    if (this.#options.endpoint !== undefined) return this.#options.endpoint
-    try {
-      const ep =
-        (await (this.client.config as { endpoint?: () => Promise<EndpointShape> }).endpoint?.()) ?? undefined
-      if (ep?.hostname) return `${ep.protocol ?? 'https:'}//${ep.hostname}${ep.port ? `:${ep.port}` : ''}`
-    } catch {
-      // No fixed endpoint: the SDK derives it from the region.
-    }
-    return `the AWS endpoint of region ${region}`
+    await checkReachable(this.client, this.#options.endpoint, this.#options.connectTimeoutMs)
   }
 
   /**
@@ -157,11 +123,11 @@ export class SqsBroker extends BrokerBase {
   protected async shutdown(): Promise<void> {
     const consumers = [...this.#consumers]
     await Promise.allSettled(consumers.map((c) => c.close()))
-    await this.#transport.drain()
+    await this.#store.drain()
     // What is left is polls finishing in the background: they must not hold the process open.
     this.#pools?.release()
     this.#background = Promise.allSettled(consumers.map((c) => c.finished()))
-      .then(() => this.#transport.drain())
+      .then(() => this.#store.drain())
       .then(() => {
         if (this.#ownsClient) this.client.destroy()
       })
@@ -231,82 +197,24 @@ export class SqsBroker extends BrokerBase {
     return { cancel: () => consumer.cancel() }
   }
 
-  protected async queueStats(queue: string): Promise<QueueStats> {
-    const names = this.#names(queue)
-    const levels = await Promise.all(
-      (await this.#registry.levels(names)).map((url) => this.#admin.counts(url)),
-    )
-    const dead = await this.#admin.counts(await this.#registry.dead(names))
-    let ready = 0
-    let delayed = 0
-    let inFlight = 0
-    for (const c of levels) {
-      ready += c.visible
-      delayed += c.delayed
-      inFlight += c.inFlight
-    }
-    const d = await this.#admin.counts(await this.#registry.delay(names))
-    delayed += d.visible + d.delayed + d.inFlight
-    return { ready, delayed, inFlight, dead: dead.visible + dead.delayed + dead.inFlight }
+  protected queueStats(queue: string): Promise<QueueStats> {
+    return this.#admin.stats(this.#names(queue))
   }
 
-  protected async purgeQueue(queue: string): Promise<number> {
-    const names = this.#names(queue)
-    const urls = await this.#registry.levels(names)
-    const counts = await Promise.all([
-      ...urls.map((url) => this.#admin.purge(url)),
-      this.#admin.purgeAll(await this.#registry.delay(names)),
-    ])
-    return counts.reduce((a, b) => a + b, 0)
+  protected purgeQueue(queue: string): Promise<number> {
+    return this.#admin.purge(this.#names(queue))
   }
 
-  protected async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
-    const names = this.#names(queue)
-    const out: DeadLetter[] = []
-    await this.#admin.scan(
-      await this.#registry.dead(names),
-      async (batch) => {
-        for (const m of batch) out.push(toDeadLetter(names.logical, m))
-        return batch
-      },
-      limit,
-    )
-    return out.slice(0, limit)
+  protected deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
+    return this.#admin.deadLetters(this.#names(queue), limit)
   }
 
   protected requeueDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
-    return this.#takeDeadLetters(queue, ids, (names, m) => this.#moves.requeue(names, m))
+    return this.#admin.requeueDead(this.#names(queue), ids)
   }
 
   protected purgeDead(queue: string, ids: readonly string[] | undefined): Promise<number> {
-    return this.#takeDeadLetters(queue, ids)
-  }
-
-  /** Delete the dead letters of `queue` (all, or `ids`), after `first` (a requeue) for each. */
-  async #takeDeadLetters(
-    queue: string,
-    ids: readonly string[] | undefined,
-    first?: (names: QueueNames, message: Parameters<Moves['requeue']>[1]) => Promise<void>,
-  ): Promise<number> {
-    const names = this.#names(queue)
-    const url = await this.#registry.dead(names)
-    const wanted = ids === undefined ? undefined : new Set(ids)
-    if (wanted?.size === 0) return 0
-    let count = 0
-    await this.#admin.scan(url, async (batch) => {
-      const keep = batch.filter((m) => wanted !== undefined && !wanted.has(m.MessageId))
-      await Promise.all(
-        batch
-          .filter((m) => !keep.includes(m))
-          .map(async (m) => {
-            await first?.(names, m)
-            await this.#transport.delete(url, m.ReceiptHandle, Date.now() + this.#options.retryTimeoutMs)
-            count++
-          }),
-      )
-      return keep
-    })
-    return count
+    return this.#admin.purgeDead(this.#names(queue), ids)
   }
 
   #names(queue: string): QueueNames {
@@ -326,7 +234,7 @@ export class SqsBroker extends BrokerBase {
 
   #consumerHost(): ConsumerHost {
     return {
-      transport: this.#transport,
+      store: this.#store,
       maxDelayMs: this.capabilities.maxDelayMs,
       isClosed: () => this.closed,
       assertOpen: (what) => this.assertOpen(what),

@@ -1,56 +1,7 @@
-import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs'
-import { ConnectionError, ErrandError, type Logger, maskCredentials, reconnectDelay } from '@errand/core'
-import type { ResolvedSqsOptions } from './options.js'
-import { SocketPools } from './sockets.js'
+import { ConnectionError, ErrandError, maskCredentials, reconnectDelay } from '@errand/core'
 
-/**
- * Build the SDK client from options (only when the user passed none). The SDK's own warnings
- * (socket pool exhausted, …) go to `logger`. Its info and error lines are dropped: it logs every
- * call at info and every failed call at error, expected ones included (a missing queue before it
- * is created); the adapter reports the failures that matter itself. The socket pools come back
- * with it, for `close()` to let go of (see {@link SocketPools}).
- */
-export function createClient(
-  options: ResolvedSqsOptions,
-  logger: Logger,
-): { client: SQSClient; pools: SocketPools } {
-  const pools = new SocketPools()
-  const sdkLogger = {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (...args: unknown[]) =>
-      logger.warn(
-        `[sqs] AWS SDK: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`,
-      ),
-    error: () => undefined,
-  }
-  const config: SQSClientConfig = {
-    logger: sdkLogger,
-    maxAttempts: options.maxAttempts,
-    requestHandler: {
-      // Long polls time out by their own (unref'd) timer instead: see Transport.receive.
-      requestTimeout: options.requestTimeoutMs,
-      connectionTimeout: 5_000,
-      throwOnRequestTimeout: true,
-      // The SDK arms a (ref'd) timer per request to warn when no socket came within this long; its
-      // default (requestTimeout + connectionTimeout, 35 s) would hold a closed broker's process
-      // open for as long as a long poll is in flight.
-      socketAcquisitionWarningTimeout: 1_000,
-      httpAgent: pools.http,
-      httpsAgent: pools.https,
-    },
-  }
-  if (options.region !== undefined) config.region = options.region
-  if (options.endpoint !== undefined) config.endpoint = options.endpoint
-  if (options.credentials !== undefined) {
-    const { accessKeyId, secretAccessKey, sessionToken } = options.credentials
-    config.credentials =
-      sessionToken === undefined
-        ? { accessKeyId, secretAccessKey }
-        : { accessKeyId, secretAccessKey, sessionToken }
-  }
-  return { client: new SQSClient(config), pools }
-}
+// How SDK failures are told apart (worth a retry, missing queue, stale receipt handle), wrapped
+// for the caller, and retried with core's reconnect waits.
 
 interface SdkErrorShape {
   name?: string
