@@ -153,7 +153,7 @@ export class SqliteBroker extends BrokerBase {
         maxDelayMs: this.capabilities.maxDelayMs,
         assertOpen: (what) => this.assertOpen(what),
         requestCycle: () => cycle.request(),
-        apply: (owner, d, op) => this.#apply(owner, d, op),
+        apply: (from, d, op) => this.#apply(from, d, op),
         hold: (d) => this.#held.add(d),
         forget: (d) => this.#held.delete(d),
       },

@@ -104,6 +104,19 @@ describe('sqlite broker', () => {
     await broker.close()
   })
 
+  it("checks arguments with core's kit: ERR_INVALID_OPTION naming queue, prefetch, leaseMs, limit, ids", async () => {
+    const broker = new SqliteBroker({ url: 'sqlite::memory:' })
+    const invalid = (option: string) => expect.objectContaining({ code: 'ERR_INVALID_OPTION', option })
+    await expect(broker.publish('', [{ body: bytes('x') }])).rejects.toEqual(invalid('queue'))
+    await expect(broker.consume('q', () => {}, { prefetch: 0 })).rejects.toEqual(invalid('prefetch'))
+    await expect(broker.consume('q', () => {}, { prefetch: 1, leaseMs: -1 })).rejects.toEqual(
+      invalid('leaseMs'),
+    )
+    await expect(broker.listDeadLetters('q', { limit: 0 })).rejects.toEqual(invalid('limit'))
+    await expect(broker.purgeDeadLetters('q', [''])).rejects.toEqual(invalid('ids'))
+    await broker.close()
+  })
+
   it('gives up with ERR_CONNECTION naming the file after busyTimeoutMs', async () => {
     const url = fileUrl(tmp.dir)
     const broker = new SqliteBroker({ url, busyTimeoutMs: 200 })
