@@ -51,12 +51,14 @@ const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
 export class PostgresBroker extends BrokerBase implements TransactionalBroker<PgQueryable>, ConsumerHost {
   readonly name = ADAPTER
   readonly capabilities: BrokerCapabilities
+  /** @internal The LISTEN connection consumers are woken through. */
   readonly listener: Listener
   private readonly db: Db
   private readonly sql: BrokerSql
   private readonly options: z.infer<typeof brokerOptionsSchema>
   private readonly migrateOnConnect: boolean
   private readonly maintenance: JobsMaintenance
+  /** @internal The statements consumers and deliveries run. */
   readonly store: JobStore
   private readonly admin: QueueAdmin
   private readonly consumers = new Set<PgConsumer>()

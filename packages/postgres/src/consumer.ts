@@ -1,6 +1,5 @@
 import {
   type Consumer,
-  type DeadLetterInfo,
   type DeliveryHandler,
   type Logger,
   reconnectDelay,
@@ -120,20 +119,13 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
     return this.canceled ? this.settings.closeTimeoutMs : Number.POSITIVE_INFINITY
   }
 
-  async ackJob(delivery: PgDelivery): Promise<void> {
+  get store(): JobStore {
+    return this.host.store
+  }
+
+  async ack(delivery: PgDelivery): Promise<void> {
+    // With us as the owner: the ack batch may fetch our next rows in the same statement.
     await this.host.store.ack(delivery.messageId, delivery.attempt, this)
-  }
-
-  nackJob(id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void> {
-    return this.host.store.nack(this.settings.queue, id, deliveries, delayMs, limit)
-  }
-
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void> {
-    return this.host.store.deadLetter(id, deliveries, info, limit)
-  }
-
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean> {
-    return this.host.store.extend(id, deliveries, ms, limit)
   }
 
   forget(delivery: PgDelivery): void {

@@ -1,6 +1,7 @@
 import { type DeadLetterInfo, type DeliveryHost, DeliveryLostError, LeasedDelivery } from '@errand/core'
 import type { RetryLimit } from './connection.js'
 import { ADAPTER } from './options.js'
+import type { JobStore } from './store.js'
 
 /** What a delivery needs from the consumer that fetched it: core's host plus the store calls. */
 export interface PgDeliveryHost extends DeliveryHost {
@@ -13,12 +14,10 @@ export interface PgDeliveryHost extends DeliveryHost {
    * worker need not wait out a long outage).
    */
   settleBudget(): number
-  /** Delete the row, in the next ack batch. */
-  ackJob(delivery: PgDelivery): Promise<void>
-  nackJob(id: string, deliveries: number, delayMs: number, limit: RetryLimit): Promise<void>
-  deadLetterJob(id: string, deliveries: number, info: DeadLetterInfo, limit: RetryLimit): Promise<void>
-  /** False when no row matched `(id, deliveries)` with a lease: the lease was lost. */
-  extendJob(id: string, deliveries: number, ms: number, limit: RetryLimit): Promise<boolean>
+  /** The statements (nack, dead-letter, extend) a delivery runs. */
+  readonly store: JobStore
+  /** Delete the row, in the next ack batch of the consumer. */
+  ack(delivery: PgDelivery): Promise<void>
   /** A settle succeeded: the broker no longer has to give this delivery back at close. */
   forget(delivery: PgDelivery): void
 }
@@ -38,22 +37,23 @@ export class PgDelivery extends LeasedDelivery {
   }
 
   protected async storeAck(): Promise<void> {
-    await this.host.ackJob(this)
+    await this.host.ack(this)
     this.host.forget(this)
   }
 
   protected async storeNack(delayMs: number): Promise<void> {
-    await this.host.nackJob(this.messageId, this.attempt, delayMs, this.limit)
+    await this.host.store.nack(this.host.queue, this.messageId, this.attempt, delayMs, this.limit)
     this.host.forget(this)
   }
 
   protected async storeDeadLetter(info: DeadLetterInfo): Promise<void> {
-    await this.host.deadLetterJob(this.messageId, this.attempt, info, this.limit)
+    await this.host.store.deadLetter(this.messageId, this.attempt, info, this.limit)
     this.host.forget(this)
   }
 
+  /** False when no row matched `(id, deliveries)` with a lease: the lease was lost. */
   protected storeExtend(ms: number): Promise<boolean> {
-    return this.host.extendJob(this.messageId, this.attempt, ms, this.limit)
+    return this.host.store.extend(this.messageId, this.attempt, ms, this.limit)
   }
 
   protected lostReason(): DeliveryLostError {
