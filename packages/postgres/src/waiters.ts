@@ -1,4 +1,4 @@
-import { ClosedError, isFinalState, type TaskRecord } from '@errand/core'
+import { ClosedError, isFinalState, reconnectDelay, type TaskRecord } from '@errand/core'
 import { isConnectionError } from './connection.js'
 import { ADAPTER } from './options.js'
 
@@ -21,6 +21,8 @@ export class Waiters {
   private readonly toCheck = new Set<string>()
   private scheduled = false
   private closed = false
+  /** Reads in a row that failed for a lost connection: the retry waits grow with it. */
+  private failures = 0
 
   constructor(read: ReadRecords) {
     this.read = read
@@ -93,9 +95,12 @@ export class Waiters {
       if (this.closed) return
       if (isConnectionError(err) || (err as { code?: string }).code === 'ERR_CONNECTION') {
         // The LISTEN connection's return re-checks everyone; meanwhile retry on a timer too.
-        setTimeout(() => {
-          for (const id of ids) if (this.byId.has(id)) this.check(id)
-        }, 1000).unref()
+        setTimeout(
+          () => {
+            for (const id of ids) if (this.byId.has(id)) this.check(id)
+          },
+          reconnectDelay(++this.failures),
+        ).unref()
         return
       }
       for (const id of ids) {
@@ -105,6 +110,7 @@ export class Waiters {
       }
       return
     }
+    this.failures = 0
     for (const [i, id] of ids.entries()) {
       const record = records[i]
       if (record === undefined || !isFinalState(record.state)) continue
