@@ -151,7 +151,6 @@ export {
   LeasedDelivery,
   Lifecycle,
   type LifecycleState,
-  MAX_DEAD_LETTER_PAGE,
   MAX_PREFETCH,
   optionsFromQuery,
   parseStoreUrl,

@@ -15,9 +15,6 @@ import { queueProblem } from '../wire-check.js'
 import { type CheckedConsumeOptions, checkConsumeOptions } from './consume-options.js'
 import { Lifecycle } from './lifecycle.js'
 
-/** Most dead letters one `listDeadLetters` call returns. */
-export const MAX_DEAD_LETTER_PAGE = 10_000
-
 /**
  * The part of a broker every adapter shares, written once: connect once, close once, `ERR_CLOSED`
  * after close, and every argument checked the same way before the adapter sees it (queue names,

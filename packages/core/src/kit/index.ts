@@ -1,5 +1,5 @@
 export { Batcher, type BatcherOptions, type BatchFlush, type BatchOutcome, batchOk } from './batcher.js'
-export { BrokerBase, MAX_DEAD_LETTER_PAGE } from './broker-base.js'
+export { BrokerBase } from './broker-base.js'
 export { type CheckedConsumeOptions, checkConsumeOptions, MAX_PREFETCH } from './consume-options.js'
 export { Lifecycle, type LifecycleState } from './lifecycle.js'
 export {
