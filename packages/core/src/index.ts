@@ -148,10 +148,12 @@ export {
   type DeliveryHost,
   type DeliveryInit,
   type DeliveryState,
+  flowChecks,
   LeasedDelivery,
   Lifecycle,
   type LifecycleState,
   MAX_PREFETCH,
+  MAX_RESULT_KEY_LENGTH,
   optionsFromQuery,
   parseStoreUrl,
   type QueryOptions,
@@ -159,7 +161,10 @@ export {
   type ReconnectBackoff,
   reconnectBackoffSchema,
   reconnectDelay,
+  resultChecks,
   SettleOnceDelivery,
+  WaitRegistry,
+  type WaitRegistryHooks,
 } from './kit/index.js'
 export type { ConcurrencyLimit, QueueLimits, RateLimit } from './limits.js'
 export { consoleLogger, type Logger, maskingLogger, silentLogger } from './logger.js'

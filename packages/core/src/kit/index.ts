@@ -1,6 +1,7 @@
 export { Batcher, type BatcherOptions, type BatchFlush, type BatchOutcome, batchOk } from './batcher.js'
 export { BrokerBase } from './broker-base.js'
 export { type CheckedConsumeOptions, checkConsumeOptions, MAX_PREFETCH } from './consume-options.js'
+export { flowChecks } from './flow-checks.js'
 export { Lifecycle, type LifecycleState } from './lifecycle.js'
 export {
   DEFAULT_RECONNECT_BACKOFF,
@@ -8,6 +9,7 @@ export {
   reconnectBackoffSchema,
   reconnectDelay,
 } from './reconnect.js'
+export { MAX_RESULT_KEY_LENGTH, resultChecks } from './result-checks.js'
 export {
   type DeliveryHost,
   type DeliveryInit,
@@ -16,3 +18,4 @@ export {
   SettleOnceDelivery,
 } from './settle-once.js'
 export { optionsFromQuery, parseStoreUrl, type QueryOptions, type QueryOptionsSpec } from './url-options.js'
+export { WaitRegistry, type WaitRegistryHooks } from './wait-registry.js'

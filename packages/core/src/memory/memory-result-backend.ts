@@ -1,9 +1,10 @@
 import { ClosedError } from '../errors.js'
 import type { BackendEventSubscription, EventFilter, TaskEvent } from '../events.js'
-import { type FlowControlStore, MAX_FLOW_KEY_LENGTH } from '../flow-control.js'
+import type { FlowControlStore } from '../flow-control.js'
+import { flowChecks } from '../kit/flow-checks.js'
+import { resultChecks } from '../kit/result-checks.js'
 import {
   type GroupProgress,
-  isTaskState,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
@@ -73,26 +74,21 @@ export class MemoryResultBackend implements ResultBackend, FlowControlStore {
   /** Write `record` unless a CANCELED one is stored; returns the state stored after the call. */
   async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
     this.#assertOpen()
-    if (typeof record !== 'object' || record === null)
-      throw new TypeError('setState: record must be an object')
-    checkKey('record.id', record.id)
-    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
-    const ttlMs = checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.setState(record, options)
     return this.store.results.setState(record, ttlMs)
   }
 
   /** The record of `id`, if present and not expired. */
   async getState(id: string): Promise<TaskRecord | undefined> {
     this.#assertOpen()
-    checkKey('id', id)
+    resultChecks.id('getState', 'id', id)
     return this.store.results.getState(id)
   }
 
   /** Records of `ids` in the order asked, `undefined` where unknown. */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.#assertOpen()
-    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array')
-    for (const id of ids) checkKey('id', id)
+    resultChecks.ids('getStates', ids)
     return ids.map((id) => this.store.results.getState(id))
   }
 
@@ -103,7 +99,7 @@ export class MemoryResultBackend implements ResultBackend, FlowControlStore {
   waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
     return new Promise<TaskRecord>((resolve, reject) => {
       this.#assertOpen()
-      checkKey('id', id)
+      resultChecks.id('waitFor', 'id', id)
       const signal = options?.signal
       signal?.throwIfAborted()
       const cleanup = () => {
@@ -138,37 +134,27 @@ export class MemoryResultBackend implements ResultBackend, FlowControlStore {
     options: SetStateOptions,
   ): Promise<GroupProgress> {
     this.#assertOpen()
-    checkKey('groupId', groupId)
-    if (!Number.isInteger(size) || size < 1)
-      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
-    if (!Number.isInteger(index) || index < 0 || index >= size) {
-      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
-    }
-    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
-      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
-    }
-    return this.store.results.completeGroupMember(groupId, index, size, outcome, checkTtl(options?.ttlMs))
+    const ttlMs = resultChecks.groupMember(groupId, index, size, outcome, options)
+    return this.store.results.completeGroupMember(groupId, index, size, outcome, ttlMs)
   }
 
   /** Set `key` to `value` unless present; true when this call set it. Expires after `ttlMs`. */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     this.#assertOpen()
-    checkKey('key', key)
-    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
-    return this.store.results.setIfAbsent(key, value, checkTtl(ttlMs))
+    return this.store.results.setIfAbsent(key, value, resultChecks.setIfAbsent(key, value, ttlMs))
   }
 
   /** The value under `key`, if present and not expired. */
   async getValue(key: string): Promise<string | undefined> {
     this.#assertOpen()
-    checkKey('key', key)
+    resultChecks.id('getValue', 'key', key)
     return this.store.results.getValue(key)
   }
 
   /** Store events in the store's per-queue ring (last 1000) and call its live listeners. */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
     this.#assertOpen()
-    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    resultChecks.events(events)
     return this.store.events.publishEvents(events)
   }
 
@@ -191,38 +177,34 @@ export class MemoryResultBackend implements ResultBackend, FlowControlStore {
   /** The last `limit` events of `queue` on this store, oldest first. */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
     this.#assertOpen()
-    checkKey('queue', queue)
+    resultChecks.recentEvents(queue, limit)
     return this.store.events.recentEvents(queue, limit)
   }
 
   /** Sliding-window rate limit: 0 when a start was recorded, else the ms to wait (see `FlowControlStore`). */
   async takeRate(key: string, max: number, perMs: number): Promise<number> {
     this.#assertOpen()
-    checkFlowKey('key', key)
-    return this.store.flow.takeRate(key, checkMax(max), checkPositive('perMs', perMs))
+    return this.store.flow.takeRate(key, max, flowChecks.takeRate(key, max, perMs))
   }
 
   /** Hold (or renew) one of `max` slots of `key` for `holder` for `leaseMs`; false when all are taken. */
   async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
     this.#assertOpen()
-    checkFlowKey('key', key)
-    checkKey('holder', holder)
-    return this.store.flow.acquireSlot(key, holder, checkMax(max), checkPositive('leaseMs', leaseMs))
+    const lease = flowChecks.acquireSlot(key, holder, max, leaseMs)
+    return this.store.flow.acquireSlot(key, holder, max, lease)
   }
 
   /** Give back `holder`'s slot of `key` (nothing when it holds none). */
   async releaseSlot(key: string, holder: string): Promise<void> {
     this.#assertOpen()
-    checkFlowKey('key', key)
-    checkKey('holder', holder)
+    flowChecks.releaseSlot(key, holder)
     this.store.flow.releaseSlot(key, holder)
   }
 
   /** Pause (`true`) or resume (`false`) `queue` for every backend on the store. */
   async setPaused(queue: string, paused: boolean): Promise<void> {
     this.#assertOpen()
-    checkFlowKey('queue', queue)
-    if (typeof paused !== 'boolean') throw new TypeError(`paused must be a boolean, got ${String(paused)}`)
+    flowChecks.setPaused(queue, paused)
     this.store.flow.setPaused(queue, paused)
   }
 
@@ -235,44 +217,10 @@ export class MemoryResultBackend implements ResultBackend, FlowControlStore {
   /** Set `key` to `value`, replacing what `setIfAbsent` or `putValue` stored; expires after `ttlMs`. */
   async putValue(key: string, value: string, ttlMs: number): Promise<void> {
     this.#assertOpen()
-    checkFlowKey('key', key)
-    if (typeof value !== 'string') throw new TypeError('putValue: value must be a string')
-    this.store.results.putValue(key, value, checkTtl(ttlMs))
+    this.store.results.putValue(key, value, flowChecks.putValue(key, value, ttlMs))
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('the result backend is closed', ADAPTER)
   }
-}
-
-function checkKey(what: string, value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${what} must be a non-empty string`)
-}
-
-function checkTtl(ttlMs: unknown): number {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
-  }
-  return ttlMs
-}
-
-function checkFlowKey(what: string, value: unknown): void {
-  checkKey(what, value)
-  if ((value as string).length > MAX_FLOW_KEY_LENGTH)
-    throw new TypeError(
-      `${what} must be at most ${MAX_FLOW_KEY_LENGTH} characters, got ${(value as string).length}`,
-    )
-}
-
-function checkMax(max: unknown): number {
-  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1)
-    throw new TypeError(`max must be an integer >= 1, got ${String(max)}`)
-  return max
-}
-
-function checkPositive(what: string, ms: unknown): number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)
-    throw new TypeError(`${what} must be a finite number > 0, got ${String(ms)}`)
-  return ms
 }

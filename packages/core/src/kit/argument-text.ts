@@ -1,0 +1,32 @@
+/**
+ * A wrong argument, shown in an error without echoing it whole: a key may be long, and a value
+ * may be a payload the caller would not want in a log.
+ */
+export function describeArgument(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${value.length} characters`
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  if (Array.isArray(value)) return 'an array'
+  const type = typeof value
+  return `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`
+}
+
+/** The `TypeError` of a wrong argument: `<method>: <what> must be <rule>, got <value>`. */
+export function argumentError(method: string, what: string, rule: string, value: unknown): TypeError {
+  return new TypeError(`${method}: ${what} must be ${rule}, got ${describeArgument(value)}`)
+}
+
+/** A duration in ms: finite, > 0 and a safe integer once rounded up (stores keep whole ms). */
+export function checkMs(method: string, what: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > Number.MAX_SAFE_INTEGER) {
+    throw argumentError(method, what, `a number of ms > 0 and <= ${Number.MAX_SAFE_INTEGER}`, value)
+  }
+  return Math.ceil(value)
+}
+
+/** A non-empty string of at most `max` characters (two messages: the length one says the limit). */
+export function checkName(method: string, what: string, value: unknown, max: number): void {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw argumentError(method, what, 'a non-empty string', value)
+  }
+  if (value.length > max) throw argumentError(method, what, `at most ${max} characters`, value)
+}
