@@ -95,4 +95,18 @@ describe('Batcher (the kit)', () => {
     await Promise.all([one, b.add(2, 0, true)])
     expect(batches).toEqual([[1, 2]])
   })
+
+  it('flush sends what waits for its linger at once and resolves when everything is back', async () => {
+    const { batches, flush } = recording<number>()
+    const b = new Batcher({ flush, lingerMs: 10_000, maxItems: 2, maxInFlight: 1 })
+    const items = [b.add(1), b.add(2), b.add(3)]
+    expect(batches, 'a full batch goes out; the third item lingers').toEqual([[1, 2]])
+    const t0 = Date.now()
+    await b.flush()
+    expect(Date.now() - t0).toBeLessThan(1000)
+    expect(batches).toEqual([[1, 2], [3]])
+    await expect(Promise.all(items)).resolves.toEqual(['1', '2', '3'])
+    await b.flush()
+    expect(batches, 'nothing left to send').toHaveLength(2)
+  })
 })

@@ -115,6 +115,47 @@ describe('BrokerBase (the kit)', () => {
     })
     await b.requeueDeadLetters('q', ['a'])
     expect(b.seen.at(-1)).toEqual(['a'])
+    await b.listDeadLetters('q', { limit: 50_000 })
+    expect(b.seen.at(-1), 'no upper bound on a dead-letter page').toBe(50_000)
     await b.close()
+  })
+
+  it("queueProblem: the adapter's rule runs first, with its own message, then the wire's", async () => {
+    class Strict extends Recording {
+      protected override queueProblem(queue: string) {
+        return queue.includes('!') ? `queue "${queue}" has a "!"` : undefined
+      }
+    }
+    const b = new Strict()
+    await expect(b.publish('a!', [{ body }])).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      option: 'queue',
+      message: expect.stringContaining('has a "!"'),
+    })
+    await expect(b.stats('x'.repeat(201))).rejects.toMatchObject({ option: 'queue' })
+    await expect(
+      b.stats(7 as unknown as string),
+      'a non-string never reaches the hook',
+    ).rejects.toMatchObject({
+      option: 'queue',
+    })
+    await expect(b.stats('ok')).resolves.toBeDefined()
+  })
+
+  it('checkPublish runs the checks of publish for a variant and returns the checked messages', async () => {
+    class Variant extends Recording {
+      publishOther(queue: string, messages: readonly { body: Uint8Array; delayMs?: number }[]) {
+        return this.checkPublish('publishOther', queue, messages)
+      }
+    }
+    const b = new Variant()
+    expect(b.publishOther('q', [{ body, delayMs: 1.5 }]).map((m) => m.delayMs)).toEqual([2])
+    expect(b.publishOther('q', [])).toEqual([])
+    expect(() => b.publishOther('', [{ body }])).toThrow(expect.objectContaining({ option: 'queue' }))
+    expect(() => b.publishOther('q', [{ body: new Uint8Array(9) }])).toThrow(
+      expect.objectContaining({ code: 'ERR_PAYLOAD_TOO_LARGE' }),
+    )
+    await b.close()
+    expect(() => b.publishOther('q', [{ body }])).toThrow(/cannot publishOther: the broker is closed/)
   })
 })

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { ClosedError, type DeadLetterInfo, DeliveryLostError } from '../src/index.js'
-import { type DeliveryHost, LeasedDelivery, type SettleOnceDelivery } from '../src/kit/index.js'
+import {
+  type DeliveryHost,
+  LeasedDelivery,
+  type ReleaseReason,
+  type SettleOnceDelivery,
+} from '../src/kit/index.js'
 
 /** A leased delivery whose store calls are scripted by the test. */
 class Scripted extends LeasedDelivery {
@@ -36,6 +41,7 @@ class Scripted extends LeasedDelivery {
 
 function setup() {
   const released: SettleOnceDelivery[] = []
+  const why: ReleaseReason[] = []
   const host = {
     adapter: 'fake',
     maxDelayMs: 1000,
@@ -43,9 +49,12 @@ function setup() {
     assertOpen(what: string) {
       if (host.closed) throw new ClosedError(`cannot ${what}: closed`)
     },
-    released: (d: SettleOnceDelivery) => released.push(d),
+    released: (d: SettleOnceDelivery, reason: ReleaseReason) => {
+      released.push(d)
+      why.push(reason)
+    },
   }
-  return { host, released, d: new Scripted(host) }
+  return { host, released, why, d: new Scripted(host) }
 }
 
 describe('SettleOnceDelivery / LeasedDelivery (the kit)', () => {
@@ -140,5 +149,21 @@ describe('SettleOnceDelivery / LeasedDelivery (the kit)', () => {
     expect(other.d.state).toBe('settled')
     expect(other.released).toHaveLength(1)
     expect(released).toHaveLength(0)
+  })
+
+  it('released says why: settled, failed, lost or released', async () => {
+    const settled = setup()
+    await settled.d.ack()
+    expect(settled.why).toEqual(['settled'])
+    const failed = setup()
+    failed.d.fail = true
+    await expect(failed.d.nack()).rejects.toThrow('nack:0 failed')
+    expect(failed.why).toEqual(['failed'])
+    const lost = setup()
+    lost.d.markLost(new DeliveryLostError('gone'))
+    expect(lost.why).toEqual(['lost'])
+    const given = setup()
+    given.d.release()
+    expect(given.why).toEqual(['released'])
   })
 })

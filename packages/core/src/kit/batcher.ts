@@ -90,6 +90,16 @@ export class Batcher<T, R> {
     })
   }
 
+  /**
+   * Send everything pending now, without waiting for the linger (a store that closes); resolves
+   * once nothing is pending or on its way. Under `maxInFlight`, what does not fit goes as soon
+   * as a batch returns, as always. Items that fail reject their own callers, not this call.
+   */
+  flush(): Promise<void> {
+    this.#run()
+    return this.drained()
+  }
+
   /** Resolves once nothing is pending or on its way. */
   drained(): Promise<void> {
     if (this.#pending.length === 0 && this.#inFlight === 0) return Promise.resolve()

@@ -65,12 +65,25 @@ export abstract class BrokerBase implements Broker {
   }
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.assertOpen('publish')
-    this.checkQueue(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    if (messages.length === 0) return
-    const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, this.name))
+    const checked = this.checkPublish('publish', queue, messages)
+    if (checked.length === 0) return
     return this.publishChecked(queue, checked)
+  }
+
+  /**
+   * The checks of `publish`, for an adapter's own publish variant (a publish inside the caller's
+   * transaction): `ERR_CLOSED` after close (naming `what`), the queue name, and each message
+   * against the capabilities. Returns the checked messages (none when `messages` is empty).
+   */
+  protected checkPublish(
+    what: string,
+    queue: string,
+    messages: readonly OutgoingMessage[],
+  ): readonly CheckedMessage[] {
+    this.assertOpen(what)
+    this.checkQueue(queue)
+    if (!Array.isArray(messages)) throw new TypeError(`${what}: messages must be an array`)
+    return messages.map((m, i) => checkOutgoing(m, i, this.capabilities, this.name))
   }
 
   async consume(queue: string, onDelivery: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -96,14 +109,11 @@ export abstract class BrokerBase implements Broker {
     this.assertOpen('listDeadLetters')
     this.checkQueue(queue)
     const limit = options?.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DEAD_LETTER_PAGE) {
-      throw new InvalidOptionError(
-        'limit',
-        `expected an integer from 1 to ${MAX_DEAD_LETTER_PAGE}, got ${String(limit)}`,
-        {
-          adapter: this.name,
-        },
-      )
+    // No upper bound: the CLI and tools list every dead letter of a queue.
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new InvalidOptionError('limit', `expected an integer >= 1, got ${String(limit)}`, {
+        adapter: this.name,
+      })
     }
     return this.deadLetters(queue, limit)
   }
@@ -121,13 +131,23 @@ export abstract class BrokerBase implements Broker {
   }
 
   /**
-   * Throws `ERR_INVALID_OPTION` (option `queue`) unless `queue` can name a queue here. The base
-   * rule is the wire format's (1 to 200 characters); an adapter with stricter names overrides
-   * this and calls `super.checkQueue` first.
+   * Throws `ERR_INVALID_OPTION` (option `queue`) unless `queue` can name a queue here: a string,
+   * then the adapter's own rule ({@link BrokerBase.queueProblem}) first, so its message says
+   * which part is wrong, then the wire format's (1 to 200 characters).
    */
   protected checkQueue(queue: string): void {
-    const problem = queueProblem(queue)
+    const problem =
+      typeof queue === 'string' ? (this.queueProblem(queue) ?? queueProblem(queue)) : queueProblem(queue)
     if (problem !== undefined) throw new InvalidOptionError('queue', problem, { adapter: this.name })
+  }
+
+  /**
+   * What is wrong with `queue` (a string) as a queue name of this store, beyond the wire
+   * format's rule, or `undefined` when nothing is. An adapter with stricter names (allowed
+   * characters, a shorter limit, reserved suffixes) overrides it; the base allows every name.
+   */
+  protected queueProblem(_queue: string): string | undefined {
+    return undefined
   }
 
   #idsProblem(ids: unknown): string | undefined {

@@ -3,6 +3,7 @@ export { BrokerBase } from './broker-base.js'
 export { type CheckedConsumeOptions, checkConsumeOptions, MAX_PREFETCH } from './consume-options.js'
 export { flowChecks } from './flow-checks.js'
 export { Lifecycle, type LifecycleState } from './lifecycle.js'
+export { parseOptions } from './parse-options.js'
 export {
   DEFAULT_RECONNECT_BACKOFF,
   type ReconnectBackoff,
@@ -15,6 +16,7 @@ export {
   type DeliveryInit,
   type DeliveryState,
   LeasedDelivery,
+  type ReleaseReason,
   SettleOnceDelivery,
 } from './settle-once.js'
 export { optionsFromQuery, parseStoreUrl, type QueryOptions, type QueryOptionsSpec } from './url-options.js'

@@ -58,6 +58,16 @@ export class Lifecycle {
   }
 
   /**
+   * Wait for a `connect` already on its way, without starting one: the connect's own promise
+   * (rejecting as it does), or a resolved one when none is on its way (not connected yet, open,
+   * or closed). For calls that need what `open` sets up (a LISTEN connection) when a connect is
+   * racing them, but must not connect by themselves.
+   */
+  pendingConnect(): Promise<void> {
+    return this.#connecting ?? Promise.resolve()
+  }
+
+  /**
    * Mark the store closed and run `shutdown` once (after a connect on its way settled). Later
    * calls share the first one's outcome.
    */

@@ -13,11 +13,20 @@ export interface DeliveryHost {
   /** Throws `ERR_CLOSED` once the broker is closed; `what` names the call. */
   assertOpen(what: string): void
   /**
-   * The delivery stopped counting against the consumer's prefetch: settled, lost, released at
-   * close, or its settle failed. Called exactly once per delivery.
+   * The delivery stopped counting against the consumer's prefetch, for the reason `why` (a host
+   * that keeps a failed delivery for the give-back at close, or logs a lost one, reads it instead
+   * of inferring it from the delivery's state). Called exactly once per delivery.
    */
-  released(delivery: SettleOnceDelivery): void
+  released(delivery: SettleOnceDelivery, why: ReleaseReason): void
 }
+
+/**
+ * Why a delivery stopped counting against the prefetch: `settled` (a settle succeeded), `lost`
+ * (the store took the message back: {@link SettleOnceDelivery.markLost}), `released` (the
+ * consumer gave it back without a store call: {@link SettleOnceDelivery.release}), `failed` (a
+ * settle failed; the delivery is `open` again and may be settled later).
+ */
+export type ReleaseReason = 'settled' | 'lost' | 'released' | 'failed'
 
 /**
  * Where a delivery is in its life. `open`: held, nothing settled it; `settling`: a settle is on
@@ -124,7 +133,7 @@ export abstract class SettleOnceDelivery implements Delivery {
     if (this.#state !== 'open') return false
     this.#state = 'lost'
     this.#lost.abort(reason)
-    this.#release()
+    this.#release('lost')
     return true
   }
 
@@ -135,7 +144,7 @@ export abstract class SettleOnceDelivery implements Delivery {
   release(): boolean {
     if (this.#state !== 'open') return false
     this.#state = 'settled'
-    this.#release()
+    this.#release('released')
     return true
   }
 
@@ -157,12 +166,12 @@ export abstract class SettleOnceDelivery implements Delivery {
         this.#settling = undefined
         // The run itself may have found the message gone (markLost is refused while settling).
         this.#state = 'settled'
-        this.#release()
+        this.#release('settled')
       },
       (err: unknown) => {
         this.#settling = undefined
         this.#state = 'open'
-        this.#release()
+        this.#release('failed')
         throw err
       },
     )
@@ -175,10 +184,32 @@ export abstract class SettleOnceDelivery implements Delivery {
     if (!this.#lost.signal.aborted) this.#lost.abort(reason)
   }
 
-  #release(): void {
+  #release(why: ReleaseReason): void {
     if (this.#released) return
     this.#released = true
-    this.host.released(this)
+    this.host.released(this, why)
+  }
+
+  /**
+   * The lease rules of {@link LeasedDelivery.extend}, for a delivery class that adds `extend` to
+   * a non-leased class of its own (memory derives its leased delivery from its plain one):
+   * arguments checked, `ERR_CLOSED` after close, nothing once settled or lost, and `lostReason()`
+   * when `storeExtend` says the lease is gone.
+   */
+  protected async extendLease(
+    ms: number,
+    storeExtend: (ms: number) => Promise<boolean>,
+    lostReason: () => DeliveryLostError,
+  ): Promise<void> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new TypeError(`extend: ms must be a finite number > 0, got ${String(ms)}`)
+    }
+    this.host.assertOpen('extend')
+    if (this.state !== 'open') return
+    const held = await storeExtend(Math.ceil(ms))
+    // Unless a settle of ours started meanwhile (it may be what removed the message), the
+    // message is no longer ours.
+    if (!held) this.markLost(lostReason())
   }
 
   /** Delete the message from the store, fenced on this delivery. */
@@ -198,16 +229,12 @@ export abstract class SettleOnceDelivery implements Delivery {
  */
 export abstract class LeasedDelivery extends SettleOnceDelivery {
   /** Lengthen the lease to `ms` from now. */
-  async extend(ms: number): Promise<void> {
-    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
-      throw new TypeError(`extend: ms must be a finite number > 0, got ${String(ms)}`)
-    }
-    this.host.assertOpen('extend')
-    if (this.state !== 'open') return
-    const held = await this.storeExtend(Math.ceil(ms))
-    // Unless a settle of ours started meanwhile (it may be what removed the message), the
-    // message is no longer ours.
-    if (!held) this.markLost(this.lostReason())
+  extend(ms: number): Promise<void> {
+    return this.extendLease(
+      ms,
+      (whole) => this.storeExtend(whole),
+      () => this.lostReason(),
+    )
   }
 
   /** Lengthen the lease; false when the store no longer holds it for this delivery. */

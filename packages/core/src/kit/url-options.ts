@@ -8,16 +8,23 @@ export interface QueryOptionsSpec {
   readonly adapter: string
   /** URL parameter names that differ from their option's name: `{ lease: 'leaseMs' }`. */
   readonly rename?: Readonly<Record<string, string>>
-  /** Parameters left in the URL for the client library to read (`sslmode`, `heartbeat`). */
-  readonly passThrough?: readonly string[]
+  /**
+   * Parameters left in the URL for the client library to read: their names (`sslmode`,
+   * `heartbeat`), or a predicate saying which are (for a library that reads an open set; a list
+   * is better when it can be written down, as an unknown parameter is then a typo it reports).
+   */
+  readonly passThrough?: readonly string[] | ((param: string) => boolean)
 }
 
-/** What {@link optionsFromQuery} found. */
-export interface QueryOptions {
+/**
+ * What {@link optionsFromQuery} found. `Rest` is what it was given: a `URL`, or the
+ * `URLSearchParams` of a store whose URLs `new URL` cannot read (a file path that starts with `.`).
+ */
+export interface QueryOptions<Rest extends URL | URLSearchParams = URL> {
   /** The options the query set, converted to their schema's types and validated by it. */
   readonly options: Record<string, unknown>
-  /** The URL without the parameters taken (what the client library should see). */
-  readonly url: URL
+  /** The URL (or parameters) without the parameters taken: what the client library should see. */
+  readonly url: Rest
 }
 
 /**
@@ -84,19 +91,32 @@ export function optionsFromQuery(
   url: URL,
   schema: z.ZodObject<z.ZodRawShape>,
   spec: QueryOptionsSpec,
-): QueryOptions {
+): QueryOptions
+export function optionsFromQuery(
+  query: URLSearchParams,
+  schema: z.ZodObject<z.ZodRawShape>,
+  spec: QueryOptionsSpec,
+): QueryOptions<URLSearchParams>
+export function optionsFromQuery(
+  given: URL | URLSearchParams,
+  schema: z.ZodObject<z.ZodRawShape>,
+  spec: QueryOptionsSpec,
+): QueryOptions<URL | URLSearchParams> {
   const { adapter } = spec
   const shape = schema.shape
-  const pass = new Set(spec.passThrough ?? [])
-  const out = new URL(url.href)
+  const passList = typeof spec.passThrough === 'function' ? [] : (spec.passThrough ?? [])
+  const passes =
+    typeof spec.passThrough === 'function' ? spec.passThrough : (param: string) => passList.includes(param)
+  const out = given instanceof URL ? new URL(given.href) : new URLSearchParams(given)
+  const rest = out instanceof URL ? out.searchParams : out
   const options: Record<string, unknown> = {}
   const params = new Map<string, string>()
-  for (const [param, text] of url.searchParams) {
-    if (pass.has(param)) continue
+  for (const [param, text] of given instanceof URL ? given.searchParams : given) {
+    if (passes(param)) continue
     const key = spec.rename?.[param] ?? param
     const field = Object.hasOwn(shape, key) ? shape[key] : undefined
     if (field === undefined) {
-      const known = [...Object.keys(spec.rename ?? {}), ...Object.keys(shape), ...pass]
+      const known = [...Object.keys(spec.rename ?? {}), ...Object.keys(shape), ...passList]
       throw new InvalidOptionError(
         param,
         `unknown URL parameter (known: ${[...new Set(known)].sort().join(', ')})`,
@@ -108,7 +128,7 @@ export function optionsFromQuery(
     if (params.has(key)) throw new InvalidOptionError(param, 'given twice in the URL', { adapter })
     params.set(key, param)
     options[key] = convert(param, text, kindOf(field as z.ZodType), adapter)
-    out.searchParams.delete(param)
+    rest.delete(param)
   }
   if (params.size > 0) {
     const picked = schema.pick(Object.fromEntries([...params.keys()].map((k) => [k, true])) as never)
