@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { type FlowControlStore, MAX_FLOW_KEY_LENGTH } from '@errand/core'
+import { type FlowControlStore, flowChecks } from '@errand/core'
 import type { Connections } from './connection.js'
 import { ACQUIRE_SLOT, TAKE_RATE } from './flow-scripts.js'
 import type { FlowKeys } from './keys.js'
@@ -23,8 +23,7 @@ const MAX_SPAN_MS = 1e12
  *   the set when the last queue is resumed).
  * - `putValue`: `SET PX` on the key `setIfAbsent` / `getValue` use.
  *
- * Keys and queue names are checked like the other stores do: non-empty, at most
- * `MAX_FLOW_KEY_LENGTH` characters.
+ * Arguments are checked by core's `flowChecks`, as on every store.
  */
 export class RedisFlowControl implements FlowControlStore {
   readonly #conns: Connections
@@ -41,9 +40,7 @@ export class RedisFlowControl implements FlowControlStore {
   }
 
   async takeRate(key: string, max: number, perMs: number): Promise<number> {
-    checkFlowKey('takeRate', 'key', key)
-    checkMax('takeRate', max)
-    const window = checkSpan('takeRate', 'perMs', perMs)
+    const window = Math.min(flowChecks.takeRate(key, max, perMs), MAX_SPAN_MS)
     const member = `${this.#token}:${(this.#starts++).toString(36)}`
     const args = [max, window * 1000, Math.ceil(window), member]
     const reply = await this.#call('takeRate', () =>
@@ -53,10 +50,7 @@ export class RedisFlowControl implements FlowControlStore {
   }
 
   async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
-    checkFlowKey('acquireSlot', 'key', key)
-    checkString('acquireSlot', 'holder', holder)
-    checkMax('acquireSlot', max)
-    const lease = checkSpan('acquireSlot', 'leaseMs', leaseMs)
+    const lease = Math.min(flowChecks.acquireSlot(key, holder, max, leaseMs), MAX_SPAN_MS)
     const reply = await this.#call('acquireSlot', () =>
       ACQUIRE_SLOT.run(this.#conns.main, [this.#keys.slots(key)], [holder, max, lease * 1000]),
     )
@@ -64,14 +58,12 @@ export class RedisFlowControl implements FlowControlStore {
   }
 
   async releaseSlot(key: string, holder: string): Promise<void> {
-    checkFlowKey('releaseSlot', 'key', key)
-    checkString('releaseSlot', 'holder', holder)
+    flowChecks.releaseSlot(key, holder)
     await this.#call('releaseSlot', () => this.#conns.main.zrem(this.#keys.slots(key), holder))
   }
 
   async setPaused(queue: string, paused: boolean): Promise<void> {
-    checkFlowKey('setPaused', 'queue', queue)
-    if (typeof paused !== 'boolean') throw new TypeError('setPaused: paused must be a boolean')
+    flowChecks.setPaused(queue, paused)
     const main = this.#conns.main
     const key = this.#keys.paused
     await this.#call('setPaused', () => (paused ? main.sadd(key, queue) : main.srem(key, queue)))
@@ -83,12 +75,7 @@ export class RedisFlowControl implements FlowControlStore {
   }
 
   async putValue(key: string, value: string, ttlMs: number): Promise<void> {
-    checkFlowKey('putValue', 'key', key)
-    if (typeof value !== 'string') throw new TypeError('putValue: value must be a string')
-    if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-      throw new TypeError(`putValue: ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
-    }
-    const ttl = Math.ceil(ttlMs)
+    const ttl = flowChecks.putValue(key, value, ttlMs)
     await this.#call('putValue', () => this.#conns.main.set(this.#valueKey(key), value, 'PX', ttl))
   }
 
@@ -99,30 +86,4 @@ export class RedisFlowControl implements FlowControlStore {
       throw this.#conns.error(what, err)
     }
   }
-}
-
-function checkString(method: string, what: string, value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${method}: ${what} must be a non-empty string`)
-}
-
-function checkFlowKey(method: string, what: string, value: unknown): void {
-  checkString(method, what, value)
-  if ((value as string).length > MAX_FLOW_KEY_LENGTH) {
-    throw new TypeError(
-      `${method}: ${what} must be at most ${MAX_FLOW_KEY_LENGTH} characters, got ${(value as string).length}`,
-    )
-  }
-}
-
-function checkMax(method: string, max: unknown): void {
-  if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1)
-    throw new TypeError(`${method}: max must be an integer >= 1, got ${String(max)}`)
-}
-
-/** A window or lease in ms: finite and > 0, cut to {@link MAX_SPAN_MS}. */
-function checkSpan(method: string, what: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
-    throw new TypeError(`${method}: ${what} must be a finite number > 0, got ${String(value)}`)
-  return Math.min(value, MAX_SPAN_MS)
 }

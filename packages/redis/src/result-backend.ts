@@ -5,12 +5,12 @@ import {
   type FlowControlStore,
   type GroupProgress,
   isFinalState,
-  isTaskState,
   Lifecycle,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
   resultBackendCapabilities,
+  resultChecks,
   type SetStateOptions,
   type TaskEvent,
   type TaskRecord,
@@ -117,11 +117,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    */
   #prepare(record: TaskRecord, options: SetStateOptions): RecordWrite {
     this.#assertOpen('setState')
-    if (typeof record !== 'object' || record === null)
-      throw new TypeError('setState: record must be an object')
-    checkKey('record.id', record.id)
-    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
-    const ttlMs = checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.setState(record, options)
     // The state goes first so the script can recognise CANCELED by a prefix, without decoding.
     const { state, ...rest } = record
     const json = JSON.stringify({ state, ...rest })
@@ -135,7 +131,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   /** The record of `id`, if present and not expired. */
   async getState(id: string): Promise<TaskRecord | undefined> {
     this.#assertOpen('getState')
-    checkKey('id', id)
+    resultChecks.id('getState', 'id', id)
     const json = await this.#call('getState', () => this.#conns.main.get(this.#keys.record(id)))
     if (json === null) return undefined
     const record = parseTaskRecord(json)
@@ -153,8 +149,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.#assertOpen('getStates')
-    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array')
-    for (const id of ids) checkKey('id', id)
+    resultChecks.ids('getStates', ids)
     if (ids.length === 0) return []
     const keys = ids.map((id) => this.#keys.record(id))
     const main = this.#conns.main
@@ -170,7 +165,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
    */
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
     this.#assertOpen('waitFor')
-    checkKey('id', id)
+    resultChecks.id('waitFor', 'id', id)
     return this.#waiters.wait(id, options?.signal)
   }
 
@@ -183,16 +178,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     options: SetStateOptions,
   ): Promise<GroupProgress> {
     this.#assertOpen('completeGroupMember')
-    checkKey('groupId', groupId)
-    if (!Number.isInteger(size) || size < 1)
-      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
-    if (!Number.isInteger(index) || index < 0 || index >= size) {
-      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
-    }
-    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
-      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
-    }
-    const ttlMs = checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.groupMember(groupId, index, size, outcome, options)
     const key = this.#keys.group(groupId)
     let reply: [number, Buffer[]?]
     try {
@@ -216,9 +202,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   /** `SET key value NX PX ttlMs`: true when this call set it. */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     this.#assertOpen('setIfAbsent')
-    checkKey('key', key)
-    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
-    const ttl = checkTtl(ttlMs)
+    const ttl = resultChecks.setIfAbsent(key, value, ttlMs)
     const reply = await this.#call('setIfAbsent', () =>
       this.#conns.main.set(this.#keys.value(key), value, 'PX', ttl, 'NX'),
     )
@@ -228,7 +212,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   /** The value under `key`, if present and not expired. */
   async getValue(key: string): Promise<string | undefined> {
     this.#assertOpen('getValue')
-    checkKey('key', key)
+    resultChecks.id('getValue', 'key', key)
     const value = await this.#call('getValue', () => this.#conns.main.get(this.#keys.value(key)))
     return value ?? undefined
   }
@@ -236,7 +220,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   /** Append events to their queues' capped streams and the all-queues stream (one pipeline). */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
     this.#assertOpen('publishEvents')
-    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    resultChecks.events(events)
     await this.#call('publishEvents', () => this.#events.publishEvents(events))
   }
 
@@ -252,7 +236,7 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   /** The last `limit` events of `queue`, oldest first (`XREVRANGE`). */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
     this.#assertOpen('recentEvents')
-    checkKey('queue', queue)
+    resultChecks.recentEvents(queue, limit)
     return this.#call('recentEvents', () => this.#events.recentEvents(queue, limit))
   }
 
@@ -303,16 +287,4 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   #assertOpen(what: string): void {
     this.#lifecycle.assertOpen(what)
   }
-}
-
-function checkKey(what: string, value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${what} must be a non-empty string`)
-}
-
-function checkTtl(ttlMs: unknown): number {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
-  }
-  return Math.ceil(ttlMs)
 }

@@ -15,10 +15,13 @@ export function argumentError(method: string, what: string, rule: string, value:
   return new TypeError(`${method}: ${what} must be ${rule}, got ${describeArgument(value)}`)
 }
 
-/** A duration in ms: finite, > 0 and a safe integer once rounded up (stores keep whole ms). */
+/**
+ * A duration in ms: finite and > 0, rounded up (stores keep whole ms). No upper bound here: a
+ * store whose clock arithmetic has one cuts or refuses longer ones itself.
+ */
 export function checkMs(method: string, what: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > Number.MAX_SAFE_INTEGER) {
-    throw argumentError(method, what, `a number of ms > 0 and <= ${Number.MAX_SAFE_INTEGER}`, value)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw argumentError(method, what, 'a finite number of ms > 0', value)
   }
   return Math.ceil(value)
 }
