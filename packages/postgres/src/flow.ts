@@ -1,4 +1,4 @@
-import { type FlowControlStore, type Lifecycle, MAX_FLOW_KEY_LENGTH } from '@errand/core'
+import { type FlowControlStore, flowChecks, type Lifecycle } from '@errand/core'
 import type { Db } from './connection.js'
 import { FlowSql } from './flow-sql.js'
 
@@ -41,12 +41,11 @@ export class PostgresFlow implements FlowControlStore {
 
   async takeRate(key: string, max: number, perMs: number): Promise<number> {
     this.#lifecycle.assertOpen('takeRate')
-    checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
-    checkCount(max, 'max')
-    checkMs(perMs, 'perMs')
+    const window = checkMs('takeRate', 'perMs', flowChecks.takeRate(key, max, perMs))
+    checkText('takeRate', 'key', key)
     // Not retried after a lost connection: the start may have been recorded.
     const res = await this.#db.query<{ wait: number }>(
-      { name: `${this.#sql.prefix}rate`, text: this.#sql.takeRate, values: [key, max, perMs] },
+      { name: `${this.#sql.prefix}rate`, text: this.#sql.takeRate, values: [key, max, window] },
       'connect',
     )
     this.#written()
@@ -55,17 +54,14 @@ export class PostgresFlow implements FlowControlStore {
 
   async acquireSlot(key: string, holder: string, max: number, leaseMs: number): Promise<boolean> {
     this.#lifecycle.assertOpen('acquireSlot')
-    checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
-    checkText(holder, 'holder', MAX_FLOW_KEY_LENGTH)
-    checkSlotBytes(key, holder)
-    checkCount(max, 'max')
-    checkMs(leaseMs, 'leaseMs')
+    const lease = checkMs('acquireSlot', 'leaseMs', flowChecks.acquireSlot(key, holder, max, leaseMs))
+    checkSlot('acquireSlot', key, holder)
     // A replay finds the slot held by `holder` (renewed again) or still free: safe to retry.
     const res = await this.#db.query<{ held: boolean }>(
       {
         name: `${this.#sql.prefix}acquire`,
         text: this.#sql.acquireSlot,
-        values: [key, holder, max, leaseMs],
+        values: [key, holder, max, lease],
       },
       'idempotent',
     )
@@ -75,8 +71,8 @@ export class PostgresFlow implements FlowControlStore {
 
   async releaseSlot(key: string, holder: string): Promise<void> {
     this.#lifecycle.assertOpen('releaseSlot')
-    checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
-    checkText(holder, 'holder', MAX_FLOW_KEY_LENGTH)
+    flowChecks.releaseSlot(key, holder)
+    checkSlot('releaseSlot', key, holder)
     await this.#db.query(
       { name: `${this.#sql.prefix}release`, text: this.#sql.releaseSlot, values: [key, holder] },
       'idempotent',
@@ -85,8 +81,8 @@ export class PostgresFlow implements FlowControlStore {
 
   async setPaused(queue: string, paused: boolean): Promise<void> {
     this.#lifecycle.assertOpen('setPaused')
-    checkText(queue, 'queue', MAX_FLOW_KEY_LENGTH)
-    if (typeof paused !== 'boolean') throw new TypeError(`paused must be a boolean, got ${typeof paused}`)
+    flowChecks.setPaused(queue, paused)
+    checkText('setPaused', 'queue', queue)
     await this.#db.query(
       paused
         ? { name: `${this.#sql.prefix}pause`, text: this.#sql.pause, values: [queue] }
@@ -107,14 +103,12 @@ export class PostgresFlow implements FlowControlStore {
 
   async putValue(key: string, value: string, ttlMs: number): Promise<void> {
     this.#lifecycle.assertOpen('putValue')
-    checkText(key, 'key', MAX_FLOW_KEY_LENGTH)
-    if (typeof value !== 'string') throw new TypeError(`value must be a string, got ${typeof value}`)
-    if (value.includes('\u0000'))
-      throw new TypeError('value contains a NUL character, which PostgreSQL text cannot hold')
-    checkMs(ttlMs, 'ttlMs')
+    const ttl = checkMs('putValue', 'ttlMs', flowChecks.putValue(key, value, ttlMs))
+    checkText('putValue', 'key', key)
+    checkText('putValue', 'value', value)
     // Not replayed after a lost connection: it could overwrite a later put of another process.
     await this.#db.query(
-      { name: `${this.#sql.prefix}put`, text: this.#sql.putValue, values: [key, value, ttlMs] },
+      { name: `${this.#sql.prefix}put`, text: this.#sql.putValue, values: [key, value, ttl] },
       'connect',
     )
     this.#written()
@@ -132,36 +126,31 @@ export class PostgresFlow implements FlowControlStore {
   }
 }
 
-function checkText(value: unknown, what: string, max: number): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
-    throw new TypeError(
-      `${what} must be a non-empty string of at most ${max} characters, got ${
-        typeof value === 'string' ? `${value.length} characters` : typeof value
-      }`,
-    )
+// PostgreSQL's own limits, checked after core's flowChecks (which every store shares).
+
+/** Text columns cannot hold NUL. */
+function checkText(method: string, what: string, value: string): void {
+  if (value.includes('\u0000')) {
+    throw new TypeError(`${method}: ${what} contains a NUL character, which PostgreSQL text cannot hold`)
   }
-  if (value.includes('\u0000'))
-    throw new TypeError(`${what} contains a NUL character, which PostgreSQL text cannot hold`)
 }
 
-function checkSlotBytes(key: string, holder: string): void {
+/** A slot's key and holder: text, and together small enough for one B-tree entry. */
+function checkSlot(method: string, key: string, holder: string): void {
+  checkText(method, 'key', key)
+  checkText(method, 'holder', holder)
   const bytes = Buffer.byteLength(key) + Buffer.byteLength(holder)
   if (bytes > MAX_SLOT_BYTES) {
     throw new TypeError(
-      `key and holder take ${bytes} bytes of UTF-8 together, over the ${MAX_SLOT_BYTES} a slot can have`,
+      `${method}: key and holder take ${bytes} bytes of UTF-8 together, over the ${MAX_SLOT_BYTES} a slot can have`,
     )
   }
 }
 
-function checkCount(value: unknown, what: string): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`${what} must be an integer >= 1, got ${String(value)}`)
+/** A duration short enough for a timestamp (below ~285,000 years); returns it. */
+function checkMs(method: string, what: string, ms: number): number {
+  if (ms > Number.MAX_SAFE_INTEGER) {
+    throw new TypeError(`${method}: ${what} must be at most ${Number.MAX_SAFE_INTEGER} ms, got ${ms}`)
   }
-}
-
-/** A duration: positive, finite, and short enough for a timestamp (below ~285,000 years). */
-function checkMs(value: unknown, what: string): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > Number.MAX_SAFE_INTEGER) {
-    throw new TypeError(`${what} must be a positive number of ms, got ${String(value)}`)
-  }
+  return ms
 }

@@ -12,6 +12,7 @@ import {
   type ResultBackend,
   type ResultBackendCapabilities,
   resultBackendCapabilities,
+  resultChecks,
   type SetStateOptions,
   type TaskEvent,
   type TaskRecord,
@@ -33,7 +34,6 @@ import { ResultSql } from './result-sql.js'
 import { Waiters } from './waiters.js'
 
 const CLEANUP_BATCH = 1000
-const MAX_ID = 1000
 
 interface StateWrite {
   readonly record: TaskRecord
@@ -133,7 +133,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
    */
   close(): Promise<void> {
     return this.lifecycle.close(async () => {
-      this.waiters.closeAll()
+      this.waiters.closeAll(this.lifecycle.closedError('waitFor'))
       await this.events.close()
       await this.db.shutdown(() => this.writes.drained(), this.listener)
     })
@@ -141,16 +141,15 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
     this.lifecycle.assertOpen('setState')
-    checkId(record?.id, 'record.id')
-    checkTtl(options?.ttlMs)
-    const state = await this.writes.add({ record, ttlMs: options.ttlMs })
+    const ttlMs = resultChecks.setState(record, options)
+    const state = await this.writes.add({ record, ttlMs })
     this.maybeCleanup()
     return state
   }
 
   async getState(id: string): Promise<TaskRecord | undefined> {
     this.lifecycle.assertOpen('getState')
-    checkId(id, 'id')
+    resultChecks.id('getState', 'id', id)
     const res = await this.db.query<{ record: string }>(
       { name: `${this.sql.prefix}get`, text: this.sql.getState, values: [id] },
       'idempotent',
@@ -161,9 +160,8 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.lifecycle.assertOpen('getStates')
-    if (!Array.isArray(ids)) throw new TypeError('ids must be an array of strings')
+    resultChecks.ids('getStates', ids)
     if (ids.length === 0) return []
-    for (const id of ids) checkId(id, 'ids[]')
     const res = await this.db.query<{ id: string; record: string }>(
       { name: `${this.sql.prefix}get_many`, text: this.sql.getStates, values: [[...new Set(ids)]] },
       'idempotent',
@@ -177,9 +175,9 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
     this.lifecycle.assertOpen('waitFor')
-    checkId(id, 'id')
+    resultChecks.id('waitFor', 'id', id)
     await this.connecting()
-    return this.waiters.wait(id, options.signal)
+    return this.waiters.wait(id, options?.signal)
   }
 
   async completeGroupMember(
@@ -190,12 +188,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     options: SetStateOptions,
   ): Promise<GroupProgress> {
     this.lifecycle.assertOpen('completeGroupMember')
-    checkId(groupId, 'groupId')
-    if (!Number.isInteger(size) || size < 1) throw new TypeError(`size must be an integer >= 1, got ${size}`)
-    if (!Number.isInteger(index) || index < 0 || index >= size) {
-      throw new TypeError(`index must be an integer in [0, ${size}), got ${index}`)
-    }
-    checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.groupMember(groupId, index, size, outcome, options)
     // Not retried on a lost connection: a second run would not count twice (the member row
     // exists), but could answer done to a call that did not complete the group.
     const res = await this.db.query<{
@@ -207,7 +200,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
       {
         name: `${this.sql.prefix}member`,
         text: this.sql.completeMember,
-        values: [groupId, index, JSON.stringify(outcome), size, options.ttlMs],
+        values: [groupId, index, JSON.stringify(outcome), size, ttlMs],
       },
       'connect',
     )
@@ -225,11 +218,9 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     this.lifecycle.assertOpen('setIfAbsent')
-    checkId(key, 'key')
-    if (typeof value !== 'string') throw new TypeError('value must be a string')
-    checkTtl(ttlMs)
+    const ttl = resultChecks.setIfAbsent(key, value, ttlMs)
     const res = await this.db.query(
-      { name: `${this.sql.prefix}claim`, text: this.sql.setIfAbsent, values: [key, value, ttlMs] },
+      { name: `${this.sql.prefix}claim`, text: this.sql.setIfAbsent, values: [key, value, ttl] },
       'connect',
     )
     this.maybeCleanup()
@@ -238,7 +229,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
 
   async getValue(key: string): Promise<string | undefined> {
     this.lifecycle.assertOpen('getValue')
-    checkId(key, 'key')
+    resultChecks.id('getValue', 'key', key)
     const res = await this.db.query<{ value: string }>(
       { name: `${this.sql.prefix}value`, text: this.sql.getValue, values: [key] },
       'idempotent',
@@ -249,7 +240,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   /** Insert a batch into `events` and NOTIFY each (one statement); see `PostgresEvents`. */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
     this.lifecycle.assertOpen('publishEvents')
-    if (!Array.isArray(events)) throw new TypeError('events must be an array')
+    resultChecks.events(events)
     await this.events.publishEvents(events)
   }
 
@@ -266,7 +257,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   /** The last `limit` events of `queue`, oldest first. */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
     this.lifecycle.assertOpen('recentEvents')
-    checkId(queue, 'queue')
+    resultChecks.recentEvents(queue, limit)
     return this.events.recentEvents(queue, limit)
   }
 
@@ -356,17 +347,5 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
       .finally(() => {
         this.cleaning = false
       })
-  }
-}
-
-function checkId(id: unknown, what: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) {
-    throw new TypeError(`${what} must be a non-empty string of at most ${MAX_ID} characters`)
-  }
-}
-
-function checkTtl(ttlMs: unknown): void {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new TypeError(`ttlMs must be a positive number, got ${String(ttlMs)}`)
   }
 }
