@@ -5,7 +5,6 @@ import {
   type CheckedConsumeOptions,
   type CheckedMessage,
   type Consumer,
-  checkOutgoing,
   type DeadLetter,
   type DeliveryHandler,
   type Logger,
@@ -32,7 +31,7 @@ import {
 import type { PgQueryable } from './pg-types.js'
 import { MAX_PRIORITY } from './priority.js'
 import { JobStore } from './store.js'
-import { checkQueue } from './validate.js'
+import { queueNameProblem } from './validate.js'
 
 /** About 100 years: longer delays than this are refused (core hops them). */
 const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000
@@ -194,10 +193,8 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
       throw new TypeError('publishInTransaction needs a pg client (an object with a query() method)')
     }
     // The checks of `publish` (BrokerBase), which the caller's transaction bypasses.
-    this.checkQueue(queue)
-    if (!Array.isArray(messages)) throw new TypeError('publish: messages must be an array')
-    if (messages.length === 0) return
-    const checked = messages.map((m, i) => checkOutgoing(m, i, this.capabilities, ADAPTER))
+    const checked = this.checkPublish('publishInTransaction', queue, messages)
+    if (checked.length === 0) return
     await this.store.publishWith(tx, queue, checked)
   }
 
@@ -228,11 +225,9 @@ export class PostgresBroker extends BrokerBase implements TransactionalBroker<Pg
     }
   }
 
-  /** Refuses names the schema cannot store (see {@link checkQueue}): a stricter rule than the base's. */
-  protected override checkQueue(queue: string): void {
-    // Ours first: it covers the base rule with messages that say which part is wrong.
-    checkQueue(queue)
-    super.checkQueue(queue)
+  /** Names the schema cannot store (see {@link queueNameProblem}): a stricter rule than the base's. */
+  protected override queueProblem(queue: string): string | undefined {
+    return queueNameProblem(queue)
   }
 
   protected queueStats(queue: string): Promise<QueueStats> {

@@ -5,6 +5,7 @@ import {
   maskCredentials,
   maskingLogger,
   optionsFromQuery,
+  parseOptions as parseOptionsWith,
   parseStoreUrl,
 } from '@errand/core'
 import { z } from 'zod'
@@ -112,21 +113,12 @@ export interface ResolvedConnection {
   readonly endpoint: string
 }
 
-/** Validates `input` against a zod object and turns the first issue into an InvalidOptionError. */
-export function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
-  if (typeof input !== 'object' || input === null) {
-    throw new InvalidOptionError('options', 'expected an object', { adapter: ADAPTER })
-  }
-  const parsed = schema.safeParse(input)
-  if (parsed.success) return parsed.data
-  const issue = parsed.error.issues[0]
-  let name = issue && issue.path.length > 0 ? issue.path.join('.') : 'options'
-  let message = issue?.message ?? 'invalid'
-  if (issue?.code === 'unrecognized_keys') {
-    name = issue.keys[0] ?? name
-    message = 'unknown option'
-  }
-  throw new InvalidOptionError(name, maskCredentials(message), { adapter: ADAPTER })
+/**
+ * Validates `input` against one of the schemas below: core's `parseOptions` (the first issue is
+ * `ERR_INVALID_OPTION` naming the option, credentials masked), with this adapter's name.
+ */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  return parseOptionsWith(schema, input, ADAPTER)
 }
 
 const drop = (): void => {}

@@ -1,6 +1,3 @@
-import { InvalidOptionError } from '@errand/core'
-import { ADAPTER } from './options.js'
-
 /**
  * Longest queue name accepted, in UTF-16 code units (the envelope allows 200 too). At most 600
  * bytes of UTF-8, far below what a B-tree entry of the fetch index can hold (about 2.7 kB).
@@ -10,29 +7,24 @@ export const MAX_QUEUE_NAME = 200
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
- * Refuses a queue name the schema cannot store faithfully, with ERR_INVALID_OPTION naming it:
- * empty or longer than {@link MAX_QUEUE_NAME}; a NUL (`text` cannot hold one: PostgreSQL would
- * fail the statement with 22021); a lone surrogate (not valid Unicode: encoded to UTF-8 it
- * becomes U+FFFD, so two different names would share one queue).
+ * What keeps the schema from storing a queue name faithfully, or `undefined`: empty or longer
+ * than {@link MAX_QUEUE_NAME}; a NUL (`text` cannot hold one: PostgreSQL would fail the statement
+ * with 22021); a lone surrogate (not valid Unicode: encoded to UTF-8 it becomes U+FFFD, so two
+ * different names would share one queue). The broker's `queueProblem` (BrokerBase runs it first).
  */
-export function checkQueue(queue: string): void {
+export function queueNameProblem(queue: string): string | undefined {
   const problem =
-    typeof queue !== 'string'
-      ? 'must be a string'
-      : queue.length === 0
-        ? 'must not be empty'
-        : queue.length > MAX_QUEUE_NAME
-          ? `is ${queue.length} characters long, over ${MAX_QUEUE_NAME}`
-          : queue.includes('\u0000')
-            ? 'contains a NUL character, which PostgreSQL text cannot hold'
-            : LONE_SURROGATE.test(queue)
-              ? 'contains a lone surrogate (not valid Unicode)'
-              : undefined
-  if (problem === undefined) return
-  const shown = typeof queue === 'string' ? JSON.stringify(queue.slice(0, 60)) : String(queue)
-  throw new InvalidOptionError('queue', `queue ${shown}${queue?.length > 60 ? '…' : ''} ${problem}`, {
-    adapter: ADAPTER,
-  })
+    queue.length === 0
+      ? 'must not be empty'
+      : queue.length > MAX_QUEUE_NAME
+        ? `is ${queue.length} characters long, over ${MAX_QUEUE_NAME}`
+        : queue.includes('\u0000')
+          ? 'contains a NUL character, which PostgreSQL text cannot hold'
+          : LONE_SURROGATE.test(queue)
+            ? 'contains a lone surrogate (not valid Unicode)'
+            : undefined
+  if (problem === undefined) return undefined
+  return `queue ${JSON.stringify(queue.slice(0, 60))}${queue.length > 60 ? '…' : ''} ${problem}`
 }
 
 /**

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path'
-import { InvalidOptionError, optionsFromQuery } from '@errand/core'
+import { InvalidOptionError, optionsFromQuery, parseOptions as parseOptionsWith } from '@errand/core'
 import { z } from 'zod'
 
 /** Adapter name used in errors and logs. */
@@ -127,31 +127,19 @@ export interface ResolvedConnection {
 }
 
 /**
- * Validates `input` against a zod object (the first issue becomes an `ERR_INVALID_OPTION` naming
- * the option), then adds the options the URL's query sets, read through core's
- * `optionsFromQuery` with the same schema (the constructor's own options win).
+ * Validates `input` against one of the schemas above with core's `parseOptions` (the first
+ * issue is `ERR_INVALID_OPTION` naming the option), then adds the options the URL's query sets,
+ * read through core's `optionsFromQuery` with the same schema (the constructor's own options
+ * win). The query is read as bare parameters: `new URL` cannot read a path such as `./x.db`.
  */
 export function parseOptions<S extends z.ZodObject>(schema: S, input: unknown): z.infer<S> {
-  if (typeof input !== 'object' || input === null) {
-    throw new InvalidOptionError('options', 'expected an object', { adapter: ADAPTER })
-  }
-  const parsed = schema.safeParse(input)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    let name = issue && issue.path.length > 0 ? issue.path.join('.') : 'options'
-    let message = issue?.message ?? 'invalid'
-    if (issue?.code === 'unrecognized_keys') {
-      name = issue.keys[0] ?? name
-      message = 'unknown option'
-    }
-    throw new InvalidOptionError(name, message, { adapter: ADAPTER })
-  }
-  const given = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined))
+  const parsed = parseOptionsWith(schema, input, ADAPTER) as Record<string, unknown>
+  const given = Object.fromEntries(Object.entries(parsed).filter(([, v]) => v !== undefined))
   const { query } = splitQuery(given.url as string)
   if (query === undefined) return given as z.infer<S>
   // Only scalar options can travel in a URL: never the URL itself or the logger.
   const scalars = schema.omit({ url: true, logger: true } as never) as z.ZodObject<z.ZodRawShape>
-  const { options } = optionsFromQuery(new URL(`sqlite:?${query}`), scalars, { adapter: ADAPTER })
+  const { options } = optionsFromQuery(new URLSearchParams(query), scalars, { adapter: ADAPTER })
   return { ...options, ...given } as z.infer<S>
 }
 
