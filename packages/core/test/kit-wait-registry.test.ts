@@ -52,6 +52,40 @@ describe('WaitRegistry', () => {
     await expect(reg.wait('c')).rejects.toBe(closed)
   })
 
+  it('a watch hook that settles the id at once settles the new waiter', async () => {
+    const reg: WaitRegistry<number> = new WaitRegistry<number>({ watch: (id) => reg.resolve(id, 7) })
+    expect(await reg.wait('a')).toBe(7)
+    expect(reg.size).toBe(0)
+  })
+
+  it('many waits on one signal share one abort listener, removed when the last settles', async () => {
+    const reg = new WaitRegistry<number>()
+    const ac = new AbortController()
+    let added = 0
+    let removed = 0
+    const add = ac.signal.addEventListener.bind(ac.signal)
+    const remove = ac.signal.removeEventListener.bind(ac.signal)
+    ac.signal.addEventListener = ((...args: Parameters<typeof add>) => {
+      added++
+      add(...args)
+    }) as typeof add
+    ac.signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+      removed++
+      remove(...args)
+    }) as typeof remove
+    const waits = Array.from({ length: 20 }, (_, i) => reg.wait(`id${i}`, ac.signal))
+    expect(added).toBe(1)
+    for (let i = 0; i < 20; i++) reg.resolve(`id${i}`, i)
+    expect(await Promise.all(waits)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    expect(removed).toBe(1)
+    const again = [reg.wait('x', ac.signal), reg.wait('y', ac.signal)]
+    expect(added).toBe(2)
+    const reason = new Error('stop')
+    ac.abort(reason)
+    for (const p of again) await expect(p).rejects.toBe(reason)
+    expect(reg.size).toBe(0)
+  })
+
   it('a settled waiter no longer listens to its signal', async () => {
     const reg = new WaitRegistry<number>()
     const ac = new AbortController()

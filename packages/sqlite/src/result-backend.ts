@@ -4,12 +4,12 @@ import {
   type EventStore,
   type FlowControlStore,
   type GroupProgress,
-  isTaskState,
   Lifecycle,
   type MemberOutcome,
   type ResultBackend,
   type ResultBackendCapabilities,
   resultBackendCapabilities,
+  resultChecks,
   type SetStateOptions,
   type TaskEvent,
   type TaskRecord,
@@ -33,7 +33,6 @@ import { StateWrites } from './state-writes.js'
 import { Waiters } from './waiters.js'
 
 const CLEANUP_BATCH = 1000
-const MAX_ID = 1000
 
 /**
  * A ResultBackend on one SQLite file (the broker's file or another): records, group counters
@@ -116,7 +115,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** Rejects pending waits with `ERR_CLOSED`, finishes queued writes, releases the file. */
   close(): Promise<void> {
     return this.#lifecycle.close(async () => {
-      this.#waiters?.closeAll()
+      this.#waiters?.closeAll(this.#lifecycle.closedError('waitFor'))
       await this.#stateWrites?.drained()
       await this.#events?.close()
       this.#connection?.release()
@@ -150,11 +149,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** Writes `record` unless a CANCELED one is stored; the state stored after the call. */
   async setState(record: TaskRecord, options: SetStateOptions): Promise<TaskState> {
     this.#assertOpen('setState')
-    if (typeof record !== 'object' || record === null)
-      throw new TypeError('setState: record must be an object')
-    checkId(record.id, 'record.id')
-    if (!isTaskState(record.state)) throw new TypeError(`setState: unknown state ${String(record.state)}`)
-    const ttlMs = checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.setState(record, options)
     const json = JSON.stringify(record)
     await this.connect()
     return this.#stateWrites!.add(record, json, ttlMs)
@@ -163,7 +158,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** The record of `id`, if present and not expired. */
   async getState(id: string): Promise<TaskRecord | undefined> {
     this.#assertOpen('getState')
-    checkId(id, 'id')
+    resultChecks.id('getState', 'id', id)
     await this.connect()
     return this.#connection!.read(() => this.#sql!.getState(id, Date.now()))
   }
@@ -171,8 +166,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** Records of `ids` in the order asked (`undefined` where unknown), read in one synchronous pass. */
   async getStates(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
     this.#assertOpen('getStates')
-    if (!Array.isArray(ids)) throw new TypeError('getStates: ids must be an array of strings')
-    for (const id of ids) checkId(id, 'ids[]')
+    resultChecks.ids('getStates', ids)
     await this.connect()
     const now = Date.now()
     return this.#connection!.read(() => ids.map((id) => this.#sql!.getState(id, now)))
@@ -181,11 +175,11 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** The record once its state is final; rejects with the signal's reason, or `ERR_CLOSED`. */
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
     this.#assertOpen('waitFor')
-    checkId(id, 'id')
+    resultChecks.id('waitFor', 'id', id)
     const signal = options?.signal
     signal?.throwIfAborted()
     await this.connect()
-    return this.#waiters!.wait(id, signal ?? new AbortController().signal)
+    return this.#waiters!.wait(id, signal)
   }
 
   /** Records member `index` of group `groupId` and counts distinct members, in one transaction. */
@@ -197,16 +191,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     options: SetStateOptions,
   ): Promise<GroupProgress> {
     this.#assertOpen('completeGroupMember')
-    checkId(groupId, 'groupId')
-    if (!Number.isInteger(size) || size < 1)
-      throw new TypeError(`group size must be an integer >= 1, got ${size}`)
-    if (!Number.isInteger(index) || index < 0 || index >= size) {
-      throw new TypeError(`group index must be an integer in [0, ${size}), got ${index}`)
-    }
-    if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
-      throw new TypeError('completeGroupMember: outcome must be { ok: true, value } or { ok: false, error }')
-    }
-    const ttlMs = checkTtl(options?.ttlMs)
+    const ttlMs = resultChecks.groupMember(groupId, index, size, outcome, options)
     await this.connect()
     const progress = await this.#connection!.write(
       () => this.#sql!.completeMember(groupId, index, size, outcome, ttlMs, Date.now()),
@@ -220,9 +205,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** Sets `key` to `value` unless a live value is there; true when this call set it. */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     this.#assertOpen('setIfAbsent')
-    checkId(key, 'key')
-    if (typeof value !== 'string') throw new TypeError('setIfAbsent: value must be a string')
-    const ttl = checkTtl(ttlMs)
+    const ttl = resultChecks.setIfAbsent(key, value, ttlMs)
     await this.connect()
     const set = await this.#connection!.write(
       () => this.#sql!.setIfAbsent(key, value, ttl, Date.now()),
@@ -236,7 +219,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** The value under `key`, if present and not expired. */
   async getValue(key: string): Promise<string | undefined> {
     this.#assertOpen('getValue')
-    checkId(key, 'key')
+    resultChecks.id('getValue', 'key', key)
     await this.connect()
     return this.#connection!.read(() => this.#sql!.getValue(key, Date.now()))
   }
@@ -287,7 +270,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** Stores task events (one short transaction per 200) and hands them to live subscribers. */
   async publishEvents(events: readonly TaskEvent[]): Promise<void> {
     this.#assertOpen('publishEvents')
-    if (!Array.isArray(events)) throw new TypeError('publishEvents: events must be an array')
+    resultChecks.events(events)
     await this.connect()
     return this.#events!.publishEvents(events)
   }
@@ -308,8 +291,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   /** The last `limit` events of `queue` (at most `eventRetention` and a bit), oldest first. */
   async recentEvents(queue: string, limit: number): Promise<TaskEvent[]> {
     this.#assertOpen('recentEvents')
-    if (typeof queue !== 'string') throw new TypeError('recentEvents: queue must be a string')
-    if (!Number.isInteger(limit)) throw new TypeError(`recentEvents: limit must be an integer, got ${limit}`)
+    resultChecks.recentEvents(queue, limit)
     if (limit <= 0) return []
     await this.connect()
     return this.#events!.recentEvents(queue, limit)
@@ -333,17 +315,4 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   #assertOpen(what: string): void {
     this.#lifecycle.assertOpen(what)
   }
-}
-
-function checkId(id: unknown, what: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) {
-    throw new TypeError(`${what} must be a non-empty string of at most ${MAX_ID} characters`)
-  }
-}
-
-function checkTtl(ttlMs: unknown): number {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new TypeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`)
-  }
-  return Math.ceil(ttlMs)
 }

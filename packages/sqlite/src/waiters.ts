@@ -1,11 +1,5 @@
-import { ClosedError, isFinalState, type TaskRecord } from '@errand/core'
+import { isFinalState, type TaskRecord, WaitRegistry } from '@errand/core'
 import type { ChangeFeed } from './change-feed.js'
-import { ADAPTER } from './options.js'
-
-interface Waiter {
-  readonly resolve: (record: TaskRecord) => void
-  readonly reject: (err: unknown) => void
-}
 
 /** The wake-up name of a task id in the {@link ChangeFeed}. */
 export function resultTopic(id: string): string {
@@ -13,99 +7,68 @@ export function resultTopic(id: string): string {
 }
 
 /**
- * The `waitFor` callers of one backend, by task id. A final state written in this process wakes
- * its waiters at once (the writer announces it after commit); writes by other processes are
- * found by re-reading every waited id whenever the change feed sees another connection commit.
- * Reads are synchronous, so registering and then reading cannot miss a racing write.
+ * The `waitFor` callers of one backend (core's `WaitRegistry`), woken by the change feed: a
+ * final state written in this process wakes its waiters at once (the writer announces it after
+ * commit); writes by other processes are found by re-reading every waited id whenever the change
+ * feed sees another connection commit. Reads are synchronous, so registering and then reading
+ * cannot miss a racing write.
  */
 export class Waiters {
   readonly #feed: ChangeFeed
   readonly #read: (id: string) => TaskRecord | undefined
   readonly #pollIntervalMs: number
-  readonly #byId = new Map<string, { waiters: Set<Waiter>; unsubscribe: () => void }>()
+  /** Per waited id, the feed subscription to drop when its last waiter leaves. */
+  readonly #unsubscribe = new Map<string, () => void>()
+  readonly #registry: WaitRegistry<TaskRecord>
   #stopExternal: (() => void) | undefined
-  #closed = false
 
   constructor(feed: ChangeFeed, read: (id: string) => TaskRecord | undefined, pollIntervalMs: number) {
     this.#feed = feed
     this.#read = read
     this.#pollIntervalMs = pollIntervalMs
+    this.#registry = new WaitRegistry({ watch: (id) => this.#watch(id), unwatch: (id) => this.#unwatch(id) })
   }
 
   /** Resolves with the record once its state is final; rejects with the signal's reason. */
-  wait(id: string, signal: AbortSignal): Promise<TaskRecord> {
-    if (signal.aborted) return Promise.reject(signal.reason)
-    if (this.#closed) return Promise.reject(new ClosedError('waitFor after close()', { adapter: ADAPTER }))
-    return new Promise<TaskRecord>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#remove(id, waiter)
-        reject(signal.reason)
-      }
-      const waiter: Waiter = {
-        resolve: (record) => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(record)
-        },
-        reject: (err) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(err)
-        },
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      let entry = this.#byId.get(id)
-      if (entry === undefined) {
-        entry = { waiters: new Set(), unsubscribe: this.#feed.on(resultTopic(id), () => this.#check(id)) }
-        this.#byId.set(id, entry)
-      }
-      entry.waiters.add(waiter)
-      this.#stopExternal ??= this.#feed.onExternal(() => {
-        for (const key of [...this.#byId.keys()]) this.#check(key)
-      }, this.#pollIntervalMs)
-      this.#check(id)
-    })
+  wait(id: string, signal: AbortSignal | undefined): Promise<TaskRecord> {
+    const waiting = this.#registry.wait(id, signal)
+    this.#check(id)
+    return waiting
   }
 
-  /** Rejects every pending wait with `ERR_CLOSED`. */
-  closeAll(): void {
-    this.#closed = true
-    const err = new ClosedError('the result backend closed while waiting', { adapter: ADAPTER })
-    for (const [id, entry] of [...this.#byId]) {
-      this.#drop(id)
-      for (const w of entry.waiters) w.reject(err)
+  /** Rejects every pending wait, and every later one, with `err` (the backend's `ERR_CLOSED`). */
+  closeAll(err: Error): void {
+    this.#registry.closeAll(err)
+  }
+
+  #watch(id: string): void {
+    this.#unsubscribe.set(
+      id,
+      this.#feed.on(resultTopic(id), () => this.#check(id)),
+    )
+    this.#stopExternal ??= this.#feed.onExternal(() => {
+      for (const key of this.#registry.ids()) this.#check(key)
+    }, this.#pollIntervalMs)
+  }
+
+  #unwatch(id: string): void {
+    this.#unsubscribe.get(id)?.()
+    this.#unsubscribe.delete(id)
+    if (this.#registry.size === 0) {
+      this.#stopExternal?.()
+      this.#stopExternal = undefined
     }
   }
 
   #check(id: string): void {
-    const entry = this.#byId.get(id)
-    if (entry === undefined) return
+    if (!this.#registry.has(id)) return
     let record: TaskRecord | undefined
     try {
       record = this.#read(id)
     } catch (err) {
-      this.#drop(id)
-      for (const w of entry.waiters) w.reject(err)
+      this.#registry.reject(id, err)
       return
     }
-    if (record === undefined || !isFinalState(record.state)) return
-    this.#drop(id)
-    for (const w of entry.waiters) w.resolve(record)
-  }
-
-  #remove(id: string, waiter: Waiter): void {
-    const entry = this.#byId.get(id)
-    if (entry === undefined) return
-    entry.waiters.delete(waiter)
-    if (entry.waiters.size === 0) this.#drop(id)
-  }
-
-  #drop(id: string): void {
-    const entry = this.#byId.get(id)
-    if (entry === undefined) return
-    entry.unsubscribe()
-    this.#byId.delete(id)
-    if (this.#byId.size === 0) {
-      this.#stopExternal?.()
-      this.#stopExternal = undefined
-    }
+    if (record !== undefined && isFinalState(record.state)) this.#registry.resolve(id, record)
   }
 }

@@ -29,6 +29,7 @@ export interface WaitRegistryHooks {
 export class WaitRegistry<T> {
   readonly #byId = new Map<string, Set<Waiter<T>>>()
   readonly #hooks: WaitRegistryHooks
+  readonly #aborts = new WeakMap<AbortSignal, { callbacks: Set<() => void>; handler: () => void }>()
   #closed: Error | undefined
 
   constructor(hooks: WaitRegistryHooks = {}) {
@@ -64,28 +65,28 @@ export class WaitRegistry<T> {
     if (signal?.aborted) return Promise.reject(signal.reason)
     if (this.#closed !== undefined) return Promise.reject(this.#closed)
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
+      const stopAbort = this.#onAbort(signal, () => {
         this.#remove(id, waiter)
         reject(signal?.reason)
-      }
+      })
       const waiter: Waiter<T> = {
         resolve: (value) => {
-          signal?.removeEventListener('abort', onAbort)
+          stopAbort()
           resolve(value)
         },
         reject: (err) => {
-          signal?.removeEventListener('abort', onAbort)
+          stopAbort()
           reject(err)
         },
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      let set = this.#byId.get(id)
-      if (set === undefined) {
-        set = new Set()
-        this.#byId.set(id, set)
-        this.#hooks.watch?.(id)
+      const set = this.#byId.get(id)
+      if (set !== undefined) {
+        set.add(waiter)
+        return
       }
-      set.add(waiter)
+      this.#byId.set(id, new Set([waiter]))
+      // After the waiter is in: a hook that reads (and settles the id) at once must find it.
+      this.#hooks.watch?.(id)
     })
   }
 
@@ -103,6 +104,33 @@ export class WaitRegistry<T> {
   closeAll(err: Error): void {
     this.#closed ??= err
     for (const id of this.ids()) this.reject(id, this.#closed)
+  }
+
+  /**
+   * One 'abort' listener per signal however many waits share it (a caller may wait for a whole
+   * group with one signal: a listener each would pile up). Returns the unregister function.
+   */
+  #onAbort(signal: AbortSignal | undefined, callback: () => void): () => void {
+    if (signal === undefined) return () => {}
+    let entry = this.#aborts.get(signal)
+    if (entry === undefined) {
+      const callbacks = new Set<() => void>()
+      const handler = (): void => {
+        this.#aborts.delete(signal)
+        for (const cb of [...callbacks]) cb()
+      }
+      signal.addEventListener('abort', handler, { once: true })
+      entry = { callbacks, handler }
+      this.#aborts.set(signal, entry)
+    }
+    const { callbacks, handler } = entry
+    callbacks.add(callback)
+    return () => {
+      callbacks.delete(callback)
+      if (callbacks.size > 0) return
+      signal.removeEventListener('abort', handler)
+      this.#aborts.delete(signal)
+    }
   }
 
   #take(id: string): Set<Waiter<T>> {
