@@ -3,6 +3,7 @@ import {
   type DeadLetterInfo,
   type DeliveryHandler,
   type Logger,
+  type ReleaseReason,
   reconnectDelay,
 } from '@errand/core'
 import { decodeItem, leaseOfRawItem } from './codec.js'
@@ -163,12 +164,11 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   /** Core's delivery says it stopped counting against the prefetch. */
-  released(delivery: RedisDelivery): void {
+  released(delivery: RedisDelivery, why: ReleaseReason): void {
     this.#held.delete(delivery.lease)
     // Its settle failed: still ours to give back at close if nobody settles it.
-    if (delivery.open) this.#unsettled.add(delivery)
-    else if (delivery.state === 'lost')
-      this.#host.logger.warn(String((delivery.lost.reason as Error).message))
+    if (why === 'failed') this.#unsettled.add(delivery)
+    else if (why === 'lost') this.#host.logger.warn(String((delivery.lost.reason as Error).message))
     this.#schedule()
   }
 

@@ -6,6 +6,7 @@ import {
   maskCredentials,
   maskingLogger,
   optionsFromQuery,
+  parseOptions,
   parseStoreUrl,
 } from '@errand/core'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
@@ -174,12 +175,14 @@ export type ConnectionPlan =
     }
   | { readonly kind: 'borrowed'; readonly client: RedisClient; readonly display: string }
 
+/** A URL given alone is `{ url }`; no options at all are `{}` (the default URL). */
+function asObject(options: unknown): unknown {
+  return typeof options === 'string' ? { url: options } : (options ?? {})
+}
+
 /** Validates broker options; throws `InvalidOptionError` naming the field. */
 export function parseBrokerOptions(options: RedisBrokerOptions | string): ParsedBrokerOptions {
-  const raw = check(
-    brokerSchema,
-    typeof options === 'string' ? { url: options } : options,
-  ) as RedisBrokerOptions
+  const raw = parseOptions(brokerSchema, asObject(options), ADAPTER.adapter) as RedisBrokerOptions
   const { plan, query } = connectionPlan(raw, brokerQuery)
   return {
     connection: plan,
@@ -193,10 +196,7 @@ export function parseBrokerOptions(options: RedisBrokerOptions | string): Parsed
 
 /** Validates backend options; throws `InvalidOptionError` naming the field. */
 export function parseBackendOptions(options: RedisResultBackendOptions | string): ParsedBackendOptions {
-  const raw = check(
-    backendSchema,
-    typeof options === 'string' ? { url: options } : options,
-  ) as RedisResultBackendOptions
+  const raw = parseOptions(backendSchema, asObject(options), ADAPTER.adapter) as RedisResultBackendOptions
   const { plan, query } = connectionPlan(raw, backendQuery)
   return {
     connection: plan,
@@ -304,16 +304,4 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   }
   if (tls) options.tls = { servername: host }
   return { options, tls, url: u }
-}
-
-function check(schema: z.ZodType, options: unknown): unknown {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new InvalidOptionError('(options)', 'expected an object or a URL string', ADAPTER)
-  }
-  const parsed = schema.safeParse(options ?? {})
-  if (parsed.success) return parsed.data
-  const issue = parsed.error.issues[0]
-  const unknownKey = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined
-  const field = unknownKey ?? (issue && issue.path.length > 0 ? issue.path.join('.') : '(options)')
-  throw new InvalidOptionError(field, maskCredentials(issue?.message ?? 'invalid'), ADAPTER)
 }
