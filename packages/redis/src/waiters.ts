@@ -1,11 +1,8 @@
 import type { TaskRecord } from '@errand/core'
-import { DecodeError, isFinalState } from '@errand/core'
+import { DecodeError, isFinalState, WaitRegistry } from '@errand/core'
 import { parseTaskRecord } from './codec.js'
 import type { Connections } from './connection.js'
 import type { RedisClient } from './options.js'
-
-/** Gets each record seen for its id, or the error of a stored record that is not one. */
-type Listener = (record: TaskRecord | DecodeError) => void
 
 /** A stored record, read: garbage becomes an `ERR_DECODE` for the waiters (never a throw). */
 function readRecord(id: string, json: string): TaskRecord | DecodeError {
@@ -16,22 +13,25 @@ function readRecord(id: string, json: string): TaskRecord | DecodeError {
 }
 
 /**
- * `waitFor` by pub/sub: one subscriber connection per backend, one channel per awaited task
- * id (subscribed while at least one caller waits for it). A waiter subscribes first and reads
- * the record second, so a final write racing the call is seen by one or the other. After a
- * reconnect (the client re-subscribes by itself) every awaited record is read again, in case
- * its final write happened while the connection was down.
+ * `waitFor` by pub/sub (the waiter bookkeeping is core's `WaitRegistry`): one subscriber
+ * connection per backend, one channel per awaited task id (subscribed while at least one caller
+ * waits for it). A waiter reads the record once the channel's SUBSCRIBE is live, so a final write
+ * racing the call is seen by one or the other. After a reconnect (the client re-subscribes by
+ * itself) every awaited record is read again, in case its final write happened while the
+ * connection was down.
  */
 export class FinalWaiters {
   readonly #conns: Connections
   readonly #channel: (id: string) => string
   readonly #read: (id: string) => Promise<string | null>
-  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #registry = new WaitRegistry<TaskRecord>({
+    watch: (id) => this.#watch(id),
+    unwatch: (id) => this.#unwatch(id),
+  })
+  /** Awaited id → its SUBSCRIBE (a read waits for it: before, a final write could be missed). */
+  readonly #subscribed = new Map<string, Promise<void>>()
+  /** Channel → awaited id. */
   readonly #ids = new Map<string, string>()
-  /** Channels whose SUBSCRIBE is on its way. */
-  readonly #subscribing = new Map<string, Promise<void>>()
-  readonly #rejects = new Set<(err: unknown) => void>()
-  readonly #aborts = new WeakMap<AbortSignal, { callbacks: Set<() => void>; handler: () => void }>()
   #sub: RedisClient | undefined
 
   constructor(
@@ -46,98 +46,50 @@ export class FinalWaiters {
 
   /** Resolves with the record once final; rejects with the signal's reason on abort. */
   wait(id: string, signal: AbortSignal | undefined): Promise<TaskRecord> {
-    return new Promise<TaskRecord>((resolve, reject) => {
-      signal?.throwIfAborted()
-      const channel = this.#channel(id)
-      let done = false
-      const finish = (err: unknown, record?: TaskRecord) => {
-        if (done) return
-        done = true
-        stopAbort()
-        this.#rejects.delete(fail)
-        this.#unlisten(channel, listener)
-        if (record !== undefined) resolve(record)
-        else reject(err)
-      }
-      const fail = (err: unknown) => finish(err)
-      const listener: Listener = (record) => {
-        if (record instanceof DecodeError) finish(record)
-        else if (isFinalState(record.state)) finish(undefined, record)
-      }
-      const stopAbort = signal === undefined ? () => {} : this.#onAbort(signal, () => finish(signal.reason))
-      this.#rejects.add(fail)
-      this.#listen(channel, id, listener)
-        .then(() => (done ? null : this.#read(id)))
-        .then(
-          (json) => {
-            if (json !== null) listener(readRecord(id, json))
-          },
-          (err) => finish(this.#conns.error(`waitFor "${id}"`, err)),
-        )
-    })
+    const waiting = this.#registry.wait(id, signal)
+    const subscribed = this.#subscribed.get(id)
+    // Still the same watch: a failure must not reach waiters of a later subscription of the id.
+    const current = () => this.#subscribed.get(id) === subscribed
+    subscribed
+      ?.then(() => (current() ? this.#read(id) : null))
+      .then(
+        (json) => {
+          if (json !== null) this.#seen(id, readRecord(id, json))
+        },
+        (err) => {
+          if (current()) this.#registry.reject(id, this.#conns.error(`waitFor "${id}"`, err))
+        },
+      )
+    return waiting
   }
 
   /** Reject every pending wait with `err` and drop the subscriber connection. */
   close(err: Error): void {
-    for (const reject of [...this.#rejects]) reject(err)
+    this.#registry.closeAll(err)
     if (this.#sub !== undefined) this.#conns.drop(this.#sub)
     this.#sub = undefined
   }
 
-  /**
-   * One 'abort' listener per signal however many waits share it (a caller may wait for a whole
-   * group with one signal). Returns the unregister function.
-   */
-  #onAbort(signal: AbortSignal, callback: () => void): () => void {
-    let entry = this.#aborts.get(signal)
-    if (entry === undefined) {
-      const callbacks = new Set<() => void>()
-      const handler = () => {
-        for (const cb of [...callbacks]) cb()
-      }
-      signal.addEventListener('abort', handler, { once: true })
-      entry = { callbacks, handler }
-      this.#aborts.set(signal, entry)
-    }
-    const { callbacks, handler } = entry
-    callbacks.add(callback)
-    return () => {
-      callbacks.delete(callback)
-      if (callbacks.size === 0) {
-        signal.removeEventListener('abort', handler)
-        this.#aborts.delete(signal)
-      }
-    }
+  /** A record of `id` was read or published: final settles its waiters, garbage fails them. */
+  #seen(id: string, record: TaskRecord | DecodeError): void {
+    if (record instanceof DecodeError) this.#registry.reject(id, record)
+    else if (isFinalState(record.state)) this.#registry.resolve(id, record)
   }
 
-  async #listen(channel: string, id: string, listener: Listener): Promise<void> {
-    const set = this.#listeners.get(channel)
-    if (set !== undefined) {
-      set.add(listener)
-      // Wait for the channel's SUBSCRIBE too: a waiter that read the record before the first
-      // waiter's subscription was live could miss the final write's message for good.
-      await this.#subscribing.get(channel)
-      return
-    }
-    this.#listeners.set(channel, new Set([listener]))
+  #watch(id: string): void {
+    const channel = this.#channel(id)
     this.#ids.set(channel, id)
     const subscribed = this.#subscriber()
       .subscribe(channel)
       .then(() => undefined)
-    this.#subscribing.set(channel, subscribed)
-    try {
-      await subscribed
-    } finally {
-      if (this.#subscribing.get(channel) === subscribed) this.#subscribing.delete(channel)
-    }
+    // Each waiter handles the failure (its wait rejects); this copy must not be unhandled.
+    subscribed.catch(() => {})
+    this.#subscribed.set(id, subscribed)
   }
 
-  #unlisten(channel: string, listener: Listener): void {
-    const set = this.#listeners.get(channel)
-    if (set === undefined) return
-    set.delete(listener)
-    if (set.size > 0) return
-    this.#listeners.delete(channel)
+  #unwatch(id: string): void {
+    const channel = this.#channel(id)
+    this.#subscribed.delete(id)
     this.#ids.delete(channel)
     this.#sub?.unsubscribe(channel).catch(() => {})
   }
@@ -146,8 +98,8 @@ export class FinalWaiters {
     if (this.#sub !== undefined) return this.#sub
     const sub = this.#conns.duplicate()
     sub.on('message', (channel: string, json: string) => {
-      const set = this.#listeners.get(channel)
-      if (set === undefined) return
+      const id = this.#ids.get(channel)
+      if (id === undefined) return
       // This runs inside the client's event handler: a throw here would crash the process.
       const record = parseTaskRecord(json)
       if (record === undefined) {
@@ -155,7 +107,7 @@ export class FinalWaiters {
         this.#conns.logger.warn(`[redis] ignored a message on ${channel} that is not a task record`)
         return
       }
-      for (const listener of [...set]) listener(record)
+      this.#seen(id, record)
     })
     let connectedOnce = false
     sub.on('ready', () => {
@@ -164,12 +116,10 @@ export class FinalWaiters {
         return
       }
       // Reconnected: a final write may have happened while we were away.
-      for (const [channel, id] of this.#ids) {
+      for (const id of this.#registry.ids()) {
         this.#read(id).then(
           (json) => {
-            if (json === null) return
-            const set = this.#listeners.get(channel)
-            if (set !== undefined) for (const listener of [...set]) listener(readRecord(id, json))
+            if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
           },
           () => {},
         )
