@@ -4,6 +4,7 @@ import {
   type Logger,
   maskCredentials,
   optionsFromQuery,
+  parseOptions,
   parseStoreUrl,
 } from '@errand/core'
 import { z } from 'zod'
@@ -152,13 +153,7 @@ export type ResolvedSqsOptions = z.output<typeof optionsSchema>
 
 /** Validate options; a bad one throws `InvalidOptionError` naming it. */
 export function resolveOptions(options: SqsBrokerOptions = {}): ResolvedSqsOptions {
-  const parsed = optionsSchema.safeParse(options)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const option = issue?.path.map(String).join('.') || 'options'
-    throw new InvalidOptionError(option, maskCredentials(issue?.message ?? 'invalid'), { adapter: ADAPTER })
-  }
-  return parsed.data
+  return parseOptions(optionsSchema, options, ADAPTER)
 }
 
 /**

@@ -147,10 +147,13 @@ export class Store {
     }
   }
 
-  /** Send everything pending and wait for the calls in flight. */
+  /**
+   * Send everything pending now (the broker closes: waiting out `batchWindowMs` would only delay
+   * it) and wait for the calls in flight.
+   */
   async drain(): Promise<void> {
     const all = [...this.#sends.values(), ...this.#deletes.values(), ...this.#visibility.values()]
-    await Promise.all(all.map((b) => b.drained()))
+    await Promise.all(all.map((b) => b.flush()))
   }
 
   /** Count one API call (calls made outside the store report here too). */
