@@ -5,6 +5,7 @@ import {
   type Logger,
   maskCredentials,
   optionsFromQuery,
+  parseOptions as parseOptionsWith,
   parseStoreUrl,
   type ReconnectBackoff,
 } from '@errand/core'
@@ -176,7 +177,11 @@ type QueryOptions = z.output<typeof querySchema>
 
 /** Validates options (or a URL); throws `InvalidOptionError` naming the field. */
 export function parseOptions(options: AmqpBrokerOptions | string): ParsedAmqpOptions {
-  const raw = check(typeof options === 'string' ? { url: options } : options)
+  const raw = parseOptionsWith(
+    schema,
+    typeof options === 'string' ? { url: options } : options,
+    ADAPTER.adapter,
+  )
   if ((raw.url === undefined) === (raw.connection === undefined)) {
     throw new InvalidOptionError('url', 'give exactly one of "url" and "connection"', ADAPTER)
   }
@@ -210,20 +215,6 @@ export function parseOptions(options: AmqpBrokerOptions | string): ParsedAmqpOpt
     queueExpiresMs: raw.queueExpiresMs ?? query.queueExpiresMs,
     logger: raw.logger,
   }
-}
-
-function check(input: unknown): Raw {
-  if (typeof input !== 'object' || input === null) {
-    throw new InvalidOptionError('options', 'expected an object or a URL string', ADAPTER)
-  }
-  const result = schema.safeParse(input)
-  if (result.success) return result.data
-  const issue = result.error.issues[0]!
-  if (issue.code === 'unrecognized_keys') {
-    throw new InvalidOptionError(issue.keys[0] ?? 'options', 'unknown option', ADAPTER)
-  }
-  const path = issue.path.length > 0 ? issue.path.join('.') : 'options'
-  throw new InvalidOptionError(path, maskCredentials(issue.message), ADAPTER)
 }
 
 /** The connection plan of `raw.url`, and the options its query sets (taken out of the URL). */
