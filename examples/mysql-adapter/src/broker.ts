@@ -8,7 +8,6 @@ import {
   consoleLogger,
   type DeadLetter,
   type DeliveryHandler,
-  InvalidOptionError,
   type Logger,
   type QueueStats,
 } from '@errand/core'
@@ -74,16 +73,10 @@ export class MySqlBroker extends BrokerBase {
     await this.#store.pool.end()
   }
 
-  /** The base rule, plus this table's: at most 191 characters (the index's limit), no NUL. */
-  protected override checkQueue(queue: string): void {
-    super.checkQueue(queue)
-    if (queue.length > 191 || queue.includes('\u0000')) {
-      throw new InvalidOptionError(
-        'queue',
-        `must be 1-191 characters without NUL, got ${JSON.stringify(queue).slice(0, 60)}`,
-        { adapter: ADAPTER },
-      )
-    }
+  /** This table's rule, beyond the base's: at most 191 characters (the index's limit), no NUL. */
+  protected override queueProblem(queue: string): string | undefined {
+    if (queue.length <= 191 && !queue.includes('\u0000')) return undefined
+    return `must be 1-191 characters without NUL, got ${JSON.stringify(queue).slice(0, 60)}`
   }
 
   #db(): MySqlStore {

@@ -1,4 +1,10 @@
-import { InvalidOptionError, maskCredentials, optionsFromQuery, parseStoreUrl } from '@errand/core'
+import {
+  InvalidOptionError,
+  maskCredentials,
+  optionsFromQuery,
+  parseOptions,
+  parseStoreUrl,
+} from '@errand/core'
 import { z } from 'zod'
 
 /** The adapter's name in errors and logs. */
@@ -47,13 +53,6 @@ export function resolveOptions(options: MySqlBrokerOptions): ResolvedMySqlOption
   const query = optionsFromQuery(parsedUrl, mysqlBrokerOptionsSchema.omit({ url: true }), {
     adapter: ADAPTER,
   })
-  const parsed = mysqlBrokerOptionsSchema.safeParse({ ...query.options, ...options })
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    // An unknown key (strict) has no path: name the key itself.
-    const key =
-      issue?.path.join('.') || String((issue as { keys?: string[] } | undefined)?.keys?.[0] ?? 'options')
-    throw new InvalidOptionError(key, issue?.message ?? 'invalid', { adapter: ADAPTER })
-  }
-  return { ...parsed.data, connectionUri: query.url.toString() }
+  const parsed = parseOptions(mysqlBrokerOptionsSchema, { ...query.options, ...options }, ADAPTER)
+  return { ...parsed, connectionUri: query.url.toString() }
 }
