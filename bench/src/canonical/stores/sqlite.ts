@@ -1,0 +1,261 @@
+/**
+ * SQLite: every run on a fresh file under the OS temp dir (deleted at the end).
+ * - `errand`, `errand+results`: the app + worker over SqliteBroker (+ SqliteResultBackend on the
+ *   same file) at the defaults (`durability: 'publish'`, trackStarted on);
+ * - `broker`: the SqliteBroker alone (publish / consume / ack, no app), the adapter's floor;
+ * - `raw`: a raw better-sqlite3 loop doing the same lease-and-delete work with the same
+ *   durability (WAL, `synchronous = FULL` for inserts, NORMAL for leases and deletes): one
+ *   `BEGIN IMMEDIATE` per turn deletes the previous turn's jobs and leases up to c more;
+ * - `errand-redis`: Errand on the Redis at REDIS_URL (no AOF), the reference.
+ *
+ *   pnpm bench:canonical -- --store sqlite --runs 3 --workloads drain-c50,enqueue-bulk
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RedisBroker } from '@errand/redis'
+import { SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
+import Database from 'better-sqlite3'
+import { Redis } from 'ioredis'
+import type { Contender, ContenderMeta, Payload, StoreModule } from '../types.js'
+import { errand } from './errand.js'
+import { pkgVersion } from './versions.js'
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const silentLogger = { warn: () => {} }
+const DURABILITY = 'WAL; publish waits for an fsync, leases and acks do not (durability: publish)'
+
+function freshFile(): { url: string; path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'errand-bench-sqlite-'))
+  const path = join(dir, 'bench.db')
+  return { url: `sqlite://${path}`, path, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+function errandSqlite(id: string, results: boolean): Contender {
+  const file = freshFile()
+  return errand({
+    queue: `q-${id}`,
+    broker: () => new SqliteBroker({ url: file.url, logger: silentLogger }),
+    ...(results && { backend: () => new SqliteResultBackend({ url: file.url, logger: silentLogger }) }),
+    teardown: async () => file.remove(),
+  })
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** The SqliteBroker alone: publish, consume with prefetch c, ack each delivery. */
+function brokerOnly(id: string): Contender {
+  const file = freshFile()
+  const queue = `q-${id}`
+  let broker: SqliteBroker | undefined
+  let consumer: { cancel(): Promise<void> } | undefined
+  const acks = new Set<Promise<void>>()
+  const body = (p: Payload) => ({ body: encoder.encode(JSON.stringify(p)) })
+  return {
+    async setup() {
+      broker = new SqliteBroker({ url: file.url, logger: silentLogger })
+      await broker.connect()
+    },
+    async enqueueOne(p) {
+      await broker!.publish(queue, [body(p)])
+    },
+    async enqueueBulk(ps) {
+      await broker!.publish(queue, ps.map(body))
+    },
+    async startWorker(concurrency, onJob) {
+      consumer = await broker!.consume(
+        queue,
+        (d) => {
+          onJob(JSON.parse(decoder.decode(d.body)) as Payload)
+          const ack = d.ack()
+          acks.add(ack)
+          void ack.finally(() => acks.delete(ack))
+        },
+        { prefetch: concurrency },
+      )
+    },
+    async stopWorker() {
+      // The last handled deliveries' acks are still queued: let them commit before cancelling.
+      await Promise.allSettled([...acks])
+      await consumer?.cancel()
+    },
+    async remaining() {
+      const s = await broker!.stats(queue)
+      return s.ready + (s.delayed ?? 0) + (s.inFlight ?? 0)
+    },
+    async teardown() {
+      await broker?.close()
+      file.remove()
+    },
+  }
+}
+
+/** The raw floor (see the module comment). */
+function raw(id: string): Contender {
+  const file = freshFile()
+  const queue = `q-${id}`
+  let db: Database.Database | undefined
+  let running = false
+  let loop: Promise<void> | undefined
+  return {
+    async setup() {
+      db = new Database(file.path)
+      db.pragma('journal_mode = WAL')
+      db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+        run_at INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL);
+        CREATE INDEX jobs_fetch ON jobs (queue, run_at, id)`)
+    },
+    async enqueueOne(p) {
+      db!.pragma('synchronous = FULL')
+      db!
+        .prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
+        .run(queue, Date.now(), Buffer.from(JSON.stringify(p)))
+    },
+    async enqueueBulk(ps) {
+      db!.pragma('synchronous = FULL')
+      const insert = db!.prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
+      const now = Date.now()
+      db!
+        .transaction(() => {
+          for (const p of ps) insert.run(queue, now, Buffer.from(JSON.stringify(p)))
+        })
+        .immediate()
+    },
+    async startWorker(concurrency, onJob) {
+      db!.pragma('synchronous = NORMAL')
+      const take = db!.prepare(`UPDATE jobs SET run_at = ?, deliveries = deliveries + 1
+        WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?)
+        RETURNING id, deliveries, body`)
+      const del = db!.prepare('DELETE FROM jobs WHERE id = ? AND deliveries = ?')
+      running = true
+      let done: { id: number; deliveries: number }[] = []
+      const turn = db!.transaction((now: number) => {
+        for (const d of done) del.run(d.id, d.deliveries)
+        return take.all(now + 30_000, queue, now, concurrency) as {
+          id: number
+          deliveries: number
+          body: Buffer
+        }[]
+      })
+      loop = (async () => {
+        while (running) {
+          const rows = turn.immediate(Date.now())
+          done = []
+          for (const row of rows) {
+            onJob(JSON.parse(decoder.decode(row.body)) as Payload)
+            done.push(row)
+          }
+          await new Promise((r) => (rows.length === 0 ? setTimeout(r, 1) : setImmediate(r)))
+        }
+        // Delete the last turn's jobs: they were handled.
+        db!.transaction(() => {
+          for (const d of done) del.run(d.id, d.deliveries)
+        })()
+      })()
+    },
+    async stopWorker() {
+      running = false
+      await loop
+    },
+    async remaining() {
+      return (db!.prepare('SELECT count(*) AS n FROM jobs WHERE queue = ?').get(queue) as { n: number }).n
+    },
+    async teardown() {
+      db?.close()
+      file.remove()
+    },
+  }
+}
+
+async function deleteKeys(pattern: string): Promise<void> {
+  const client = new Redis(REDIS_URL)
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 5000)
+      cursor = next
+      if (keys.length > 0) await client.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}
+
+const metas: ContenderMeta[] = [
+  {
+    name: 'errand',
+    class: 'no-results',
+    errand: true,
+    durability: DURABILITY,
+    durabilityShort: 'fsync at publish',
+    library: '@errand/sqlite (workspace)',
+    settings: 'defaults (no result backend; trackStarted on)',
+    floor: 'sqlite',
+  },
+  {
+    name: 'errand+results',
+    class: 'results',
+    errand: true,
+    durability: DURABILITY,
+    durabilityShort: 'fsync at publish',
+    library: '@errand/sqlite (workspace)',
+    settings: 'defaults, SqliteResultBackend on the same file (trackStarted on)',
+    floor: 'sqlite',
+  },
+  {
+    name: 'broker',
+    class: 'floor',
+    durability: DURABILITY,
+    durabilityShort: 'fsync at publish',
+    library: '@errand/sqlite (workspace)',
+    settings: 'SqliteBroker alone: publish / consume (prefetch c) / ack, no app',
+    floor: 'sqlite-broker',
+  },
+  {
+    name: 'raw',
+    class: 'floor',
+    durability: 'WAL; inserts synchronous=FULL, leases and deletes NORMAL',
+    durabilityShort: 'fsync at publish',
+    library: `better-sqlite3 ${pkgVersion('better-sqlite3')}`,
+    settings: 'one BEGIN IMMEDIATE per turn: delete the previous turn, lease up to c',
+    floor: 'sqlite',
+  },
+  {
+    name: 'errand-redis',
+    class: 'no-results',
+    errand: true,
+    durability: 'Redis in memory, no AOF',
+    durabilityShort: 'no AOF',
+    library: '@errand/redis (workspace)',
+    settings: 'defaults (no result backend; trackStarted on); the reference',
+  },
+]
+
+export const store: StoreModule = {
+  metas,
+  create(name, id) {
+    switch (name) {
+      case 'errand':
+        return errandSqlite(id, false)
+      case 'errand+results':
+        return errandSqlite(id, true)
+      case 'broker':
+        return brokerOnly(id)
+      case 'raw':
+        return raw(id)
+      case 'errand-redis': {
+        const keyPrefix = `bench-c-${id}`
+        return errand({
+          queue: `q-${id}`,
+          broker: () => new RedisBroker({ url: REDIS_URL, keyPrefix }),
+          teardown: () => deleteKeys(`${keyPrefix}:*`),
+        })
+      }
+    }
+    throw new Error(`unknown sqlite contender ${name}`)
+  },
+  async versions() {
+    return { 'better-sqlite3': pkgVersion('better-sqlite3'), ioredis: pkgVersion('ioredis') }
+  },
+}
