@@ -148,6 +148,8 @@ export {
   type DeliveryHost,
   type DeliveryInit,
   type DeliveryState,
+  ExpirySweep,
+  type ExpirySweepOptions,
   flowChecks,
   LeasedDelivery,
   Lifecycle,
@@ -165,6 +167,7 @@ export {
   reconnectDelay,
   resultChecks,
   SettleOnceDelivery,
+  type SweepCounts,
   WaitRegistry,
   type WaitRegistryHooks,
 } from './kit/index.js'

@@ -4,6 +4,7 @@ import {
   type BatchOutcome,
   batchOk,
   type EventFilter,
+  ExpirySweep,
   type FlowControlStore,
   type GroupProgress,
   isFinalState,
@@ -65,21 +66,25 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   private readonly listener: Listener
   private readonly channel: string
   private readonly migrateOnConnect: boolean
-  private readonly cleanupIntervalMs: number
   private readonly writes: Batcher<StateWrite, TaskState>
   private readonly waiters: Waiters
   private readonly events: PostgresEvents
   private readonly flow: PostgresFlow
   private readonly lifecycle = new Lifecycle(ADAPTER, 'result backend')
-  private lastCleanup = 0
-  private cleaning = false
+  /** Deletes expired rows after writes, once per `cleanupIntervalMs`. */
+  private readonly sweeper: ExpirySweep
 
   constructor(options: PostgresResultBackendOptions) {
     const parsed = parseOptions(resultBackendOptionsSchema, options)
     const resolved = resolveConnection(parsed)
     this.migrateOnConnect = resolved.migrate
-    this.cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
     this.db = new Db(resolved)
+    this.sweeper = new ExpirySweep({
+      intervalMs: parsed.cleanupIntervalMs ?? 60_000,
+      batch: CLEANUP_BATCH,
+      sweep: () => this.cleanup(),
+      onError: (err) => this.db.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
+    })
     this.sql = new ResultSql(resolved.schema)
     this.listener = new Listener(this.db)
     this.channel = resultChannel(resolved.schema)
@@ -97,7 +102,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
       resolved.schema,
       parsed.eventRetention ?? DEFAULT_EVENT_RETENTION,
     )
-    this.flow = new PostgresFlow(this.db, this.lifecycle, resolved.schema, () => this.maybeCleanup())
+    this.flow = new PostgresFlow(this.db, this.lifecycle, resolved.schema, () => this.sweeper.afterWrite())
   }
 
   /** Migrates (unless disabled) and LISTENs for final states. Idempotent. */
@@ -132,6 +137,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
    * (about `closeTimeoutMs + connectTimeoutMs` at worst).
    */
   close(): Promise<void> {
+    this.sweeper.stop()
     return this.lifecycle.close(async () => {
       this.waiters.closeAll(this.lifecycle.closedError('waitFor'))
       await this.events.close()
@@ -143,7 +149,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     this.lifecycle.assertOpen('setState')
     const ttlMs = resultChecks.setState(record, options)
     const state = await this.writes.add({ record, ttlMs })
-    this.maybeCleanup()
+    this.sweeper.afterWrite()
     return state
   }
 
@@ -207,7 +213,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     const row = res.rows[0]
     const completed = Number(row?.completed ?? 0)
     const total = Number(row?.size ?? size)
-    this.maybeCleanup()
+    this.sweeper.afterWrite()
     if (completed < total || row?.idxs == null || row.outcomes == null) return { completed, done: false }
     const outcomes: MemberOutcome[] = new Array(total)
     for (const [i, idx] of row.idxs.entries()) {
@@ -223,7 +229,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
       { name: `${this.sql.prefix}claim`, text: this.sql.setIfAbsent, values: [key, value, ttl] },
       'connect',
     )
-    this.maybeCleanup()
+    this.sweeper.afterWrite()
     return res.rows.length > 0
   }
 
@@ -328,24 +334,5 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     const stored = new Map(res.rows.map((r) => [r.id, r.state]))
     // A row not written was CANCELED (and not expired): the call leaves it.
     return batchOk(items.map((w) => stored.get(w.record.id) ?? 'CANCELED'))
-  }
-
-  private maybeCleanup(): void {
-    if (this.cleanupIntervalMs === 0 || this.cleaning || this.lifecycle.closed) return
-    const now = Date.now()
-    if (now - this.lastCleanup < this.cleanupIntervalMs) return
-    this.lastCleanup = now
-    this.cleaning = true
-    this.cleanup()
-      .then((n) => {
-        // A full batch means more is waiting: allow the next write to sweep again at once.
-        if (Object.values(n).some((count) => count >= CLEANUP_BATCH)) this.lastCleanup = 0
-      })
-      .catch((err: unknown) =>
-        this.db.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
-      )
-      .finally(() => {
-        this.cleaning = false
-      })
   }
 }

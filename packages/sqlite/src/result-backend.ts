@@ -2,6 +2,7 @@ import {
   type BackendEventSubscription,
   type EventFilter,
   type EventStore,
+  ExpirySweep,
   type FlowControlStore,
   type GroupProgress,
   Lifecycle,
@@ -64,7 +65,6 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     flowControl: true,
   })
   readonly #resolved: ResolvedConnection
-  readonly #cleanupIntervalMs: number
   readonly #eventRetention: number
   readonly #sync: SyncLevel
   #connection: SqliteConnection | undefined
@@ -74,7 +74,8 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   #events: SqliteEvents | undefined
   readonly #lifecycle = new Lifecycle(ADAPTER, 'result backend')
   #stateWrites: StateWrites | undefined
-  #lastCleanup = Date.now()
+  /** Deletes expired rows after writes, once per `cleanupIntervalMs`. */
+  readonly #sweeper: ExpirySweep
   readonly #flow = new SqliteFlow({
     assertOpen: (what) => this.#assertOpen(what),
     write: async (fn) => {
@@ -84,7 +85,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
         this.#resolved.busyTimeoutMs,
         this.#sync,
       )
-      this.#maybeCleanup()
+      this.#sweeper.afterWrite()
       return value
     },
     read: async (fn) => {
@@ -97,7 +98,13 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
   constructor(options: SqliteResultBackendOptions) {
     const parsed = parseOptions(backendOptionsSchema, options)
     this.#resolved = resolveConnection(parsed)
-    this.#cleanupIntervalMs = parsed.cleanupIntervalMs ?? 60_000
+    this.#sweeper = new ExpirySweep({
+      intervalMs: parsed.cleanupIntervalMs ?? 60_000,
+      batch: CLEANUP_BATCH,
+      sweep: () => this.cleanup(),
+      onError: (err) =>
+        this.#resolved.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
+    })
     this.#eventRetention = parsed.eventRetention ?? DEFAULT_EVENT_RETENTION
     this.#sync = this.#resolved.durability === 'full' ? 'FULL' : 'NORMAL'
   }
@@ -114,6 +121,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
 
   /** Rejects pending waits with `ERR_CLOSED`, finishes queued writes, releases the file. */
   close(): Promise<void> {
+    this.#sweeper.stop()
     return this.#lifecycle.close(async () => {
       this.#waiters?.closeAll(this.#lifecycle.closedError('waitFor'))
       await this.#stateWrites?.drained()
@@ -130,7 +138,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     this.#stateWrites = new StateWrites(connection, sql, {
       busyTimeoutMs: this.#resolved.busyTimeoutMs,
       sync: this.#sync,
-      afterFlush: () => this.#maybeCleanup(),
+      afterFlush: () => this.#sweeper.afterWrite(),
     })
     this.#flowSql = new FlowSql(connection)
     this.#waiters = new Waiters(
@@ -198,7 +206,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
       this.#resolved.busyTimeoutMs,
       this.#sync,
     )
-    this.#maybeCleanup()
+    this.#sweeper.afterWrite()
     return progress
   }
 
@@ -212,7 +220,7 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
       this.#resolved.busyTimeoutMs,
       this.#sync,
     )
-    this.#maybeCleanup()
+    this.#sweeper.afterWrite()
     return set
   }
 
@@ -295,21 +303,6 @@ export class SqliteResultBackend implements ResultBackend, EventStore, FlowContr
     if (limit <= 0) return []
     await this.connect()
     return this.#events!.recentEvents(queue, limit)
-  }
-
-  #maybeCleanup(): void {
-    if (this.#cleanupIntervalMs === 0 || this.#lifecycle.closed) return
-    const now = Date.now()
-    if (now - this.#lastCleanup < this.#cleanupIntervalMs) return
-    this.#lastCleanup = now
-    this.cleanup()
-      .then((n) => {
-        // A full batch means more is waiting: let the next write sweep again at once.
-        if (Object.values(n).some((count) => count >= CLEANUP_BATCH)) this.#lastCleanup = 0
-      })
-      .catch((err: unknown) =>
-        this.#resolved.logger.warn(`cleanup of expired rows failed: ${(err as Error).message}`),
-      )
   }
 
   #assertOpen(what: string): void {

@@ -1,6 +1,7 @@
 export { Batcher, type BatcherOptions, type BatchFlush, type BatchOutcome, batchOk } from './batcher.js'
 export { BrokerBase } from './broker-base.js'
 export { type CheckedConsumeOptions, checkConsumeOptions, MAX_PREFETCH } from './consume-options.js'
+export { ExpirySweep, type ExpirySweepOptions, type SweepCounts } from './expiry-sweep.js'
 export { flowChecks } from './flow-checks.js'
 export { Lifecycle, type LifecycleState } from './lifecycle.js'
 export { parseOptions } from './parse-options.js'
