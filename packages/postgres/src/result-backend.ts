@@ -120,11 +120,6 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     })
   }
 
-  /** Waits for a `connect()` on its way (LISTEN must be live before a wait or subscription). */
-  private async connecting(): Promise<void> {
-    if (this.lifecycle.state === 'connecting') await this.connect()
-  }
-
   /** Applies pending schema migrations; safe to run from many processes at once. */
   async migrate(): Promise<number[]> {
     this.lifecycle.assertOpen('migrate')
@@ -182,7 +177,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
   async waitFor(id: string, options: { signal: AbortSignal }): Promise<TaskRecord> {
     this.lifecycle.assertOpen('waitFor')
     resultChecks.id('waitFor', 'id', id)
-    await this.connecting()
+    await this.lifecycle.pendingConnect()
     return this.waiters.wait(id, options?.signal)
   }
 
@@ -256,7 +251,7 @@ export class PostgresResultBackend implements ResultBackend, FlowControlStore {
     onEvent: (event: TaskEvent) => void,
   ): Promise<BackendEventSubscription> {
     this.lifecycle.assertOpen('subscribeEvents')
-    await this.connecting()
+    await this.lifecycle.pendingConnect()
     return this.events.subscribeEvents(filter ?? {}, onEvent)
   }
 
