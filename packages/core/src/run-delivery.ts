@@ -13,6 +13,7 @@ import {
 import type { WorkerEvents } from './events-runtime.js'
 import type { Admission, FlowGate } from './flow-gate.js'
 import { runInstrumented, wrapsRuns } from './instrumentation.js'
+import { watchLost } from './kit/settle-once.js'
 import { handOver } from './replace.js'
 import { Replaced } from './replaced.js'
 import type { TaskRecord } from './result-backend.js'
@@ -152,18 +153,24 @@ export class DeliveryRunner {
     this.emit?.started(env, info.attempt)
     if (this.options.hooks?.onStart) await this.outcomes.hook('onStart', info)
     const running = new RunningTask(d, env, now)
-    const lost = d.lost
-    const onLost = lost
-      ? () => {
-          running.abandoned = true
-          running.abort(
-            lost.reason instanceof Error ? lost.reason : new DeliveryLostError(String(lost.reason)),
-          )
-        }
-      : undefined
-    if (lost && onLost) {
-      if (lost.aborted) onLost()
-      else lost.addEventListener('abort', onLost, { once: true })
+    // The store took the message back: the handler's signal aborts and nothing is stored or
+    // settled. A kit delivery calls one watcher without making its `lost` signal; any other
+    // delivery is watched through its signal.
+    const onLost = (reason: unknown): void => {
+      running.abandoned = true
+      running.abort(reason instanceof Error ? reason : new DeliveryLostError(String(reason)))
+    }
+    let lost: AbortSignal | undefined
+    let onLostEvent: (() => void) | undefined
+    const watched = watchLost(d, onLost)
+    if (!watched) {
+      lost = d.lost
+      if (lost?.aborted) onLost(lost.reason)
+      else if (lost) {
+        const signal = lost
+        onLostEvent = () => onLost(signal.reason)
+        lost.addEventListener('abort', onLostEvent, { once: true })
+      }
     }
     running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
     running.sendChild = async (canvas, options) => {
@@ -200,7 +207,8 @@ export class DeliveryRunner {
       failure = err
     } finally {
       this.running.delete(running)
-      if (onLost) lost?.removeEventListener('abort', onLost)
+      if (watched) watchLost(d, undefined)
+      else if (onLostEvent) lost?.removeEventListener('abort', onLostEvent)
     }
     const recorder = running.usedTelemetry
     // Awaited only when the handler reported progress or logged: the usual path adds no await.

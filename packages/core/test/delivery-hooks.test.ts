@@ -7,9 +7,11 @@ import {
   type Broker,
   createApp,
   type Delivery,
+  DeliveryLostError,
   defineTask,
   MemoryBroker,
   MemoryResultBackend,
+  type SettleOnceDelivery,
   silentLogger,
   type TaskRecord,
 } from '../src/index.js'
@@ -77,6 +79,78 @@ describe('optional delivery hooks', () => {
       await new Promise((r) => setTimeout(r, 100))
       expect(acks).toBe(0)
       expect((await app.result(sent.id).info())?.state).toBe('STARTED')
+    } finally {
+      await app.close()
+    }
+  })
+
+  it("lost on the store's own delivery (markLost): ctx.signal aborts with ERR_LOST, nothing stored or settled", async () => {
+    const store = `hooks-${Math.random().toString(36).slice(2)}`
+    const inner = new MemoryBroker({ name: store })
+    const held: SettleOnceDelivery[] = []
+    const broker = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'consume') {
+          return (queue: string, onDelivery: (d: Delivery) => void, options: never) =>
+            target.consume(
+              queue,
+              (d) => {
+                held.push(d as SettleOnceDelivery)
+                onDelivery(d)
+              },
+              options,
+            )
+        }
+        const value = Reflect.get(target, prop, receiver)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    let seen: unknown
+    let started: () => void = () => {}
+    const running = new Promise<void>((r) => {
+      started = r
+    })
+    const slow = defineTask({
+      name: 'hooks.slow2',
+      queue: store,
+      input: z.null(),
+      handler: async (_, ctx) => {
+        started()
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener('abort', () => {
+            seen = ctx.signal.reason
+            reject(ctx.signal.reason)
+          }),
+        )
+      },
+    })
+    // A handler that ignores its signal does not hold the slot: the run ends when the loss lands.
+    let deaf = 0
+    const ignoring = defineTask({
+      name: 'hooks.deaf',
+      queue: store,
+      input: z.null(),
+      handler: async () => {
+        deaf++
+        await new Promise(() => {})
+      },
+    })
+    const backend = new MemoryResultBackend({ name: store })
+    const app = createApp({ broker, backend, tasks: [slow, ignoring], logger: silentLogger })
+    try {
+      const worker = await app.worker({ concurrency: 1 }).start()
+      const sent = await app.send(slow.s(null))
+      await running
+      const reason = new DeliveryLostError('lease lost: reclaimed by another consumer')
+      expect(held[0]?.markLost(reason)).toBe(true)
+      await expect.poll(() => seen, { timeout: 2000 }).toBe(reason)
+      await new Promise((r) => setTimeout(r, 100))
+      expect(held[0]?.state).toBe('lost')
+      expect((await app.result(sent.id).info())?.state).toBe('STARTED')
+      await app.send(ignoring.s(null))
+      await expect.poll(() => deaf, { timeout: 2000 }).toBe(1)
+      held[1]?.markLost(new DeliveryLostError('gone'))
+      await expect.poll(() => worker.activeCount, { timeout: 2000 }).toBe(0)
     } finally {
       await app.close()
     }

@@ -6,6 +6,7 @@ import {
   type ReleaseReason,
   type SettleOnceDelivery,
 } from '../src/kit/index.js'
+import { watchLost } from '../src/kit/settle-once.js'
 
 /** A leased delivery whose store calls are scripted by the test. */
 class Scripted extends LeasedDelivery {
@@ -165,5 +166,80 @@ describe('SettleOnceDelivery / LeasedDelivery (the kit)', () => {
     const given = setup()
     given.d.release()
     expect(given.why).toEqual(['released'])
+  })
+
+  it('lost: read before or after markLost, the signal aborts with the reason', () => {
+    const early = setup().d
+    const signal = early.lost
+    expect(signal.aborted).toBe(false)
+    expect(early.lost, 'the same signal every read').toBe(signal)
+    const reason = new DeliveryLostError('gone')
+    early.markLost(reason)
+    expect(signal.aborted).toBe(true)
+    expect(signal.reason).toBe(reason)
+    const late = setup().d
+    late.markLost(reason)
+    expect(late.lost.aborted).toBe(true)
+    expect(late.lost.reason).toBe(reason)
+  })
+
+  it('watchLost: one watcher called once with the reason, at once if already lost; undefined stops', () => {
+    const { d } = setup()
+    const seen: unknown[] = []
+    expect(watchLost(d, (r) => seen.push(r))).toBe(true)
+    const reason = new DeliveryLostError('gone')
+    d.markLost(reason)
+    d.markLost(new DeliveryLostError('again'))
+    expect(seen).toEqual([reason])
+    expect(d.lost.reason).toBe(reason)
+    const after: unknown[] = []
+    expect(watchLost(d, (r) => after.push(r))).toBe(true)
+    expect(after).toEqual([reason])
+    const stopped = setup().d
+    const none: unknown[] = []
+    watchLost(stopped, (r) => none.push(r))
+    watchLost(stopped, undefined)
+    stopped.markLost(reason)
+    expect(none).toEqual([])
+    expect(stopped.lost.aborted).toBe(true)
+  })
+
+  it('watchLost: a lease found gone during a settle calls the watcher too', async () => {
+    class LostOnAck extends Scripted {
+      protected override async storeAck() {
+        this.lostDuringSettle(new DeliveryLostError('gone at ack'))
+      }
+    }
+    const { host } = setup()
+    const d = new LostOnAck(host)
+    const seen: unknown[] = []
+    watchLost(d, (r) => seen.push(r))
+    await d.ack()
+    expect(seen).toHaveLength(1)
+    expect(d.lost.aborted).toBe(true)
+  })
+
+  it('a wrapper copying its fields (Object.create) reads the wrapped signal, or its own when it sets one', () => {
+    const { d } = setup()
+    const plain = Object.assign(Object.create(d), d) as SettleOnceDelivery
+    expect(
+      watchLost(plain, () => {}),
+      'a wrapper is watched through its signal',
+    ).toBe(false)
+    expect(plain.lost).toBe(d.lost)
+    const own = new AbortController()
+    const replaced = Object.assign(Object.create(d), d, { lost: own.signal }) as SettleOnceDelivery
+    expect(replaced.lost).toBe(own.signal)
+    expect(d.lost).not.toBe(own.signal)
+    d.markLost(new DeliveryLostError('gone'))
+    expect(plain.lost.aborted).toBe(true)
+    expect(replaced.lost.aborted).toBe(false)
+    const set = setup().d
+    ;(set as { lost: AbortSignal }).lost = own.signal
+    expect(set.lost).toBe(own.signal)
+    expect(
+      watchLost(set, () => {}),
+      'a replaced signal is watched as a signal',
+    ).toBe(false)
   })
 })

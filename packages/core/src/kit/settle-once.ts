@@ -41,6 +41,23 @@ export interface DeliveryInit {
   readonly attempt: number
 }
 
+type WatchLost = (delivery: object, onLost: ((reason: DeliveryLostError) => void) | undefined) => boolean
+let watchLostImpl: WatchLost
+
+/**
+ * Call `onLost` once, with the reason, when the store takes `delivery`'s message back (at once if
+ * it already did), without making its `lost` signal; `undefined` stops watching. One watcher per
+ * delivery (the worker running it). False, doing nothing, when `delivery` is not a
+ * {@link SettleOnceDelivery} itself (a wrapper, another class) or its `lost` was replaced: then
+ * watch `delivery.lost`. Core's worker uses it; not part of the kit's exports.
+ */
+export function watchLost(
+  delivery: object,
+  onLost: ((reason: DeliveryLostError) => void) | undefined,
+): boolean {
+  return watchLostImpl(delivery, onLost)
+}
+
 /**
  * The settle-once rules every adapter's delivery follows, written once. An adapter subclasses it
  * and implements the store calls (`storeAck`, `storeNack`, `storeDeadLetter`); it never tracks
@@ -64,13 +81,13 @@ export abstract class SettleOnceDelivery implements Delivery {
   readonly messageId: string
   readonly body: Uint8Array
   readonly attempt: number
-  /**
-   * Aborted, with a `DeliveryLostError`, once the store took the message back. An own field
-   * (not a getter), so a wrapper that copies a delivery's fields may replace it.
-   */
-  readonly lost: AbortSignal
   protected readonly host: DeliveryHost
-  readonly #lost = new AbortController()
+  /** Made when `lost` is first read: most deliveries are never lost and nobody reads it. */
+  #lost: AbortController | undefined
+  /** Why the store took the message back, once it did. */
+  #lostReason: DeliveryLostError | undefined
+  /** The one watcher {@link watchLost} set (the worker running it). */
+  #onLost: ((reason: DeliveryLostError) => void) | undefined
   #state: DeliveryState = 'open'
   #settling: Promise<void> | undefined
   #released = false
@@ -80,7 +97,42 @@ export abstract class SettleOnceDelivery implements Delivery {
     this.messageId = init.messageId
     this.body = init.body
     this.attempt = init.attempt
-    this.lost = this.#lost.signal
+  }
+
+  /**
+   * Aborted, with a `DeliveryLostError`, once the store took the message back. Its
+   * AbortController is made on first read (an AbortController per delivery is a measurable
+   * share of a fast store's cost). Assignable, so a wrapper that copies a delivery's fields (or
+   * derives from it with `Object.create`) may replace it; a wrapper that does not reads the
+   * wrapped delivery's signal.
+   */
+  get lost(): AbortSignal {
+    // A wrapper derived from this delivery (`Object.create(d)`) has no private fields of its own.
+    if (!(#state in this)) return (Object.getPrototypeOf(this) as SettleOnceDelivery).lost
+    if (this.#lost === undefined) {
+      this.#lost = new AbortController()
+      if (this.#lostReason !== undefined) this.#lost.abort(this.#lostReason)
+    }
+    return this.#lost.signal
+  }
+
+  set lost(signal: AbortSignal) {
+    Object.defineProperty(this, 'lost', {
+      value: signal,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    })
+  }
+
+  static {
+    watchLostImpl = (delivery, onLost) => {
+      if (!(#state in delivery) || Object.hasOwn(delivery, 'lost')) return false
+      const d = delivery as SettleOnceDelivery
+      d.#onLost = onLost
+      if (onLost !== undefined && d.#lostReason !== undefined) onLost(d.#lostReason)
+      return true
+    }
   }
 
   /** Where this delivery is in its life. */
@@ -132,7 +184,7 @@ export abstract class SettleOnceDelivery implements Delivery {
   markLost(reason: DeliveryLostError): boolean {
     if (this.#state !== 'open') return false
     this.#state = 'lost'
-    this.#lost.abort(reason)
+    this.#signalLost(reason)
     this.#release('lost')
     return true
   }
@@ -181,7 +233,15 @@ export abstract class SettleOnceDelivery implements Delivery {
 
   /** The message is no longer ours, found by the store call of a settle on its way. */
   protected lostDuringSettle(reason: DeliveryLostError): void {
-    if (!this.#lost.signal.aborted) this.#lost.abort(reason)
+    if (this.#lostReason === undefined) this.#signalLost(reason)
+  }
+
+  #signalLost(reason: DeliveryLostError): void {
+    this.#lostReason = reason
+    this.#lost?.abort(reason)
+    const onLost = this.#onLost
+    this.#onLost = undefined
+    onLost?.(reason)
   }
 
   #release(why: ReleaseReason): void {
