@@ -1,5 +1,6 @@
 import type { AsyncResult } from './async-result.js'
 import type { Delivery } from './broker.js'
+import type { AnyCanvas } from './canvas.js'
 import { CHUNK_TASK, chunkRunnerFor } from './canvas-chunks.js'
 import { debounceReplaced } from './dedup.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
@@ -20,6 +21,7 @@ import type { TaskRecord } from './result-backend.js'
 import { parseOutput, RunningTask, runHandler, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
 import { checkSend, sendCanvases } from './send.js'
+import type { SendOptions } from './send-options.js'
 import { deliveryBudget, failUndecodable, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import { TaskOutcomes } from './task-outcome.js'
@@ -45,6 +47,20 @@ export class DeliveryRunner {
     private readonly running: Set<RunningTask>,
   ) {
     this.outcomes = new TaskOutcomes(rt, options, emit)
+  }
+
+  /** `ctx.send`: `canvas` sent with the running task as its parent. One function for every task. */
+  private readonly sendChild = async (
+    running: RunningTask,
+    canvas: AnyCanvas,
+    options: SendOptions,
+  ): Promise<AsyncResult<unknown>> => {
+    const rt = this.rt
+    const env = running.envelope
+    checkSend([canvas], options, rt.tasks)
+    const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
+    const [result] = await sendCanvases(rt, [canvas], options, { localResults: false }, lineage)
+    return result as AsyncResult<unknown>
   }
 
   /** Take `d` to its outcome; rejects only when it could not be settled. */
@@ -173,12 +189,7 @@ export class DeliveryRunner {
       }
     }
     running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
-    running.sendChild = async (canvas, options) => {
-      checkSend([canvas], options, rt.tasks)
-      const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
-      const [result] = await sendCanvases(rt, [canvas], options, { localResults: false }, lineage)
-      return result as AsyncResult<unknown>
-    }
+    running.sendChild = this.sendChild
     this.running.add(running)
     let output: unknown
     let failure: unknown

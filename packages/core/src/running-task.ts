@@ -34,7 +34,9 @@ export class RunningTask {
   /** @internal Makes the task's progress and log recorder on first use (set by the worker). */
   makeTelemetry: ((running: RunningTask) => TaskTelemetry) | undefined
   /** `ctx.send`: sends with this task as parent (set by the worker). */
-  sendChild: ((canvas: AnyCanvas, options: SendOptions) => Promise<AsyncResult<unknown>>) | undefined
+  sendChild:
+    | ((running: RunningTask, canvas: AnyCanvas, options: SendOptions) => Promise<AsyncResult<unknown>>)
+    | undefined
 
   constructor(
     readonly delivery: Delivery,
@@ -70,13 +72,16 @@ export class RunningTask {
     this.onAbort?.(reason)
   }
 
-  /** Rejects when the task is aborted. */
-  whenAborted(): Promise<never> {
-    return new Promise<never>((_, reject) => {
-      if (this.reason !== undefined) reject(this.reason)
-      else this.onAbort = reject
-    })
+  /** Call `reject` with the reason when the task is aborted (at once if it already is). */
+  rejectOnAbort(reject: (reason: unknown) => void): void {
+    if (this.reason !== undefined) reject(this.reason)
+    else this.onAbort = reject
   }
+}
+
+/** `ctx.replace`: the same for every task. */
+function replace(canvas: unknown): Replaced<unknown> {
+  return new Replaced(canvas as AnyCanvas)
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
@@ -117,23 +122,42 @@ export function runHandler(
       running.lastExtendedAt = Date.now()
       await delivery.extend?.(leaseMs)
     },
-    replace: (canvas) => new Replaced(canvas as AnyCanvas),
+    replace: replace as TaskContext['replace'],
     send: (canvas, options) => {
       if (!running.sendChild) throw new ErrandError('ERR_CLOSED', 'ctx.send is not available here')
-      return running.sendChild(canvas as AnyCanvas, options ?? {}) as never
+      return running.sendChild(running, canvas as AnyCanvas, options ?? {}) as never
     },
   }
-  const work = Promise.resolve().then(() => task.handler(input, ctx))
-  const aborted = running.whenAborted()
-  aborted.catch(() => {})
-  let timer: NodeJS.Timeout | undefined
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(
+  // One promise settled by whichever comes first: the handler's outcome, or the abort.
+  return new Promise<unknown>((resolve, reject) => {
+    if (timeoutMs === undefined) {
+      running.rejectOnAbort(reject)
+      Promise.resolve()
+        .then(() => task.handler(input, ctx))
+        .then(resolve, reject)
+      return
+    }
+    const timer = setTimeout(
       () => running.abort(new TimeoutError(`task ${env.task} (${env.id}) timed out after ${timeoutMs} ms`)),
       timeoutMs,
     )
-  }
-  return Promise.race([work, aborted]).finally(() => clearTimeout(timer))
+    running.rejectOnAbort((reason) => {
+      clearTimeout(timer)
+      reject(reason)
+    })
+    Promise.resolve()
+      .then(() => task.handler(input, ctx))
+      .then(
+        (output) => {
+          clearTimeout(timer)
+          resolve(output)
+        },
+        (err: unknown) => {
+          clearTimeout(timer)
+          reject(err)
+        },
+      )
+  })
 }
 
 /** The handler's output checked against the task's output schema (a mismatch is a RejectTaskError). */

@@ -47,7 +47,7 @@ export async function startRun(
       `started ${before} times without an outcome (workers died or lost the lease while running it)`,
     )
   }
-  const record: TaskRecord = {
+  const record: MutableRecord = {
     id: env.id,
     state: 'STARTED',
     task: env.task,
@@ -55,8 +55,8 @@ export async function startRun(
     starts: before + 1,
     createdAt: env.createdAt,
     startedAt: now,
-    ...recordLineage(env),
   }
+  addLineage(record, env)
   written?.(record)
   const stored = await backend.setState(record, { ttlMs })
   return stored === 'CANCELED' ? 'canceled' : 'run'
@@ -100,6 +100,19 @@ export async function failUndecodable(
     // cannot be written now must not turn garbage into a redelivery loop.
   }
   return error
+}
+
+/** A record being built. */
+export type MutableRecord = { -readonly [K in keyof TaskRecord]: TaskRecord[K] }
+
+/**
+ * {@link recordLineage} added to `record` in place (the same fields in the same order, without
+ * the objects a spread makes): for the records every task writes.
+ */
+export function addLineage(record: MutableRecord, env: Envelope): void {
+  record.queue = env.queue
+  if (env.root !== undefined && env.root !== env.id) record.root = env.root
+  if (env.parent !== undefined) record.parent = env.parent
 }
 
 /** Where a task sits, for its record: its queue, and its root and parent when it has them. */

@@ -8,10 +8,9 @@ import {
   serializeError,
 } from './errors.js'
 import type { WorkerEvents } from './events-runtime.js'
-import type { TaskRecord } from './result-backend.js'
 import { backoffDelay } from './retry.js'
 import type { Runtime } from './runtime.js'
-import { recordLineage } from './start-run.js'
+import { addLineage, type MutableRecord, recordLineage } from './start-run.js'
 import type { AnyTask } from './task.js'
 import type { RunFacts } from './task-telemetry.js'
 import type { ResolvedWorkerOptions, TaskInfo, WorkerHooks } from './worker-options.js'
@@ -39,31 +38,38 @@ export class TaskOutcomes {
     run: RunFacts,
   ): Promise<void> {
     const rt = this.rt
-    const record: TaskRecord = {
-      id: env.id,
-      state: 'SUCCESS',
-      task: env.task,
-      result: output,
-      attempts: info.attempt,
-      createdAt: env.createdAt,
-      ...recordLineage(env),
-      startedAt: run.startedAt,
-      finishedAt: Date.now(),
-      ...run.fields,
-    }
-    const options = { ttlMs: task.resultTtlMs ?? rt.resultTtlMs }
-    if (rt.backend && d.ackWithRecord) {
-      // One store: the next step first (the ack must follow it), then the outcome and the ack
-      // in one step.
-      await rt.dispatcher.succeeded(env, output)
-      if ((await d.ackWithRecord(rt.backend, record, options)) === undefined) {
-        await rt.backend.setState(record, options)
+    const backend = rt.backend
+    if (backend === undefined) {
+      // Nothing to store: the next step (if any), then the ack.
+      if (env.stack !== undefined && env.stack.length > 0) await rt.dispatcher.succeeded(env, output)
+      await d.ack()
+    } else {
+      const record: MutableRecord = {
+        id: env.id,
+        state: 'SUCCESS',
+        task: env.task,
+        result: output,
+        attempts: info.attempt,
+        createdAt: env.createdAt,
+      }
+      addLineage(record, env)
+      record.startedAt = run.startedAt
+      record.finishedAt = Date.now()
+      if (run.fields !== undefined) Object.assign(record, run.fields)
+      const options = { ttlMs: task.resultTtlMs ?? rt.resultTtlMs }
+      if (d.ackWithRecord) {
+        // One store: the next step first (the ack must follow it), then the outcome and the ack
+        // in one step.
+        await rt.dispatcher.succeeded(env, output)
+        if ((await d.ackWithRecord(backend, record, options)) === undefined) {
+          await backend.setState(record, options)
+          await d.ack()
+        }
+      } else {
+        // The outcome and the next step are written side by side; the ack waits for both.
+        await Promise.all([backend.setState(record, options), rt.dispatcher.succeeded(env, output)])
         await d.ack()
       }
-    } else {
-      // The outcome and the next step are written side by side; the ack waits for both.
-      await Promise.all([rt.backend?.setState(record, options), rt.dispatcher.succeeded(env, output)])
-      await d.ack()
     }
     this.emit?.succeeded(env, info.attempt, run.startedAt)
     if (this.options.hooks?.onSuccess) await this.hook('onSuccess', info, output)
