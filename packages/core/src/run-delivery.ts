@@ -127,10 +127,11 @@ export class DeliveryRunner {
       if (!admission.admitted) return this.defer(d, env, admission.delayMs)
       release = admission.release
     }
+    if (release === undefined) return this.run(d, env, info, task, input, now)
     try {
       return await this.run(d, env, info, task, input, now)
     } finally {
-      await release?.()
+      await release()
     }
   }
 

@@ -189,24 +189,31 @@ export class Worker {
 
   private launch(runner: DeliveryRunner, d: Delivery): void {
     this.active++
-    runner
-      .process(d)
-      .catch(async (err) => {
-        this.logger?.error('could not settle a delivery; returning it to the queue', {
-          error: String(err),
-        })
-        await d.nack().catch(() => {})
-      })
-      .finally(() => {
-        this.active--
-        const next = this.state === 'running' || this.state === 'starting' ? this.buffer.shift() : undefined
-        if (next) this.launch(runner, next.d)
-        else if (this.active === 0 && this.drained) {
-          const done = this.drained
-          this.drained = undefined
-          done()
+    runner.process(d).then(
+      () => this.finished(runner),
+      async (err) => {
+        try {
+          this.logger?.error('could not settle a delivery; returning it to the queue', {
+            error: String(err),
+          })
+          await d.nack().catch(() => {})
+        } finally {
+          this.finished(runner)
         }
-      })
+      },
+    )
+  }
+
+  /** A launched delivery is done: start the next one waiting, or tell a stop that all are done. */
+  private finished(runner: DeliveryRunner): void {
+    this.active--
+    const next = this.state === 'running' || this.state === 'starting' ? this.buffer.shift() : undefined
+    if (next) this.launch(runner, next.d)
+    else if (this.active === 0 && this.drained) {
+      const done = this.drained
+      this.drained = undefined
+      done()
+    }
   }
 
   private extendLeases(): void {
