@@ -4,13 +4,7 @@ import type { AnyCanvas } from './canvas.js'
 import { CHUNK_TASK, chunkRunnerFor } from './canvas-chunks.js'
 import { debounceReplaced } from './dedup.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
-import {
-  CanceledError,
-  DeliveryLostError,
-  ErrandError,
-  InvalidOptionError,
-  serializeError,
-} from './errors.js'
+import { CanceledError, ErrandError, InvalidOptionError, serializeError } from './errors.js'
 import type { WorkerEvents } from './events-runtime.js'
 import type { Admission, FlowGate } from './flow-gate.js'
 import { runInstrumented, wrapsRuns } from './instrumentation.js'
@@ -173,19 +167,15 @@ export class DeliveryRunner {
     // The store took the message back: the handler's signal aborts and nothing is stored or
     // settled. A kit delivery calls one watcher without making its `lost` signal; any other
     // delivery is watched through its signal.
-    const onLost = (reason: unknown): void => {
-      running.abandoned = true
-      running.abort(reason instanceof Error ? reason : new DeliveryLostError(String(reason)))
-    }
     let lost: AbortSignal | undefined
     let onLostEvent: (() => void) | undefined
-    const watched = watchLost(d, onLost)
+    const watched = watchLost(d, (reason) => running.lose(reason))
     if (!watched) {
       lost = d.lost
-      if (lost?.aborted) onLost(lost.reason)
+      if (lost?.aborted) running.lose(lost.reason)
       else if (lost) {
         const signal = lost
-        onLostEvent = () => onLost(signal.reason)
+        onLostEvent = () => running.lose(signal.reason)
         lost.addEventListener('abort', onLostEvent, { once: true })
       }
     }

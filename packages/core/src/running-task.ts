@@ -2,7 +2,13 @@ import type { AsyncResult } from './async-result.js'
 import type { Delivery } from './broker.js'
 import type { AnyCanvas } from './canvas.js'
 import type { Envelope } from './envelope.js'
-import { ErrandError, RejectTaskError, SerializationError, TimeoutError } from './errors.js'
+import {
+  DeliveryLostError,
+  ErrandError,
+  RejectTaskError,
+  SerializationError,
+  TimeoutError,
+} from './errors.js'
 import type { Logger } from './logger.js'
 import { Replaced } from './replaced.js'
 import type { SendOptions } from './send-options.js'
@@ -65,6 +71,12 @@ export class RunningTask {
     return this.#telemetry
   }
 
+  /** The store took the message back: abort with `reason`, and nothing may settle it now. */
+  lose(reason: unknown): void {
+    this.abandoned = true
+    this.abort(reason instanceof Error ? reason : new DeliveryLostError(String(reason)))
+  }
+
   abort(reason: unknown): void {
     if (this.reason !== undefined) return
     this.reason = reason
@@ -112,18 +124,20 @@ export function runHandler(
     get log() {
       return running.makeTelemetry ? (running.telemetry as TaskTelemetry).log : log
     },
-    progress: (value) => {
+    // Methods, not arrows: the same behaviour (none uses `this`, so destructuring works), and no
+    // name to set on each one at run time when the code is transpiled with its names kept.
+    progress(value) {
       running.telemetry?.progress(value)
     },
     headers: env.headers ?? NO_HEADERS,
     rootId: env.root,
     parentId: env.parent,
-    heartbeat: async () => {
+    async heartbeat() {
       running.lastExtendedAt = Date.now()
       await delivery.extend?.(leaseMs)
     },
     replace: replace as TaskContext['replace'],
-    send: (canvas, options) => {
+    send(canvas, options) {
       if (!running.sendChild) throw new ErrandError('ERR_CLOSED', 'ctx.send is not available here')
       return running.sendChild(running, canvas as AnyCanvas, options ?? {}) as never
     },
