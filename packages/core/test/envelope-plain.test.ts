@@ -99,4 +99,22 @@ describe('decodeEnvelope: the common envelope checked by hand, as the schema wou
     expect(decoded.headers).toEqual({ a: 'b' })
     expect(Object.getPrototypeOf(decoded.headers)).toBe(Object.prototype)
   })
+
+  it('bytes: invalid UTF-8 and a BOM are refused as before; multibyte text decodes', () => {
+    const json = new TextEncoder().encode(JSON.stringify({ ...base, input: 'é€😀' }))
+    expect(decodeEnvelope(json).input).toBe('é€😀')
+    for (const bad of [[0xff], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xe2, 0x82]]) {
+      const bytes = new Uint8Array([
+        ...json.subarray(0, json.length - 2),
+        ...bad,
+        ...json.subarray(json.length - 2),
+      ])
+      expect(() => decodeEnvelope(bytes)).toThrow('message is not valid UTF-8')
+    }
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...json])
+    expect(() => decodeEnvelope(bom)).toThrow(/message is not JSON/)
+    const inside = new Uint8Array(json.length + 4)
+    inside.set(json, 2)
+    expect(decodeEnvelope(inside.subarray(2, 2 + json.length)).input).toBe('é€😀')
+  })
 })
