@@ -19,7 +19,7 @@ import type { SendOptions } from './send-options.js'
 import { deliveryBudget, failUndecodable, startRun } from './start-run.js'
 import type { AnyTask } from './task.js'
 import { TaskOutcomes } from './task-outcome.js'
-import { type RunFacts, telemetryMaker } from './task-telemetry.js'
+import { type RunFacts, type TaskTelemetry, telemetryMaker } from './task-telemetry.js'
 import type { ResolvedWorkerOptions, TaskInfo } from './worker-options.js'
 
 // Running one delivery to its outcome: decode, look up the task, the gates (early, expired,
@@ -55,6 +55,12 @@ export class DeliveryRunner {
     const lineage = { root: env.root ?? env.id, parent: env.id, headers: env.headers }
     const [result] = await sendCanvases(rt, [canvas], options, { localResults: false }, lineage)
     return result as AsyncResult<unknown>
+  }
+
+  /** A task's progress and log recorder, made when its handler first uses one. */
+  private readonly makeTelemetry = (running: RunningTask): TaskTelemetry => {
+    const { envelope, attempt, startedRecord, ttlMs } = running
+    return telemetryMaker(this.rt, envelope, attempt, startedRecord, ttlMs, this.emit)(running)
   }
 
   /** Take `d` to its outcome; rejects only when it could not be settled. */
@@ -179,7 +185,10 @@ export class DeliveryRunner {
         lost.addEventListener('abort', onLostEvent, { once: true })
       }
     }
-    running.makeTelemetry = telemetryMaker(rt, env, info.attempt, started, ttlMs, this.emit)
+    running.attempt = info.attempt
+    running.startedRecord = started
+    running.ttlMs = ttlMs
+    running.makeTelemetry = this.makeTelemetry
     running.sendChild = this.sendChild
     this.running.add(running)
     let output: unknown

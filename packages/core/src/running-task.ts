@@ -11,6 +11,7 @@ import {
 } from './errors.js'
 import type { Logger } from './logger.js'
 import { Replaced } from './replaced.js'
+import type { TaskRecord } from './result-backend.js'
 import type { SendOptions } from './send-options.js'
 import type { AnyTask, TaskContext } from './task.js'
 import type { TaskTelemetry } from './task-telemetry.js'
@@ -39,6 +40,12 @@ export class RunningTask {
   #telemetry: TaskTelemetry | undefined
   /** @internal Makes the task's progress and log recorder on first use (set by the worker). */
   makeTelemetry: ((running: RunningTask) => TaskTelemetry) | undefined
+  /** @internal What the worker's `makeTelemetry` needs about this run (set by the worker). */
+  attempt = 0
+  /** @internal The STARTED record this run wrote, if it wrote one. */
+  startedRecord: TaskRecord | undefined
+  /** @internal The TTL of this task's records. */
+  ttlMs = 0
   /** `ctx.send`: sends with this task as parent (set by the worker). */
   sendChild:
     | ((running: RunningTask, canvas: AnyCanvas, options: SendOptions) => Promise<AsyncResult<unknown>>)
