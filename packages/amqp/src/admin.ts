@@ -1,4 +1,4 @@
-import { ConnectionError, type DeadLetter, type DeadLetterReason, type QueueStats } from '@errand/core'
+import { ConnectionError, type DeadLetter, isDeadLetterReason, type QueueStats } from '@errand/core'
 import type { Channel, ConfirmChannel, GetMessage, Options } from 'amqplib'
 import { closeQuietly, type Session } from './connection.js'
 import { carriedHeaders, H_DEAD_AT, H_REASON, messageIdOf, parseErrorHeader } from './headers.js'
@@ -16,16 +16,6 @@ import type { Topology } from './topology.js'
  * places). Cost: one round trip per dead letter read; while a scan runs, the messages it holds
  * are invisible to a concurrent scan.
  */
-
-const REASONS: ReadonlySet<string> = new Set<DeadLetterReason>([
-  'exhausted',
-  'rejected',
-  'undecodable',
-  'invalid-input',
-  'unregistered',
-  'canceled',
-  'expired',
-])
 
 /** Ready messages, delayed ones (in the delay levels), dead letters. In-flight: unknown to AMQP. */
 export async function queueStats(topology: Topology, queue: string): Promise<QueueStats> {
@@ -187,7 +177,7 @@ function toDeadLetter(queue: string, message: GetMessage): DeadLetter {
   return {
     id: messageIdOf(message),
     queue,
-    reason: typeof reason === 'string' && REASONS.has(reason) ? (reason as DeadLetterReason) : 'rejected',
+    reason: isDeadLetterReason(reason) ? reason : 'rejected',
     error: parseErrorHeader(headers['x-errand-error']),
     body: message.content,
     deadAt: typeof deadAt === 'number' ? deadAt : 0,

@@ -54,14 +54,23 @@ export interface OutgoingMessage {
 }
 
 /** Why a message went to the dead letters. */
-export type DeadLetterReason =
-  | 'exhausted'
-  | 'rejected'
-  | 'undecodable'
-  | 'invalid-input'
-  | 'unregistered'
-  | 'canceled'
-  | 'expired'
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number]
+
+/** Every {@link DeadLetterReason}, for stores that read a reason back as text. */
+export const DEAD_LETTER_REASONS = Object.freeze([
+  'exhausted',
+  'rejected',
+  'undecodable',
+  'invalid-input',
+  'unregistered',
+  'canceled',
+  'expired',
+] as const)
+
+/** True when `value` is one of the {@link DEAD_LETTER_REASONS} (a reason read back from a store). */
+export function isDeadLetterReason(value: unknown): value is DeadLetterReason {
+  return typeof value === 'string' && (DEAD_LETTER_REASONS as readonly string[]).includes(value)
+}
 
 /** What core records when it dead-letters a delivery. */
 export interface DeadLetterInfo {

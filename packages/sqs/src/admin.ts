@@ -5,7 +5,7 @@ import {
   type QueueAttributeName,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import type { DeadLetter, DeadLetterReason, QueueStats, SerializedError } from '@errand/core'
+import { type DeadLetter, isDeadLetterReason, type QueueStats, type SerializedError } from '@errand/core'
 import { ATTR, decodeBody, readNumber, readString } from './codec.js'
 import { retryTransient } from './errors.js'
 import type { Moves } from './moves.js'
@@ -17,16 +17,6 @@ type Received = Message & { ReceiptHandle: string; MessageId: string }
 
 /** Visibility of messages held during an admin scan, in seconds. */
 const SCAN_VISIBILITY_SECONDS = 60
-
-const REASONS: readonly DeadLetterReason[] = [
-  'exhausted',
-  'rejected',
-  'undecodable',
-  'invalid-input',
-  'unregistered',
-  'canceled',
-  'expired',
-]
 
 /**
  * Stats, purge and the dead-letter admin of a queue (its priority levels, delay queue and
@@ -241,7 +231,7 @@ export class Admin {
 function toDeadLetter(queue: string, message: Received): DeadLetter {
   const attrs = message.MessageAttributes
   const reasonAttr = readString(attrs, ATTR.reason)
-  const reason = REASONS.find((r) => r === reasonAttr) ?? 'exhausted'
+  const reason = isDeadLetterReason(reasonAttr) ? reasonAttr : 'exhausted'
   let error: SerializedError | undefined
   const rawError = readString(attrs, ATTR.error)
   if (rawError !== undefined) {
