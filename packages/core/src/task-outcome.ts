@@ -67,7 +67,8 @@ export class TaskOutcomes {
         }
       } else {
         // The outcome and the next step are written side by side; the ack waits for both.
-        await Promise.all([backend.setState(record, options), rt.dispatcher.succeeded(env, output)])
+        if (env.stack === undefined || env.stack.length === 0) await backend.setState(record, options)
+        else await Promise.all([backend.setState(record, options), rt.dispatcher.succeeded(env, output)])
         await d.ack()
       }
     }
