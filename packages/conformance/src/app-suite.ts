@@ -6,6 +6,7 @@ import { registerAppFailureTests } from './app-failure-tests.js'
 import { registerAppFlowTests } from './app-flow-tests.js'
 import { type AppSuiteContext, appHarness } from './app-harness.js'
 import { registerAppLifecycleTests } from './app-lifecycle-tests.js'
+import { registerAppSendFlowTests } from './app-send-flow-tests.js'
 import { registerAppTimingTests } from './app-timing-tests.js'
 import { registerAppWorkflowTests } from './app-workflow-tests.js'
 import { registrar } from './harness.js'
@@ -46,6 +47,7 @@ export function runAppConformance(options: AppConformanceOptions): void {
     registerAppReplaceTests(context)
     registerAppControlTests(context)
     registerAppFlowTests(context)
+    registerAppSendFlowTests(context)
     finish()
   })
 }
