@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
+  Batcher,
   BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
@@ -24,7 +25,7 @@ import { RedisConsumer } from './consumer.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { type ParsedBrokerOptions, parseBrokerOptions, type RedisBrokerOptions } from './options.js'
 import { SameStore } from './same-store.js'
-import { PUBLISH_CHUNK, publishMessages } from './store.js'
+import { PUBLISH_CHUNK, publishCalls, publishMessages } from './store.js'
 
 /** Longest delay accepted: 2^40 ms (about 34 years); a sorted-set score holds it exactly. */
 const MAX_DELAY_MS = 2 ** 40
@@ -33,7 +34,17 @@ interface Queue {
   readonly keys: QueueKeys
   /** Every key of the queue, in the scripts' KEYS order. */
   readonly list: readonly string[]
+  /** The publish calls of one turn of the event loop, stored in one command (store.ts `publishCalls`). */
+  readonly publishes: Batcher<readonly CheckedMessage[], undefined>
 }
+
+/** What {@link publishCalls} answers for a batch that was stored: every call succeeded. */
+function allStored(n: number): { readonly ok: true; readonly value: undefined }[] {
+  const out = new Array<{ readonly ok: true; readonly value: undefined }>(n)
+  for (let i = 0; i < n; i++) out[i] = STORED
+  return out
+}
+const STORED = { ok: true, value: undefined } as const
 
 /**
  * A {@link Broker} on Redis (standalone or Cluster) with leases.
@@ -43,7 +54,9 @@ interface Queue {
  * deadlines, and a hash of dead letters. A consumer takes up to its free prefetch in one Lua
  * call that also applies the acks and lease extensions collected since its last call, moves due
  * delayed messages to ready and takes back messages whose lease ran out (redelivered with
- * `attempt + 1`). A plain publish is one `LPUSH`. Idle consumers park on a blocking connection.
+ * `attempt + 1`). A plain publish is one `LPUSH`; the publish calls of one turn of the event loop
+ * on a queue share it (one command, one round trip, each call still resolving only once Redis
+ * has its messages). Idle consumers park on a blocking connection.
  * Lifecycle and argument checks are core's `BrokerBase`.
  *
  * Capabilities: `leases: true`, `maxPriority` 9 (option), `maxDelayMs` 2^40, `maxMessageBytes`
@@ -105,6 +118,8 @@ export class RedisBroker extends BrokerBase {
    * broker created.
    */
   protected async shutdown(): Promise<void> {
+    // Publish calls made before close still go out (their callers were told nothing else).
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.publishes.flush()))
     const consumers = [...this.#consumers]
     this.#consumers.clear()
     await Promise.allSettled(consumers.map((c) => c.shutdown()))
@@ -114,13 +129,17 @@ export class RedisBroker extends BrokerBase {
 
   /**
    * Resolves once Redis has the messages: a plain batch is one `LPUSH`, delays and priorities one
-   * script call. While Redis is unreachable the call waits for the reconnect, and rejects with
+   * script call. Calls of the same turn of the event loop go in one such command (at most
+   * {@link PUBLISH_CHUNK} messages; a call is never split across commands, and all of them are
+   * stored or none). While Redis is unreachable the call waits for the reconnect, and rejects with
    * `ERR_CONNECTION` if it does not come back in time.
    */
   protected async publishChecked(queue: string, messages: readonly CheckedMessage[]): Promise<void> {
     const q = this.#queue(queue)
     try {
-      await publishMessages(this.#conns.main, q.keys, q.list, messages, () => this.#nextId())
+      if (messages.length > PUBLISH_CHUNK)
+        await publishMessages(this.#conns.main, q.keys, q.list, messages, this.#nextId)
+      else await q.publishes.add(messages, messages.length)
     } catch (err) {
       throw this.#conns.error(`publish to "${queue}"`, err)
     }
@@ -211,13 +230,21 @@ export class RedisBroker extends BrokerBase {
     let q = this.#queues.get(queue)
     if (q === undefined) {
       const keys = queueKeys(this.#options.keyPrefix, queue, this.#options.maxPriority)
-      q = { keys, list: [keys.inflight, keys.leases, keys.delayed, keys.dead, keys.deadIndex, ...keys.ready] }
+      const list = [keys.inflight, keys.leases, keys.delayed, keys.dead, keys.deadIndex, ...keys.ready]
+      const publishes = new Batcher<readonly CheckedMessage[], undefined>({
+        flush: async (calls) => {
+          await publishCalls(this.#conns.main, keys, list, calls, this.#nextId)
+          return allStored(calls.length)
+        },
+        // Counted in messages: a batch holds at most one command's worth.
+        maxBytes: PUBLISH_CHUNK,
+        maxItems: PUBLISH_CHUNK,
+      })
+      q = { keys, list, publishes }
       this.#queues.set(queue, q)
     }
     return q
   }
 
-  #nextId(): string {
-    return `${this.#idPrefix}${(this.#seq++).toString(36)}`
-  }
+  readonly #nextId = (): string => `${this.#idPrefix}${(this.#seq++).toString(36)}`
 }

@@ -315,23 +315,65 @@ export async function publishMessages(
   messages: readonly CheckedMessage[],
   nextId: () => string,
 ): Promise<void> {
-  const items = messages.map((m) => encodeItem(nextId(), m.priority, m.body))
-  const plain = messages.every((m) => m.delayMs === 0 && m.priority === 0)
-  const calls: Promise<unknown>[] = []
-  for (let start = 0; start < items.length; start += PUBLISH_CHUNK) {
-    const chunk = items.slice(start, start + PUBLISH_CHUNK)
-    if (plain) {
-      calls.push(client.lpush(keys.ready[0]!, ...chunk))
-    } else {
-      const args: (number | Buffer)[] = []
-      chunk.forEach((item, j) => {
-        const m = messages[start + j]!
-        args.push(m.delayMs, m.priority, item)
-      })
-      calls.push(PUBLISH.run(client, keyList, args))
-    }
+  const n = messages.length
+  const items: Buffer[] = new Array(n)
+  let plain = true
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!
+    items[i] = encodeItem(nextId(), m.priority, m.body)
+    if (m.delayMs !== 0 || m.priority !== 0) plain = false
   }
-  await (calls.length === 1 ? calls[0] : Promise.all(calls))
+  if (n <= PUBLISH_CHUNK) {
+    await (plain
+      ? client.lpush(keys.ready[0]!, ...items)
+      : PUBLISH.run(client, keyList, scriptArgs(messages, items, 0, n)))
+    return
+  }
+  const calls: Promise<unknown>[] = []
+  for (let start = 0; start < n; start += PUBLISH_CHUNK) {
+    const end = Math.min(start + PUBLISH_CHUNK, n)
+    calls.push(
+      plain
+        ? client.lpush(keys.ready[0]!, ...items.slice(start, end))
+        : PUBLISH.run(client, keyList, scriptArgs(messages, items, start, end)),
+    )
+  }
+  await Promise.all(calls)
+}
+
+/** The PUBLISH script's ARGV for messages `start` to `end`: (delayMs, priority, item)… */
+function scriptArgs(
+  messages: readonly CheckedMessage[],
+  items: readonly Buffer[],
+  start: number,
+  end: number,
+): (number | Buffer)[] {
+  const args: (number | Buffer)[] = []
+  for (let j = start; j < end; j++) {
+    const m = messages[j]!
+    args.push(m.delayMs, m.priority, items[j]!)
+  }
+  return args
+}
+
+/**
+ * The publish calls of one turn of the event loop on one queue, stored together: their messages,
+ * in call order, go in one command (one `LPUSH` when none has a delay or a priority, else one
+ * PUBLISH call), so every call of the batch is stored or none is, and a call's messages are never
+ * split. The caller keeps the batch at most {@link PUBLISH_CHUNK} messages (one call larger than
+ * that goes alone, through {@link publishMessages}).
+ */
+export function publishCalls(
+  client: RedisClient,
+  keys: QueueKeys,
+  keyList: readonly string[],
+  calls: readonly (readonly CheckedMessage[])[],
+  nextId: () => string,
+): Promise<void> {
+  if (calls.length === 1) return publishMessages(client, keys, keyList, calls[0]!, nextId)
+  const all: CheckedMessage[] = []
+  for (const call of calls) for (const m of call) all.push(m)
+  return publishMessages(client, keys, keyList, all, nextId)
 }
 
 /** Give delivery `lease` back, due in `delayMs` (fenced on the lease). */
