@@ -47,9 +47,10 @@ export async function startRun(
       `started ${before} times without an outcome (workers died or lost the lease while running it)`,
     )
   }
+  // The state leads (a Redis backend stores the JSON as built; it needs the state first).
   const record: MutableRecord = {
-    id: env.id,
     state: 'STARTED',
+    id: env.id,
     task: env.task,
     attempts: info.attempt,
     starts: before + 1,

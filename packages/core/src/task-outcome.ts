@@ -44,9 +44,10 @@ export class TaskOutcomes {
       if (env.stack !== undefined && env.stack.length > 0) await rt.dispatcher.succeeded(env, output)
       await d.ack()
     } else {
+      // The state leads, as a Redis backend stores it (it then serialises the record as it is).
       const record: MutableRecord = {
-        id: env.id,
         state: 'SUCCESS',
+        id: env.id,
         task: env.task,
         result: output,
         attempts: info.attempt,

@@ -23,12 +23,16 @@ local all = {}
 local touched = {}
 for i = 4, #ARGV, 2 do
   local k = tonumber(ARGV[i])
-  redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
+  redis.call('XADD', KEYS[k], '*', 'e', ARGV[i + 1])
   touched[k] = true
   all[#all + 1] = 'e'
   all[#all + 1] = ARGV[i + 1]
 end
-for k in pairs(touched) do redis.call('PEXPIRE', KEYS[k], ARGV[3]) end
+-- Trimmed once per stream and batch (the same bound, checked once instead of per event).
+for k in pairs(touched) do
+  redis.call('XTRIM', KEYS[k], 'MAXLEN', '~', ARGV[1])
+  redis.call('PEXPIRE', KEYS[k], ARGV[3])
+end
 redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[2], '*', unpack(all))
 redis.call('PEXPIRE', KEYS[#KEYS], ARGV[3])
 return #all / 2

@@ -119,8 +119,13 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     this.#assertOpen('setState')
     const ttlMs = resultChecks.setState(record, options)
     // The state goes first so the script can recognise CANCELED by a prefix, without decoding.
-    const { state, ...rest } = record
-    const json = JSON.stringify({ state, ...rest })
+    // Core's worker builds its records with the state first: then no reordered copy is made.
+    let json: string
+    if (stateLeads(record)) json = JSON.stringify(record)
+    else {
+      const { state, ...rest } = record
+      json = JSON.stringify({ state, ...rest })
+    }
     const final = isFinalState(record.state) ? '1' : '0'
     return {
       key: this.#keys.record(record.id),
@@ -287,4 +292,10 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
   #assertOpen(what: string): void {
     this.#lifecycle.assertOpen(what)
   }
+}
+
+/** Whether `state` is the record's first own key (so its JSON starts `{"state":`). */
+function stateLeads(record: TaskRecord): boolean {
+  for (const key in record) return key === 'state'
+  return false
 }
