@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import {
-  Batcher,
   BrokerBase,
   type BrokerCapabilities,
   brokerCapabilities,
@@ -34,17 +33,30 @@ interface Queue {
   readonly keys: QueueKeys
   /** Every key of the queue, in the scripts' KEYS order. */
   readonly list: readonly string[]
-  /** The publish calls of one turn of the event loop, stored in one command (store.ts `publishCalls`). */
-  readonly publishes: Batcher<readonly CheckedMessage[], undefined>
+  /** Publish calls waiting for the end of this tick, to go in one command. */
+  batch: PublishBatch | undefined
 }
 
-/** What {@link publishCalls} answers for a batch that was stored: every call succeeded. */
-function allStored(n: number): { readonly ok: true; readonly value: undefined }[] {
-  const out = new Array<{ readonly ok: true; readonly value: undefined }>(n)
-  for (let i = 0; i < n; i++) out[i] = STORED
-  return out
+/**
+ * Publish calls of one queue made in the same tick (before `process.nextTick` runs: every call
+ * made by the promise continuations of one I/O callback), stored in one command (store.ts
+ * `publishCalls`). Every caller waits on the same promise: the command's outcome is theirs.
+ */
+class PublishBatch {
+  readonly calls: (readonly CheckedMessage[])[] = []
+  /** Messages in `calls`. */
+  count = 0
+  readonly done: Promise<void>
+  resolve!: () => void
+  reject!: (err: unknown) => void
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
 }
-const STORED = { ok: true, value: undefined } as const
 
 /**
  * A {@link Broker} on Redis (standalone or Cluster) with leases.
@@ -54,7 +66,7 @@ const STORED = { ok: true, value: undefined } as const
  * deadlines, and a hash of dead letters. A consumer takes up to its free prefetch in one Lua
  * call that also applies the acks and lease extensions collected since its last call, moves due
  * delayed messages to ready and takes back messages whose lease ran out (redelivered with
- * `attempt + 1`). A plain publish is one `LPUSH`; the publish calls of one turn of the event loop
+ * `attempt + 1`). A plain publish is one `LPUSH`; the publish calls of one tick
  * on a queue share it (one command, one round trip, each call still resolving only once Redis
  * has its messages). Idle consumers park on a blocking connection.
  * Lifecycle and argument checks are core's `BrokerBase`.
@@ -119,7 +131,12 @@ export class RedisBroker extends BrokerBase {
    */
   protected async shutdown(): Promise<void> {
     // Publish calls made before close still go out (their callers were told nothing else).
-    await Promise.allSettled([...this.#queues.values()].map((q) => q.publishes.flush()))
+    const batches: Promise<void>[] = []
+    for (const q of this.#queues.values()) {
+      if (q.batch !== undefined) batches.push(q.batch.done)
+      this.#sendBatch(q, q.batch)
+    }
+    await Promise.allSettled(batches)
     const consumers = [...this.#consumers]
     this.#consumers.clear()
     await Promise.allSettled(consumers.map((c) => c.shutdown()))
@@ -129,7 +146,7 @@ export class RedisBroker extends BrokerBase {
 
   /**
    * Resolves once Redis has the messages: a plain batch is one `LPUSH`, delays and priorities one
-   * script call. Calls of the same turn of the event loop go in one such command (at most
+   * script call. Calls of the same tick (before `process.nextTick` runs) go in one such command (at most
    * {@link PUBLISH_CHUNK} messages; a call is never split across commands, and all of them are
    * stored or none). While Redis is unreachable the call waits for the reconnect, and rejects with
    * `ERR_CONNECTION` if it does not come back in time.
@@ -139,7 +156,7 @@ export class RedisBroker extends BrokerBase {
     try {
       if (messages.length > PUBLISH_CHUNK)
         await publishMessages(this.#conns.main, q.keys, q.list, messages, this.#nextId)
-      else await q.publishes.add(messages, messages.length)
+      else await this.#join(q, messages)
     } catch (err) {
       throw this.#conns.error(`publish to "${queue}"`, err)
     }
@@ -231,19 +248,41 @@ export class RedisBroker extends BrokerBase {
     if (q === undefined) {
       const keys = queueKeys(this.#options.keyPrefix, queue, this.#options.maxPriority)
       const list = [keys.inflight, keys.leases, keys.delayed, keys.dead, keys.deadIndex, ...keys.ready]
-      const publishes = new Batcher<readonly CheckedMessage[], undefined>({
-        flush: async (calls) => {
-          await publishCalls(this.#conns.main, keys, list, calls, this.#nextId)
-          return allStored(calls.length)
-        },
-        // Counted in messages: a batch holds at most one command's worth.
-        maxBytes: PUBLISH_CHUNK,
-        maxItems: PUBLISH_CHUNK,
-      })
-      q = { keys, list, publishes }
+      q = { keys, list, batch: undefined }
       this.#queues.set(queue, q)
     }
     return q
+  }
+
+  /** Adds one publish call to `q`'s batch of this tick; resolves once Redis has the batch. */
+  #join(q: Queue, messages: readonly CheckedMessage[]): Promise<void> {
+    let batch = q.batch
+    // A batch holds at most one command's worth: a call that does not fit starts the next one.
+    if (batch !== undefined && batch.count + messages.length > PUBLISH_CHUNK) {
+      this.#sendBatch(q, batch)
+      batch = undefined
+    }
+    if (batch === undefined) {
+      batch = new PublishBatch()
+      q.batch = batch
+      process.nextTick(this.#sendBatch, q, batch)
+    }
+    batch.calls.push(messages)
+    batch.count += messages.length
+    return batch.done
+  }
+
+  /** Sends `batch` if it is still `q`'s open batch (else it went already). */
+  readonly #sendBatch = (q: Queue, batch: PublishBatch | undefined): void => {
+    if (batch === undefined || q.batch !== batch) return
+    q.batch = undefined
+    let sending: Promise<void>
+    try {
+      sending = publishCalls(this.#conns.main, q.keys, q.list, batch.calls, this.#nextId)
+    } catch (err) {
+      sending = Promise.reject(err)
+    }
+    sending.then(batch.resolve, batch.reject)
   }
 
   readonly #nextId = (): string => `${this.#idPrefix}${(this.#seq++).toString(36)}`

@@ -379,7 +379,7 @@ function scriptArgs(
 }
 
 /**
- * The publish calls of one turn of the event loop on one queue, stored together: their messages,
+ * The publish calls of one tick on one queue, stored together: their messages,
  * in call order, go in one command (one `LPUSH` when none has a delay or a priority, else one
  * PUBLISH call), so every call of the batch is stored or none is, and a call's messages are never
  * split. The caller keeps the batch at most {@link PUBLISH_CHUNK} messages (one call larger than

@@ -8,7 +8,7 @@ import { deletePrefix, REDIS_URL, redisAvailable, str, text, uniquePrefix } from
 const available = await redisAvailable()
 
 /**
- * Publish calls of one turn of the event loop share one command: each still resolves only once
+ * Publish calls of one tick share one command: each still resolves only once
  * Redis has its messages, a call's messages are never split or interleaved with another call's,
  * and a failure reaches every caller of the batch (none of it stored).
  */
