@@ -25,11 +25,17 @@ export class Publisher {
    * re-publishes the rest (a hop) and never runs a task before its `eta`.
    */
   async publish(envelopes: readonly Envelope[], target?: PublishTarget): Promise<void> {
-    if (envelopes.length === 0) return
-    const send: PublishTarget = target ?? ((q, m) => this.broker.publish(q, m))
+    const n = envelopes.length
+    if (n === 0) return
     if (this.instrumentation.length !== 0) notifyPublish(this.instrumentation, envelopes)
-    const byQueue = new Map<string, OutgoingMessage[]>()
     const now = Date.now()
+    const first = envelopes[0] as Envelope
+    if (n === 1) {
+      // One send of one task (the common case): no grouping, no per-call closures.
+      await this.#send(first.queue, [this.toMessage(first, now)], target)
+      return
+    }
+    const byQueue = new Map<string, OutgoingMessage[]>()
     for (const env of envelopes) {
       const message = this.toMessage(env, now)
       let list = byQueue.get(env.queue)
@@ -39,14 +45,32 @@ export class Publisher {
       }
       list.push(message)
     }
+    if (byQueue.size === 1) {
+      await this.#sendChunked(first.queue, byQueue.get(first.queue) as OutgoingMessage[], target)
+      return
+    }
+    await Promise.all([...byQueue].map(([queue, messages]) => this.#sendChunked(queue, messages, target)))
+  }
+
+  /** `messages` to `queue`, in calls of at most `chunk`, one after the other. */
+  async #sendChunked(
+    queue: string,
+    messages: OutgoingMessage[],
+    target: PublishTarget | undefined,
+  ): Promise<void> {
     const chunk = this.chunk
-    await Promise.all(
-      [...byQueue].map(async ([queue, messages]) => {
-        for (let i = 0; i < messages.length; i += chunk) {
-          await send(queue, i === 0 && messages.length <= chunk ? messages : messages.slice(i, i + chunk))
-        }
-      }),
-    )
+    if (messages.length <= chunk) return this.#send(queue, messages, target)
+    for (let i = 0; i < messages.length; i += chunk)
+      await this.#send(queue, messages.slice(i, i + chunk), target)
+  }
+
+  /** One publish call: through `target` (a caller's transaction) or the broker. */
+  #send(
+    queue: string,
+    messages: readonly OutgoingMessage[],
+    target: PublishTarget | undefined,
+  ): Promise<void> {
+    return target === undefined ? this.broker.publish(queue, messages) : target(queue, messages)
   }
 
   /** One envelope as a broker message; enforces the broker's capabilities. */

@@ -47,8 +47,10 @@ export async function sendCanvases(
   const results: AsyncResult<unknown>[] = []
   const context = { queueOf: rt.dispatcher.queueOf, hints }
   const expiresAt = expiryOf(options)
+  const mode = options.dedupKey === undefined ? undefined : (options.dedupMode ?? 'keep-first')
+  // The same for every canvas of this call (the planner does not keep or change it).
+  const planLineage: Lineage = { ...lineage, headers: options.headers ?? lineage.headers }
   for (const canvas of canvases) {
-    const mode = options.dedupKey === undefined ? undefined : (options.dedupMode ?? 'keep-first')
     let node: WireNode
     let result: AsyncResult<unknown>
     let debounce: string | undefined
@@ -75,17 +77,13 @@ export async function sendCanvases(
       }
     }
     const from = envelopes.length
-    await rt.dispatcher.plan(
-      node,
-      NO_INPUT,
-      [],
-      { ...lineage, headers: options.headers ?? lineage.headers },
-      envelopes,
-    )
-    for (let i = from; i < envelopes.length; i++) {
-      const env = envelopes[i] as Envelope
-      if (expiresAt !== undefined) env.expiresAt = expiresAt
-      if (debounce !== undefined) env.debounce = debounce
+    await rt.dispatcher.plan(node, NO_INPUT, [], planLineage, envelopes)
+    if (expiresAt !== undefined || debounce !== undefined) {
+      for (let i = from; i < envelopes.length; i++) {
+        const env = envelopes[i] as Envelope
+        if (expiresAt !== undefined) env.expiresAt = expiresAt
+        if (debounce !== undefined) env.debounce = debounce
+      }
     }
     results.push(result)
   }
