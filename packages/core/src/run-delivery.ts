@@ -176,8 +176,6 @@ export class DeliveryRunner {
             },
             (w) => {
               startWrite = w
-              // Handled from here on (an onStart hook may run first); awaited before the outcome.
-              w.catch(() => {})
             },
           )
         : deliveryBudget(d, maxRedeliveries)

@@ -200,10 +200,6 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     return link
   }
 
-  get handingOut(): boolean {
-    return this.#writes !== undefined
-  }
-
   writeRecord(_delivery: RedisDelivery, write: RecordWrite): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const entry = { write, resolve, reject }

@@ -30,8 +30,6 @@ export interface RedisDeliveryHost extends DeliveryHost {
    * does afterwards (so before its fused ack); resolves with the state stored.
    */
   writeRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string>
-  /** True while the consumer hands out a batch it just fetched (the fetch's checks are fresh). */
-  readonly handingOut: boolean
 }
 
 /** What the fetch saw of a delivery's task record (see CYCLE's check prefix in store.ts). */
@@ -85,16 +83,7 @@ export class RedisDelivery extends LeasedDelivery {
     options: SetStateOptions,
   ): { readonly canceled: boolean; readonly written: Promise<TaskState> | undefined } | undefined {
     const check = this.#check
-    // Only while the fetch's batch is handed out: a delivery that waited in a buffer (prefetch
-    // above concurrency, a flow gate) is checked by its write, as usual.
-    if (
-      check === undefined ||
-      !this.#host.handingOut ||
-      check.id !== record.id ||
-      this.attempt !== 1 ||
-      !this.open
-    )
-      return undefined
+    if (check === undefined || check.id !== record.id || this.attempt !== 1 || !this.open) return undefined
     const link = this.#host.sameStore(backend)
     if (link === false || link instanceof Promise) return undefined
     if (check.head === CANCELED_HEAD) return { canceled: true, written: undefined }
