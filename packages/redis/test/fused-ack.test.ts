@@ -261,46 +261,6 @@ describe.runIf(available)('Redis deliveries: ackWithRecord and lost', () => {
     })
   })
 
-  describe('STARTED checked at the fetch', () => {
-    it('once the backend is known, STARTED goes with the fetch: a task canceled before it is fetched never runs, others run', async () => {
-      const q = queue()
-      const b = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: silentLogger })
-      const r = new RedisResultBackend({ url: REDIS_URL, keyPrefix: prefix, logger: silentLogger })
-      const ran: number[] = []
-      const echo = defineTask({
-        name: 'fused.echo',
-        queue: q,
-        input: z.number(),
-        handler: (x) => {
-          ran.push(x)
-          return x
-        },
-      })
-      const app = createApp({ broker: b, backend: r, tasks: [echo], logger: silentLogger })
-      open.push(app)
-      await app.connect()
-      const worker = await app.worker({ concurrency: 1, queues: [q] }).start()
-      // The first tasks teach the consumer that the backend shares its store.
-      expect(await (await app.send(echo.s(1))).get({ timeoutMs: 10_000 })).toBe(1)
-      expect(await (await app.send(echo.s(2))).get({ timeoutMs: 10_000 })).toBe(2)
-      const setState = vi.spyOn(r, 'setState')
-      const canceled = await app.send(echo.s(3), { countdownMs: 300 })
-      await app.cancel(canceled.id)
-      const later = await app.send(echo.s(4), { countdownMs: 400 })
-      expect(await later.get({ timeoutMs: 10_000 })).toBe(4)
-      for (let i = 0; i < 200 && (await b.stats(q)).dead !== 1; i++)
-        await new Promise((w) => setTimeout(w, 10))
-      expect((await b.stats(q)).dead).toBe(1)
-      expect(ran).toEqual([1, 2, 4])
-      expect((await r.getState(canceled.id))?.state).toBe('CANCELED')
-      const done = await r.getState(later.id)
-      expect(done).toMatchObject({ state: 'SUCCESS', result: 4, queue: q })
-      // The STARTED of task 4 was written by the consumer, not through setState.
-      expect(setState.mock.calls.map(([record]) => record.state)).not.toContain('STARTED')
-      await worker.stop()
-    })
-  })
-
   describe('lost', () => {
     it('an extension after another consumer took the message over aborts lost with ERR_LOST', async () => {
       const a = await broker()
