@@ -11,7 +11,7 @@ import { runInstrumented, wrapsRuns } from './instrumentation.js'
 import { watchLost } from './kit/settle-once.js'
 import { handOver } from './replace.js'
 import { Replaced } from './replaced.js'
-import type { TaskRecord, TaskState } from './result-backend.js'
+import type { TaskRecord } from './result-backend.js'
 import { parseOutput, RunningTask, runHandler, unserializableOutput } from './running-task.js'
 import type { Runtime } from './runtime.js'
 import { checkSend, sendCanvases } from './send.js'
@@ -159,25 +159,11 @@ export class DeliveryRunner {
     const { maxRedeliveries } = this.options
     const ttlMs = task.resultTtlMs ?? rt.resultTtlMs
     let started: TaskRecord | undefined
-    // A STARTED write left on its way (the delivery's fetch already saw the task not canceled).
-    let startWrite: Promise<TaskState> | undefined
     const decision =
       rt.backend && this.options.trackStarted
-        ? await startRun(
-            rt.backend,
-            d,
-            env,
-            info,
-            ttlMs,
-            maxRedeliveries,
-            now,
-            (r) => {
-              started = r
-            },
-            (w) => {
-              startWrite = w
-            },
-          )
+        ? await startRun(rt.backend, d, env, info, ttlMs, maxRedeliveries, now, (r) => {
+            started = r
+          })
         : deliveryBudget(d, maxRedeliveries)
     if (decision === 'canceled') return this.outcomes.canceled(d, env, info)
     if (decision !== 'run') return this.outcomes.failed(d, env, info, 'exhausted', serializeError(decision))
@@ -198,16 +184,6 @@ export class DeliveryRunner {
         onLostEvent = () => running.lose(signal.reason)
         lost.addEventListener('abort', onLostEvent, { once: true })
       }
-    }
-    if (startWrite !== undefined) {
-      // Canceled since the fetch looked: the handler is stopped as a cancellation poll would.
-      // (A write that fails is seen before the outcome: see below.)
-      startWrite.then(
-        (stored) => {
-          if (stored === 'CANCELED') running.abort(new CanceledError(env.id))
-        },
-        () => {},
-      )
     }
     running.attempt = info.attempt
     running.startedRecord = started
@@ -249,10 +225,6 @@ export class DeliveryRunner {
     // Awaited only when the handler reported progress or logged: the usual path adds no await.
     const run: RunFacts = { startedAt: now, fields: recorder ? await recorder.finish() : undefined }
     if (running.abandoned) return
-    // Every outcome but a fused success writes elsewhere than the STARTED write went: it waits
-    // for that write (and fails, so the message runs again, if the write did).
-    if (startWrite !== undefined && !(ok && !(output instanceof Replaced) && d.ackWithRecord))
-      await startWrite
     if (ok) {
       // `return ctx.replace(canvas)`: the canvas takes the task's place and stores its result.
       if (output instanceof Replaced) {
@@ -266,7 +238,7 @@ export class DeliveryRunner {
       const unserializable = unserializableOutput(task, output)
       if (unserializable)
         return this.outcomes.failed(d, env, info, 'rejected', serializeError(unserializable), run)
-      return this.outcomes.succeeded(d, env, info, task, output, run, startWrite)
+      return this.outcomes.succeeded(d, env, info, task, output, run)
     }
     if (running.reason instanceof CanceledError) return this.outcomes.canceled(d, env, info)
     return this.outcomes.attemptFailed(d, env, info, task, failure, run)

@@ -1,13 +1,7 @@
 import type { Delivery } from './broker.js'
 import type { Envelope } from './envelope.js'
 import { DecodeError, ErrandError, type SerializedError, serializeError } from './errors.js'
-import {
-  isFinalState,
-  type ResultBackend,
-  type SetStateOptions,
-  type TaskRecord,
-  type TaskState,
-} from './result-backend.js'
+import { isFinalState, type ResultBackend, type TaskRecord } from './result-backend.js'
 import type { TaskInfo } from './worker-options.js'
 
 /** What {@link startRun} decided: run the handler, dead-letter as canceled, or as exhausted. */
@@ -38,12 +32,6 @@ export async function startRun(
   now: number,
   /** Told the STARTED record this call wrote (progress writes reuse it). */
   written?: (record: TaskRecord) => void,
-  /**
-   * Given, the STARTED write may be left on its way when the delivery already knows the task is
-   * not canceled (see {@link StartHook}): told the write, which the caller must see settled (or
-   * have its own store writes ordered after it) before it writes an outcome.
-   */
-  pending?: (write: Promise<TaskState>) => void,
 ): Promise<StartDecision> {
   let before = 0
   if (d.attempt > 1) {
@@ -71,33 +59,8 @@ export async function startRun(
   }
   addLineage(record, env)
   written?.(record)
-  if (before === 0 && pending !== undefined) {
-    const fast = (d as Partial<StartHook>).startWithRecord?.(backend, record, { ttlMs })
-    if (fast !== undefined) {
-      if (fast.canceled) return 'canceled'
-      if (fast.written !== undefined) {
-        pending(fast.written)
-        return 'run'
-      }
-    }
-  }
   const stored = await backend.setState(record, { ttlMs })
   return stored === 'CANCELED' ? 'canceled' : 'run'
-}
-
-/**
- * An optional method of a delivery (looked up by name, not part of `Delivery`): the Redis broker's
- * deliveries have it when their fetch also read the task's record, because the result backend
- * lives in the same store. `canceled`: the record was CANCELED when fetched (nothing written);
- * otherwise `written` is the STARTED write, already sent ahead of anything the delivery settles
- * later, resolving with the state stored. `undefined`: not known, write as usual.
- */
-export interface StartHook {
-  startWithRecord(
-    backend: ResultBackend,
-    record: TaskRecord,
-    options: SetStateOptions,
-  ): { readonly canceled: boolean; readonly written: Promise<TaskState> | undefined } | undefined
 }
 
 /**

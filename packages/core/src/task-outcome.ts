@@ -36,8 +36,6 @@ export class TaskOutcomes {
     task: AnyTask,
     output: unknown,
     run: RunFacts,
-    /** A STARTED write still on its way on the delivery's connection (see startRun). */
-    startWrite?: Promise<unknown>,
   ): Promise<void> {
     const rt = this.rt
     const backend = rt.backend
@@ -64,14 +62,11 @@ export class TaskOutcomes {
         // One store: the next step first (the ack must follow it), then the outcome and the ack
         // in one step.
         await rt.dispatcher.succeeded(env, output)
-        // The fused write follows the STARTED write on the same connection: no wait for it.
         if ((await d.ackWithRecord(backend, record, options)) === undefined) {
-          await startWrite
           await backend.setState(record, options)
           await d.ack()
         }
       } else {
-        await startWrite
         // The outcome and the next step are written side by side; the ack waits for both.
         if (env.stack === undefined || env.stack.length === 0) await backend.setState(record, options)
         else await Promise.all([backend.setState(record, options), rt.dispatcher.succeeded(env, output)])

@@ -6,10 +6,9 @@ import {
   type ReleaseReason,
   reconnectDelay,
 } from '@errand/core'
-import { SET_STATES } from './backend-scripts.js'
 import { decodeItem, leaseOfRawItem } from './codec.js'
 import type { Connections } from './connection.js'
-import { type RecordCheck, RedisDelivery, type RedisDeliveryHost } from './delivery.js'
+import { RedisDelivery, type RedisDeliveryHost } from './delivery.js'
 import { IdleWait } from './idle-wait.js'
 import type { QueueKeys } from './keys.js'
 import {
@@ -24,13 +23,6 @@ import {
 } from './round-trip.js'
 import type { BackendLink, RecordWrite } from './same-store.js'
 import { CYCLE, deadLetterMessage, nackMessage, releaseLeases } from './store.js'
-
-/** A record write (a STARTED that need not be waited for) sent on the consumer's connection. */
-interface PendingWrite {
-  readonly write: RecordWrite
-  readonly resolve: (stored: string) => void
-  readonly reject: (err: unknown) => void
-}
 
 /** CYCLE's first reply slot when a key of the wrong type stopped it (see store.ts). */
 const REFUSED = -2
@@ -95,13 +87,6 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   #failures = 0
   /** The last failure logged in the current run of failures (each distinct one is logged once). */
   #lastFailure: string | undefined
-  /**
-   * A result backend on this broker's store, once a delivery has used one: from then on each fetch
-   * also reads the fetched tasks' records (cancellation), so STARTED is written without a wait.
-   */
-  #link: BackendLink | undefined
-  /** Record writes asked for while a fetched batch is handed out: sent as one call after it. */
-  #writes: PendingWrite[] | undefined
 
   constructor(host: ConsumerHost) {
     this.#host = host
@@ -195,37 +180,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
   }
 
   sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false> {
-    const link = this.#host.sameStore(backend)
-    if (this.#link === undefined && link !== false && !(link instanceof Promise)) this.#link = link
-    return link
-  }
-
-  writeRecord(_delivery: RedisDelivery, write: RecordWrite): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      const entry = { write, resolve, reject }
-      if (this.#writes !== undefined) this.#writes.push(entry)
-      else this.#sendWrites([entry])
-    })
-  }
-
-  /** One SET_STATES call on the consumer's connection (so ahead of its next round trip). */
-  #sendWrites(writes: readonly PendingWrite[]): void {
-    const keys = writes.map((w) => w.write.key)
-    const args = writes.flatMap((w) => w.write.args)
-    SET_STATES.run(this.#host.conns.main, keys, args).then(
-      (reply) => {
-        const states = reply as Buffer[]
-        writes.forEach((w, k) => {
-          const state = states[k]
-          if (state === undefined) w.reject(this.#host.conns.error('setState', new Error('no reply')))
-          else w.resolve(state.toString())
-        })
-      },
-      (err: unknown) => {
-        const error = this.#host.conns.error('setState', err)
-        for (const w of writes) w.reject(error)
-      },
-    )
+    return this.#host.sameStore(backend)
   }
 
   ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string> {
@@ -314,14 +269,7 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     const want =
       this.#active && this.#host.conns.main.status !== 'end' ? Math.max(0, Math.min(free, MAX_BATCH)) : 0
     if (want === 0 && acks.length === 0 && extensions.length === 0) return
-    const trip = buildRoundTrip(
-      this.#host.keyList,
-      this.#host.leaseMs,
-      want,
-      acks,
-      extensions,
-      want > 0 && this.#link !== undefined ? this.#link.keyPrefix : '',
-    )
+    const trip = buildRoundTrip(this.#host.keyList, this.#host.leaseMs, want, acks, extensions)
     this.#cycling = CYCLE.run(this.#host.conns.main, trip.keys, trip.args)
       .then(
         (reply) => this.#onReply(reply as [number, ...Buffer[]], trip),
@@ -350,15 +298,10 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
     }
     this.#lastFailure = undefined
     this.#failures = 0
-    const step = trip.checked ? 2 : 1
-    const count = (reply.length - first) / step
+    const count = reply.length - first
     if (!this.#active) {
       // Taken after cancel(): never handed out, so back they go without counting a delivery.
-      const leases: string[] = []
-      for (let i = first; i < reply.length; i += step) {
-        const lease = leaseOfRawItem(reply[i] as Buffer)
-        if (lease !== undefined) leases.push(lease)
-      }
+      const leases = reply.slice(first).flatMap((item) => leaseOfRawItem(item as Buffer) ?? [])
       if (leases.length > 0) {
         void releaseLeases(this.#host.conns.main, this.#host.keyList, leases, false).catch((err: unknown) =>
           this.#failed(
@@ -370,31 +313,14 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       }
       return
     }
-    // STARTED writes of this batch (made while it is handed out, before any handler runs) go
-    // together, after the loop.
-    if (trip.checked) this.#writes = []
-    try {
-      this.#handOut(reply, first, step)
-    } finally {
-      const writes = this.#writes
-      this.#writes = undefined
-      if (writes !== undefined && writes.length > 0) this.#sendWrites(writes)
-    }
-    if (trip.want > 0 && count < trip.want) {
-      this.#idle.wakeIn(reply[0])
-      this.#idle.park()
-    }
-  }
-
-  #handOut(reply: readonly unknown[], first: number, step: number): void {
-    for (let i = first; i < reply.length; i += step) {
+    for (let i = first; i < reply.length; i++) {
       const item = reply[i] as Buffer
       const decoded = decodeItem(item)
       if (decoded === undefined) {
         this.#bury(item)
         continue
       }
-      const delivery = new RedisDelivery(this, decoded, step === 2 ? recordCheck(reply[i + 1]) : undefined)
+      const delivery = new RedisDelivery(this, decoded)
       this.#held.set(delivery.lease, delivery)
       try {
         this.#host.onDelivery(delivery)
@@ -406,6 +332,10 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
           { error: err },
         )
       }
+    }
+    if (trip.want > 0 && count < trip.want) {
+      this.#idle.wakeIn(reply[0])
+      this.#idle.park()
     }
   }
 
@@ -457,12 +387,6 @@ export class RedisConsumer implements Consumer, RedisDeliveryHost {
       reconnectDelay(++this.#failures),
     )
   }
-}
-
-/** A fetched item's record check from CYCLE's reply ({ id, head } or 0). */
-function recordCheck(slot: unknown): RecordCheck | undefined {
-  if (!Array.isArray(slot) || slot.length !== 2) return undefined
-  return { id: String(slot[0]), head: String(slot[1]) }
 }
 
 function describe(err: unknown): string {

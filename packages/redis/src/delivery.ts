@@ -25,22 +25,7 @@ export interface RedisDeliveryHost extends DeliveryHost {
   sameStore(backend: unknown): BackendLink | false | Promise<BackendLink | false>
   /** Write the record and ack in one script; resolves with the state stored. */
   ackWithRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string>
-  /**
-   * Write a record on the consumer's connection, sent before anything this delivery's handler
-   * does afterwards (so before its fused ack); resolves with the state stored.
-   */
-  writeRecord(delivery: RedisDelivery, write: RecordWrite): Promise<string>
 }
-
-/** What the fetch saw of a delivery's task record (see CYCLE's check prefix in store.ts). */
-export interface RecordCheck {
-  /** The task id the script read from the body. */
-  readonly id: string
-  /** The first 19 bytes of the record ('' when there was none). */
-  readonly head: string
-}
-
-const CANCELED_HEAD = '{"state":"CANCELED"'
 
 /**
  * A delivery from a {@link RedisBroker}: delivery number `attempt` of message `messageId`, on a
@@ -57,39 +42,10 @@ export class RedisDelivery extends LeasedDelivery {
   readonly lease: string
   readonly #host: RedisDeliveryHost
 
-  /** The record as the fetch saw it, when the consumer asked (see {@link startWithRecord}). */
-  readonly #check: RecordCheck | undefined
-
-  constructor(host: RedisDeliveryHost, item: DecodedItem, check?: RecordCheck) {
+  constructor(host: RedisDeliveryHost, item: DecodedItem) {
     super(host, { messageId: item.id, body: item.body, attempt: item.deliveries + 1 })
     this.#host = host
     this.lease = `${item.id}:${this.attempt}`
-    this.#check = check
-  }
-
-  /**
-   * Package-internal fast path for core's STARTED write (core looks for it by name; not part of
-   * `Delivery`): when the fetch that brought this delivery also read its task's record (the
-   * backend shares this broker's store, and this is the message's first delivery), the
-   * cancellation check is already done. Returns `canceled: true` when the record was CANCELED
-   * at the fetch (nothing written), else the write of `record`, already sent on the consumer's
-   * connection ahead of any later settle of this delivery, resolving with the state stored
-   * (CANCELED when a cancel landed since the fetch). `undefined` having done nothing when the
-   * fetch did not look, for another backend, or another task id than the one the fetch read.
-   */
-  startWithRecord(
-    backend: ResultBackend,
-    record: TaskRecord,
-    options: SetStateOptions,
-  ): { readonly canceled: boolean; readonly written: Promise<TaskState> | undefined } | undefined {
-    const check = this.#check
-    if (check === undefined || check.id !== record.id || this.attempt !== 1 || !this.open) return undefined
-    const link = this.#host.sameStore(backend)
-    if (link === false || link instanceof Promise) return undefined
-    if (check.head === CANCELED_HEAD) return { canceled: true, written: undefined }
-    // Throws as setState would (a bad record, ERR_CLOSED), before anything is sent.
-    const write = link.prepare(record, options)
-    return { canceled: false, written: this.#host.writeRecord(this, write) as Promise<TaskState> }
   }
 
   /**

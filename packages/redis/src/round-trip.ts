@@ -32,8 +32,6 @@ export interface RoundTrip {
   readonly extensions: readonly PendingExtend[]
   readonly keys: readonly string[]
   readonly args: readonly (string | number)[]
-  /** Each item of the reply is followed by its record check (see CYCLE). */
-  readonly checked: boolean
 }
 
 /** The first `MAX_BATCH` of `list`, and what is left for the next round trip. */
@@ -48,8 +46,6 @@ export function buildRoundTrip(
   want: number,
   acks: readonly PendingAck[],
   extensions: readonly PendingExtend[],
-  /** The key prefix of a result backend on this server whose records to look up per item, or ''. */
-  checkPrefix = '',
 ): RoundTrip {
   let ordered = acks
   let keys = keyList
@@ -61,11 +57,11 @@ export function buildRoundTrip(
     for (const a of fused) records.push(...(a.write as RecordWrite).args)
   }
   const nRecords = keys.length - keyList.length
-  const args: (string | number)[] = [leaseMs, want, acks.length, extensions.length, nRecords, checkPrefix]
+  const args: (string | number)[] = [leaseMs, want, acks.length, extensions.length, nRecords]
   for (const a of ordered) args.push(a.delivery.lease)
   for (const e of extensions) args.push(e.delivery.lease, e.ms)
   if (nRecords > 0) args.push(...records)
-  return { want, acks: ordered, nRecords, extensions, keys, args, checked: checkPrefix !== '' }
+  return { want, acks: ordered, nRecords, extensions, keys, args }
 }
 
 /**

@@ -27,7 +27,7 @@ import type { RedisClient } from './options.js'
  * Garbage met on the way is dead-lettered.
  * KEYS: the queue's keys, then one result-backend record key per record (standalone Redis only:
  * record keys hash to other slots than the queue's).
- * ARGV: leaseMs, want, nAcks, nExtends, nRecords, check prefix, ack members…, (extend member, ms)…,
+ * ARGV: leaseMs, want, nAcks, nExtends, nRecords, ack members…, (extend member, ms)…,
  * (record JSON, ttl ms, final 1/0, channel, state)… — the first nRecords ack members are the
  * deliveries whose record comes in the same place of the record list.
  * A record is written as the result backend's SET_STATES writes it (backend-scripts.ts: never over
@@ -36,34 +36,17 @@ import type { RedisClient } from './options.js'
  * Returns { wait, state…, extended…, item… }: wait is 0 when `want` items came, else ms until the
  * next delayed message is due or the next lease runs out (-1: neither); one state per record (the
  * state stored after the call, or "ERR <message>"); one 1/0 per extension (0: the lease was no
- * longer held, so the message went back to the queue and may be another consumer's now). With a
- * check prefix (the key prefix of a result backend on this server), each item is followed by
- * { task id, first 19 bytes of its record } or 0 (see record_head): the worker learns with the
- * fetch whether the task was canceled, so its STARTED write need not be waited for.
+ * longer held, so the message went back to the queue and may be another consumer's now).
  * { -2, state…, extended…, message } when a key of the wrong type stopped it before it took
  * anything (what could be done was done; nothing was lost).
  */
 export const CYCLE = new LuaScript(`${HELPERS}
--- The task id of a message (its body is the envelope JSON) and the first bytes of its task record:
--- { id, head } (head '' when there is no record), or 0 when the body is too large to look into
--- cheaply or is not an envelope with an id (the worker then writes STARTED on its own).
-local function record_head(item, prefix)
-  local _, _, _, body_at = parse(item)
-  if #item - body_at > 8192 then return 0 end
-  local ok, env = pcall(cjson.decode, string.sub(item, body_at))
-  if not ok or type(env) ~= 'table' or type(env.id) ~= 'string' or env.id == '' then return 0 end
-  local head = redis.pcall('GETRANGE', prefix .. ':result:' .. env.id, 0, 18)
-  if type(head) ~= 'string' then return 0 end
-  return { env.id, head }
-end
 local now = now_ms()
 local lease_ms, want = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n_acks, n_ext, n_rec = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
--- Where the result backend on this server keeps its records ('' : do not look).
-local check_prefix = ARGV[6]
 -- The record keys follow the ready lists.
 LEVELS = LEVELS - n_rec
-local rec_key, rec_arg = #KEYS - n_rec, 7 + n_acks + 2 * n_ext
+local rec_key, rec_arg = #KEYS - n_rec, 6 + n_acks + 2 * n_ext
 local out = { 0 }
 -- Reads only (a record key of the wrong type fails its own pcall, before anything is removed).
 local rec_ok = {}
@@ -80,7 +63,7 @@ for k = 1, n_rec do
     rec_ok[k] = true
   end
 end
-local i = 7
+local i = 6
 if n_acks > 0 then
   -- Three calls for the whole batch: which leases are still ours, drop those, drop their items.
   local members = {}
@@ -186,12 +169,7 @@ if want > 0 and fits(INFLIGHT, 'hash') then
           zargs[#zargs + 1] = deadline
           zargs[#zargs + 1] = id .. ':' .. (d + 1)
           got = got + 1
-          if check_prefix == '' then
-            out[base + got] = item
-          else
-            out[base + 2 * got - 1] = item
-            out[base + 2 * got] = record_head(item, check_prefix)
-          end
+          out[base + got] = item
         elseif can_place(nil) then
           -- Not counted in got: the loop pops another in its place.
           bury(item, 'a ready list')
