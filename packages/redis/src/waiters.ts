@@ -1,5 +1,5 @@
 import type { TaskRecord } from '@errand/core'
-import { DecodeError, isFinalState, WaitRegistry } from '@errand/core'
+import { DecodeError, isFinalState, reconnectDelay, WaitRegistry } from '@errand/core'
 import { parseTaskRecord } from './codec.js'
 import type { Connections } from './connection.js'
 import type { RedisClient } from './options.js'
@@ -17,8 +17,8 @@ function readRecord(id: string, json: string): TaskRecord | DecodeError {
  * connection per backend, one channel per awaited task id (subscribed while at least one caller
  * waits for it). A waiter reads the record once the channel's SUBSCRIBE is live, so a final write
  * racing the call is seen by one or the other. After a reconnect (the client re-subscribes by
- * itself) every awaited record is read again, in case its final write happened while the
- * connection was down.
+ * itself) every awaited channel is subscribed again and every awaited record read again, in case its
+ * final write happened while the connection was down; a round that fails is retried.
  */
 export class FinalWaiters {
   readonly #conns: Connections
@@ -94,6 +94,32 @@ export class FinalWaiters {
     this.#sub?.unsubscribe(channel).catch(() => {})
   }
 
+  /**
+   * After a reconnect: make sure every awaited channel is subscribed again (our own SUBSCRIBE,
+   * answered once they are live; the client re-subscribes too, and a second SUBSCRIBE of a
+   * channel changes nothing), then read every awaited record, so a final write is seen by the
+   * read or published to us. The other connections may still be down (a cut takes them all):
+   * a failed round is tried again after `reconnectDelay` until it succeeds or nobody waits.
+   */
+  async #recheck(sub: RedisClient, attempt: number): Promise<void> {
+    const ids = [...this.#registry.ids()]
+    if (ids.length === 0 || this.#sub !== sub) return
+    try {
+      await sub.subscribe(...ids.map((id) => this.#channel(id)))
+      // A channel whose last waiter left meanwhile may stay subscribed: its messages are ignored
+      // (not unsubscribed here, which could undo a new waiter's SUBSCRIBE of the same channel).
+      await Promise.all(
+        ids.map(async (id) => {
+          const json = await this.#read(id)
+          if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
+        }),
+      )
+    } catch {
+      if (this.#sub !== sub) return
+      setTimeout(() => void this.#recheck(sub, attempt + 1), reconnectDelay(attempt)).unref()
+    }
+  }
+
   #subscriber(): RedisClient {
     if (this.#sub !== undefined) return this.#sub
     const sub = this.#conns.duplicate()
@@ -116,14 +142,7 @@ export class FinalWaiters {
         return
       }
       // Reconnected: a final write may have happened while we were away.
-      for (const id of this.#registry.ids()) {
-        this.#read(id).then(
-          (json) => {
-            if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
-          },
-          () => {},
-        )
-      }
+      void this.#recheck(sub, 1)
     })
     this.#sub = sub
     return sub
