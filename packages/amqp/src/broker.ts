@@ -28,7 +28,7 @@ import { Store } from './store.js'
 import { Topology } from './topology.js'
 
 /**
- * A {@link Broker} on RabbitMQ (AMQP 0-9-1) with amqplib, no plugins needed.
+ * A `Broker` on RabbitMQ (AMQP 0-9-1) with amqplib, no plugins needed.
  *
  * - Publishing: persistent messages on durable queues over a confirm channel; `publish` resolves
  *   once RabbitMQ confirmed every message. Messages caught by a connection drop are re-sent after

@@ -59,7 +59,7 @@ class PublishBatch {
 }
 
 /**
- * A {@link Broker} on Redis (standalone or Cluster) with leases.
+ * A `Broker` on Redis (standalone or Cluster) with leases.
  *
  * Per queue (all keys share the hash tag `{queue}`): one ready list per priority level, a
  * sorted set of delayed messages, a hash of in-flight messages with a sorted set of lease

@@ -285,7 +285,7 @@ export abstract class SettleOnceDelivery implements Delivery {
  * `extend` lengthens it. Extending after the delivery settled or was lost resolves and does
  * nothing (a lease timer firing as the task ends is normal); after close it rejects with
  * `ERR_CLOSED`. When the store says the lease is gone, the delivery is marked lost with the
- * reason {@link LeasedDelivery.lostReason} gives.
+ * reason `lostReason()` gives.
  */
 export abstract class LeasedDelivery extends SettleOnceDelivery {
   /** Lengthen the lease to `ms` from now. */
