@@ -21,8 +21,8 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { RedisBroker } from '@errand/redis'
 import { type Durability, SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
-import Database from 'better-sqlite3'
 import type { BenchPayload, Contender, ContenderSet } from '../contender.js'
+import { RawSqliteQueue } from '../raw-sqlite.js'
 import { brokerContender } from './broker-only.js'
 import { errandContender } from './errand.js'
 
@@ -81,78 +81,27 @@ function sqliteBroker(): Contender {
   })
 }
 
-/**
- * The raw floor: the same table shape (queue, run_at lease column, deliveries, body) and the same
- * durability (WAL, `synchronous = FULL` for inserts, NORMAL for leases and deletes), no framework.
- * A worker turn is one transaction: delete what the previous turn handled, lease up to 50 more.
- */
+/** The raw floor: see `RawSqliteQueue`. */
 function rawSqlite(): Contender {
   const file = perRun()
-  let db: Database.Database | undefined
-  let queue = ''
-  let running = false
-  let loop: Promise<void> | undefined
+  let q: RawSqliteQueue<BenchPayload> | undefined
   return {
     name: 'raw better-sqlite3 lease+delete',
-    async open(q) {
-      queue = q
-      db = new Database(file.path())
-      db.pragma('journal_mode = WAL')
-      db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
-        run_at INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL);
-        CREATE INDEX jobs_fetch ON jobs (queue, run_at, id)`)
+    async open(queue) {
+      q = new RawSqliteQueue(file.path(), queue)
     },
     async enqueueOne(p) {
-      db!.pragma('synchronous = FULL')
-      db!
-        .prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
-        .run(queue, Date.now(), Buffer.from(JSON.stringify(p)))
+      q!.enqueueOne(p)
     },
     async enqueueBulk(ps) {
-      db!.pragma('synchronous = FULL')
-      const insert = db!.prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
-      const now = Date.now()
-      db!
-        .transaction(() => {
-          for (const p of ps) insert.run(queue, now, Buffer.from(JSON.stringify(p)))
-        })
-        .immediate()
+      q!.enqueueBulk(ps)
     },
     async startWorker(concurrency, onJob) {
-      db!.pragma('synchronous = NORMAL')
-      const take = db!.prepare(`UPDATE jobs SET run_at = ?, deliveries = deliveries + 1
-        WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?)
-        RETURNING id, deliveries, body`)
-      const del = db!.prepare('DELETE FROM jobs WHERE id = ? AND deliveries = ?')
-      running = true
-      let done: { id: number; deliveries: number }[] = []
-      const turn = db!.transaction((now: number) => {
-        for (const d of done) del.run(d.id, d.deliveries)
-        return take.all(now + 30_000, queue, now, concurrency) as {
-          id: number
-          deliveries: number
-          body: Buffer
-        }[]
-      })
-      loop = (async () => {
-        while (running) {
-          const rows = turn.immediate(Date.now())
-          done = []
-          for (const row of rows) {
-            onJob(JSON.parse(row.body.toString()) as BenchPayload)
-            done.push(row)
-          }
-          // Yield to the event loop between turns, as a consumer must.
-          await new Promise((r) => (rows.length === 0 ? setTimeout(r, 1) : setImmediate(r)))
-        }
-      })()
+      q!.startWorker(concurrency, onJob)
     },
-    async stopWorker() {
-      running = false
-      await loop
-    },
+    stopWorker: () => q!.stopWorker(),
     async close() {
-      db?.close()
+      q?.close()
       file.remove()
     },
   }

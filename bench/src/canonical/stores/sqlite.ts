@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisBroker } from '@errand/redis'
 import { SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
-import Database from 'better-sqlite3'
 import { Redis } from 'ioredis'
+import { RawSqliteQueue } from '../../raw-sqlite.js'
 import type { Contender, ContenderMeta, Payload, StoreModule } from '../types.js'
 import { errand } from './errand.js'
 import { pkgVersion } from './versions.js'
@@ -94,75 +94,26 @@ function brokerOnly(id: string): Contender {
 /** The raw floor (see the module comment). */
 function raw(id: string): Contender {
   const file = freshFile()
-  const queue = `q-${id}`
-  let db: Database.Database | undefined
-  let running = false
-  let loop: Promise<void> | undefined
+  let q: RawSqliteQueue<Payload> | undefined
   return {
     async setup() {
-      db = new Database(file.path)
-      db.pragma('journal_mode = WAL')
-      db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
-        run_at INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL);
-        CREATE INDEX jobs_fetch ON jobs (queue, run_at, id)`)
+      q = new RawSqliteQueue(file.path, `q-${id}`)
     },
     async enqueueOne(p) {
-      db!.pragma('synchronous = FULL')
-      db!
-        .prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
-        .run(queue, Date.now(), Buffer.from(JSON.stringify(p)))
+      q!.enqueueOne(p)
     },
     async enqueueBulk(ps) {
-      db!.pragma('synchronous = FULL')
-      const insert = db!.prepare('INSERT INTO jobs (queue, run_at, body) VALUES (?, ?, ?)')
-      const now = Date.now()
-      db!
-        .transaction(() => {
-          for (const p of ps) insert.run(queue, now, Buffer.from(JSON.stringify(p)))
-        })
-        .immediate()
+      q!.enqueueBulk(ps)
     },
     async startWorker(concurrency, onJob) {
-      db!.pragma('synchronous = NORMAL')
-      const take = db!.prepare(`UPDATE jobs SET run_at = ?, deliveries = deliveries + 1
-        WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?)
-        RETURNING id, deliveries, body`)
-      const del = db!.prepare('DELETE FROM jobs WHERE id = ? AND deliveries = ?')
-      running = true
-      let done: { id: number; deliveries: number }[] = []
-      const turn = db!.transaction((now: number) => {
-        for (const d of done) del.run(d.id, d.deliveries)
-        return take.all(now + 30_000, queue, now, concurrency) as {
-          id: number
-          deliveries: number
-          body: Buffer
-        }[]
-      })
-      loop = (async () => {
-        while (running) {
-          const rows = turn.immediate(Date.now())
-          done = []
-          for (const row of rows) {
-            onJob(JSON.parse(decoder.decode(row.body)) as Payload)
-            done.push(row)
-          }
-          await new Promise((r) => (rows.length === 0 ? setTimeout(r, 1) : setImmediate(r)))
-        }
-        // Delete the last turn's jobs: they were handled.
-        db!.transaction(() => {
-          for (const d of done) del.run(d.id, d.deliveries)
-        })()
-      })()
+      q!.startWorker(concurrency, onJob)
     },
-    async stopWorker() {
-      running = false
-      await loop
-    },
+    stopWorker: () => q!.stopWorker(),
     async remaining() {
-      return (db!.prepare('SELECT count(*) AS n FROM jobs WHERE queue = ?').get(queue) as { n: number }).n
+      return q!.remaining()
     },
     async teardown() {
-      db?.close()
+      q?.close()
       file.remove()
     },
   }
