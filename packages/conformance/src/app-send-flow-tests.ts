@@ -5,6 +5,21 @@ import type { AppSuiteContext } from './app-harness.js'
 import { hasFlow, needFlow, until } from './flow-test-helpers.js'
 import { sleep } from './helpers.js'
 
+/** A task on `queue` that returns its input and records it in `ran`, in the order run. */
+function echoTask(name: string, queue: string) {
+  const ran: string[] = []
+  const t = defineTask({
+    name,
+    queue,
+    input: z.string(),
+    handler: (s) => {
+      ran.push(s)
+      return s
+    },
+  })
+  return { t, ran }
+}
+
 /**
  * The app suite's tests of send options that need flow control or lineage: expiry, the dedup
  * modes (keep-first, throttle, debounce) and child tasks sent with `ctx.send`.
@@ -12,16 +27,7 @@ import { sleep } from './helpers.js'
 export function registerAppSendFlowTests({ test, h, soon }: AppSuiteContext): void {
   test('flow: a task not started before expiresInMs is dead-lettered as expired', async (ctx) => {
     const queue = h.queue()
-    const ran: string[] = []
-    const t = defineTask({
-      name: 'conf.flow.expires',
-      queue,
-      input: z.string(),
-      handler: (s) => {
-        ran.push(s)
-        return s
-      },
-    })
+    const { t, ran } = echoTask('conf.flow.expires', queue)
     const app = await h.app({ tasks: [t] })
     await needFlow(ctx, app)
     const expiring = await app.send(t.s('short'), { expiresInMs: h.ms(200) })
@@ -55,16 +61,7 @@ export function registerAppSendFlowTests({ test, h, soon }: AppSuiteContext): vo
 
   test('flow: dedupMode keep-first starts a new task once the first finished; throttle holds the window', async () => {
     const queue = h.queue()
-    const ran: string[] = []
-    const t = defineTask({
-      name: 'conf.flow.dedup.modes',
-      queue,
-      input: z.string(),
-      handler: (s) => {
-        ran.push(s)
-        return s
-      },
-    })
+    const { t, ran } = echoTask('conf.flow.dedup.modes', queue)
     const app = await h.app({ tasks: [t] })
     const flow = await hasFlow(app)
     const ttl = h.ms(60_000)
