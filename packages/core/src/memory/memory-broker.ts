@@ -121,7 +121,6 @@ export class MemoryBroker extends BrokerBase {
     const host: MemoryDeliveryHost = {
       adapter: this.name,
       queue: memoryQueue,
-      consumer,
       maxDelayMs: this.capabilities.maxDelayMs,
       assertOpen: (what) => this.assertOpen(what),
       released: () => {

@@ -1,12 +1,11 @@
 import type { DeadLetterInfo } from '../broker.js'
 import { DeliveryLostError } from '../errors.js'
 import { type DeliveryHost, SettleOnceDelivery } from '../kit/settle-once.js'
-import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js'
+import type { MemoryQueue, StoredMessage } from './memory-queue.js'
 
 /** What a memory delivery needs from the consumer that handed it out. */
 export interface MemoryDeliveryHost extends DeliveryHost {
   readonly queue: MemoryQueue
-  readonly consumer: QueueConsumer
 }
 
 /**
@@ -16,11 +15,10 @@ export interface MemoryDeliveryHost extends DeliveryHost {
  */
 export class MemoryDelivery extends SettleOnceDelivery {
   protected readonly token: number
-  protected override readonly host: MemoryDeliveryHost
+  declare protected readonly host: MemoryDeliveryHost
 
   constructor(host: MemoryDeliveryHost, message: StoredMessage, token: number) {
     super(host, { messageId: message.id, body: new Uint8Array(message.body), attempt: message.deliveries })
-    this.host = host
     this.token = token
   }
 
