@@ -70,11 +70,6 @@ export class Batcher<T, R> {
     this.#key = options.key
   }
 
-  /** Items waiting for a batch. */
-  get pending(): number {
-    return this.#pending.length
-  }
-
   /**
    * Queue one item of `size` bytes; resolves with its outcome once its batch is done. `now`:
    * skip the linger (the caller knows nothing will join later than this turn of the event loop).
@@ -139,10 +134,8 @@ export class Batcher<T, R> {
         batch.length < this.#maxItems &&
         (batch.length === 0 || bytes + p.size <= this.#maxBytes) &&
         (k === undefined || !seen!.has(k))
-      if (fits && rest.length === 0) {
-        batch.push(p)
-        bytes += p.size
-      } else if (fits && k !== undefined) {
+      // Without keys, an item left behind keeps every later one behind too (call order).
+      if (fits && (rest.length === 0 || k !== undefined)) {
         batch.push(p)
         bytes += p.size
       } else rest.push(p)
