@@ -26,6 +26,13 @@ export function checkMs(method: string, what: string, value: unknown): number {
   return Math.ceil(value)
 }
 
+/** A count: a safe integer >= 1. */
+export function checkCount(method: string, what: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw argumentError(method, what, 'an integer >= 1', value)
+  }
+}
+
 /** A non-empty string of at most `max` characters (two messages: the length one says the limit). */
 export function checkName(method: string, what: string, value: unknown, max: number): void {
   if (typeof value !== 'string' || value.length === 0) {

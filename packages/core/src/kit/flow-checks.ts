@@ -1,12 +1,5 @@
 import { MAX_FLOW_KEY_LENGTH } from '../flow-control.js'
-import { argumentError, checkMs, checkName } from './argument-text.js'
-
-function checkMax(method: string, max: unknown): number {
-  if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1) {
-    throw argumentError(method, 'max', 'an integer >= 1', max)
-  }
-  return max
-}
+import { argumentError, checkCount, checkMs, checkName } from './argument-text.js'
 
 /**
  * The argument checks of a {@link FlowControlStore}'s methods, the same on every store. Keys,
@@ -34,14 +27,14 @@ export const flowChecks = {
   /** `takeRate`'s arguments; returns the window `perMs` in whole ms. */
   takeRate(key: string, max: number, perMs: number): number {
     flowChecks.name('takeRate', 'key', key)
-    checkMax('takeRate', max)
+    checkCount('takeRate', 'max', max)
     return checkMs('takeRate', 'perMs', perMs)
   },
 
   /** `acquireSlot`'s arguments; returns the lease `leaseMs` in whole ms. */
   acquireSlot(key: string, holder: string, max: number, leaseMs: number): number {
     flowChecks.releaseSlot(key, holder, 'acquireSlot')
-    checkMax('acquireSlot', max)
+    checkCount('acquireSlot', 'max', max)
     return checkMs('acquireSlot', 'leaseMs', leaseMs)
   },
 

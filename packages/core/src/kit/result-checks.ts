@@ -1,6 +1,6 @@
 import type { TaskEvent } from '../events.js'
 import { isTaskState, type MemberOutcome, type SetStateOptions, type TaskRecord } from '../result-backend.js'
-import { argumentError, checkMs, checkName } from './argument-text.js'
+import { argumentError, checkCount, checkMs, checkName } from './argument-text.js'
 
 /**
  * Longest task id, group id or claim key a result backend accepts. SQL stores index these
@@ -62,7 +62,7 @@ export const resultChecks = {
   ): number {
     const method = 'completeGroupMember'
     resultChecks.id(method, 'groupId', groupId)
-    if (!Number.isSafeInteger(size) || size < 1) throw argumentError(method, 'size', 'an integer >= 1', size)
+    checkCount(method, 'size', size)
     if (!Number.isInteger(index) || index < 0 || index >= size) {
       throw argumentError(method, 'index', `an integer in [0, ${size})`, index)
     }
