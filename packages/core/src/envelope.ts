@@ -1,6 +1,7 @@
 import { Buffer, isUtf8 } from 'node:buffer'
 import { TextDecoder } from 'node:util'
 import { z } from 'zod'
+import { type PlainCandidate, plainEnvelope } from './envelope-plain.js'
 import { DecodeError, PayloadTooLargeError } from './errors.js'
 
 /** Current version of the wire envelope. */
@@ -285,7 +286,7 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
   if (version !== ENVELOPE_VERSION) {
     throw new DecodeError(`unknown envelope version ${JSON.stringify(version) ?? 'undefined'}`, named)
   }
-  const fast = plainEnvelope(raw as Record<string, unknown>)
+  const fast = plainEnvelope(raw as PlainCandidate)
   if (fast !== undefined) return fast
   const parsed = envelopeSchema.safeParse(raw)
   if (!parsed.success) {
@@ -298,115 +299,6 @@ export function decodeEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_MAX_ENVELOP
   }
   return parsed.data
 }
-
-/** A safe integer (what `z.number().int()` accepts), not -0. */
-function isInt(x: unknown): x is number {
-  return typeof x === 'number' && Number.isSafeInteger(x) && (x !== 0 || 1 / x > 0)
-}
-
-function isName(x: unknown): x is string {
-  return typeof x === 'string' && x.length >= 1 && x.length <= 200
-}
-
-/**
- * The common envelope (no stack, no unknown field), checked by hand with exactly the schema's
- * rules and built as the schema builds it (its fields in schema order, headers copied); anything
- * else, and anything that fails a check, is undefined and left to the schema, which also words
- * the error. The worker decodes every message: the schema's walk was most of a decode.
- */
-function plainEnvelope(raw: Record<string, unknown>): Envelope | undefined {
-  let fields = 0
-  for (const key in raw) {
-    if (!PLAIN_FIELDS.has(key)) return undefined
-    fields++
-  }
-  const { id, task, input, queue, attempt, eta, expiresAt, priority, timeoutMs, headers } = raw
-  const { root, parent, deferrals, debounce, createdAt } = raw
-  if (!isName(id) || !isName(task) || !isName(queue) || !isInt(attempt) || attempt < 1 || !isInt(createdAt))
-    return undefined
-  const env = { v: ENVELOPE_VERSION, id, task } as Envelope
-  let seen = 6
-  if ('input' in raw) {
-    env.input = input
-    seen++
-  }
-  env.queue = queue
-  env.attempt = attempt
-  if (eta !== undefined) {
-    if (!isInt(eta)) return undefined
-    env.eta = eta
-    seen++
-  }
-  if (expiresAt !== undefined) {
-    if (!isInt(expiresAt)) return undefined
-    env.expiresAt = expiresAt
-    seen++
-  }
-  if (priority !== undefined) {
-    if (!isInt(priority) || priority < 0) return undefined
-    env.priority = priority
-    seen++
-  }
-  if (timeoutMs !== undefined) {
-    if (!isInt(timeoutMs) || timeoutMs <= 0) return undefined
-    env.timeoutMs = timeoutMs
-    seen++
-  }
-  if (headers !== undefined) {
-    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return undefined
-    const copy: Record<string, string> = {}
-    for (const key in headers) {
-      const value = (headers as Record<string, unknown>)[key]
-      if (typeof value !== 'string') return undefined
-      copy[key] = value
-    }
-    env.headers = copy
-    seen++
-  }
-  if (root !== undefined) {
-    if (typeof root !== 'string') return undefined
-    env.root = root
-    seen++
-  }
-  if (parent !== undefined) {
-    if (typeof parent !== 'string') return undefined
-    env.parent = parent
-    seen++
-  }
-  if (deferrals !== undefined) {
-    if (!isInt(deferrals) || deferrals < 1) return undefined
-    env.deferrals = deferrals
-    seen++
-  }
-  if (debounce !== undefined) {
-    if (typeof debounce !== 'string' || debounce.length < 1) return undefined
-    env.debounce = debounce
-    seen++
-  }
-  env.createdAt = createdAt
-  // A field present with a value JSON cannot give (only `null` here) is the schema's to refuse.
-  return seen === fields ? env : undefined
-}
-
-/** The fields {@link plainEnvelope} checks itself: all but the continuation stack. */
-const PLAIN_FIELDS: ReadonlySet<string> = new Set([
-  'v',
-  'id',
-  'task',
-  'input',
-  'queue',
-  'attempt',
-  'eta',
-  'expiresAt',
-  'priority',
-  'timeoutMs',
-  'headers',
-  'root',
-  'parent',
-  'deferrals',
-  'debounce',
-  'createdAt',
-])
 
 /** The envelope's JSON Schema (draft 2020-12), for producers and workers in other languages. */
 export function envelopeJsonSchema(): Record<string, unknown> {
