@@ -3,17 +3,14 @@ import { type AppOptions, appOptionsSchema } from './app-options.js'
 import { type AsyncResult, TaskResult } from './async-result.js'
 import type { DeadLetter, ListDeadLettersOptions, QueueStats } from './broker.js'
 import type { AnyCanvas, Canvas, OutputOf } from './canvas.js'
-import { Dispatcher } from './dispatcher.js'
 import { ClosedError, InvalidOptionError, NotSupportedError } from './errors.js'
 import type { EventsOptions, TaskEvent } from './events.js'
-import { eventsRuntime, openEvents, recentEvents } from './events-runtime.js'
+import { openEvents, recentEvents } from './events-runtime.js'
 import { EVENT_CLOSE_FLUSH_MS } from './events-sink.js'
 import type { EventStream } from './events-stream.js'
 import { type FlowControlStore, hasFlowControl } from './flow-control.js'
-import type { QueueLimits } from './limits.js'
 import { consoleLogger, type Logger, maskingLogger } from './logger.js'
-import { resolveBroker, resolveResultBackend } from './resolve-adapter.js'
-import type { Runtime } from './runtime.js'
+import { openRuntime, type Runtime } from './runtime.js'
 import {
   type Schedule,
   type ScheduleInfo,
@@ -23,7 +20,6 @@ import {
 } from './schedule.js'
 import { checkSend, type SendOptions, sendCanvases } from './send.js'
 import { validateCanvas } from './send-plan.js'
-import { localResultsWarning } from './split-results.js'
 import type { AnyTask } from './task.js'
 import { parseOptions } from './validation.js'
 import { Worker } from './worker.js'
@@ -66,48 +62,11 @@ export class App {
   /** Connect the broker and backend (once; later calls share the first). */
   connect(): Promise<Runtime> {
     if (this.closed) return Promise.reject(new ClosedError('app is closed'))
-    this.runtime ??= this.open().catch((err) => {
+    this.runtime ??= openRuntime(this.options, this.tasks, this.logger, this.waitHints).catch((err) => {
       this.runtime = undefined
       throw err
     })
     return this.runtime
-  }
-
-  private async open(): Promise<Runtime> {
-    const lookup = { adapters: this.options.adapters, logger: this.logger }
-    const broker = await resolveBroker(this.options.broker, lookup)
-    const backend =
-      this.options.backend === undefined
-        ? undefined
-        : await resolveResultBackend(this.options.backend, lookup)
-    await broker.connect()
-    try {
-      await backend?.connect()
-    } catch (err) {
-      await broker.close().catch(() => {})
-      throw err
-    }
-    const warning = localResultsWarning(broker, backend)
-    this.waitHints.localResults = warning !== undefined
-    if (warning) this.logger.warn(warning, { broker: broker.name, backend: backend?.name })
-    const dispatcher = new Dispatcher(broker, backend, this.tasks, {
-      defaultQueue: this.options.defaultQueue,
-      resultTtlMs: this.options.resultTtlMs,
-      publishChunk: 1000,
-      instrumentation: this.options.instrumentation,
-    })
-    return {
-      broker,
-      backend,
-      dispatcher,
-      tasks: this.tasks,
-      logger: this.logger,
-      defaultQueue: this.options.defaultQueue,
-      resultTtlMs: this.options.resultTtlMs,
-      maxEnvelopeBytes: this.options.maxMessageBytes,
-      queueLimits: new Map(Object.entries(this.options.queues) as [string, QueueLimits][]),
-      events: eventsRuntime(backend, this.options.events, this.logger),
-    }
   }
 
   /**
