@@ -1,4 +1,4 @@
-import type { Broker, OutgoingMessage } from './broker.js'
+import type { Broker } from './broker.js'
 import { Continuation } from './dispatch-continue.js'
 import { type Lineage, Planner, type Settler, type Upstream } from './dispatch-plan.js'
 import { Publisher, type PublishTarget } from './dispatch-publish.js'
@@ -8,8 +8,7 @@ import type { Instrumentation } from './instrumentation.js'
 import type { ResultBackend } from './result-backend.js'
 import type { AnyTask } from './task.js'
 
-export { collectTaskIds } from './canvas-fold.js'
-export { type Lineage, NO_INPUT, type Upstream } from './dispatch-plan.js'
+export { type Lineage, NO_INPUT } from './dispatch-plan.js'
 export type { PublishTarget } from './dispatch-publish.js'
 
 /** Settings the dispatcher needs from the app. */
@@ -104,16 +103,6 @@ export class Dispatcher implements Settler {
     return this.continuation.fail(error, failed, stack, lineage, out)
   }
 
-  /** The envelope of a task node, with its input and defaults resolved. */
-  envelopeFor(
-    node: Parameters<Planner['envelopeFor']>[0],
-    upstream: Upstream,
-    stack: readonly WireFrame[],
-    lineage: Lineage,
-  ): Envelope {
-    return this.planner.envelopeFor(node, upstream, stack, lineage)
-  }
-
   /**
    * Encode and publish envelopes, grouped by queue, through `target` (default: the broker).
    * Delays longer than the broker's `maxDelayMs` go out as the longest it allows; the worker
@@ -121,11 +110,6 @@ export class Dispatcher implements Settler {
    */
   publish(envelopes: readonly Envelope[], target?: PublishTarget): Promise<void> {
     return this.publisher.publish(envelopes, target)
-  }
-
-  /** One envelope as a broker message; enforces the broker's capabilities. */
-  toMessage(env: Envelope, now = Date.now()): OutgoingMessage {
-    return this.publisher.toMessage(env, now)
   }
 }
 
