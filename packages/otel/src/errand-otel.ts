@@ -56,17 +56,18 @@ export class ErrandOtel implements Instrumentation {
     this.tracing?.publish(envelopes)
   }
 
-  /** @internal Called by core's worker around one attempt of a handler. */
   /** False while no SDK is registered: the worker then runs attempts bare. */
   active(): boolean {
     return this.taskMetrics !== undefined || this.tracing?.enabled === true
   }
 
+  /** @internal Called by core's worker around one attempt of a handler. */
   wrapRun<T>(info: RunInfo, run: () => Promise<T>): Promise<T> {
-    const taskMetrics = this.taskMetrics
     // With no SDK (no meter at construction, the tracer provider still the API's no-op) the
-    // attempt runs bare: no clock reads, no context, no promise chained on the handler's.
-    if (taskMetrics === undefined && this.tracing?.enabled !== true) return run()
+    // attempt runs bare: no clock reads, no context, no promise chained on the handler's. (The
+    // worker skips this call when no instrumentation is active, not when another one is.)
+    if (!this.active()) return run()
+    const taskMetrics = this.taskMetrics
     const t0 = performance.now()
     taskMetrics?.start(info, Date.now())
     const started = this.tracing?.startRun(info)
