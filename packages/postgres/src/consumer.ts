@@ -128,6 +128,10 @@ export class PgConsumer implements Consumer, PgDeliveryHost {
     await this.host.store.ack(delivery.messageId, delivery.attempt, this)
   }
 
+  forget(delivery: PgDelivery): void {
+    this.host.forget(delivery)
+  }
+
   /** A delivery of ours stopped counting against the prefetch (core calls this once per delivery). */
   released(delivery: SettleOnceDelivery): void {
     this.held--

@@ -18,6 +18,8 @@ export interface PgDeliveryHost extends DeliveryHost {
   readonly store: JobStore
   /** Delete the row, in the next ack batch of the consumer. */
   ack(delivery: PgDelivery): Promise<void>
+  /** A settle succeeded: the broker no longer has to give this delivery back at close. */
+  forget(delivery: PgDelivery): void
 }
 
 /**
@@ -34,16 +36,19 @@ export class PgDelivery extends LeasedDelivery {
     super(host, { messageId: id, body, attempt: deliveries })
   }
 
-  protected storeAck(): Promise<void> {
-    return this.host.ack(this)
+  protected async storeAck(): Promise<void> {
+    await this.host.ack(this)
+    this.host.forget(this)
   }
 
-  protected storeNack(delayMs: number): Promise<void> {
-    return this.host.store.nack(this.host.queue, this.messageId, this.attempt, delayMs, this.limit)
+  protected async storeNack(delayMs: number): Promise<void> {
+    await this.host.store.nack(this.host.queue, this.messageId, this.attempt, delayMs, this.limit)
+    this.host.forget(this)
   }
 
-  protected storeDeadLetter(info: DeadLetterInfo): Promise<void> {
-    return this.host.store.deadLetter(this.messageId, this.attempt, info, this.limit)
+  protected async storeDeadLetter(info: DeadLetterInfo): Promise<void> {
+    await this.host.store.deadLetter(this.messageId, this.attempt, info, this.limit)
+    this.host.forget(this)
   }
 
   /** False when no row matched `(id, deliveries)` with a lease: the lease was lost. */
