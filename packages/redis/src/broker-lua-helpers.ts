@@ -1,5 +1,6 @@
 /*
- * Lua shared by the broker's scripts (store.ts, admin.ts), pasted at the top of each. KEYS:
+ * Lua shared by the broker's scripts (store.ts, publish.ts, admin.ts), pasted at the top of each.
+ * KEYS:
  *   1 inflight (hash id → item), 2 leases (zset "id:n" → deadline), 3 delayed (zset item → due),
  *   4 dead (hash id → record), 5 dead index (zset id → dead-at), 6.. ready lists for priority
  *   0..max (LPUSH to add, RPOP to take: the right end is the front).

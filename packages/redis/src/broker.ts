@@ -23,8 +23,8 @@ import { Connections } from './connection.js'
 import { RedisConsumer } from './consumer.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { type ParsedBrokerOptions, parseBrokerOptions, type RedisBrokerOptions } from './options.js'
+import { PUBLISH_CHUNK, publishCalls, publishMessages } from './publish.js'
 import { SameStore } from './same-store.js'
-import { PUBLISH_CHUNK, publishCalls, publishMessages } from './store.js'
 
 /** Longest delay accepted: 2^40 ms (about 34 years); a sorted-set score holds it exactly. */
 const MAX_DELAY_MS = 2 ** 40
@@ -39,7 +39,7 @@ interface Queue {
 
 /**
  * Publish calls of one queue made in the same tick (before `process.nextTick` runs: every call
- * made by the promise continuations of one I/O callback), stored in one command (store.ts
+ * made by the promise continuations of one I/O callback), stored in one command (publish.ts
  * `publishCalls`). Every caller waits on the same promise: the command's outcome is theirs.
  */
 class PublishBatch {
