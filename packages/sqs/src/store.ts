@@ -41,16 +41,13 @@ function entryError(entry: BatchResultErrorEntry): Error {
   return err
 }
 
-function outcomes<R>(
-  count: number,
-  failed: readonly BatchResultErrorEntry[] | undefined,
-  value: (i: number) => R,
-): BatchOutcome<R>[] {
-  const out: BatchOutcome<R>[] = []
+/** Each entry's outcome of a batch call whose entries were sent with the ids "0", "1", … */
+function outcomes(count: number, failed: readonly BatchResultErrorEntry[] | undefined): BatchOutcome<void>[] {
+  const out: BatchOutcome<void>[] = []
   const byId = new Map((failed ?? []).map((f) => [f.Id, f]))
   for (let i = 0; i < count; i++) {
     const f = byId.get(String(i))
-    out.push(f === undefined ? { ok: true, value: value(i) } : { ok: false, error: entryError(f) })
+    out.push(f === undefined ? { ok: true, value: undefined } : { ok: false, error: entryError(f) })
   }
   return out
 }
@@ -187,7 +184,7 @@ export class Store {
               }),
             }),
           )
-          return outcomes(entries.length, out.Failed, () => undefined)
+          return outcomes(entries.length, out.Failed)
         },
       })
       this.#sends.set(url, b)
@@ -209,7 +206,7 @@ export class Store {
               Entries: handles.map((h, i) => ({ Id: String(i), ReceiptHandle: h })),
             }),
           )
-          return outcomes(handles.length, out.Failed, () => undefined)
+          return outcomes(handles.length, out.Failed)
         },
       })
       this.#deletes.set(url, b)
@@ -235,7 +232,7 @@ export class Store {
               })),
             }),
           )
-          return outcomes(entries.length, out.Failed, () => undefined)
+          return outcomes(entries.length, out.Failed)
         },
       })
       this.#visibility.set(url, b)
