@@ -11,6 +11,7 @@ import {
 } from '@errand/core'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { z } from 'zod'
+import { DEFAULT_EVENT_RETENTION } from './events.js'
 
 const ADAPTER = { adapter: 'redis' } as const
 
@@ -202,7 +203,7 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     connection: plan,
     logger: maskingLogger(raw.logger ?? consoleLogger),
     keyPrefix: raw.keyPrefix ?? query.keyPrefix ?? DEFAULT_KEY_PREFIX,
-    eventRetention: raw.eventRetention ?? 1000,
+    eventRetention: raw.eventRetention ?? DEFAULT_EVENT_RETENTION,
   }
 }
 
