@@ -3,9 +3,6 @@ import { type DeadLetterReason, isTaskState, type SerializedError, type TaskReco
 const COLON = 0x3a
 const NEWLINE = 0x0a
 
-/** The wake-up item (see store.ts); never a real message. */
-export const WAKE_ITEM = '!'
-
 /**
  * Builds a stored item: `<id>:<deliveries>:<priority>:<body>`. Ids never contain `:`.
  */
