@@ -307,7 +307,7 @@ export function wrap(err: unknown, what: string): Error {
   return new ConnectionError(`${what}: ${String((err as Error)?.message ?? err)}`, { ...ADAPTER, cause: err })
 }
 
-/** Close a channel, ignoring that it may be closed already. */
+/** The close under way of each channel {@link closeQuietly} was called on. */
 const closing = new WeakMap<Channel, Promise<void>>()
 
 /**
