@@ -23,6 +23,10 @@ export interface Schedule {
   readonly name: string
   /** The next tick time, if any. */
   nextTick(): Date | undefined
+  /**
+   * Stop firing. A tick that is already due is still fired (claimed by one scheduler) even when
+   * its timer has not run yet; resolves once no tick send is in flight.
+   */
   stop(): Promise<void>
 }
 
@@ -77,6 +81,8 @@ function ticker(spec: ScheduleSpec, timezone: string | undefined): NextTick {
 export class Scheduler implements Schedule {
   private timer: NodeJS.Timeout | undefined
   private next: Date | undefined
+  /** True from arming the timer of `next` until that timer runs. */
+  private armed = false
   private stopped = false
   private readonly nextAfter: NextTick
   private inflight: Promise<void> = Promise.resolve()
@@ -122,9 +128,22 @@ export class Scheduler implements Schedule {
     return this.next
   }
 
+  /**
+   * Stop firing. A tick already due whose timer has not run yet is fired first: a busy event loop
+   * runs timers late, and a tick that came due before `stop()` must not be dropped because its
+   * timer lagged (with several schedulers in one process, all of them would drop it).
+   */
   async stop(): Promise<void> {
-    this.stopped = true
-    clearTimeout(this.timer)
+    if (!this.stopped) {
+      this.stopped = true
+      clearTimeout(this.timer)
+      const due = this.next
+      if (this.armed && due && due.getTime() <= Date.now()) {
+        this.armed = false
+        this.inflight = this.inflight.then(() => this.fire(due))
+      }
+      this.armed = false
+    }
     await this.inflight
   }
 
@@ -134,7 +153,9 @@ export class Scheduler implements Schedule {
     if (!this.next) return
     const tick = this.next
     const wait = Math.min(MAX_TIMER, Math.max(0, tick.getTime() - Date.now()))
+    this.armed = true
     this.timer = setTimeout(() => {
+      this.armed = false
       if (Date.now() < tick.getTime()) return this.arm(after) // a long wait is done in chunks
       this.inflight = this.fire(tick).finally(() => this.arm(tick))
     }, wait)

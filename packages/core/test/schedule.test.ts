@@ -45,6 +45,24 @@ describe('schedules', () => {
     await Promise.all([a.app.close(), a.broker.close()])
   })
 
+  it('stop() fires a tick that came due while the event loop was busy (its timer had not run)', async () => {
+    const name = `sched-${Math.random().toString(36).slice(2)}`
+    const a = appWith(name)
+    await a.broker.connect()
+    const s = await a.app.schedule('late', { everyMs: 50 }, a.t.s(null))
+    const due = s.nextTick()?.getTime() ?? 0
+    // Block the event loop past the tick, then stop before its timer can run.
+    while (Date.now() <= due + 5) {
+      // busy
+    }
+    await s.stop()
+    expect((await a.broker.stats('default')).ready, 'the due tick must be sent, not dropped').toBe(1)
+    // Nothing fires after stop().
+    await new Promise((r) => setTimeout(r, 120))
+    expect((await a.broker.stats('default')).ready).toBe(1)
+    await Promise.all([a.app.close(), a.broker.close()])
+  })
+
   it('refuses a schedule without a backend, and bad intervals, naming the option', async () => {
     const t = defineTask({ name: 'sched.nb', input: z.null(), handler: () => null })
     const app = createApp({ broker: new MemoryBroker({ name: 'sched-nb' }), tasks: [t] })
