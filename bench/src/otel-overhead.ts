@@ -1,6 +1,6 @@
 /**
  * What `@errand/otel` costs a drain: concurrency 50 on the memory store, no-op handler, 100-byte
- * payload, four variants in fresh processes, alternating (the order rotates each round):
+ * payload, five variants in fresh processes, alternating (the order rotates each round):
  *
  * - `none`: no instrumentation (core's hook costs one `length === 0` check);
  * - `api`: `errandOtel()` installed, no SDK registered (every OpenTelemetry call is the API's no-op);
@@ -14,6 +14,10 @@
  *   exporter does; one that kept every span would measure the exporter's heap, not Errand),
  *   AsyncLocalStorage context manager, W3C propagator, meter provider with a periodic reader
  *   (every second) into an in-memory exporter, queue gauges (`otel.observeQueues(app)`).
+ * - `sdk-floor`: a reference, not Errand's cost: the same SDK set-up, and instead of
+ *   `@errand/otel` the least any instrumentation of an attempt does (`otel-floor.ts`: extract,
+ *   one consumer span with the same attributes run as the handler's context, two histogram
+ *   records). `sdk` minus `sdk-floor` is what Errand's instrumentation adds to the SDK's own cost.
  *
  *   cd bench && node --import tsx --conditions=source src/otel-overhead.ts [--runs 7] [--jobs 40000]
  *
@@ -49,9 +53,10 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base'
 import { z } from 'zod'
+import { FloorInstrumentation } from './otel-floor.js'
 import { median } from './stats.js'
 
-const VARIANTS = ['none', 'api', 'ctx-only', 'sdk'] as const
+const VARIANTS = ['none', 'api', 'ctx-only', 'sdk-floor', 'sdk'] as const
 /** Extra variants for a breakdown (`--child <name>` by hand): the SDK without its context manager, traces only, metrics only. */
 type Main = (typeof VARIANTS)[number]
 type Variant = Main | 'sdk-noctx' | 'sdk-traces' | 'sdk-metrics'
@@ -184,6 +189,7 @@ function instrumentationFor(variant: Variant): Instrumentation[] {
     ],
   })
   if (withMetrics) metrics.setGlobalMeterProvider(meterProvider)
+  if (variant === 'sdk-floor') return [new FloorInstrumentation()]
   otelInstance = errandOtel()
   return [otelInstance]
 }
@@ -204,8 +210,8 @@ async function child(variant: Variant, jobs: number): Promise<void> {
 
 function parent(runs: number, jobs: number): void {
   const self = fileURLToPath(import.meta.url)
-  const rates: Record<Main, number[]> = { none: [], api: [], 'ctx-only': [], sdk: [] }
-  const cpu: Record<Main, number[]> = { none: [], api: [], 'ctx-only': [], sdk: [] }
+  const rates = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Main, number[]>
+  const cpu = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Main, number[]>
   for (let round = 0; round < runs; round++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Main)
     for (const variant of order) {
@@ -277,7 +283,7 @@ const HELP = `Usage: node --import tsx --conditions=source src/otel-overhead.ts 
   --runs N        rounds; each runs every variant once in a fresh process, order rotating (default 7)
   --jobs N        messages per timed drain (default 40000)
   --child NAME    run one variant in this process and print its JSON line (none, api, ctx-only,
-                  sdk; breakdowns: sdk-noctx, sdk-traces, sdk-metrics)
+                  sdk-floor, sdk; breakdowns: sdk-noctx, sdk-traces, sdk-metrics)
   --profile FILE  with --child: write a CPU profile of the timed drain only`
 
 const childAt = process.argv.indexOf('--child')

@@ -119,7 +119,7 @@ const CAVEATS = [
   '1 / 10 ms and the failure path (not implemented), an open-loop latency producer, Redis with AOF, Node 24.',
 ]
 
-const isLatency = (w: string) => w === 'latency'
+const isLatency = (w: string) => w === 'latency' || w.startsWith('open-')
 /** The figure compared: jobs/s (higher is better) or p50 ms (lower is better). */
 const metric = (r: Row, w: string): number | undefined => (isLatency(w) ? r.p50Ms : r.perSecond)
 const better = (a: number, b: number, w: string) => (isLatency(w) ? a < b : a > b)
@@ -168,8 +168,15 @@ const WORKLOAD_TEXT: Record<string, string> = {
 }
 const workloadText = (w: string, file: RunFile): string => {
   const n = (file.sizes.perWorkload?.[w] ?? file.sizes.drain).toLocaleString('en-US')
-  const m = /^drain-c(\d+)$/.exec(w)
-  if (m) return `drain ${n} jobs at concurrency ${m[1]}, jobs/s`
+  const m = /^drain-c(\d+)(?:-h(\d+))?$/.exec(w)
+  if (m)
+    return `drain ${n} jobs at concurrency ${m[1]}${m[2] ? `, each handler taking ${m[2]} ms` : ''}, jobs/s`
+  const f = /^fail-c(\d+)$/.exec(w)
+  if (f)
+    return `failure path: drain ${n} jobs at concurrency ${f[1]}, every 10th job throws on its first attempt and is retried once at once, jobs/s`
+  const o = /^open-r(\d+)-c(\d+)$/.exec(w)
+  if (o)
+    return `open loop: ${n} jobs sent one per call at ${Number(o[1]).toLocaleString('en-US')} jobs/s on a fixed schedule, worker at concurrency ${o[2]}; latency from each job's scheduled send to its handler, ms`
   return `${WORKLOAD_TEXT[w] ?? w}${file.sizes.perWorkload ? ` (${n} jobs)` : ''}`
 }
 

@@ -6,8 +6,9 @@
  *   pnpm bench:canonical -- --store redis
  *   pnpm bench:canonical -- --store postgres --runs 5 --workloads drain-c1,drain-c50,enqueue-1
  *
- * Flags: --store (memory | redis | postgres | amqp), --runs (5), --workloads (comma list of
- * drain-c<k>, enqueue-<in flight>, enqueue-bulk, latency), --only (comma list of contender
+ * Flags: --store (memory | redis | postgres | amqp | sqlite), --runs (5), --workloads (comma list
+ * of drain-c<k>, drain-c<k>-h<handler ms>, fail-c<k>, open-r<jobs/s>-c<k>, enqueue-<in flight>,
+ * enqueue-bulk, latency; see run-one.ts), --only (comma list of contender
  * names), --n (drain size, 20 000; 100 000 with --big), --enqueue-n (5 000), --latency-n (1 000),
  * --payload (bytes, 100), --timeout (s per run, 600), --size (per-workload sizes,
  * `drain-c1=2000,enqueue-1=1000`), --out (file name under bench/results/).
@@ -18,7 +19,7 @@ import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { RunResult, StoreModule } from './types.js'
+import { type RunResult, type StoreModule, unsupported } from './types.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const benchDir = join(here, '..', '..')
@@ -64,7 +65,7 @@ const sizeOverride = new Map(
 function sizeOf(workload: string): number {
   const o = sizeOverride.get(workload)
   if (o !== undefined) return Number(o)
-  if (workload.startsWith('drain-')) return drainN
+  if (workload.startsWith('drain-') || workload.startsWith('fail-')) return drainN
   if (workload === 'enqueue-bulk') return drainN
   if (workload === 'latency') return Number(values['latency-n'])
   return Number(values['enqueue-n'])
@@ -187,7 +188,7 @@ const save = async () => {
 }
 
 for (const [wi, workload] of workloads.entries()) {
-  const list = metas.filter((m) => !m.unsupported?.includes(workload)).map((m) => m.name)
+  const list = metas.filter((m) => !unsupported(m, workload)).map((m) => m.name)
   for (let round = 0; round < runs; round++) {
     // A B C, C B A, A B C…: each contender's neighbours alternate; the first order alternates per workload.
     const order = (round + wi) % 2 === 0 ? list : [...list].reverse()

@@ -5,6 +5,23 @@ export interface Payload {
   data: string
 }
 
+/**
+ * The harness's handler, given each job a contender's worker takes. It returns a promise when the
+ * workload's handler takes time (`drain-c50-h10`): the contender's handler must wait for it (a
+ * promise that rejects is a failed attempt, to be retried when the run asks for retries). With
+ * 0 ms handlers it returns `undefined` synchronously and a contender adds no await.
+ */
+export type OnJob = (p: Payload) => void | Promise<void>
+
+/** What one run asks of a contender beyond its defaults. */
+export interface RunOptions {
+  /**
+   * Failure-path workloads (`fail-c<k>`): retry a failed attempt this many times, at once (no
+   * backoff), through the library's own retry. 0 (the default) leaves the library's defaults.
+   */
+  readonly retries?: number
+}
+
 /** Which side of the comparison a contender is on. */
 export type ContenderClass = 'no-results' | 'results' | 'floor' | 'ceiling'
 
@@ -28,7 +45,10 @@ export interface ContenderMeta {
   readonly floor?: string
   /** An Errand contender (ratios are Errand / peer). */
   readonly errand?: boolean
-  /** Workloads this contender cannot run (e.g. no bulk API). */
+  /**
+   * Workloads this contender cannot run (e.g. no bulk API): names, where `*` stands for any text
+   * (`fail-*`: every failure-path workload; `drain-c*-h*`: every drain with handler time).
+   */
   readonly unsupported?: readonly string[]
 }
 
@@ -43,8 +63,11 @@ export interface Contender {
   enqueueOne(p: Payload): Promise<void>
   /** Enqueue many in one call (the library's bulk API). */
   enqueueBulk(ps: readonly Payload[]): Promise<void>
-  /** Start consuming at `concurrency` with a no-op handler that calls `onJob`; resolves when running. */
-  startWorker(concurrency: number, onJob: (p: Payload) => void): Promise<void>
+  /**
+   * Start consuming at `concurrency` with a handler that calls `onJob` (and waits for what it
+   * returns, when it returns a promise); resolves when running.
+   */
+  startWorker(concurrency: number, onJob: OnJob): Promise<void>
   stopWorker(): Promise<void>
   /** Jobs still in the store that were not handled (ready + in flight + delayed). */
   remaining(): Promise<number>
@@ -56,9 +79,23 @@ export interface Contender {
 export interface StoreModule {
   readonly metas: readonly ContenderMeta[]
   /** `id` is unique per run (used in queue names, key prefixes, schema names). */
-  create(name: string, id: string): Contender
+  create(name: string, id: string, options?: RunOptions): Contender
   /** Server and client versions, for the report. */
   versions(): Promise<Record<string, string>>
+}
+
+/** True when `meta` cannot run `workload` (a name or `*` pattern of its `unsupported`). */
+export function unsupported(meta: ContenderMeta, workload: string): boolean {
+  return (
+    meta.unsupported?.some((u) =>
+      new RegExp(
+        `^${u
+          .split('*')
+          .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, '\\$&'))
+          .join('.*')}$`,
+      ).test(workload),
+    ) ?? false
+  )
 }
 
 /** One run's result: the JSON line run-one prints. */
@@ -75,6 +112,10 @@ export interface RunResult {
   p99Ms?: number
   p999Ms?: number
   handled?: number
+  /** Failure-path runs: attempts that threw (each retried once). */
+  failedAttempts?: number
+  /** Open-loop runs: the producer's target rate and what the worker handled per second. */
+  targetPerSecond?: number
   duplicates?: number
   missing?: number
   remaining?: number

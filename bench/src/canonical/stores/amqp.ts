@@ -6,7 +6,7 @@ import { AmqpBroker } from '@errand/amqp'
 import { RedisResultBackend } from '@errand/redis'
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib'
 import { Redis } from 'ioredis'
-import type { Contender, ContenderMeta, Payload, StoreModule } from '../types.js'
+import type { Contender, ContenderMeta, Payload, RunOptions, StoreModule } from '../types.js'
 import { errand } from './errand.js'
 import { pkgVersion } from './versions.js'
 
@@ -38,10 +38,11 @@ async function deleteKeys(pattern: string): Promise<void> {
   }
 }
 
-function errandAmqp(id: string, results: boolean): Contender {
+function errandAmqp(id: string, run: RunOptions, results: boolean): Contender {
   const queue = `bench-c-${id}`
   const keyPrefix = `bench-c-${id}`
   return errand({
+    run,
     queue,
     broker: () => new AmqpBroker({ url: AMQP_URL }),
     ...(results && { backend: () => new RedisResultBackend({ url: REDIS_URL, keyPrefix }) }),
@@ -82,8 +83,20 @@ function raw(id: string): Contender {
         queue,
         (msg) => {
           if (msg === null) return
-          onJob(JSON.parse(msg.content.toString()) as Payload)
-          sub!.ack(msg)
+          // A handler that throws has its message requeued (the failure path's retry).
+          let waiting: void | Promise<void>
+          try {
+            waiting = onJob(JSON.parse(msg.content.toString()) as Payload)
+          } catch {
+            sub!.nack(msg, false, true)
+            return
+          }
+          if (waiting === undefined) sub!.ack(msg)
+          else
+            waiting.then(
+              () => sub?.ack(msg),
+              () => sub?.nack(msg, false, true),
+            )
         },
         { noAck: false },
       )
@@ -136,9 +149,9 @@ const metas: ContenderMeta[] = [
 
 export const store: StoreModule = {
   metas,
-  create(name, id) {
-    if (name === 'errand') return errandAmqp(id, false)
-    if (name === 'errand+redis-results') return errandAmqp(id, true)
+  create(name, id, run = {}) {
+    if (name === 'errand') return errandAmqp(id, run, false)
+    if (name === 'errand+redis-results') return errandAmqp(id, run, true)
     if (name === 'raw-amqplib') return raw(id)
     throw new Error(`unknown amqp contender ${name}`)
   },

@@ -8,7 +8,7 @@ import {
   type Worker,
 } from '@errand/core'
 import { z } from 'zod'
-import type { Contender, Payload } from '../types.js'
+import type { Contender, OnJob, RunOptions } from '../types.js'
 
 const payloadSchema = z.object({ n: z.number(), sentAt: z.number(), data: z.string() })
 
@@ -22,6 +22,8 @@ export interface ErrandOptions {
   readonly noEvents?: boolean
   /** Drop what the run created (schema, keys), after the app is closed. */
   readonly teardown?: () => Promise<void>
+  /** The run's options (`retries`: the task's `retry` is `{ attempts: 1 + retries }` with a fixed 0 ms backoff: retried at once, as the peers). */
+  readonly run?: RunOptions
 }
 
 /**
@@ -30,14 +32,16 @@ export interface ErrandOptions {
  */
 export function errand(options: ErrandOptions): Contender {
   const { queue } = options
-  let onJob: (p: Payload) => void = () => {}
+  let onJob: OnJob = () => {}
+  const retries = options.run?.retries ?? 0
   const noop = defineTask({
     name: 'bench.noop',
     queue,
     input: payloadSchema,
+    ...(retries > 0 && { retry: { attempts: 1 + retries, backoff: { type: 'fixed', delayMs: 0 } } }),
     handler: (p) => {
-      onJob(p)
-      return p.n
+      const waiting = onJob(p)
+      return waiting === undefined ? p.n : waiting.then(() => p.n)
     },
   })
   let app: App | undefined

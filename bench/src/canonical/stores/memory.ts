@@ -26,14 +26,15 @@ const metas: ContenderMeta[] = [
 
 export const store: StoreModule = {
   metas,
-  create(name, id) {
+  create(name, id, run) {
     const broker = () => new MemoryBroker({ name: `bench-${id}` })
-    if (name === 'errand') return errand({ queue: `q-${id}`, broker })
+    if (name === 'errand') return errand({ queue: `q-${id}`, broker, ...(run && { run }) })
     if (name === 'errand+results')
       return errand({
         queue: `q-${id}`,
         broker,
         backend: () => new MemoryResultBackend({ name: `bench-${id}` }),
+        ...(run && { run }),
       })
     throw new Error(`unknown memory contender ${name}`)
   },

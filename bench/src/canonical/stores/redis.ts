@@ -5,7 +5,7 @@
 import { RedisBroker, RedisResultBackend } from '@errand/redis'
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq'
 import { Redis } from 'ioredis'
-import type { Contender, ContenderMeta, Payload, StoreModule } from '../types.js'
+import type { Contender, ContenderMeta, OnJob, Payload, RunOptions, StoreModule } from '../types.js'
 import { errand } from './errand.js'
 import { pkgVersion } from './versions.js'
 
@@ -35,9 +35,16 @@ async function deleteKeys(url: string, pattern: string): Promise<void> {
   }
 }
 
-function errandRedis(url: string, id: string, results: boolean, noEvents = false): Contender {
+function errandRedis(
+  url: string,
+  id: string,
+  run: RunOptions,
+  results: boolean,
+  noEvents = false,
+): Contender {
   const keyPrefix = `bench-c-${id}`
   return errand({
+    run,
     queue: `q-${id}`,
     broker: () => new RedisBroker({ url, keyPrefix }),
     ...(results && { backend: () => new RedisResultBackend({ url, keyPrefix }) }),
@@ -46,19 +53,27 @@ function errandRedis(url: string, id: string, results: boolean, noEvents = false
   })
 }
 
-/** BullMQ at its defaults; `keep` false: `removeOnComplete: true` (no results kept). */
-function bullmq(url: string, id: string, keep: boolean): Contender {
+/**
+ * BullMQ at its defaults; `keep` false: `removeOnComplete: true` (no results kept). Retries
+ * (failure path): `attempts: 1 + retries` on every job, no backoff.
+ */
+function bullmq(url: string, id: string, run: RunOptions, keep: boolean): Contender {
   const connection = { ...conn(url), maxRetriesPerRequest: null }
   const prefix = `bench-c-${id}`
   const name = `q-${id}`
+  const retries = run.retries ?? 0
   let queue: BullQueue | undefined
   let worker: BullWorker | undefined
   return {
     async setup() {
+      const defaultJobOptions = {
+        ...(!keep && { removeOnComplete: true }),
+        ...(retries > 0 && { attempts: 1 + retries }),
+      }
       queue = new BullQueue(name, {
         connection,
         prefix,
-        ...(keep ? {} : { defaultJobOptions: { removeOnComplete: true } }),
+        ...(Object.keys(defaultJobOptions).length > 0 && { defaultJobOptions }),
       })
       await queue.waitUntilReady()
     },
@@ -72,7 +87,7 @@ function bullmq(url: string, id: string, keep: boolean): Contender {
       worker = new BullWorker(
         name,
         async (job) => {
-          onJob(job.data as Payload)
+          await onJob(job.data as Payload)
           return (job.data as Payload).n
         },
         { connection, prefix, concurrency },
@@ -98,7 +113,8 @@ function bullmq(url: string, id: string, keep: boolean): Contender {
 /**
  * Raw ioredis floor: LPUSH to enqueue. `brpop`: `concurrency` connections, each a BRPOP loop
  * (one job per round trip per connection). Otherwise one connection doing BLMPOP COUNT
- * `concurrency` (a batch of at most `concurrency` in flight). No acks, no leases.
+ * `concurrency` (a batch of at most `concurrency` in flight, handled together). No acks, no
+ * leases; a handler that throws has its job pushed back (the failure path's retry).
  */
 function raw(url: string, id: string, brpop: boolean): Contender {
   const key = `bench-c-${id}:list`
@@ -106,6 +122,16 @@ function raw(url: string, id: string, brpop: boolean): Contender {
   let blocking: Redis[] = []
   let running = false
   let loops: Promise<void>[] = []
+  /** Run the handler on one item; a throw (or rejection) pushes the item back for a retry. */
+  const handle = (item: string, onJob: OnJob): Promise<unknown> | undefined => {
+    let waiting: void | Promise<void>
+    try {
+      waiting = onJob(JSON.parse(item) as Payload)
+    } catch {
+      return client!.lpush(key, item)
+    }
+    return waiting?.catch(() => client!.lpush(key, item))
+  }
   return {
     async setup() {
       client = new Redis(url)
@@ -131,12 +157,22 @@ function raw(url: string, id: string, brpop: boolean): Contender {
           try {
             if (brpop) {
               const reply = await b.brpop(key, 0.2)
-              if (reply) onJob(JSON.parse(reply[1]) as Payload)
+              if (reply) {
+                const waiting = handle(reply[1], onJob)
+                if (waiting) await waiting
+              }
             } else {
               const reply = (await b.call('BLMPOP', 0.2, 1, key, 'RIGHT', 'COUNT', concurrency)) as
                 | [string, string[]]
                 | null
-              if (reply) for (const item of reply[1]) onJob(JSON.parse(item) as Payload)
+              if (reply) {
+                const waiting: Promise<unknown>[] = []
+                for (const item of reply[1]) {
+                  const w = handle(item, onJob)
+                  if (w) waiting.push(w)
+                }
+                if (waiting.length > 0) await Promise.all(waiting)
+              }
             }
           } catch {
             if (!running) return
@@ -225,22 +261,22 @@ const variants = (aof: boolean): ContenderMeta[] => {
 
 export const store: StoreModule = {
   metas: [...variants(false), ...(AOF_URL ? variants(true) : [])],
-  create(name, id) {
+  create(name, id, run = {}) {
     const aof = name.endsWith(' aof')
     const url = aof ? AOF_URL! : REDIS_URL
     const base = aof ? name.slice(0, -4) : name
     switch (base) {
       case 'errand':
-        return errandRedis(url, id, false)
+        return errandRedis(url, id, run, false)
       case 'errand+results':
-        return errandRedis(url, id, true)
+        return errandRedis(url, id, run, true)
       // Diagnostics, not in the published set: the result backend without task events.
       case 'diag-errand+results-noevents':
-        return errandRedis(url, id, true, true)
+        return errandRedis(url, id, run, true, true)
       case 'bullmq-remove':
-        return bullmq(url, id, false)
+        return bullmq(url, id, run, false)
       case 'bullmq-keep':
-        return bullmq(url, id, true)
+        return bullmq(url, id, run, true)
       case 'raw-brpop':
         return raw(url, id, true)
       case 'raw-blmpop':

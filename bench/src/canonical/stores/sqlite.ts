@@ -17,7 +17,7 @@ import { RedisBroker } from '@errand/redis'
 import { SqliteBroker, SqliteResultBackend } from '@errand/sqlite'
 import { Redis } from 'ioredis'
 import { RawSqliteQueue } from '../../raw-sqlite.js'
-import type { Contender, ContenderMeta, Payload, StoreModule } from '../types.js'
+import type { Contender, ContenderMeta, Payload, RunOptions, StoreModule } from '../types.js'
 import { errand } from './errand.js'
 import { pkgVersion } from './versions.js'
 
@@ -31,9 +31,10 @@ function freshFile(): { url: string; path: string; remove(): void } {
   return { url: `sqlite://${path}`, path, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
-function errandSqlite(id: string, results: boolean): Contender {
+function errandSqlite(id: string, run: RunOptions, results: boolean): Contender {
   const file = freshFile()
   return errand({
+    run,
     queue: `q-${id}`,
     broker: () => new SqliteBroker({ url: file.url, logger: silentLogger }),
     ...(results && { backend: () => new SqliteResultBackend({ url: file.url, logger: silentLogger }) }),
@@ -67,10 +68,14 @@ function brokerOnly(id: string): Contender {
       consumer = await broker!.consume(
         queue,
         (d) => {
-          onJob(JSON.parse(decoder.decode(d.body)) as Payload)
-          const ack = d.ack()
-          acks.add(ack)
-          void ack.finally(() => acks.delete(ack))
+          const ackNow = () => {
+            const ack = d.ack()
+            acks.add(ack)
+            void ack.finally(() => acks.delete(ack))
+          }
+          const waiting = onJob(JSON.parse(decoder.decode(d.body)) as Payload)
+          if (waiting === undefined) ackNow()
+          else void waiting.then(ackNow)
         },
         { prefetch: concurrency },
       )
@@ -162,6 +167,7 @@ const metas: ContenderMeta[] = [
     library: '@errand/sqlite (workspace)',
     settings: 'SqliteBroker alone: publish / consume (prefetch c) / ack, no app',
     floor: 'sqlite-broker',
+    unsupported: ['fail-*'],
   },
   {
     name: 'raw',
@@ -171,6 +177,8 @@ const metas: ContenderMeta[] = [
     library: `better-sqlite3 ${pkgVersion('better-sqlite3')}`,
     settings: 'one BEGIN IMMEDIATE per turn: delete the previous turn, lease up to c',
     floor: 'sqlite',
+    // A synchronous loop: no handler time, no retry path.
+    unsupported: ['fail-*', 'drain-c*-h*'],
   },
   {
     name: 'errand-redis',
@@ -185,12 +193,12 @@ const metas: ContenderMeta[] = [
 
 export const store: StoreModule = {
   metas,
-  create(name, id) {
+  create(name, id, run = {}) {
     switch (name) {
       case 'errand':
-        return errandSqlite(id, false)
+        return errandSqlite(id, run, false)
       case 'errand+results':
-        return errandSqlite(id, true)
+        return errandSqlite(id, run, true)
       case 'broker':
         return brokerOnly(id)
       case 'raw':
@@ -198,6 +206,7 @@ export const store: StoreModule = {
       case 'errand-redis': {
         const keyPrefix = `bench-c-${id}`
         return errand({
+          run,
           queue: `q-${id}`,
           broker: () => new RedisBroker({ url: REDIS_URL, keyPrefix }),
           teardown: () => deleteKeys(`${keyPrefix}:*`),
