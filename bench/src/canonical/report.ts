@@ -171,6 +171,8 @@ const workloadText = (w: string, file: RunFile): string => {
   const m = /^drain-c(\d+)(?:-h(\d+))?$/.exec(w)
   if (m)
     return `drain ${n} jobs at concurrency ${m[1]}${m[2] ? `, each handler taking ${m[2]} ms` : ''}, jobs/s`
+  const p = /^drain-c(\d+)-p(\d+)$/.exec(w)
+  if (p) return `drain ${n} jobs with ${p[2]} worker processes at concurrency ${p[1]} each, jobs/s`
   const f = /^fail-c(\d+)$/.exec(w)
   if (f)
     return `failure path: drain ${n} jobs at concurrency ${f[1]}, every 10th job throws on its first attempt and is retried once at once, jobs/s`

@@ -13,11 +13,13 @@
  * Workloads: `drain-c<k>` (no-op handler), `drain-c<k>-h<ms>` (each handler waits <ms>),
  * `fail-c<k>` (every 10th job throws on its first attempt, retried once at once),
  * `open-r<rate>-c<k>` (an open-loop producer at <rate> jobs/s, worker at k, end-to-end
- * percentiles), `enqueue-<in flight>`, `enqueue-bulk`, `latency` (one job at a time).
+ * percentiles), `drain-c<k>-p<procs>` (procs worker processes at k each, multi-process.ts),
+ * `enqueue-<in flight>`, `enqueue-bulk`, `latency` (one job at a time).
  */
 import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
+import { drainAcross } from './multi-process.js'
 import type { Contender, OnJob, Payload, RunResult, StoreModule } from './types.js'
 
 const { values } = parseArgs({
@@ -327,6 +329,18 @@ async function latency(c: Contender): Promise<Measured> {
 }
 
 async function measure(c: Contender): Promise<Measured> {
+  const across = /^drain-c(\d+)-p(\d+)$/.exec(workload)
+  if (across)
+    return drainAcross(c, {
+      store: storeName,
+      contender: contenderName,
+      id,
+      concurrency: Number(across[1]),
+      procs: Number(across[2]),
+      n: N,
+      timeoutMs: TIMEOUT_MS,
+      fill,
+    })
   const drainMatch = /^drain-c(\d+)(?:-h(\d+))?$/.exec(workload)
   if (drainMatch) return drain(c, Number(drainMatch[1]), Number(drainMatch[2] ?? 0))
   const failMatch = /^fail-c(\d+)$/.exec(workload)

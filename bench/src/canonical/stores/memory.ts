@@ -12,6 +12,8 @@ const metas: ContenderMeta[] = [
     durabilityShort: 'none',
     library: '@errand/core (workspace)',
     settings: 'defaults, MemoryBroker (trackStarted on)',
+    // One process's memory: other worker processes cannot see it.
+    unsupported: ['drain-c*-p*'],
   },
   {
     name: 'errand+results',
@@ -21,6 +23,7 @@ const metas: ContenderMeta[] = [
     durabilityShort: 'none',
     library: '@errand/core (workspace)',
     settings: 'defaults, MemoryBroker + MemoryResultBackend (trackStarted on)',
+    unsupported: ['drain-c*-p*'],
   },
 ]
 

@@ -148,6 +148,8 @@ const metas: ContenderMeta[] = [
     library: '@errand/sqlite (workspace)',
     settings: 'defaults (no result backend; trackStarted on)',
     floor: 'sqlite',
+    // Each run's file is made by its contender: a worker process would make another.
+    unsupported: ['drain-c*-p*'],
   },
   {
     name: 'errand+results',
@@ -158,6 +160,7 @@ const metas: ContenderMeta[] = [
     library: '@errand/sqlite (workspace)',
     settings: 'defaults, SqliteResultBackend on the same file (trackStarted on)',
     floor: 'sqlite',
+    unsupported: ['drain-c*-p*'],
   },
   {
     name: 'broker',
@@ -167,7 +170,7 @@ const metas: ContenderMeta[] = [
     library: '@errand/sqlite (workspace)',
     settings: 'SqliteBroker alone: publish / consume (prefetch c) / ack, no app',
     floor: 'sqlite-broker',
-    unsupported: ['fail-*'],
+    unsupported: ['fail-*', 'drain-c*-p*'],
   },
   {
     name: 'raw',
@@ -178,7 +181,7 @@ const metas: ContenderMeta[] = [
     settings: 'one BEGIN IMMEDIATE per turn: delete the previous turn, lease up to c',
     floor: 'sqlite',
     // A synchronous loop: no handler time, no retry path.
-    unsupported: ['fail-*', 'drain-c*-h*'],
+    unsupported: ['fail-*', 'drain-c*-h*', 'drain-c*-p*'],
   },
   {
     name: 'errand-redis',
@@ -188,6 +191,7 @@ const metas: ContenderMeta[] = [
     durabilityShort: 'no AOF',
     library: '@errand/redis (workspace)',
     settings: 'defaults (no result backend; trackStarted on); the reference',
+    unsupported: ['drain-c*-p*'],
   },
 ]
 
