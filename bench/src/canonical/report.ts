@@ -1,7 +1,8 @@
 /**
  * Generates bench/RESULTS.md and bench/results/charts/*.svg from canonical run files.
  *
- *   pnpm bench:report                       # the newest canonical-<store>-*.json of each store
+ *   pnpm bench:report                       # the newest canonical-<set>-*.json of each set
+ *                                           # (a set is a store, or e.g. redis+aof: see --out)
  *   pnpm bench:report -- results/a.json results/b.json
  *
  * Medians and min–max are over the valid runs only. A run is invalid when its verification
@@ -222,8 +223,11 @@ async function main(): Promise<void> {
       (a, b) => CLASS_ORDER.indexOf(a.class) - CLASS_ORDER.indexOf(b.class),
     )
     const rel = path.slice(benchDir.length + 1)
+    // The set's name: the store, or what the file name says after `canonical-` (`redis+aof` for a
+    // set of the AOF variants run with `--out canonical-redis+aof-<time>.json`).
+    const label = /canonical-([^-]+)-/.exec(rel)?.[1] ?? file.store
     out.push(
-      `## ${file.store}`,
+      `## ${label}`,
       '',
       `Command: \`${file.command}\` (from the repository root), ${file.startedAt} → ${file.finishedAt}.`,
       `Data: \`bench/${rel}\`. Machine: ${file.machine.cpus} × ${file.machine.model ?? '?'}, **shared with other`,
@@ -248,13 +252,16 @@ async function main(): Promise<void> {
       const rows = judged.filter((r) => r.workload === w)
       if (rows.length === 0) continue
       const lat = isLatency(w)
-      out.push(`### ${file.store}: ${workloadText(w, file)}`, '')
-      const chart = `${file.store}-${w}.svg`
-      out.push(`![${file.store} ${w}](results/charts/${chart})`, '')
+      out.push(`### ${label}: ${workloadText(w, file)}`, '')
+      const chart = `${label}-${w}.svg`
+      out.push(`![${label} ${w}](results/charts/${chart})`, '')
+      // Open loop: also what each kept up with (a store that falls behind handles fewer per second
+      // than were sent, and its latency grows with the run).
+      const open = w.startsWith('open-')
       if (lat)
         out.push(
-          '| contender | class | durability | p50 ms median (min–max) | p99 ms median (min–max) | p99.9 ms median (min–max) | valid / runs |',
-          '|---|---|---|---:|---:|---:|---:|',
+          `| contender | class | durability | p50 ms median (min–max) | p99 ms median (min–max) | p99.9 ms median (min–max) | valid / runs |${open ? ' handled jobs/s median (min–max) |' : ''}`,
+          `|---|---|---|---:|---:|---:|---:|${open ? '---:|' : ''}`,
         )
       else
         out.push(
@@ -272,8 +279,9 @@ async function main(): Promise<void> {
           const p = (k: 'p50Ms' | 'p99Ms' | 'p999Ms') =>
             ok.map((r) => r[k]).filter((x): x is number => x !== undefined)
           const cell = (xs: number[]) => (xs.length ? `${fmt(median(xs))} (${range(xs)})` : '–')
+          const rates = ok.map((r) => r.perSecond).filter((x): x is number => x !== undefined)
           out.push(
-            `| ${m.name} | ${CLASS_LABEL[m.class]} | ${m.durabilityShort} | ${cell(p('p50Ms'))} | ${cell(p('p99Ms'))} | ${cell(p('p999Ms'))} | ${ok.length} / ${mine.length}${flag} |`,
+            `| ${m.name} | ${CLASS_LABEL[m.class]} | ${m.durabilityShort} | ${cell(p('p50Ms'))} | ${cell(p('p99Ms'))} | ${cell(p('p999Ms'))} | ${ok.length} / ${mine.length}${flag} |${open ? ` ${cell(rates)} |` : ''}`,
           )
         } else {
           out.push(
@@ -297,7 +305,7 @@ async function main(): Promise<void> {
       await writeFile(
         join(chartsDir, chart),
         barChart(
-          `${file.store}: ${workloadText(w, file)}`,
+          `${label}: ${workloadText(w, file)}`,
           lat ? 'p50 ms, lower is better' : 'jobs/s, higher is better',
           bars,
           CLASS_ORDER.filter((c) => metas.some((m) => m.class === c)).map((c) => [
@@ -337,7 +345,7 @@ async function main(): Promise<void> {
         )
       out.push('')
     }
-    out.push(`### ${file.store}: invalid runs`, '')
+    out.push(`### ${label}: invalid runs`, '')
     if (invalid.length === 0)
       out.push('None: every run passed verification and no library beat its floor.', '')
     else out.push('| workload | contender | round | why |', '|---|---|---:|---|', ...invalid, '')
