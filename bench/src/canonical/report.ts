@@ -109,15 +109,16 @@ const STORE_NOTES: Record<string, string[]> = {
   ],
 }
 
-/** What the published set (2026-12-02) did not do; edit with the next full run. */
+/** When each set ran and what none of them did yet; edit with the next run. */
 const CAVEATS = [
-  "**Caveats of this set (2026-12-02).** The machine has 2 cores shared with other engineers' tests (1-minute",
-  'load 10–35 during these runs), and to meet a deadline the Redis and PostgreSQL sets ran at the same time',
-  '(the RabbitMQ and memory sets overlapped the end of the Redis set): absolute figures are low and spread wide;',
-  "the paired ratios are the figures to read. Sizes were cut for the slow stores (see each section's heading).",
-  'Not run in this set: drain at c = 10 and 200 on every store (c = 10 is supported), enqueue with 64 in flight,',
-  'bulk enqueue and latency on PostgreSQL and RabbitMQ, payloads of 1 KiB / 16 KiB (`--payload`), handlers of',
-  '1 / 10 ms and the failure path (not implemented), an open-loop latency producer, Redis with AOF, Node 24.',
+  '**Caveats.** The sets were run at different times, so compare ratios within a set, never figures',
+  'across sets. `redis` and `redis+aof`: 2026-12-02 from 11:50, on a quiet machine (1-minute load',
+  "about 2–3, the bench itself), after the day's core work. `memory`: after `redis`, the same conditions.",
+  "`sqlite`: 07:58 the same day. `postgres` and `amqp`: 00:12–00:59, before the day's core work,",
+  "while other engineers' tests loaded the 2 cores (load 10–35; the Redis and PostgreSQL sets of that",
+  'night ran at the same time). Not run yet: the new workloads (handler time, failure path, several',
+  'worker processes, open loop) on PostgreSQL, RabbitMQ and SQLite; drain at c = 200 outside Redis;',
+  'payloads of 1 KiB / 16 KiB (`--payload`); the peers on Node 24.',
 ]
 
 const isLatency = (w: string) => w === 'latency' || w.startsWith('open-')
