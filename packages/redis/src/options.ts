@@ -72,6 +72,12 @@ export interface RedisResultBackendOptions extends RedisConnectionOptions {
    * about 100 more). Live subscribers read an all-queues stream kept at ten times this. Default 1000.
    */
   readonly eventRetention?: number
+  /**
+   * How often `waitFor` reads every awaited record again, in case a notification was lost (a
+   * publish that met a cut connection). Pub/sub wakes waiters at once; this is the safety net.
+   * Default 10,000 ms.
+   */
+  readonly waitPollMs?: number
 }
 
 /** Default lease of a delivery: 30 s. */
@@ -127,7 +133,11 @@ const brokerSchema = z
   .strict()
 
 const backendSchema = z
-  .object({ ...connectionShape, eventRetention: z.number().int().min(1).max(1_000_000).optional() })
+  .object({
+    ...connectionShape,
+    eventRetention: z.number().int().min(1).max(1_000_000).optional(),
+    waitPollMs: z.number().int().min(10).max(3_600_000).optional(),
+  })
   .strict()
 
 /** What a broker URL's query may set (read by core's `optionsFromQuery`). */
@@ -163,6 +173,8 @@ export interface ParsedBackendOptions {
   readonly keyPrefix: string
   /** Events kept per queue (default 1000). */
   readonly eventRetention: number
+  /** The waiters' safety poll (default 10 s). */
+  readonly waitPollMs: number
 }
 
 /** Where the adapter's connections come from. */
@@ -204,6 +216,7 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     logger: maskingLogger(raw.logger ?? consoleLogger),
     keyPrefix: raw.keyPrefix ?? query.keyPrefix ?? DEFAULT_KEY_PREFIX,
     eventRetention: raw.eventRetention ?? DEFAULT_EVENT_RETENTION,
+    waitPollMs: raw.waitPollMs ?? 10_000,
   }
 }
 

@@ -79,8 +79,11 @@ export class RedisResultBackend implements ResultBackend, FlowControlStore {
     this.#writer = new StateWriter(this.#conns.main, !this.#conns.cluster)
     this.#events = new RedisEvents(this.#conns, eventKeys(parsed.keyPrefix), parsed.eventRetention)
     this.#flow = new RedisFlowControl(this.#conns, flowKeys(parsed.keyPrefix), this.#keys.value)
-    this.#waiters = new FinalWaiters(this.#conns, this.#keys.channel, (id) =>
-      this.#conns.main.get(this.#keys.record(id)),
+    this.#waiters = new FinalWaiters(
+      this.#conns,
+      this.#keys.channel,
+      (id) => this.#conns.main.get(this.#keys.record(id)),
+      parsed.waitPollMs,
     )
     registerBackend(this, {
       keyPrefix: parsed.keyPrefix,

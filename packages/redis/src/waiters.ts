@@ -19,6 +19,11 @@ function readRecord(id: string, json: string): TaskRecord | DecodeError {
  * racing the call is seen by one or the other. After a reconnect (the client re-subscribes by
  * itself) every awaited channel is subscribed again and every awaited record read again, in case its
  * final write happened while the connection was down; a round that fails is retried.
+ *
+ * A safety poll backs all of that: while anyone waits, every awaited record is read again every
+ * `pollMs` (default 10 s). A notification lost for any reason (a publish that reached a
+ * subscriber connection in the instant it was cut) then costs at most one interval, never a
+ * wait that runs to its timeout although the result is stored.
  */
 export class FinalWaiters {
   readonly #conns: Connections
@@ -33,15 +38,19 @@ export class FinalWaiters {
   /** Channel → awaited id. */
   readonly #ids = new Map<string, string>()
   #sub: RedisClient | undefined
+  readonly #pollMs: number
+  #poll: NodeJS.Timeout | undefined
 
   constructor(
     conns: Connections,
     channel: (id: string) => string,
     read: (id: string) => Promise<string | null>,
+    pollMs = 10_000,
   ) {
     this.#conns = conns
     this.#channel = channel
     this.#read = read
+    this.#pollMs = pollMs
   }
 
   /** Resolves with the record once final; rejects with the signal's reason on abort. */
@@ -65,6 +74,8 @@ export class FinalWaiters {
 
   /** Reject every pending wait with `err` and drop the subscriber connection. */
   close(err: Error): void {
+    clearInterval(this.#poll)
+    this.#poll = undefined
     this.#registry.closeAll(err)
     if (this.#sub !== undefined) this.#conns.drop(this.#sub)
     this.#sub = undefined
@@ -77,6 +88,10 @@ export class FinalWaiters {
   }
 
   #watch(id: string): void {
+    if (this.#poll === undefined) {
+      this.#poll = setInterval(() => this.#safetyPoll(), this.#pollMs)
+      this.#poll.unref()
+    }
     const channel = this.#channel(id)
     this.#ids.set(channel, id)
     const subscribed = this.#subscriber()
@@ -90,6 +105,10 @@ export class FinalWaiters {
   #unwatch(id: string): void {
     const channel = this.#channel(id)
     this.#subscribed.delete(id)
+    if (this.#registry.size === 0) {
+      clearInterval(this.#poll)
+      this.#poll = undefined
+    }
     this.#ids.delete(channel)
     this.#sub?.unsubscribe(channel).catch(() => {})
   }
@@ -117,6 +136,18 @@ export class FinalWaiters {
     } catch {
       if (this.#sub !== sub) return
       setTimeout(() => void this.#recheck(sub, attempt + 1), reconnectDelay(attempt)).unref()
+    }
+  }
+
+  /** Read every awaited record once; errors are left to the next round (a wait has its timeout). */
+  #safetyPoll(): void {
+    for (const id of this.#registry.ids()) {
+      this.#read(id).then(
+        (json) => {
+          if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
+        },
+        () => {},
+      )
     }
   }
 

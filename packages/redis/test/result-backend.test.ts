@@ -48,6 +48,24 @@ describe.runIf(available)('RedisResultBackend on Redis', () => {
     }
   })
 
+  it('a final record written without its notification still settles waitFor, by the safety poll', async () => {
+    const b = new RedisResultBackend({ url: REDIS_URL, keyPrefix: prefix, waitPollMs: 100 })
+    await b.connect()
+    open.push(b)
+    const waiting = b.waitFor('missed-1', { signal: AbortSignal.timeout(5000) })
+    await new Promise((r) => setTimeout(r, 50))
+    // As a publish lost on a cut connection leaves it: the record stored, nobody told.
+    await raw.set(
+      `${prefix}:result:missed-1`,
+      JSON.stringify({ state: 'SUCCESS', id: 'missed-1', result: 7 }),
+    )
+    expect((await waiting).result).toBe(7)
+  })
+
+  it('refuses a waitPollMs below 10 ms, naming it', () => {
+    expect(() => new RedisResultBackend({ url: REDIS_URL, waitPollMs: 1 })).toThrow(/waitPollMs/)
+  })
+
   it('stores records as JSON with their TTL', async () => {
     const b = await backend()
     await b.setState({ id: 't1', state: 'STARTED', attempts: 1 }, { ttlMs: 5000 })
