@@ -59,6 +59,8 @@ function raw(id: string): Contender {
   let model: ChannelModel | undefined
   let pub: ConfirmChannel | undefined
   let sub: Channel | undefined
+  /** Acks waiting for their handler (handlers that take time). */
+  const pending = new Set<Promise<unknown>>()
   return {
     async setup() {
       model = await amqp.connect(AMQP_URL, { noDelay: true })
@@ -92,16 +94,21 @@ function raw(id: string): Contender {
             return
           }
           if (waiting === undefined) sub!.ack(msg)
-          else
-            waiting.then(
+          else {
+            const settled = waiting.then(
               () => sub?.ack(msg),
               () => sub?.nack(msg, false, true),
             )
+            pending.add(settled)
+            void settled.finally(() => pending.delete(settled))
+          }
         },
         { noAck: false },
       )
     },
     async stopWorker() {
+      // Handlers that take time may still be running: let them ack before the channel closes.
+      await Promise.allSettled([...pending])
       await sub?.close()
       sub = undefined
     },

@@ -52,6 +52,7 @@ function brokerOnly(id: string): Contender {
   let broker: SqliteBroker | undefined
   let consumer: { cancel(): Promise<void> } | undefined
   const acks = new Set<Promise<void>>()
+  const running = new Set<Promise<void>>()
   const body = (p: Payload) => ({ body: encoder.encode(JSON.stringify(p)) })
   return {
     async setup() {
@@ -75,13 +76,19 @@ function brokerOnly(id: string): Contender {
           }
           const waiting = onJob(JSON.parse(decoder.decode(d.body)) as Payload)
           if (waiting === undefined) ackNow()
-          else void waiting.then(ackNow)
+          else {
+            const handled = waiting.then(ackNow)
+            running.add(handled)
+            void handled.finally(() => running.delete(handled))
+          }
         },
         { prefetch: concurrency },
       )
     },
     async stopWorker() {
-      // The last handled deliveries' acks are still queued: let them commit before cancelling.
+      // Handlers that take time may still run, and the last acks are still queued: let them
+      // finish and commit before cancelling.
+      await Promise.allSettled([...running])
       await Promise.allSettled([...acks])
       await consumer?.cancel()
     },
