@@ -64,12 +64,7 @@ export class DeliveryRunner {
   }
 
   /** Take `d` to its outcome; rejects only when it could not be settled. */
-  /**
-   * Run one delivery to its end (outcome stored, next steps published, settled). `handlerDone`
-   * is called once the handler has finished, before its outcome is stored, when a handler ran;
-   * the worker starts the next delivery then, while this one's outcome is written.
-   */
-  async process(d: Delivery, handlerDone?: () => void): Promise<void> {
+  async process(d: Delivery): Promise<void> {
     const rt = this.rt
     let env: Envelope
     try {
@@ -132,9 +127,9 @@ export class DeliveryRunner {
       if (!admission.admitted) return this.defer(d, env, admission.delayMs)
       release = admission.release
     }
-    if (release === undefined) return this.run(d, env, info, task, input, now, handlerDone)
+    if (release === undefined) return this.run(d, env, info, task, input, now)
     try {
-      return await this.run(d, env, info, task, input, now, handlerDone)
+      return await this.run(d, env, info, task, input, now)
     } finally {
       await release()
     }
@@ -159,7 +154,6 @@ export class DeliveryRunner {
     task: AnyTask,
     input: unknown,
     now: number,
-    handlerDone: (() => void) | undefined,
   ): Promise<void> {
     const rt = this.rt
     const { maxRedeliveries } = this.options
@@ -226,7 +220,6 @@ export class DeliveryRunner {
       this.running.delete(running)
       if (watched) watchLost(d, undefined)
       else if (onLostEvent) lost?.removeEventListener('abort', onLostEvent)
-      handlerDone?.()
     }
     const recorder = running.usedTelemetry
     // Awaited only when the handler reported progress or logged: the usual path adds no await.

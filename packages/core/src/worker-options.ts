@@ -36,10 +36,7 @@ export const workerOptionsSchema = z
     queues: z.array(z.string().min(1)).min(1).optional(),
     /** Tasks run at once. Default 10. */
     concurrency: z.number().int().min(1).max(10_000).default(10),
-    /**
-     * Deliveries held per queue. Default: twice `concurrency`, so the next task is at hand while
-     * a finished one's outcome is written (fetched tasks waiting for a slot keep their leases).
-     */
+    /** Deliveries held per queue. Default: `concurrency`. */
     prefetch: z.number().int().min(1).max(100_000).optional(),
     /** On stop, how long running tasks may take to finish before they are returned to the queue. Default 30 s. */
     shutdownGraceMs: z.number().int().min(0).default(30_000),

@@ -28,16 +28,9 @@ import type { ResolvedWorkerOptions } from './worker-options.js'
  */
 export class Worker {
   private consumers: QueueConsumers | undefined
-  /** Fetched, not started yet; `extendedAt`: when its lease was last asked for (or it arrived). */
-  private readonly buffer: { readonly queue: string; readonly d: Delivery; extendedAt: number }[] = []
+  private readonly buffer: { readonly queue: string; readonly d: Delivery }[] = []
   private readonly running = new Set<RunningTask>()
-  /** Deliveries launched whose handler has not finished yet (at most `concurrency`). */
   private active = 0
-  /**
-   * Deliveries launched and not yet at their end: `active` plus those whose handler finished and
-   * whose outcome is being stored and settled (at most `concurrency` of those too).
-   */
-  private launched = 0
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle'
   private leaseTimer: NodeJS.Timeout | undefined
   private cancelTimer: NodeJS.Timeout | undefined
@@ -66,9 +59,7 @@ export class Worker {
     this.logger = rt.logger
     const emit = rt.events.sink ? new WorkerEvents(rt.events.sink) : undefined
     const queues = this.options.queues ?? defaultQueues(rt)
-    // Twice the concurrency by default: when a handler finishes, the next delivery is already
-    // here and starts while the finished one's outcome is written and settled.
-    const prefetch = this.options.prefetch ?? 2 * this.options.concurrency
+    const prefetch = this.options.prefetch ?? this.options.concurrency
     const flow = hasFlowControl(rt.backend) ? rt.backend : undefined
     let runner: DeliveryRunner
     try {
@@ -136,7 +127,7 @@ export class Worker {
     if (outcome === 'timeout') {
       const left = [...this.running]
       this.logger?.warn(
-        `shutdown grace of ${this.options.shutdownGraceMs} ms ran out: ${left.length} running task(s) aborted and returned to the queue, ${this.launched - left.length} still settling`,
+        `shutdown grace of ${this.options.shutdownGraceMs} ms ran out: ${left.length} running task(s) aborted and returned to the queue, ${this.active - left.length} still settling`,
       )
       for (const r of left) {
         r.abandoned = true
@@ -161,7 +152,7 @@ export class Worker {
   }
 
   private waitDrained(): Promise<void> {
-    if (this.launched === 0) return Promise.resolve()
+    if (this.active === 0) return Promise.resolve()
     return new Promise((resolve) => {
       const prev = this.drained
       this.drained = () => {
@@ -178,18 +169,8 @@ export class Worker {
       )
       return
     }
-    if (this.hasRoom()) this.launch(runner, d)
-    else this.buffer.push({ queue, d, extendedAt: Date.now() })
-  }
-
-  /**
-   * Room to start one more: fewer than `concurrency` handlers running, and fewer than
-   * `concurrency` deliveries whose outcomes are still being written (a slow result backend
-   * must not let finished work pile up without bound).
-   */
-  private hasRoom(): boolean {
-    const { concurrency } = this.options
-    return this.active < concurrency && this.launched - this.active < concurrency
+    if (this.active < this.options.concurrency) this.launch(runner, d)
+    else this.buffer.push({ queue, d })
   }
 
   /** A queue was paused: what was fetched from it but not started goes back at once. */
@@ -206,23 +187,10 @@ export class Worker {
     }
   }
 
-  /**
-   * Start one delivery. Its handler slot is given back when the handler finishes (`handlerDone`),
-   * so the next delivery starts while this one's outcome is stored and settled: with a result
-   * backend the write no longer sits between one task and the next.
-   */
   private launch(runner: DeliveryRunner, d: Delivery): void {
     this.active++
-    this.launched++
-    let handlerRan = false
-    const handlerDone = () => {
-      if (handlerRan) return
-      handlerRan = true
-      this.active--
-      this.startNext(runner)
-    }
-    runner.process(d, handlerDone).then(
-      () => this.finished(runner, handlerDone),
+    runner.process(d).then(
+      () => this.finished(runner),
       async (err) => {
         try {
           this.logger?.error('could not settle a delivery; returning it to the queue', {
@@ -230,27 +198,18 @@ export class Worker {
           })
           await d.nack().catch(() => {})
         } finally {
-          this.finished(runner, handlerDone)
+          this.finished(runner)
         }
       },
     )
   }
 
-  /** Start buffered deliveries while there is room. */
-  private startNext(runner: DeliveryRunner): void {
-    if (this.state !== 'running' && this.state !== 'starting') return
-    while (this.buffer.length > 0 && this.hasRoom()) {
-      const next = this.buffer.shift()
-      if (next) this.launch(runner, next.d)
-    }
-  }
-
   /** A launched delivery is done: start the next one waiting, or tell a stop that all are done. */
-  private finished(runner: DeliveryRunner, handlerDone: () => void): void {
-    this.launched--
-    handlerDone()
-    this.startNext(runner)
-    if (this.launched === 0 && this.drained) {
+  private finished(runner: DeliveryRunner): void {
+    this.active--
+    const next = this.state === 'running' || this.state === 'starting' ? this.buffer.shift() : undefined
+    if (next) this.launch(runner, next.d)
+    else if (this.active === 0 && this.drained) {
       const done = this.drained
       this.drained = undefined
       done()
@@ -265,15 +224,6 @@ export class Worker {
       r.lastExtendedAt = now
       r.delivery.extend(this.options.leaseMs).catch((err) => {
         this.logger?.warn('could not extend a lease', { id: r.envelope.id, error: String(err) })
-      })
-    }
-    // Fetched and waiting for a handler slot (prefetch above concurrency): their leases must not
-    // run out behind long tasks either, or they would be delivered again elsewhere.
-    for (const b of this.buffer) {
-      if (now - b.extendedAt < every || !b.d.extend) continue
-      b.extendedAt = now
-      b.d.extend(this.options.leaseMs).catch((err) => {
-        this.logger?.warn('could not extend the lease of a fetched task', { error: String(err) })
       })
     }
   }

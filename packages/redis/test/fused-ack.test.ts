@@ -338,8 +338,7 @@ describe.runIf(available)('Redis deliveries: ackWithRecord and lost', () => {
       open.push(app)
       await app.connect()
       // Lease 3 s: the worker extends about every second, so the takeover below cannot race it.
-      // Prefetch 1: a free slot of its own would let this worker take the message back itself.
-      const worker = await app.worker({ concurrency: 1, prefetch: 1, queues: [q], leaseMs: 3000 }).start()
+      const worker = await app.worker({ concurrency: 1, queues: [q], leaseMs: 3000 }).start()
       const sent = await app.send(waits.s(null))
       await running
       // Started after the worker took the message, so only a takeover can bring it here.
