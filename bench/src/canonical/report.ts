@@ -112,12 +112,14 @@ const STORE_NOTES: Record<string, string[]> = {
 /** When each set ran and what none of them did yet; edit with the next run. */
 const CAVEATS = [
   '**Caveats.** The sets were run at different times, so compare ratios within a set, never figures',
-  'across sets. `redis` and `redis+aof`: 2026-12-02 from 11:50, on a quiet machine (1-minute load',
-  "about 2–3, the bench itself), after the day's core work. `memory`: after `redis`, the same conditions.",
-  "`sqlite`: 07:58 the same day. `postgres` and `amqp`: 00:12–00:59, before the day's core work,",
-  "while other engineers' tests loaded the 2 cores (load 10–35; the Redis and PostgreSQL sets of that",
-  'night ran at the same time). Not run yet: the new workloads (handler time, failure path, several',
-  'worker processes, open loop) on PostgreSQL, RabbitMQ and SQLite; drain at c = 200 outside Redis;',
+  'across sets. `redis`: 2026-12-02 11:50–12:24 on a quiet machine (1-minute load about 1.5–3, the',
+  "bench itself), after the day's core work; its `drain-c50-p2` / `-p4` rows were timed by the first",
+  'multi-process clock (10 ms progress reports): fine for the libraries (2–3% at their rates), meaningless',
+  'for the raw BLMPOP floor (a 40,000-job drain inside one report). `memory`: 07:27 and `sqlite`: 07:58',
+  "the same day. `postgres` and `amqp`: 00:12–00:59, before the day's core work, while other engineers'",
+  'tests loaded the 2 cores (load 10–35; the Redis and PostgreSQL sets of that night ran at the same',
+  'time). Not run yet: the new workloads (handler time, failure path, several worker processes, open',
+  'loop) outside Redis; drain at c = 10 and 200 outside Redis; Redis with AOF (`BENCH_REDIS_AOF_URL`);',
   'payloads of 1 KiB / 16 KiB (`--payload`); the peers on Node 24.',
 ]
 
