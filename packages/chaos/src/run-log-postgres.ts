@@ -7,6 +7,9 @@ export async function openPostgresRunLog(url: string, table: string): Promise<Ru
     throw new Error(`run log table must be schema.table in lower case, got ${table}`)
   }
   const pool = new pg.Pool({ connectionString: url, max: 2 })
+  // An idle pooled connection that the server ends (a restart in a later fault test of the same
+  // worker process) makes the pool emit 'error': without a listener that is an uncaught crash.
+  pool.on('error', () => {})
   // Every process may create it at once: IF NOT EXISTS can still race on the type, so retry once.
   const create = `CREATE TABLE IF NOT EXISTS ${table} (
     id text NOT NULL, attempt integer NOT NULL, pid integer NOT NULL, at bigint NOT NULL, planned text NOT NULL)`
