@@ -10,6 +10,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { Tally } from './tally.js'
 import type { Contender, RunResult } from './types.js'
 import type { WorkerMessage } from './worker-process.js'
 
@@ -63,6 +64,7 @@ export async function drainAcross(c: Contender, a: Across): Promise<Measured> {
           else {
             errors.push(m.error)
             resolve()
+            onProgress()
           }
         })
         child.on('exit', () => resolve())
@@ -74,6 +76,11 @@ export async function drainAcross(c: Contender, a: Across): Promise<Measured> {
   const finished = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), a.timeoutMs)
     onProgress = () => {
+      if (errors.length > 0) {
+        clearTimeout(timer)
+        resolve(false)
+        return
+      }
       const s = sum()
       if (start === 0 && s >= warmup) {
         start = Math.max(...lastAts)
@@ -93,21 +100,9 @@ export async function drainAcross(c: Contender, a: Across): Promise<Measured> {
   const exits = children.map((ch) => new Promise<void>((r) => ch.once('exit', () => r())))
   for (const ch of children) ch.send('stop')
   await Promise.all(exits)
-  const seen = new Uint8Array(total)
-  let distinct = 0
-  let duplicates = 0
-  let handled = 0
-  for (const list of lists) {
-    for (const n of list ?? []) {
-      handled++
-      if (n < 0 || n >= total) continue
-      if (seen[n]) duplicates++
-      else {
-        seen[n] = 1
-        distinct++
-      }
-    }
-  }
+  const tally = new Tally(total)
+  for (const list of lists) for (const n of list ?? []) tally.see(n)
+  const { distinct, duplicates, handled } = tally
   const remaining = await c.remaining()
   const missing = total - distinct
   const seconds = (end - start) / 1000

@@ -20,6 +20,7 @@ import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { drainAcross } from './multi-process.js'
+import { Tally } from './tally.js'
 import type { Contender, OnJob, Payload, RunResult, StoreModule } from './types.js'
 
 const { values } = parseArgs({
@@ -53,46 +54,6 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[i] ?? Number.NaN
 }
 
-/** Counts each job number; `until(k)` resolves when k distinct jobs were seen. */
-class Tally {
-  readonly seen: Uint8Array
-  handled = 0
-  distinct = 0
-  duplicates = 0
-  private waiters: { k: number; resolve: () => void }[] = []
-  constructor(total: number) {
-    this.seen = new Uint8Array(total)
-  }
-  on = (p: Payload): void => {
-    this.handled++
-    if (p.n < 0 || p.n >= this.seen.length) return
-    if (this.seen[p.n]) {
-      this.duplicates++
-      return
-    }
-    this.seen[p.n] = 1
-    this.distinct++
-    if (this.waiters.length > 0) {
-      const ready = this.waiters.filter((w) => this.distinct >= w.k)
-      this.waiters = this.waiters.filter((w) => this.distinct < w.k)
-      for (const w of ready) w.resolve()
-    }
-  }
-  until(k: number, timeoutMs: number): Promise<boolean> {
-    if (this.distinct >= k) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs)
-      this.waiters.push({
-        k,
-        resolve: () => {
-          clearTimeout(timer)
-          resolve(true)
-        },
-      })
-    })
-  }
-}
-
 async function fill(c: Contender, from: number, to: number): Promise<void> {
   for (let i = from; i < to; i += 1000) {
     const chunk: Payload[] = []
@@ -119,9 +80,10 @@ async function drain(c: Contender, concurrency: number, handlerMs = 0, failEvery
   const failed = new Uint8Array(failEvery > 0 ? total : 0)
   let failedAttempts = 0
   const onJob: OnJob =
-    failEvery > 0
-      ? (p) => {
-          if (p.n % failEvery === 0 && p.n < total && failed[p.n] === 0) {
+    failEvery === 0 && handlerMs === 0
+      ? tally.on
+      : (p) => {
+          if (failEvery > 0 && p.n % failEvery === 0 && p.n < total && failed[p.n] === 0) {
             failed[p.n] = 1
             failedAttempts++
             throw new Error(`job ${p.n} fails its first attempt`)
@@ -129,12 +91,6 @@ async function drain(c: Contender, concurrency: number, handlerMs = 0, failEvery
           tally.on(p)
           if (handlerMs > 0) return sleep(handlerMs)
         }
-      : handlerMs > 0
-        ? (p) => {
-            tally.on(p)
-            return sleep(handlerMs)
-          }
-        : tally.on
   await c.startWorker(concurrency, onJob)
   const warmed = await tally.until(warmup, TIMEOUT_MS)
   const start = performance.now()
