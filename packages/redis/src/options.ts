@@ -80,6 +80,9 @@ export interface RedisResultBackendOptions extends RedisConnectionOptions {
   readonly waitPollMs?: number
 }
 
+/** Default of `waitPollMs`: the waiters' safety poll, 10 s. */
+const DEFAULT_WAIT_POLL_MS = 10_000
+
 /** Default lease of a delivery: 30 s. */
 export const DEFAULT_LEASE_MS = 30_000
 /** Default highest priority. */
@@ -216,7 +219,7 @@ export function parseBackendOptions(options: RedisResultBackendOptions | string)
     logger: maskingLogger(raw.logger ?? consoleLogger),
     keyPrefix: raw.keyPrefix ?? query.keyPrefix ?? DEFAULT_KEY_PREFIX,
     eventRetention: raw.eventRetention ?? DEFAULT_EVENT_RETENTION,
-    waitPollMs: raw.waitPollMs ?? 10_000,
+    waitPollMs: raw.waitPollMs ?? DEFAULT_WAIT_POLL_MS,
   }
 }
 

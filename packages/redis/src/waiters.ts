@@ -21,7 +21,7 @@ function readRecord(id: string, json: string): TaskRecord | DecodeError {
  * final write happened while the connection was down; a round that fails is retried.
  *
  * A safety poll backs all of that: while anyone waits, every awaited record is read again every
- * `pollMs` (default 10 s). A notification lost for any reason (a publish that reached a
+ * `pollMs` (the backend's `waitPollMs`, default 10 s). A notification lost for any reason (a publish that reached a
  * subscriber connection in the instant it was cut) then costs at most one interval, never a
  * wait that runs to its timeout although the result is stored.
  */
@@ -45,7 +45,7 @@ export class FinalWaiters {
     conns: Connections,
     channel: (id: string) => string,
     read: (id: string) => Promise<string | null>,
-    pollMs = 10_000,
+    pollMs: number,
   ) {
     this.#conns = conns
     this.#channel = channel
@@ -127,12 +127,7 @@ export class FinalWaiters {
       await sub.subscribe(...ids.map((id) => this.#channel(id)))
       // A channel whose last waiter left meanwhile may stay subscribed: its messages are ignored
       // (not unsubscribed here, which could undo a new waiter's SUBSCRIBE of the same channel).
-      await Promise.all(
-        ids.map(async (id) => {
-          const json = await this.#read(id)
-          if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
-        }),
-      )
+      await Promise.all(ids.map((id) => this.#reread(id)))
     } catch {
       if (this.#sub !== sub) return
       setTimeout(() => void this.#recheck(sub, attempt + 1), reconnectDelay(attempt)).unref()
@@ -141,14 +136,13 @@ export class FinalWaiters {
 
   /** Read every awaited record once; errors are left to the next round (a wait has its timeout). */
   #safetyPoll(): void {
-    for (const id of this.#registry.ids()) {
-      this.#read(id).then(
-        (json) => {
-          if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
-        },
-        () => {},
-      )
-    }
+    for (const id of this.#registry.ids()) this.#reread(id).catch(() => {})
+  }
+
+  /** Read `id`'s record again and settle its waiters if it is final (or garbage). */
+  async #reread(id: string): Promise<void> {
+    const json = await this.#read(id)
+    if (json !== null && this.#registry.has(id)) this.#seen(id, readRecord(id, json))
   }
 
   #subscriber(): RedisClient {
