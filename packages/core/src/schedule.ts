@@ -138,10 +138,8 @@ export class Scheduler implements Schedule {
       this.stopped = true
       clearTimeout(this.timer)
       const due = this.next
-      if (this.armed && due && due.getTime() <= Date.now()) {
-        this.armed = false
+      if (this.armed && due && due.getTime() <= Date.now())
         this.inflight = this.inflight.then(() => this.fire(due))
-      }
       this.armed = false
     }
     await this.inflight
